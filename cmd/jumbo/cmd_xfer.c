@@ -1,0 +1,225 @@
+/* jumbo send / jumbo get: scp-style transfers run in-process. */
+#include <getopt.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "jumbo.h"
+
+struct xfer_args {
+	struct jb_xfer_opts o;
+	bool json, quiet;
+};
+
+static const char xfer_help[] =
+	"  -P, --parallel N     data streams (TCP connections), 1..64 (default 4)\n"
+	"  -r, --recursive      copy directories and their contents\n"
+	"      --block-size SZ  block size, 64K..64M (default 8M); the unit of\n"
+	"                       verification and resume\n"
+	"      --encrypt        data streams under TLS too (control is always TLS)\n"
+	"      --rate RATE      pacing cap in bits/s for the whole transfer, k/M/G\n"
+	"                       suffixes as iperf3 -b (e.g. 10G)\n"
+	"      --window SIZE    socket buffer per stream (default: kernel autotuning)\n"
+	"      --cc NAME        congestion control (default bbr where available)\n"
+	"      --json           print one JSON result object on stdout\n"
+	"  -q, --quiet          no progress bar\n"
+	"  -h, --help           this text\n"
+	"\nExit status 0 only when every file was verified at the destination.\n";
+
+static int parse_args(const char *verb, int argc, char **argv, struct xfer_args *a)
+{
+	static const struct option opts[] = {
+		{"parallel", required_argument, NULL, 'P'}, {"recursive", no_argument, NULL, 'r'},
+		{"block-size", required_argument, NULL, 'b'}, {"encrypt", no_argument, NULL, 'e'},
+		{"rate", required_argument, NULL, 'R'}, {"window", required_argument, NULL, 'w'},
+		{"cc", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0},
+	};
+	jb_xfer_opts_init(&a->o);
+	int o;
+	uint64_t v;
+	while ((o = getopt_long(argc, argv, "P:rqh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'P': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > JB_WIRE_MAX_STREAMS) {
+				cli_error("%s: -P wants 1..%d streams, not '%s'", verb, JB_WIRE_MAX_STREAMS, optarg);
+				return -1;
+			}
+			a->o.streams = (int)n;
+			break;
+		}
+		case 'r': a->o.recursive = true; break;
+		case 'b':
+			if (jb_parse_size(optarg, &v) < 0 || v < JB_WIRE_MIN_BLOCK || v > JB_WIRE_MAX_BLOCK) {
+				cli_error("%s: --block-size wants 64K..64M, not '%s'", verb, optarg);
+				return -1;
+			}
+			a->o.block_size = (uint32_t)v;
+			break;
+		case 'e': a->o.encrypt = true; break;
+		case 'R':
+			if (jb_parse_rate(optarg, &v) < 0 || v == 0) {
+				cli_error("%s: --rate wants bits per second such as 500M or 10G, not '%s'", verb, optarg);
+				return -1;
+			}
+			a->o.tune.rate_bps = v;
+			break;
+		case 'w':
+			if (jb_parse_size(optarg, &v) < 0 || v < 4096 || v > (1ull << 30)) {
+				cli_error("%s: --window wants 4K..1G, not '%s'", verb, optarg);
+				return -1;
+			}
+			a->o.tune.window = v;
+			break;
+		case 'C': a->o.tune.cc = optarg; break;
+		case 'j': a->json = true; break;
+		case 'q': a->quiet = true; break;
+		case 'h': return 1;
+		default: return -1;
+		}
+	}
+	if (a->o.tune.rate_bps) /* a per-transfer cap, spread over the streams */
+		a->o.tune.rate_bps = JB_MAX(a->o.tune.rate_bps / (uint64_t)a->o.streams, 8000);
+	return 0;
+}
+
+static void report(const char *verb, const struct xfer_args *a, const struct jb_xfer_result *r, int rc,
+		   const struct jb_error *err, uint64_t rate_total)
+{
+	double gbps = r->seconds > 0 ? r->bytes_sent * 8.0 / r->seconds / 1e9 : 0;
+	if (a->json) {
+		json_t *files = json_array();
+		for (uint32_t i = 0; i < r->files; i++) {
+			const struct jb_file_result *f = &r->file[i];
+			json_t *o = json_pack("{s:s, s:s, s:I, s:b}", "path", f->path, "type", f->dir ? "dir" : "file",
+					      "size", (json_int_t)f->size, "verified", f->ok);
+			if (!f->dir && f->digest[0])
+				json_object_set_new(o, "digest", json_string(f->digest));
+			if (f->error)
+				json_object_set_new(o, "error", json_string(f->error));
+			json_array_append_new(files, o);
+		}
+		json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:I, s:s, s:I, s:o}",
+				      "direction", verb, "peer", r->peer, "ok", rc == 0, "files", (json_int_t)r->files,
+				      "files_verified", (json_int_t)r->files_ok, "bytes_total", (json_int_t)r->bytes_total,
+				      "bytes_sent", (json_int_t)r->bytes_sent, "seconds", r->seconds, "gbps", gbps,
+				      "streams", r->streams, "block_size", (json_int_t)r->block_size,
+				      "congestion_control", r->cc, "blocks_resent", (json_int_t)r->blocks_resent,
+				      "entries", files);
+		if (rate_total)
+			json_object_set_new(j, "rate_bps", json_integer((json_int_t)rate_total));
+		if (rc)
+			json_object_set_new(j, "error", json_string(err->msg));
+		char *s = json_dumps(j, JSON_INDENT(2));
+		puts(s);
+		free(s);
+		json_decref(j);
+	}
+	if (rc) {
+		cli_error("%s", err->msg);
+		return;
+	}
+	if (a->json || a->quiet)
+		return;
+	char b[32];
+	jb_format_bytes(r->bytes_sent, b, sizeof b);
+	uint32_t nf = 0;
+	const struct jb_file_result *one = NULL;
+	for (uint32_t i = 0; i < r->files; i++)
+		if (!r->file[i].dir) {
+			nf++;
+			one = &r->file[i];
+		}
+	fprintf(stderr, "%s %u file%s, %s in %.2f s: %.2f Gbit/s over %d stream%s (%s)", verb == NULL ? "" : !strcmp(verb, "send") ? "sent" : "received",
+		nf, nf == 1 ? "" : "s", b, r->seconds, gbps, r->streams, r->streams == 1 ? "" : "s",
+		r->cc[0] ? r->cc : "tcp");
+	if (r->bytes_sent < r->bytes_total) {
+		char t[32];
+		jb_format_bytes(r->bytes_total - r->bytes_sent, t, sizeof t);
+		fprintf(stderr, "; %s already there, verified", t);
+	}
+	fputc('\n', stderr);
+	if (nf == 1 && one)
+		fprintf(stderr, "verified %s  %s\n", one->digest, one->path);
+}
+
+static int run(struct cli *g, const char *verb, int argc, char **argv)
+{
+	struct xfer_args a = {0};
+	int pr = parse_args(verb, argc, argv, &a);
+	bool send = !strcmp(verb, "send");
+	if (pr == 1) {
+		printf(send ? "Usage: jumbo send [OPTIONS] SRC... PEER:PATH\n\nSends local files to a site.\n\n"
+			    : "Usage: jumbo get [OPTIONS] PEER:PATH DEST\n\nFetches files from a site.\n\n");
+		fputs(xfer_help, stdout);
+		return 0;
+	}
+	if (pr < 0)
+		return EXIT_USAGE;
+	int nargs = argc - optind;
+	if (nargs < 2 || (!send && nargs != 2)) {
+		cli_error(send ? "send: usage: jumbo send [OPTIONS] SRC... PEER:PATH"
+			       : "get: usage: jumbo get [OPTIONS] PEER:PATH DEST");
+		return EXIT_USAGE;
+	}
+	struct jb_config *c = NULL;
+	if (cli_load_config(g, &c) < 0)
+		return 1;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	struct jb_error err = {0};
+	struct jb_remote rm = {0};
+	const char *remote = send ? argv[argc - 1] : argv[optind];
+	int r = jb_remote_parse(c, remote, &rm, &err), rc = 1;
+	if (r == 0) {
+		cli_error("%s: %s is not a remote path (PEER:PATH or jumbo://HOST:PORT/PATH)", verb, remote);
+		jb_config_free(c);
+		return EXIT_USAGE;
+	}
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		jb_config_free(c);
+		return 1;
+	}
+	if (send)
+		for (int i = optind; i < argc - 1; i++) {
+			struct jb_remote other;
+			if (jb_remote_parse(c, argv[i], &other, NULL) == 1) {
+				cli_error("send: sources must be local; use 'jumbo get' to fetch %s", argv[i]);
+				jb_remote_free(&other);
+				jb_remote_free(&rm);
+				jb_config_free(c);
+				return EXIT_USAGE;
+			}
+		}
+	struct progress_bar bar = {.label = send ? argv[optind] : argv[argc - 1],
+				   .enabled = !a.quiet && !a.json && isatty(STDERR_FILENO)};
+	a.o.progress = progress_draw;
+	a.o.progress_ud = &bar;
+	uint64_t rate_total = a.o.tune.rate_bps * (uint64_t)a.o.streams;
+	struct jb_client *cl = NULL;
+	struct jb_xfer_result res = {0};
+	r = jb_client_new(c, &cl, &err);
+	if (r == 0)
+		r = send ? jb_client_push(cl, &rm, argv + optind, (size_t)(argc - 1 - optind), &a.o, &res, &err)
+			 : jb_client_pull(cl, &rm, argv[argc - 1], &a.o, &res, &err);
+	progress_finish(&bar);
+	if (!res.peer[0])
+		snprintf(res.peer, sizeof res.peer, "%s", rm.label);
+	report(verb, &a, &res, r, &err, rate_total);
+	rc = r == 0 ? 0 : 1;
+	jb_xfer_result_free(&res);
+	jb_client_free(cl);
+	jb_remote_free(&rm);
+	jb_config_free(c);
+	return rc;
+}
+
+int cmd_send(struct cli *g, int argc, char **argv) { return run(g, "send", argc, argv); }
+int cmd_get(struct cli *g, int argc, char **argv) { return run(g, "get", argc, argv); }

@@ -1,0 +1,36 @@
+#include <stdarg.h>
+#include <string.h>
+
+#include "jumbo.h"
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("jumbo: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* --config FILE, else $JUMBO_CONFIG, else ~/.config/jumbo/jumbo.conf */
+int cli_load_config(struct cli *g, struct jb_config **ret)
+{
+	char buf[4200];
+	const char *path = g->config_path;
+	if (!path || !*path)
+		path = getenv("JUMBO_CONFIG");
+	if (!path || !*path) {
+		const char *home = getenv("HOME");
+		snprintf(buf, sizeof buf, "%s/.config/jumbo/jumbo.conf", home ? home : "");
+		path = buf;
+	}
+	struct jb_error err = {0};
+	if (jb_config_load(path, ret, &err) < 0) {
+		cli_error("%s", err.msg);
+		if (err.code == ENOENT)
+			fprintf(stderr, "jumbo: name a configuration with --config FILE or $JUMBO_CONFIG (see jumbo.conf(5))\n");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,33 @@
+/* The jumbo CLI: shared declarations of its subcommands. */
+#pragma once
+#include <stdio.h>
+
+#include "jumbo/config.h"
+#include "jumbo/xfer.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+	const char *config_path; /* --config */
+	int verbose;
+};
+
+int cmd_keygen(struct cli *g, int argc, char **argv);
+int cmd_fingerprint(struct cli *g, int argc, char **argv);
+int cmd_send(struct cli *g, int argc, char **argv);
+int cmd_get(struct cli *g, int argc, char **argv);
+int cmd_ls(struct cli *g, int argc, char **argv);
+int cmd_sum(struct cli *g, int argc, char **argv);
+
+/* common.c */
+int cli_load_config(struct cli *g, struct jb_config **ret);
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* progress.c */
+struct progress_bar {
+	const char *label;
+	bool enabled;
+	double last_draw;
+};
+void progress_draw(const struct jb_progress *p, void *ud);
+void progress_finish(struct progress_bar *b);

@@ -1,0 +1,132 @@
+/* jumbod: one per site.  Parses arguments, loads the configuration and runs
+ * the transfer service and the REST API until SIGTERM/SIGINT. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "jb_version.h"
+#include "jumbo/api.h"
+#include "jumbo/config.h"
+#include "jumbo/xfer.h"
+
+static struct jb_server *g_srv;
+
+static void on_signal(int sig)
+{
+	if (g_srv)
+		jb_server_stop(g_srv);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: jumbod --config FILE [--check] [--ready-file FILE] [-v|-q]\n"
+		   "\n"
+		   "Runs a jumbo site: the transfer service on [site] listen and the REST API\n"
+		   "on [site] api, writing only under [site] root and [site] state.\n"
+		   "\n"
+		   "  -c, --config FILE      configuration (default $JUMBO_CONFIG)\n"
+		   "  -n, --check            validate the configuration and exit\n"
+		   "      --ready-file FILE  once listening, write {\"listen\":PORT,\"api\":PORT} to FILE\n"
+		   "  -v, --verbose          log debug messages\n"
+		   "  -q, --quiet            log warnings and errors only\n"
+		   "  -V, --version          print the version\n"
+		   "  -h, --help             this text\n"
+		   "\n"
+		   "See jumbod(8) and jumbo.conf(5).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
+		{"ready-file", required_argument, NULL, 'R'}, {"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'}, {0},
+	};
+	const char *config = getenv("JUMBO_CONFIG"), *ready = NULL;
+	bool check = false;
+	enum jb_log_level lvl = JB_LOG_INFO;
+	int o;
+	while ((o = getopt_long(argc, argv, "c:nvqVh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': config = optarg; break;
+		case 'n': check = true; break;
+		case 'R': ready = optarg; break;
+		case 'v': lvl = JB_LOG_DEBUG; break;
+		case 'q': lvl = JB_LOG_WARN; break;
+		case 'V': printf("jumbod %s\n", JB_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || !config || !*config) {
+		fprintf(stderr, "jumbod: %s\n", optind != argc ? "unexpected arguments" : "no configuration: use --config FILE");
+		usage(stderr);
+		return 2;
+	}
+	jb_log_set(jb_log_stderr, "jumbod", lvl);
+	struct jb_error err = {0};
+	struct jb_config *c = NULL;
+	if (jb_config_load(config, &c, &err) < 0 || jb_config_check_daemon(c, &err) < 0) {
+		fprintf(stderr, "jumbod: %s\n", err.msg);
+		jb_config_free(c);
+		return 1;
+	}
+	if (check) {
+		uint8_t fp[32];
+		char f[72];
+		if (jb_identity_fingerprint(c->identity, fp, &err) < 0) {
+			fprintf(stderr, "jumbod: %s\n", err.msg);
+			jb_config_free(c);
+			return 1;
+		}
+		jb_fp_format(fp, f);
+		printf("%s: ok (site %s, %s, %zu peers)\n", config, c->name, f, c->npeers);
+		jb_config_free(c);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	struct jb_server *srv = NULL;
+	struct jb_api *api = NULL;
+	if (jb_server_new(c, &srv, &err) < 0) {
+		fprintf(stderr, "jumbod: %s\n", err.msg);
+		jb_config_free(c);
+		return 1;
+	}
+	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, &api, &err) < 0) {
+		fprintf(stderr, "jumbod: %s\n", err.msg);
+		jb_server_free(srv);
+		jb_config_free(c);
+		return 1;
+	}
+	g_srv = srv;
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	jb_log(JB_LOG_INFO, "site %s: transfers on %s (port %d), API on %s, data root %s", c->name, c->listen,
+	       jb_server_port(srv), api ? c->api : "off", c->root);
+	if (ready) {
+		char tmp[4200];
+		snprintf(tmp, sizeof tmp, "%s.tmp", ready);
+		FILE *f = fopen(tmp, "we");
+		if (f) {
+			fprintf(f, "{\"listen\": %d, \"api\": %d, \"pid\": %d}\n", jb_server_port(srv),
+				api ? jb_api_port(api) : 0, (int)getpid());
+			fclose(f);
+			rename(tmp, ready);
+		}
+	}
+	jb_server_run(srv);
+	jb_log(JB_LOG_INFO, "site %s: stopping", c->name);
+	jb_api_stop(api);
+	jb_server_free(srv);
+	jb_config_free(c);
+	return 0;
+}

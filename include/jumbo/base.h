@@ -1,0 +1,68 @@
+/* jumbo base: the error contract, logging, cleanup helpers, small utilities.
+ *
+ * Error contract (as in crun): a fallible function returns a negative
+ * errno-style int (or NULL) and, when given a non-NULL struct jb_error,
+ * fills it with a message.  The library never prints; programs print once. */
+#pragma once
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define JB_EXPORT __attribute__((visibility("default")))
+
+struct jb_error {
+	int code;        /* positive errno value, 0 when unset */
+	char msg[512];
+};
+
+/* Set err (if not NULL) and return -code. */
+JB_EXPORT int jb_err(struct jb_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prefix an already-set message with context ("ctx: old message"). Returns -code. */
+JB_EXPORT int jb_err_prefix(struct jb_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Logging: the library reports through one callback. */
+enum jb_log_level { JB_LOG_ERROR, JB_LOG_WARN, JB_LOG_INFO, JB_LOG_DEBUG };
+typedef void (*jb_log_fn)(enum jb_log_level lvl, const char *msg, void *ud);
+JB_EXPORT void jb_log_set(jb_log_fn fn, void *ud, enum jb_log_level max);
+JB_EXPORT void jb_log(enum jb_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+JB_EXPORT void jb_log_stderr(enum jb_log_level lvl, const char *msg, void *ud);
+
+/* Cleanup helpers. */
+static inline void jb_freep(void *p) { free(*(void **)p); }
+static inline void jb_closep(int *fd) { if (*fd >= 0) close(*fd); }
+#define _cleanup_free_ __attribute__((cleanup(jb_freep)))
+#define _cleanup_close_ __attribute__((cleanup(jb_closep)))
+#define JB_TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+#define JB_TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+#define JB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define JB_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define JB_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Sizes: "8M", "1G", "4096", "1.5G" (binary multiples).  Rates: "10G" in bits
+ * per second with decimal k/M/G/T multiples, as iperf3 -b. */
+JB_EXPORT int jb_parse_size(const char *s, uint64_t *ret);
+JB_EXPORT int jb_parse_rate(const char *s, uint64_t *ret_bps);
+JB_EXPORT void jb_format_bytes(uint64_t n, char *buf, size_t len);
+JB_EXPORT void jb_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 */
+JB_EXPORT double jb_now(void); /* monotonic seconds */
+
+/* Full reads/writes on blocking descriptors (retry EINTR/short). */
+JB_EXPORT int jb_read_full(int fd, void *buf, size_t n);  /* 0, -EPIPE on EOF, -errno */
+JB_EXPORT int jb_write_full(int fd, const void *buf, size_t n);
+
+/* Paths relative to a data root.  jb_path_clean() turns a user path
+ * ("/run7/a.h5", "run7//a.h5/") into a relative one ("run7/a.h5"; "" for the
+ * root) and refuses ".." components, NUL bytes and over-long names. */
+#define JB_PATH_MAX 4096
+#define JB_NAME_MAX 255
+JB_EXPORT int jb_path_clean(const char *in, char **ret, struct jb_error *err);
+/* openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) below dirfd. */
+JB_EXPORT int jb_open_beneath(int dirfd, const char *rel, int flags, mode_t mode);
+/* mkdir -p of rel below dirfd, each step resolved beneath. */
+JB_EXPORT int jb_mkdirs_beneath(int dirfd, const char *rel, mode_t mode);

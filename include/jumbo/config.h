@@ -1,0 +1,38 @@
+/* jumbo.conf(5): one INI-style file for jumbo and jumbod. */
+#pragma once
+#include "jumbo/base.h"
+
+#define JB_DEFAULT_PORT 4410
+#define JB_MAX_PEERS 1024
+
+struct jb_peer {
+	char *name;
+	char *address;        /* "host:port", NULL when the peer only connects in */
+	uint8_t fp[32];       /* SHA-256 of the peer's certificate (DER) */
+};
+
+struct jb_config {
+	char *path;           /* where it was read from */
+	char *name;           /* [site] name */
+	char *identity;       /* directory with key.pem, cert.pem */
+	char *root;           /* jumbod data root */
+	char *listen;         /* jumbod transfer listener, host:port */
+	char *api;            /* jumbod REST API, host:port ("" or "off" disables) */
+	char *state;          /* jumbod state directory */
+	struct jb_peer *peers;
+	size_t npeers;
+};
+
+JB_EXPORT int jb_config_load(const char *path, struct jb_config **ret, struct jb_error *err);
+JB_EXPORT int jb_config_parse(const char *text, const char *path, struct jb_config **ret,
+			      struct jb_error *err);
+JB_EXPORT void jb_config_free(struct jb_config *c);
+/* Checks what jumbod needs on top of parsing (root, listen, state). */
+JB_EXPORT int jb_config_check_daemon(const struct jb_config *c, struct jb_error *err);
+JB_EXPORT const struct jb_peer *jb_config_peer(const struct jb_config *c, const char *name);
+JB_EXPORT const struct jb_peer *jb_config_peer_by_fp(const struct jb_config *c, const uint8_t fp[32]);
+/* "SHA256:<64 hex>" <-> bytes */
+JB_EXPORT int jb_fp_parse(const char *s, uint8_t out[32]);
+JB_EXPORT void jb_fp_format(const uint8_t fp[32], char out[72]);
+/* "host:port", "[v6]:port", "host" (default port) -> separate parts. */
+JB_EXPORT int jb_split_hostport(const char *s, char *host, size_t hostlen, int *port);

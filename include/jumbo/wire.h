@@ -1,0 +1,157 @@
+/* jumbo wire: transfer-protocol messages (docs/PROTOCOL.md).  Pure functions:
+ * no I/O, no allocation in the decoders, every length checked before use. */
+#pragma once
+#include "jumbo/base.h"
+
+#define JB_WIRE_VERSION 1
+#define JB_WIRE_MAGIC 0x4a4d424fu        /* "JMBO": HELLO */
+#define JB_WIRE_MAX_FRAME (1u << 20)     /* control frame body, bytes */
+#define JB_WIRE_MIN_BLOCK (64u << 10)
+#define JB_WIRE_MAX_BLOCK (64u << 20)
+#define JB_WIRE_DEFAULT_BLOCK (8u << 20)
+#define JB_WIRE_MAX_STREAMS 64
+#define JB_WIRE_MAX_FILES 1000000u       /* entries in one manifest */
+#define JB_WIRE_MAX_NAME 64
+#define JB_WIRE_MAX_MSG 1024             /* ERROR / FILE_DONE text */
+#define JB_DIGEST_LEN 16                 /* XXH3-128, big-endian canonical form */
+
+enum jb_op { JB_OP_PUSH = 1, JB_OP_PULL = 2, JB_OP_LIST = 3 };
+enum {
+	JB_HELLO_ENCRYPT = 1 << 0,   /* data streams under TLS too */
+	JB_HELLO_DEST_DIR = 1 << 1,  /* PUSH: destination names a directory */
+	JB_HELLO_RECURSIVE = 1 << 2, /* PULL: a directory source is sent whole */
+	JB_HELLO_ALL = 7,
+};
+enum jb_entry_type { JB_ENTRY_FILE = 1, JB_ENTRY_DIR = 2 };
+
+enum jb_msg_type {
+	JB_MSG_HELLO = 1,
+	JB_MSG_WELCOME = 2,
+	JB_MSG_ERROR = 3,
+	JB_MSG_FILES = 4,
+	JB_MSG_FILES_END = 5,
+	JB_MSG_NEED = 6,
+	JB_MSG_NEED_END = 7,
+	JB_MSG_FILE_END = 8,
+	JB_MSG_FILE_DONE = 9,
+	JB_MSG_RESEND = 10,
+	JB_MSG_BYE = 11,
+};
+
+struct jb_wire_entry {
+	uint8_t type;
+	char path[JB_PATH_MAX];
+	uint64_t size;
+	uint32_t mode;
+	int64_t mtime_ns;
+};
+
+struct jb_msg {
+	uint8_t type;
+	union {
+		struct {
+			uint16_t version;
+			uint8_t op, flags;
+			uint16_t streams;
+			uint32_t block_size;
+			uint64_t rate_bps;   /* pacing cap for the sending end, 0 = none */
+			char path[JB_PATH_MAX];
+			char name[JB_WIRE_MAX_NAME + 1];
+		} hello;
+		struct {
+			uint16_t version;
+			uint8_t flags;
+			uint16_t streams;
+			uint32_t block_size;
+			uint8_t session[16];
+			uint8_t secret[32];
+			char name[JB_WIRE_MAX_NAME + 1];
+		} welcome;
+		struct {
+			uint16_t code;
+			char text[JB_WIRE_MAX_MSG + 1];
+		} error;
+		struct {
+			uint32_t first, count;
+			const uint8_t *entries; /* count encoded entries, already validated */
+			size_t len;
+		} files;
+		struct {
+			uint32_t count;
+			uint64_t bytes;
+		} files_end;
+		struct {
+			uint32_t file, nranges;
+			const uint8_t *ranges; /* nranges x (u64 first, u64 count) */
+		} need;
+		struct {
+			uint32_t file;
+			uint8_t digest[JB_DIGEST_LEN];
+		} file_end;
+		struct {
+			uint32_t file;
+			uint16_t status; /* 0 = verified and committed, else an errno */
+			uint8_t digest[JB_DIGEST_LEN];
+			char text[JB_WIRE_MAX_MSG + 1];
+		} file_done;
+		struct {
+			uint32_t file;
+			uint64_t block;
+		} resend;
+	} u;
+};
+
+/* A growable output buffer with a hard cap. */
+struct jb_buf {
+	uint8_t *p;
+	size_t len, cap, limit;
+	bool oom;
+};
+JB_EXPORT void jb_buf_free(struct jb_buf *b);
+JB_EXPORT void jb_buf_put(struct jb_buf *b, const void *p, size_t n);
+JB_EXPORT void jb_buf_u8(struct jb_buf *b, uint8_t v);
+JB_EXPORT void jb_buf_u16(struct jb_buf *b, uint16_t v);
+JB_EXPORT void jb_buf_u32(struct jb_buf *b, uint32_t v);
+JB_EXPORT void jb_buf_u64(struct jb_buf *b, uint64_t v);
+JB_EXPORT void jb_buf_str(struct jb_buf *b, const char *s);
+
+/* Frames: u32 big-endian body length, then the body (u8 type, payload). */
+JB_EXPORT size_t jb_frame_begin(struct jb_buf *b, uint8_t type);
+JB_EXPORT void jb_frame_end(struct jb_buf *b, size_t mark);
+JB_EXPORT size_t jb_wire_entry_size(const char *path);
+JB_EXPORT void jb_wire_put_entry(struct jb_buf *b, const struct jb_wire_entry *e);
+
+/* Decode one frame body (type byte first).  0 or -EBADMSG / -E2BIG. */
+JB_EXPORT int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *ret);
+/* Walk the entries of a decoded FILES message. */
+struct jb_wire_iter {
+	const uint8_t *p;
+	size_t n;
+};
+JB_EXPORT int jb_wire_entry_next(struct jb_wire_iter *it, struct jb_wire_entry *e);
+JB_EXPORT void jb_wire_need_range(const struct jb_msg *m, uint32_t i, uint64_t *first, uint64_t *count);
+
+/* Data streams. */
+#define JB_JOIN_MAGIC 0x4a4d424au  /* "JMBJ" */
+#define JB_JOINED_MAGIC 0x4a4d424bu /* "JMBK" */
+#define JB_BLOCK_MAGIC 0x4a4d4242u /* "JMBB" */
+#define JB_JOIN_LEN 56
+#define JB_JOINED_LEN 8
+#define JB_BLOCK_HDR_LEN 40
+struct jb_join {
+	uint16_t version;
+	uint8_t session[16];
+	uint16_t index;
+	uint8_t token[32];
+};
+struct jb_block_hdr {
+	uint32_t file;
+	uint64_t block;
+	uint32_t len;
+	uint32_t flags;
+	uint8_t digest[JB_DIGEST_LEN];
+};
+JB_EXPORT void jb_wire_join_encode(const struct jb_join *j, uint8_t out[JB_JOIN_LEN]);
+JB_EXPORT int jb_wire_join_decode(const uint8_t in[JB_JOIN_LEN], struct jb_join *ret);
+JB_EXPORT void jb_wire_block_encode(const struct jb_block_hdr *h, uint8_t out[JB_BLOCK_HDR_LEN]);
+JB_EXPORT int jb_wire_block_decode(const uint8_t in[JB_BLOCK_HDR_LEN], struct jb_block_hdr *ret);

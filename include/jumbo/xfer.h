@@ -1,0 +1,101 @@
+/* jumbo xfer: moving files between sites (docs/PROTOCOL.md, docs/ARCHITECTURE.md). */
+#pragma once
+#include <openssl/ssl.h>
+
+#include "jumbo/base.h"
+#include "jumbo/config.h"
+#include "jumbo/net.h"
+#include "jumbo/wire.h"
+
+struct jb_progress {
+	uint64_t bytes_total;    /* payload this run must move */
+	uint64_t bytes_done;     /* payload moved and (receiver) verified so far */
+	uint32_t files_total, files_done;
+	double seconds;
+};
+typedef void (*jb_progress_fn)(const struct jb_progress *p, void *ud);
+
+struct jb_xfer_opts {
+	int streams;             /* data connections, 1..64 */
+	uint32_t block_size;     /* bytes */
+	bool encrypt;            /* data streams under TLS */
+	bool recursive;          /* directory sources */
+	struct jb_tune tune;
+	jb_progress_fn progress;
+	void *progress_ud;
+	double connect_timeout;  /* seconds */
+};
+JB_EXPORT void jb_xfer_opts_init(struct jb_xfer_opts *o);
+
+struct jb_file_result {
+	char *path;              /* as placed at the destination, relative to it */
+	uint64_t size;
+	bool dir;
+	bool ok;                 /* verified and committed at the destination */
+	char digest[40];         /* "xxh3t:" + 32 hex; see docs/PROTOCOL.md */
+	char *error;             /* when !ok */
+};
+
+struct jb_xfer_result {
+	char peer[JB_WIRE_MAX_NAME + 1];
+	uint32_t files, files_ok;
+	uint64_t bytes_total;    /* all payload in the manifest */
+	uint64_t bytes_sent;     /* payload moved in this run (less on a resume) */
+	uint64_t blocks_resent;
+	double seconds;
+	int streams;
+	uint32_t block_size;
+	char cc[16];
+	struct jb_file_result *file;
+};
+JB_EXPORT void jb_xfer_result_free(struct jb_xfer_result *r);
+
+/* Where a transfer goes: a configured peer or a jumbo://host:port URL. */
+struct jb_remote {
+	char *address;           /* host:port */
+	char *path;              /* path on the remote, relative to its data root */
+	const struct jb_peer *peer; /* pinned peer; NULL = any pinned fingerprint */
+	char *label;             /* for messages: "kisti" or "host:port" */
+	bool dir_hint;           /* the path ended with a slash */
+};
+/* Parse "PEER:PATH" or "jumbo://HOST:PORT/PATH".  Returns 1 when s names a
+ * remote, 0 when it is a local path, negative on error. */
+JB_EXPORT int jb_remote_parse(const struct jb_config *c, const char *s, struct jb_remote *ret,
+			      struct jb_error *err);
+JB_EXPORT void jb_remote_free(struct jb_remote *r);
+
+struct jb_client;
+JB_EXPORT int jb_client_new(const struct jb_config *c, struct jb_client **ret, struct jb_error *err);
+JB_EXPORT void jb_client_free(struct jb_client *cl);
+JB_EXPORT int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs,
+			     size_t nsrc, const struct jb_xfer_opts *o, struct jb_xfer_result *ret,
+			     struct jb_error *err);
+JB_EXPORT int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char *dest,
+			     const struct jb_xfer_opts *o, struct jb_xfer_result *ret,
+			     struct jb_error *err);
+struct jb_list_entry {
+	char *path;
+	uint8_t type;
+	uint64_t size;
+	uint32_t mode;
+	int64_t mtime_ns;
+};
+JB_EXPORT int jb_client_list(struct jb_client *cl, const struct jb_remote *src,
+			     struct jb_list_entry **ret, size_t *ret_n, struct jb_error *err);
+JB_EXPORT void jb_list_free(struct jb_list_entry *e, size_t n);
+
+/* The digest jumbo reports for a local file, for independent checks. */
+JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40], struct jb_error *err);
+
+/* The site daemon's transfer service. */
+struct jb_server;
+JB_EXPORT int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_error *err);
+JB_EXPORT int jb_server_port(const struct jb_server *s);
+/* Accepts until jb_server_stop(); returns 0 then. */
+JB_EXPORT int jb_server_run(struct jb_server *s);
+JB_EXPORT void jb_server_stop(struct jb_server *s);
+JB_EXPORT void jb_server_free(struct jb_server *s);
+struct jb_server_stats {
+	uint64_t sessions, sessions_active, refused, bytes_in, bytes_out;
+};
+JB_EXPORT void jb_server_stats(const struct jb_server *s, struct jb_server_stats *ret);

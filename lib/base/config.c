@@ -1,0 +1,338 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jumbo/config.h"
+
+#define CONFIG_MAX_BYTES (1 << 20)
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = 0;
+	return s;
+}
+
+/* A '#' or ';' starts a comment at the start of a line or after whitespace. */
+static void strip_comment(char *s)
+{
+	for (char *p = s; *p; p++)
+		if ((*p == '#' || *p == ';') && (p == s || isspace((unsigned char)p[-1]))) {
+			*p = 0;
+			return;
+		}
+}
+
+int jb_fp_parse(const char *s, uint8_t out[32])
+{
+	if (strncasecmp(s, "SHA256:", 7))
+		return -EINVAL;
+	s += 7;
+	size_t n = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p == ':')
+			continue; /* allow openssl's AA:BB:.. form */
+		int v = isdigit((unsigned char)*p) ? *p - '0'
+			: (tolower((unsigned char)*p) >= 'a' && tolower((unsigned char)*p) <= 'f')
+				? tolower((unsigned char)*p) - 'a' + 10 : -1;
+		if (v < 0 || n >= 64)
+			return -EINVAL;
+		if (n % 2 == 0)
+			out[n / 2] = (uint8_t)(v << 4);
+		else
+			out[n / 2] |= (uint8_t)v;
+		n++;
+	}
+	return n == 64 ? 0 : -EINVAL;
+}
+
+void jb_fp_format(const uint8_t fp[32], char out[72])
+{
+	memcpy(out, "SHA256:", 7);
+	jb_hex(fp, 32, out + 7);
+}
+
+int jb_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	size_t hl;
+	if (*s == '[') {
+		const char *e = strchr(s, ']');
+		if (!e)
+			return -EINVAL;
+		hl = (size_t)(e - s - 1);
+		if (hl >= hostlen)
+			return -EINVAL;
+		memcpy(host, s + 1, hl);
+		host[hl] = 0;
+		colon = e[1] == ':' ? e + 1 : NULL;
+		if (e[1] && !colon)
+			return -EINVAL;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon && strchr(s, ':') != colon)
+			return -EINVAL; /* bare IPv6 needs brackets */
+		hl = colon ? (size_t)(colon - s) : strlen(s);
+		if (hl >= hostlen || hl == 0)
+			return -EINVAL;
+		memcpy(host, s, hl);
+		host[hl] = 0;
+	}
+	if (colon) {
+		char *end;
+		long p = strtol(colon + 1, &end, 10);
+		if (*end || end == colon + 1 || p < 0 || p > 65535)
+			return -EINVAL;
+		*port = (int)p;
+	} else {
+		*port = JB_DEFAULT_PORT;
+	}
+	return 0;
+}
+
+void jb_config_free(struct jb_config *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->name);
+	free(c->identity);
+	free(c->root);
+	free(c->listen);
+	free(c->api);
+	free(c->state);
+	for (size_t i = 0; i < c->npeers; i++) {
+		free(c->peers[i].name);
+		free(c->peers[i].address);
+	}
+	free(c->peers);
+	free(c);
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return false;
+	return true;
+}
+
+static int set_str(char **dst, const char *v)
+{
+	char *n = strdup(v);
+	if (!n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+int jb_config_parse(const char *text, const char *path, struct jb_config **ret, struct jb_error *err)
+{
+	struct jb_config *c = calloc(1, sizeof *c);
+	char *copy = strdup(text);
+	int r = 0;
+	if (!c || !copy) {
+		free(copy);
+		free(c);
+		return -ENOMEM;
+	}
+	c->path = strdup(path ? path : "<string>");
+	enum { NONE, SITE, PEER, OTHER } sec = NONE;
+	struct jb_peer *peer = NULL;
+	int lineno = 0;
+	char *line = copy;
+	while (line) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		lineno++;
+		strip_comment(line);
+		char *s = trim(line);
+		if (!*s)
+			goto next;
+		if (*s == '[') {
+			char *e = strchr(s, ']');
+			if (!e || e[1]) {
+				r = jb_err(err, EINVAL, "%s:%d: malformed section header", c->path, lineno);
+				goto fail;
+			}
+			*e = 0;
+			char *sect = trim(s + 1);
+			if (!strcmp(sect, "site")) {
+				sec = SITE;
+			} else if (!strncmp(sect, "peer", 4) && isspace((unsigned char)sect[4])) {
+				char *pname = trim(sect + 5);
+				if (!valid_name(pname)) {
+					r = jb_err(err, EINVAL, "%s:%d: invalid peer name '%s' (letters, digits, '-', '_', '.')",
+						   c->path, lineno, pname);
+					goto fail;
+				}
+				if (jb_config_peer(c, pname)) {
+					r = jb_err(err, EINVAL, "%s:%d: peer '%s' defined twice", c->path, lineno, pname);
+					goto fail;
+				}
+				if (c->npeers >= JB_MAX_PEERS) {
+					r = jb_err(err, E2BIG, "%s:%d: too many peers (limit %d)", c->path, lineno, JB_MAX_PEERS);
+					goto fail;
+				}
+				struct jb_peer *np = realloc(c->peers, (c->npeers + 1) * sizeof *np);
+				if (!np) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				c->peers = np;
+				peer = &c->peers[c->npeers++];
+				memset(peer, 0, sizeof *peer);
+				peer->name = strdup(pname);
+				sec = PEER;
+			} else {
+				/* later sections ([rule ...], [backend ...]) belong to later modules */
+				sec = OTHER;
+			}
+			goto next;
+		}
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			r = jb_err(err, EINVAL, "%s:%d: expected 'key = value'", c->path, lineno);
+			goto fail;
+		}
+		*eq = 0;
+		char *key = trim(s), *val = trim(eq + 1);
+		if (sec == SITE) {
+			char **dst = !strcmp(key, "name") ? &c->name
+				: !strcmp(key, "identity") ? &c->identity
+				: !strcmp(key, "root") ? &c->root
+				: !strcmp(key, "listen") ? &c->listen
+				: !strcmp(key, "api") ? &c->api
+				: !strcmp(key, "state") ? &c->state : NULL;
+			if (!dst) {
+				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [site]", c->path, lineno, key);
+				goto fail;
+			}
+			if (dst == &c->name && !valid_name(val)) {
+				r = jb_err(err, EINVAL, "%s:%d: invalid site name '%s'", c->path, lineno, val);
+				goto fail;
+			}
+			if ((r = set_str(dst, val)) < 0)
+				goto fail;
+		} else if (sec == PEER) {
+			if (!strcmp(key, "address")) {
+				char host[256];
+				int port;
+				if (jb_split_hostport(val, host, sizeof host, &port) < 0) {
+					r = jb_err(err, EINVAL, "%s:%d: peer %s: bad address '%s' (want host:port)",
+						   c->path, lineno, peer->name, val);
+					goto fail;
+				}
+				if ((r = set_str(&peer->address, val)) < 0)
+					goto fail;
+			} else if (!strcmp(key, "fingerprint")) {
+				if (jb_fp_parse(val, peer->fp) < 0) {
+					r = jb_err(err, EINVAL, "%s:%d: peer %s: bad fingerprint (want SHA256:<64 hex>)",
+						   c->path, lineno, peer->name);
+					goto fail;
+				}
+			} else {
+				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [peer %s]", c->path, lineno, key,
+					   peer->name);
+				goto fail;
+			}
+		} else if (sec == NONE) {
+			r = jb_err(err, EINVAL, "%s:%d: key '%s' outside any section", c->path, lineno, key);
+			goto fail;
+		}
+	next:
+		line = nl ? nl + 1 : NULL;
+	}
+	static const uint8_t zero[32];
+	for (size_t i = 0; i < c->npeers; i++)
+		if (!memcmp(c->peers[i].fp, zero, 32)) {
+			r = jb_err(err, EINVAL, "%s: peer %s has no fingerprint", c->path, c->peers[i].name);
+			goto fail;
+		}
+	if (!c->name) {
+		r = jb_err(err, EINVAL, "%s: [site] name is missing", c->path);
+		goto fail;
+	}
+	if (!c->identity) {
+		r = jb_err(err, EINVAL, "%s: [site] identity is missing", c->path);
+		goto fail;
+	}
+	free(copy);
+	*ret = c;
+	return 0;
+fail:
+	free(copy);
+	jb_config_free(c);
+	return r;
+}
+
+int jb_config_load(const char *path, struct jb_config **ret, struct jb_error *err)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return jb_err(err, errno, "%s: %s", path, strerror(errno));
+	char *buf = malloc(CONFIG_MAX_BYTES + 1);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+	fclose(f);
+	if (n > CONFIG_MAX_BYTES) {
+		free(buf);
+		return jb_err(err, EFBIG, "%s: larger than %d bytes", path, CONFIG_MAX_BYTES);
+	}
+	buf[n] = 0;
+	if (memchr(buf, 0, n)) {
+		free(buf);
+		return jb_err(err, EINVAL, "%s: contains a NUL byte", path);
+	}
+	int r = jb_config_parse(buf, path, ret, err);
+	free(buf);
+	return r;
+}
+
+int jb_config_check_daemon(const struct jb_config *c, struct jb_error *err)
+{
+	struct stat st;
+	char host[256];
+	int port;
+	if (!c->root)
+		return jb_err(err, EINVAL, "%s: [site] root is missing", c->path);
+	if (c->root[0] != '/')
+		return jb_err(err, EINVAL, "%s: [site] root must be an absolute path", c->path);
+	if (stat(c->root, &st) < 0 || !S_ISDIR(st.st_mode))
+		return jb_err(err, ENOENT, "%s: data root %s is not a directory", c->path, c->root);
+	if (!c->state)
+		return jb_err(err, EINVAL, "%s: [site] state is missing", c->path);
+	if (!c->listen || jb_split_hostport(c->listen, host, sizeof host, &port) < 0)
+		return jb_err(err, EINVAL, "%s: [site] listen must be host:port", c->path);
+	if (c->api && *c->api && strcmp(c->api, "off") &&
+	    jb_split_hostport(c->api, host, sizeof host, &port) < 0)
+		return jb_err(err, EINVAL, "%s: [site] api must be host:port or off", c->path);
+	return 0;
+}
+
+const struct jb_peer *jb_config_peer(const struct jb_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->npeers; i++)
+		if (!strcmp(c->peers[i].name, name))
+			return &c->peers[i];
+	return NULL;
+}
+
+const struct jb_peer *jb_config_peer_by_fp(const struct jb_config *c, const uint8_t fp[32])
+{
+	for (size_t i = 0; i < c->npeers; i++)
+		if (!memcmp(c->peers[i].fp, fp, 32))
+			return &c->peers[i];
+	return NULL;
+}

@@ -1,0 +1,97 @@
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "jumbo/base.h"
+
+int jb_path_clean(const char *in, char **ret, struct jb_error *err)
+{
+	size_t n = strlen(in);
+	if (n >= JB_PATH_MAX)
+		return jb_err(err, ENAMETOOLONG, "path too long (%zu bytes, limit %d)", n, JB_PATH_MAX - 1);
+	char *out = malloc(n + 1);
+	if (!out)
+		return -ENOMEM;
+	size_t o = 0;
+	const char *p = in;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == 1 && p[0] == '.') {
+			p += len;
+			continue;
+		}
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			free(out);
+			return jb_err(err, EACCES, "%s: path escapes the data root ('..' component)", in);
+		}
+		if (len > JB_NAME_MAX) {
+			free(out);
+			return jb_err(err, ENAMETOOLONG, "%s: name component too long", in);
+		}
+		if (o)
+			out[o++] = '/';
+		memcpy(out + o, p, len);
+		o += len;
+		p += len;
+	}
+	out[o] = 0;
+	*ret = out;
+	return 0;
+}
+
+int jb_open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	if (!*rel)
+		rel = ".";
+	int fd;
+	do
+		fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+int jb_mkdirs_beneath(int dirfd, const char *rel, mode_t mode)
+{
+	char buf[JB_PATH_MAX];
+	size_t n = strlen(rel);
+	if (n >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, rel, n + 1);
+	int cur = dup(dirfd);
+	if (cur < 0)
+		return -errno;
+	char *p = buf;
+	while (*p) {
+		char *e = strchr(p, '/');
+		if (e)
+			*e = 0;
+		if (*p) {
+			if (mkdirat(cur, p, mode) < 0 && errno != EEXIST) {
+				int r = -errno;
+				close(cur);
+				return r;
+			}
+			int next = jb_open_beneath(cur, p, O_PATH | O_DIRECTORY, 0);
+			close(cur);
+			if (next < 0)
+				return next;
+			cur = next;
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return cur; /* an O_PATH descriptor of the last directory */
+}

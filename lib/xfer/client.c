@@ -1,0 +1,421 @@
+/* The client end (jumbo send/get/ls): connects to a site, authenticates it by
+ * its pinned fingerprint, and runs the transfer in-process. */
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "xfer-internal.h"
+
+struct jb_client {
+	const struct jb_config *c;
+	SSL_CTX *ctx;
+	struct journal *journal;
+};
+
+int jb_remote_parse(const struct jb_config *c, const char *s, struct jb_remote *ret, struct jb_error *err)
+{
+	memset(ret, 0, sizeof *ret);
+	const char *path;
+	int r;
+	if (!strncmp(s, "jumbo://", 8)) {
+		const char *hp = s + 8, *sl = strchr(hp, '/');
+		size_t hl = sl ? (size_t)(sl - hp) : strlen(hp);
+		char host[300];
+		int port;
+		if (hl == 0 || hl >= sizeof host)
+			return jb_err(err, EINVAL, "%s: bad URL (want jumbo://HOST:PORT/PATH)", s);
+		memcpy(host, hp, hl);
+		host[hl] = 0;
+		if (jb_split_hostport(host, (char[256]){0}, 256, &port) < 0)
+			return jb_err(err, EINVAL, "%s: bad host:port in URL", s);
+		ret->address = strdup(host);
+		ret->label = strdup(host);
+		path = sl ? sl : "";
+	} else {
+		const char *colon = strchr(s, ':');
+		const char *slash = strchr(s, '/');
+		if (!colon || (slash && slash < colon) || colon == s)
+			return 0; /* a local path, as scp reads it */
+		char name[JB_WIRE_MAX_NAME + 1];
+		size_t nl = (size_t)(colon - s);
+		if (nl > JB_WIRE_MAX_NAME)
+			return jb_err(err, EINVAL, "%.*s: peer name too long", (int)nl, s);
+		memcpy(name, s, nl);
+		name[nl] = 0;
+		ret->peer = jb_config_peer(c, name);
+		if (!ret->peer)
+			return jb_err(err, ENOENT, "unknown peer '%s' (no [peer %s] section in %s)", name, name, c->path);
+		if (!ret->peer->address)
+			return jb_err(err, EDESTADDRREQ, "peer '%s' has no address in %s (it only connects in)", name,
+				      c->path);
+		ret->address = strdup(ret->peer->address);
+		ret->label = strdup(name);
+		path = colon + 1;
+	}
+	size_t pl = strlen(path);
+	ret->dir_hint = pl && path[pl - 1] == '/';
+	if ((r = jb_path_clean(path, &ret->path, err)) < 0) {
+		jb_remote_free(ret);
+		return jb_err_prefix(err, "%s", s);
+	}
+	return 1;
+}
+
+void jb_remote_free(struct jb_remote *r)
+{
+	free(r->address);
+	free(r->path);
+	free(r->label);
+	memset(r, 0, sizeof *r);
+}
+
+int jb_client_new(const struct jb_config *c, struct jb_client **ret, struct jb_error *err)
+{
+	struct jb_client *cl = calloc(1, sizeof *cl);
+	if (!cl)
+		return -ENOMEM;
+	cl->c = c;
+	cl->ctx = jb_tls_ctx(c->identity, false, err);
+	if (!cl->ctx) {
+		free(cl);
+		return err ? -err->code : -EINVAL;
+	}
+	*ret = cl;
+	return 0;
+}
+
+void jb_client_free(struct jb_client *cl)
+{
+	if (!cl)
+		return;
+	SSL_CTX_free(cl->ctx);
+	journal_close(cl->journal);
+	free(cl);
+}
+
+static int check_fp(struct jb_client *cl, const struct jb_remote *rm, const uint8_t fp[32], struct jb_error *err)
+{
+	char got[72], want[72];
+	jb_fp_format(fp, got);
+	if (rm->peer) {
+		if (memcmp(rm->peer->fp, fp, 32)) {
+			jb_fp_format(rm->peer->fp, want);
+			return jb_err(err, EACCES,
+				      "%s (%s) presented certificate %s, but peer %s is pinned to %s; refusing to talk to it",
+				      rm->label, rm->address, got, rm->peer->name, want);
+		}
+		return 0;
+	}
+	if (!jb_config_peer_by_fp(cl->c, fp))
+		return jb_err(err, EACCES, "%s presented certificate %s, which is not pinned for any peer in %s",
+			      rm->address, got, cl->c->path);
+	return 0;
+}
+
+static int client_connect(struct jb_client *cl, const struct jb_remote *rm, struct ctl *ctl, uint8_t ret_fp[32],
+			  struct jb_error *err)
+{
+	int fd = jb_sock_connect(rm->address, err);
+	if (fd < 0)
+		return jb_err_prefix(err, "%s", rm->label);
+	SSL *ssl = jb_tls_handshake(cl->ctx, fd, false, ret_fp, err);
+	if (!ssl) {
+		close(fd);
+		return jb_err_prefix(err, "%s", rm->label);
+	}
+	int r = check_fp(cl, rm, ret_fp, err);
+	if (r == 0)
+		r = ctl_init(ctl, ssl, fd);
+	if (r < 0) {
+		SSL_free(ssl);
+		close(fd);
+		return r;
+	}
+	snprintf(ctl->peer, sizeof ctl->peer, "%s", rm->label);
+	return 0;
+}
+
+static int expect_welcome(struct ctl *ctl, struct jb_error *err)
+{
+	int r = ctl_recv(ctl, 120000, -1, err);
+	if (r == 0)
+		return jb_err(err, ETIMEDOUT, "%s: no answer", ctl->peer);
+	if (r < 0)
+		return r;
+	if (ctl->msg.type != JB_MSG_WELCOME || ctl->msg.u.welcome.version != JB_WIRE_VERSION)
+		return jb_err(err, EPROTO, "%s: unexpected answer to HELLO", ctl->peer);
+	return 0;
+}
+
+static int open_streams(struct jb_client *cl, const struct jb_remote *rm, struct session *s,
+			const uint8_t server_fp[32], const uint8_t secret[32], const uint8_t session_id[16],
+			const struct jb_xfer_opts *o, struct jb_error *err)
+{
+	for (int i = 0; i < s->nstreams; i++) {
+		struct stream *st = &s->streams[i];
+		st->index = i;
+		st->fd = jb_sock_connect(rm->address, err);
+		if (st->fd < 0)
+			return jb_err_prefix(err, "%s: data stream %d", rm->label, i);
+		jb_sock_tune(st->fd, &o->tune);
+		if (s->encrypt) {
+			uint8_t fp[32];
+			st->ssl = jb_tls_handshake(cl->ctx, st->fd, false, fp, err);
+			if (!st->ssl)
+				return jb_err_prefix(err, "%s: data stream %d", rm->label, i);
+			if (memcmp(fp, server_fp, 32))
+				return jb_err(err, EACCES, "%s: data stream %d reached a different site", rm->label, i);
+		}
+		struct jb_join j = {.version = JB_WIRE_VERSION, .index = (uint16_t)i};
+		memcpy(j.session, session_id, 16);
+		join_token(secret, session_id, (uint16_t)i, j.token);
+		uint8_t buf[JB_JOIN_LEN], ack[JB_JOINED_LEN];
+		jb_wire_join_encode(&j, buf);
+		int r = stream_write(st, buf, sizeof buf);
+		if (r == 0)
+			r = stream_read(st, ack, sizeof ack);
+		if (r < 0)
+			return jb_err(err, -r, "%s: data stream %d: %s", rm->label, i, strerror(-r));
+		uint32_t mg = (uint32_t)ack[0] << 24 | (uint32_t)ack[1] << 16 | (uint32_t)ack[2] << 8 | ack[3];
+		if (mg != JB_JOINED_MAGIC || ack[4] || ack[5])
+			return jb_err(err, EACCES, "%s: data stream %d was refused", rm->label, i);
+	}
+	return 0;
+}
+
+static void fill_result(struct session *s, const struct jb_remote *rm, int fd, struct jb_xfer_result *ret)
+{
+	memset(ret, 0, sizeof *ret);
+	session_result(s, ret);
+	snprintf(ret->peer, sizeof ret->peer, "%s", rm->label);
+	if (s->nstreams && s->streams[0].fd >= 0)
+		jb_sock_cc(s->streams[0].fd, ret->cc, sizeof ret->cc);
+	else
+		snprintf(ret->cc, sizeof ret->cc, "%s", s->encrypt ? "tls" : "");
+	(void)fd;
+}
+
+static int finish(struct session *s, struct ctl *ctl, int r, const struct jb_remote *rm, struct jb_xfer_result *ret,
+		  struct jb_error *err)
+{
+	char cc[16] = "";
+	if (s->nstreams && s->streams[0].fd >= 0)
+		jb_sock_cc(s->streams[0].fd, cc, sizeof cc);
+	session_close_streams(s);
+	if (ret) {
+		fill_result(s, rm, -1, ret);
+		snprintf(ret->cc, sizeof ret->cc, "%s", cc);
+	}
+	if (r == 0 && ret && ret->files_ok != ret->files) {
+		for (uint32_t i = 0; i < ret->files; i++)
+			if (!ret->file[i].ok) {
+				r = jb_err(err, EIO, "%s", ret->file[i].error ? ret->file[i].error : ret->file[i].path);
+				break;
+			}
+	}
+	session_free(s);
+	ctl_close(ctl);
+	return r;
+}
+
+static int test_hook_corrupt(void)
+{
+	const char *h = getenv("JUMBO_TEST_CORRUPT_BLOCK");
+	return h && *h ? atoi(h) : -1;
+}
+
+int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs, size_t nsrc,
+		   const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err)
+{
+	struct session s;
+	struct ctl ctl = {.fd = -1};
+	uint8_t fp[32];
+	int r = session_init(&s, true);
+	if (r < 0)
+		return r;
+	snprintf(s.origin, sizeof s.origin, "%s", cl->c->name);
+	s.progress = o->progress;
+	s.progress_ud = o->progress_ud;
+	s.corrupt_block = test_hook_corrupt();
+	for (size_t i = 0; i < nsrc && r == 0; i++)
+		r = manifest_add_local(&s, srcs[i], o->recursive, err);
+	if (r == 0)
+		r = manifest_sort(&s, err);
+	if (r < 0) {
+		session_free(&s);
+		return r;
+	}
+	if ((r = client_connect(cl, dst, &ctl, fp, err)) < 0) {
+		session_free(&s);
+		return r;
+	}
+	s.ctl = &ctl;
+	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) |
+			((nsrc > 1 || dst->dir_hint || !*dst->path) ? JB_HELLO_DEST_DIR : 0);
+	put_hello(&ctl.out, JB_OP_PUSH, flags, (uint16_t)o->streams, o->block_size, o->tune.rate_bps, dst->path,
+		  cl->c->name);
+	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0)
+		return finish(&s, &ctl, r, dst, NULL, err);
+	struct jb_msg w = ctl.msg;
+	s.nstreams = w.u.welcome.streams;
+	s.block_size = w.u.welcome.block_size;
+	s.encrypt = w.u.welcome.flags & JB_HELLO_ENCRYPT;
+	if ((r = open_streams(cl, dst, &s, fp, w.u.welcome.secret, w.u.welcome.session, o, err)) < 0)
+		return finish(&s, &ctl, r, dst, NULL, err);
+	r = sender_run(&s, err);
+	return finish(&s, &ctl, r, dst, ret, err);
+}
+
+static int client_journal(struct jb_client *cl, struct jb_error *err)
+{
+	if (cl->journal)
+		return 0;
+	char dir[4096], path[4200];
+	const char *sd = getenv("JUMBO_STATE_DIR"), *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	if (sd && *sd)
+		snprintf(dir, sizeof dir, "%s", sd);
+	else if (xdg && *xdg)
+		snprintf(dir, sizeof dir, "%s/jumbo", xdg);
+	else
+		snprintf(dir, sizeof dir, "%s/.local/state/jumbo", home ? home : "/tmp");
+	for (char *p = dir + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			mkdir(dir, 0700);
+			*p = '/';
+		}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	snprintf(path, sizeof path, "%s/journal.db", dir);
+	return journal_open(path, &cl->journal, err);
+}
+
+int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char *dest,
+		   const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err)
+{
+	struct session s;
+	struct ctl ctl = {.fd = -1};
+	uint8_t fp[32];
+	int r = client_journal(cl, err);
+	if (r < 0 || (r = session_init(&s, false)) < 0)
+		return r;
+	s.journal = cl->journal;
+	s.progress = o->progress;
+	s.progress_ud = o->progress_ud;
+	if ((r = dest_setup(&s, AT_FDCWD, dest, false, false, NULL, err)) < 0) {
+		session_free(&s);
+		return r;
+	}
+	if ((r = client_connect(cl, src, &ctl, fp, err)) < 0) {
+		session_free(&s);
+		return r;
+	}
+	s.ctl = &ctl;
+	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) | (o->recursive ? JB_HELLO_RECURSIVE : 0);
+	put_hello(&ctl.out, JB_OP_PULL, flags, (uint16_t)o->streams, o->block_size, o->tune.rate_bps, src->path,
+		  cl->c->name);
+	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0)
+		return finish(&s, &ctl, r, src, NULL, err);
+	struct jb_msg w = ctl.msg;
+	s.nstreams = w.u.welcome.streams;
+	s.block_size = w.u.welcome.block_size;
+	s.encrypt = w.u.welcome.flags & JB_HELLO_ENCRYPT;
+	snprintf(s.origin, sizeof s.origin, "%s", w.u.welcome.name);
+	if ((r = open_streams(cl, src, &s, fp, w.u.welcome.secret, w.u.welcome.session, o, err)) < 0)
+		return finish(&s, &ctl, r, src, NULL, err);
+	r = receiver_run(&s, err);
+	return finish(&s, &ctl, r, src, ret, err);
+}
+
+int jb_client_list(struct jb_client *cl, const struct jb_remote *src, struct jb_list_entry **ret, size_t *ret_n,
+		   struct jb_error *err)
+{
+	struct ctl ctl = {.fd = -1};
+	uint8_t fp[32];
+	int r = client_connect(cl, src, &ctl, fp, err);
+	if (r < 0)
+		return r;
+	put_hello(&ctl.out, JB_OP_LIST, 0, 1, JB_WIRE_DEFAULT_BLOCK, 0, src->path, cl->c->name);
+	struct jb_list_entry *v = NULL;
+	size_t n = 0;
+	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0)
+		goto out;
+	for (;;) {
+		if ((r = ctl_recv(&ctl, 60000, -1, err)) <= 0) {
+			if (r == 0)
+				r = jb_err(err, ETIMEDOUT, "%s: listing timed out", src->label);
+			goto out;
+		}
+		if (ctl.msg.type == JB_MSG_FILES_END)
+			break;
+		if (ctl.msg.type != JB_MSG_FILES || ctl.msg.u.files.first != n) {
+			r = jb_err(err, EPROTO, "%s: bad listing", src->label);
+			goto out;
+		}
+		struct jb_list_entry *nv = realloc(v, (n + ctl.msg.u.files.count + 1) * sizeof *nv);
+		if (!nv) {
+			r = -ENOMEM;
+			goto out;
+		}
+		v = nv;
+		struct jb_wire_iter it = {ctl.msg.u.files.entries, ctl.msg.u.files.len};
+		static struct jb_wire_entry e;
+		for (uint32_t i = 0; i < ctl.msg.u.files.count; i++) {
+			jb_wire_entry_next(&it, &e);
+			v[n] = (struct jb_list_entry){.path = strdup(e.path), .type = e.type, .size = e.size,
+						      .mode = e.mode, .mtime_ns = e.mtime_ns};
+			n++;
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	v = NULL;
+	n = 0;
+	r = 0;
+out:
+	jb_list_free(v, n);
+	ctl_close(&ctl);
+	return r;
+}
+
+void jb_list_free(struct jb_list_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].path);
+	free(e);
+}
+
+int jb_file_digest(const char *path, uint32_t bs, char out[40], struct jb_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return jb_err(err, errno, "%s: %s", path, strerror(errno));
+	struct stat st;
+	fstat(fd, &st);
+	uint64_t nb = ((uint64_t)st.st_size + bs - 1) / bs;
+	uint8_t *dg = calloc(nb ? nb : 1, JB_DIGEST_LEN), *buf = malloc(bs);
+	int r = 0;
+	if (!dg || !buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t b = 0; b < nb; b++) {
+		uint64_t len = JB_MIN((uint64_t)bs, (uint64_t)st.st_size - b * bs);
+		if (pread(fd, buf, len, (off_t)(b * bs)) != (ssize_t)len) {
+			r = jb_err(err, EIO, "%s: read failed", path);
+			goto out;
+		}
+		digest_block(buf, len, dg + b * JB_DIGEST_LEN);
+	}
+	uint8_t root[JB_DIGEST_LEN];
+	digest_root(dg, nb, root);
+	digest_format(root, out);
+out:
+	free(dg);
+	free(buf);
+	close(fd);
+	return r;
+}

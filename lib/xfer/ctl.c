@@ -1,0 +1,146 @@
+/* The control channel: length-prefixed frames over a non-blocking TLS
+ * connection, read and written by one thread only (an SSL object is not
+ * shared between threads). */
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "xfer-internal.h"
+
+int ctl_init(struct ctl *c, SSL *ssl, int fd)
+{
+	memset(c, 0, sizeof *c);
+	c->ssl = ssl;
+	c->fd = fd;
+	c->out.limit = 64u << 20;
+	c->in = malloc(JB_WIRE_MAX_FRAME + 4);
+	if (!c->in)
+		return -ENOMEM;
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	return 0;
+}
+
+void ctl_close(struct ctl *c)
+{
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in);
+	jb_buf_free(&c->out);
+	c->ssl = NULL;
+	c->fd = -1;
+	c->in = NULL;
+}
+
+static int wait_fd(int fd, short ev, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = ev};
+	int r;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+int ctl_flush(struct ctl *c, struct jb_error *err)
+{
+	if (c->out.oom)
+		return jb_err(err, ENOMEM, "control message queue overflow");
+	size_t off = 0;
+	while (off < c->out.len) {
+		size_t put = 0;
+		if (SSL_write_ex(c->ssl, c->out.p + off, c->out.len - off, &put)) {
+			off += put;
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, 0);
+		ERR_clear_error();
+		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+			if (wait_fd(c->fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, 60000) <= 0)
+				return jb_err(err, ETIMEDOUT, "%s: control connection stalled", c->peer);
+			continue;
+		}
+		return jb_err(err, ECONNRESET, "%s: control connection lost", c->peer);
+	}
+	c->out.len = 0;
+	return 0;
+}
+
+/* Try to decode one complete frame from the input buffer. */
+static int have_frame(struct ctl *c, struct jb_error *err)
+{
+	if (c->inlen < 4)
+		return 0;
+	uint32_t n = (uint32_t)c->in[0] << 24 | (uint32_t)c->in[1] << 16 | (uint32_t)c->in[2] << 8 | c->in[3];
+	if (n > JB_WIRE_MAX_FRAME)
+		return jb_err(err, E2BIG, "%s: frame of %u bytes exceeds the limit of %u", c->peer, n,
+			      JB_WIRE_MAX_FRAME);
+	if (n == 0)
+		return jb_err(err, EBADMSG, "%s: empty frame", c->peer);
+	if (c->inlen < 4 + (size_t)n)
+		return 0;
+	int r = jb_wire_decode(c->in + 4, n, &c->msg);
+	if (r < 0)
+		return jb_err(err, EBADMSG, "%s: malformed frame (type %u, %u bytes)", c->peer, c->in[4], n);
+	c->consumed = 4 + (size_t)n;
+	if (c->msg.type == JB_MSG_ERROR)
+		return jb_err(err, c->msg.u.error.code ? c->msg.u.error.code : EIO, "%s: %s", c->peer,
+			      c->msg.u.error.text);
+	return 1;
+}
+
+int ctl_recv(struct ctl *c, int timeout_ms, int extra_fd, struct jb_error *err)
+{
+	if (c->consumed) {
+		memmove(c->in, c->in + c->consumed, c->inlen - c->consumed);
+		c->inlen -= c->consumed;
+		c->consumed = 0;
+	}
+	double deadline = jb_now() + timeout_ms / 1000.0;
+	for (;;) {
+		int r = have_frame(c, err);
+		if (r)
+			return r;
+		size_t got = 0;
+		if (SSL_read_ex(c->ssl, c->in + c->inlen, JB_WIRE_MAX_FRAME + 4 - c->inlen, &got)) {
+			c->inlen += got;
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, 0);
+		ERR_clear_error();
+		if (e == SSL_ERROR_ZERO_RETURN || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)) {
+			if (c->inlen)
+				return jb_err(err, EPIPE, "%s: connection closed inside a frame (truncated)", c->peer);
+			return jb_err(err, EPIPE, "%s: control connection closed", c->peer);
+		}
+		int left = (int)((deadline - jb_now()) * 1000);
+		if (left <= 0)
+			return 0;
+		struct pollfd p[2] = {{.fd = c->fd, .events = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN},
+				      {.fd = extra_fd, .events = POLLIN}};
+		int pr = poll(p, extra_fd >= 0 ? 2 : 1, left);
+		if (pr < 0 && errno != EINTR)
+			return jb_err(err, errno, "poll: %s", strerror(errno));
+		if (pr > 0 && extra_fd >= 0 && (p[1].revents & POLLIN) && !(p[0].revents))
+			return 0;
+	}
+}
+
+int ctl_send_error(struct ctl *c, int code, const char *text)
+{
+	c->out.len = 0;
+	c->out.oom = false;
+	size_t m = jb_frame_begin(&c->out, JB_MSG_ERROR);
+	jb_buf_u16(&c->out, (uint16_t)(code < 0 ? -code : code));
+	char t[JB_WIRE_MAX_MSG + 1];
+	snprintf(t, sizeof t, "%s", text);
+	jb_buf_str(&c->out, t);
+	jb_frame_end(&c->out, m);
+	return ctl_flush(c, NULL);
+}

@@ -1,0 +1,191 @@
+/* The resume journal: which blocks of which partial file are verified, and
+ * the whole-file digest of files already committed.  SQLite in WAL mode with
+ * synchronous=NORMAL: a commit survives the process being killed (what
+ * resume needs); the data itself is fdatasync()ed before a file is renamed. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "xfer-internal.h"
+
+struct journal {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	sqlite3_stmt *add;
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS partial("
+	" id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL, block_size INTEGER NOT NULL, origin TEXT NOT NULL,"
+	" committed INTEGER NOT NULL DEFAULT 0, root BLOB, created INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS block("
+	" partial INTEGER NOT NULL, idx INTEGER NOT NULL, digest BLOB NOT NULL,"
+	" PRIMARY KEY(partial, idx)) WITHOUT ROWID;";
+
+int journal_open(const char *path, struct journal **ret, struct jb_error *err)
+{
+	struct journal *j = calloc(1, sizeof *j);
+	if (!j)
+		return -ENOMEM;
+	pthread_mutex_init(&j->lock, NULL);
+	if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(j->db, 10000);
+	if (sqlite3_exec(j->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_prepare_v2(j->db, "INSERT OR REPLACE INTO block(partial, idx, digest) VALUES(?,?,?)", -1,
+			       &j->add, NULL) != SQLITE_OK)
+		goto fail;
+	*ret = j;
+	return 0;
+fail:;
+	int r = jb_err(err, EIO, "journal %s: %s", path, j->db ? sqlite3_errmsg(j->db) : "cannot open");
+	journal_close(j);
+	return r;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	sqlite3_finalize(j->add);
+	sqlite3_close(j->db);
+	pthread_mutex_destroy(&j->lock);
+	free(j);
+}
+
+int journal_tx(struct journal *j, bool begin)
+{
+	pthread_mutex_lock(&j->lock);
+	int r = sqlite3_exec(j->db, begin ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
+	pthread_mutex_unlock(&j->lock);
+	return r == SQLITE_OK ? 0 : -EIO;
+}
+
+int journal_begin(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
+		  const char *origin, uint64_t nblocks, uint8_t *digests, uint8_t *have,
+		  struct journal_rec *ret, struct jb_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+	memset(ret, 0, sizeof *ret);
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db,
+			       "SELECT id, size, mtime_ns, block_size, origin, committed, root FROM partial WHERE key=?",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		bool same = (uint64_t)sqlite3_column_int64(st, 1) == size &&
+			    sqlite3_column_int64(st, 2) == mtime_ns &&
+			    (uint32_t)sqlite3_column_int64(st, 3) == bs &&
+			    !strcmp((const char *)sqlite3_column_text(st, 4), origin);
+		if (same) {
+			ret->id = id;
+			ret->committed = sqlite3_column_int(st, 5);
+			if (ret->committed && sqlite3_column_bytes(st, 6) == JB_DIGEST_LEN)
+				memcpy(ret->root, sqlite3_column_blob(st, 6), JB_DIGEST_LEN);
+			else
+				ret->committed = false;
+			sqlite3_finalize(st);
+			st = NULL;
+			if (!ret->committed) {
+				if (sqlite3_prepare_v2(j->db, "SELECT idx, digest FROM block WHERE partial=?", -1, &st,
+						       NULL) != SQLITE_OK)
+					goto out;
+				sqlite3_bind_int64(st, 1, id);
+				while (sqlite3_step(st) == SQLITE_ROW) {
+					uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
+					if (idx < nblocks && sqlite3_column_bytes(st, 1) == JB_DIGEST_LEN) {
+						memcpy(digests + idx * JB_DIGEST_LEN, sqlite3_column_blob(st, 1),
+						       JB_DIGEST_LEN);
+						have[idx / 8] |= (uint8_t)(1u << (idx % 8));
+					}
+				}
+			}
+			r = 0;
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		char sql[96];
+		snprintf(sql, sizeof sql, "DELETE FROM block WHERE partial=%lld;DELETE FROM partial WHERE id=%lld",
+			 (long long)id, (long long)id);
+		if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(j->db,
+			       "INSERT INTO partial(key, size, mtime_ns, block_size, origin, created) VALUES(?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)size);
+	sqlite3_bind_int64(st, 3, mtime_ns);
+	sqlite3_bind_int64(st, 4, bs);
+	sqlite3_bind_text(st, 5, origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	ret->id = sqlite3_last_insert_rowid(j->db);
+	r = 0;
+out:
+	if (r < 0)
+		jb_err(err, EIO, "journal: %s", sqlite3_errmsg(j->db));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+int journal_add(struct journal *j, int64_t id, uint64_t idx, const uint8_t digest[JB_DIGEST_LEN])
+{
+	pthread_mutex_lock(&j->lock);
+	sqlite3_reset(j->add);
+	sqlite3_bind_int64(j->add, 1, id);
+	sqlite3_bind_int64(j->add, 2, (int64_t)idx);
+	sqlite3_bind_blob(j->add, 3, digest, JB_DIGEST_LEN, SQLITE_STATIC);
+	int r = sqlite3_step(j->add) == SQLITE_DONE ? 0 : -EIO;
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+static int exec_id(struct journal *j, const char *sql, int64_t id, const uint8_t *blob)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&j->lock);
+	int r = -EIO;
+	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		int i = 1;
+		if (blob)
+			sqlite3_bind_blob(st, i++, blob, JB_DIGEST_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i, id);
+		r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+int journal_commit(struct journal *j, int64_t id, const uint8_t root[JB_DIGEST_LEN])
+{
+	int r = exec_id(j, "UPDATE partial SET committed=1, root=? WHERE id=?", id, root);
+	if (r == 0)
+		r = exec_id(j, "DELETE FROM block WHERE partial=?", id, NULL);
+	return r;
+}
+
+int journal_drop(struct journal *j, int64_t id)
+{
+	int r = exec_id(j, "DELETE FROM block WHERE partial=?", id, NULL);
+	if (r == 0)
+		r = exec_id(j, "DELETE FROM partial WHERE id=?", id, NULL);
+	return r;
+}

@@ -1,0 +1,454 @@
+/* The receiving end: accepts the manifest, answers with the blocks it still
+ * needs (resume), verifies every block as it lands and commits each file by
+ * rename only after its whole-file digest matches. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "xfer-internal.h"
+
+#define PART_SUFFIX ".jumbo-part"
+
+static void fatal(struct session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fatal(struct session *s, int code, const char *fmt, ...)
+{
+	struct event e = {.kind = EV_FATAL, .code = code < 0 ? -code : code};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof e.text, fmt, ap);
+	va_end(ap);
+	if (!atomic_exchange(&s->fatal, true))
+		session_post(s, &e);
+}
+
+static const char *base_name(const char *p)
+{
+	const char *sl = strrchr(p, '/');
+	return sl ? sl + 1 : p;
+}
+
+/* The directory a file lands in, created as needed, resolved beneath. */
+static int parent_dir(struct session *s, const char *path)
+{
+	const char *sl = strrchr(path, '/');
+	if (!sl)
+	{
+		int fd = fcntl(s->destdir, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	char *parent = strndup(path, (size_t)(sl - path));
+	if (!parent)
+		return -ENOMEM;
+	int fd = jb_mkdirs_beneath(s->destdir, parent, 0755);
+	free(parent);
+	return fd;
+}
+
+static bool have(const struct xfile *f, uint64_t b) { return f->have[b / 8] & (1u << (b % 8)); }
+
+static int open_partial(struct session *s, struct xfile *f)
+{
+	if (f->fd >= 0)
+		return 0;
+	if (f->dirfd < 0) {
+		int d = parent_dir(s, f->path);
+		if (d < 0)
+			return d;
+		f->dirfd = d;
+	}
+	int fd = jb_open_beneath(f->dirfd, f->partial, O_RDWR | O_CREAT, 0600);
+	if (fd < 0)
+		return fd;
+	f->fd = fd;
+	return 0;
+}
+
+static void *recv_worker(void *arg)
+{
+	struct stream *st = arg;
+	struct session *s = st->s;
+	uint8_t *buf = aligned_alloc(4096, ((size_t)s->block_size + 4095) & ~(size_t)4095);
+	if (!buf) {
+		fatal(s, ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (;;) {
+		uint8_t hdr[JB_BLOCK_HDR_LEN];
+		struct jb_block_hdr h;
+		int r = stream_read(st, hdr, sizeof hdr);
+		if (r < 0) {
+			if (r != -EPIPE && !atomic_load(&s->fatal) && s->files_done < s->nfiles)
+				fatal(s, r, "%s: data stream %d: %s", s->ctl->peer, st->index, strerror(-r));
+			break;
+		}
+		if (jb_wire_block_decode(hdr, &h) < 0) {
+			fatal(s, EBADMSG, "%s: data stream %d: malformed block header", s->ctl->peer, st->index);
+			break;
+		}
+		if (h.file >= s->nfiles || s->files[h.file].type != JB_ENTRY_FILE ||
+		    h.block >= s->files[h.file].nblocks ||
+		    h.len != block_len(&s->files[h.file], h.block, s->block_size)) {
+			fatal(s, EBADMSG, "%s: data stream %d: block outside the manifest (file %u, block %llu, %u bytes)",
+			      s->ctl->peer, st->index, h.file, (unsigned long long)h.block, h.len);
+			break;
+		}
+		struct xfile *f = &s->files[h.file];
+		if ((r = stream_read(st, buf, h.len)) < 0) {
+			if (!atomic_load(&s->fatal))
+				fatal(s, r, "%s: data stream %d: connection lost inside a block", s->ctl->peer, st->index);
+			break;
+		}
+		uint8_t d[JB_DIGEST_LEN];
+		digest_block(buf, h.len, d);
+		if (memcmp(d, h.digest, JB_DIGEST_LEN)) {
+			atomic_fetch_add(&s->blocks_bad, 1);
+			jb_log(JB_LOG_WARN, "%s: %s: digest mismatch in block %llu; asking for it again", s->ctl->peer,
+			       f->path, (unsigned long long)h.block);
+			struct event e = {.kind = EV_BLOCK_BAD, .file = h.file, .block = h.block};
+			session_post(s, &e);
+			continue;
+		}
+		pthread_mutex_t *m = &s->stripes[h.file % LOCK_STRIPES];
+		pthread_mutex_lock(m);
+		bool dup = have(f, h.block);
+		if (!dup) {
+			f->have[h.block / 8] |= (uint8_t)(1u << (h.block % 8)); /* claimed */
+			r = open_partial(s, f);
+		}
+		pthread_mutex_unlock(m);
+		if (dup)
+			continue;
+		if (r < 0) {
+			fatal(s, r, "%s: %s", f->path, r == -EXDEV || r == -ELOOP ? "path escapes the data root" : strerror(-r));
+			break;
+		}
+		off_t off = (off_t)(h.block * s->block_size);
+		size_t done = 0;
+		while (done < h.len) {
+			ssize_t w = pwrite(f->fd, buf + done, h.len - done, off + (off_t)done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				int e = w < 0 ? errno : ENOSPC;
+				fatal(s, e, "%s: %s", f->path, e == ENOSPC ? "no space left on device" : strerror(e));
+				goto out;
+			}
+			done += (size_t)w;
+		}
+		if (journal_add(s->journal, f->jid, h.block, d) < 0) {
+			fatal(s, EIO, "%s: cannot record block %llu in the journal", f->path, (unsigned long long)h.block);
+			break;
+		}
+		pthread_mutex_lock(m);
+		memcpy(f->digests + h.block * JB_DIGEST_LEN, d, JB_DIGEST_LEN);
+		pthread_mutex_unlock(m);
+		atomic_fetch_add(&s->bytes_moved, h.len);
+		if (atomic_fetch_sub(&f->remaining, 1) == 1) {
+			struct event e = {.kind = EV_FILE_VERIFIED, .file = h.file};
+			session_post(s, &e);
+		}
+	}
+out:
+	free(buf);
+	return NULL;
+}
+
+static void file_done(struct session *s, uint32_t i, int status, const char *text)
+{
+	struct xfile *f = &s->files[i];
+	f->done = true;
+	f->ok = status == 0;
+	if (text && !f->error)
+		f->error = strdup(text);
+	s->files_done++;
+	struct jb_buf *b = &s->ctl->out;
+	size_t m = jb_frame_begin(b, JB_MSG_FILE_DONE);
+	jb_buf_u32(b, i);
+	jb_buf_u16(b, (uint16_t)status);
+	jb_buf_put(b, f->root, JB_DIGEST_LEN);
+	jb_buf_str(b, text ? text : "");
+	jb_frame_end(b, m);
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->dirfd >= 0)
+		close(f->dirfd);
+	f->fd = f->dirfd = -1;
+}
+
+static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB_DIGEST_LEN])
+{
+	struct xfile *f = &s->files[i];
+	uint8_t root[JB_DIGEST_LEN];
+	char msg[600];
+	if (f->skip_write)
+		memcpy(root, f->root, JB_DIGEST_LEN); /* recorded when it was committed */
+	else
+		digest_root(f->digests, f->nblocks, root);
+	memcpy(f->root, sender_root, JB_DIGEST_LEN);
+	f->have_root = true;
+	if (memcmp(root, sender_root, JB_DIGEST_LEN)) {
+		snprintf(msg, sizeof msg, "%s: whole-file digest mismatch (the source changed, or the destination "
+			 "did); its record is dropped, run the transfer again", f->path);
+		jb_log(JB_LOG_ERROR, "%s", msg);
+		journal_drop(s->journal, f->jid);
+		if (f->dirfd >= 0 && !f->skip_write)
+			unlinkat(f->dirfd, f->partial, 0);
+		file_done(s, i, EBADMSG, msg);
+		return;
+	}
+	if (f->skip_write) {
+		file_done(s, i, 0, NULL);
+		return;
+	}
+	int r = open_partial(s, f);
+	if (r < 0)
+		goto fail;
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+				 {.tv_sec = f->mtime_ns / 1000000000, .tv_nsec = f->mtime_ns % 1000000000}};
+	if (ftruncate(f->fd, (off_t)f->size) < 0 || fdatasync(f->fd) < 0 || fchmod(f->fd, f->mode) < 0 ||
+	    futimens(f->fd, ts) < 0 || renameat(f->dirfd, f->partial, f->dirfd, base_name(f->path)) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	journal_commit(s->journal, f->jid, root);
+	file_done(s, i, 0, NULL);
+	return;
+fail:
+	snprintf(msg, sizeof msg, "%s: cannot commit: %s", f->path, strerror(-r));
+	jb_log(JB_LOG_ERROR, "%s", msg);
+	file_done(s, i, -r, msg);
+}
+
+/* Decide what is still needed of file i; queue its NEED. */
+static int plan_file(struct session *s, uint32_t i, struct jb_error *err)
+{
+	struct xfile *f = &s->files[i];
+	char key[2 * JB_PATH_MAX + 2];
+	snprintf(key, sizeof key, "%s%s%s", s->keybase ? s->keybase : "", s->keybase && *s->keybase ? "/" : "",
+		 f->path);
+	if (asprintf(&f->partial, ".%s%s", base_name(f->path), PART_SUFFIX) < 0)
+		return -ENOMEM;
+	if (strlen(f->partial) > JB_NAME_MAX)
+		return jb_err(err, ENAMETOOLONG, "%s: name too long", f->path);
+	struct journal_rec rec;
+	int r = journal_begin(s->journal, key, f->size, f->mtime_ns, s->block_size, s->origin, f->nblocks,
+			      f->digests, f->have, &rec, err);
+	if (r < 0)
+		return r;
+	f->jid = rec.id;
+	int d = parent_dir(s, f->path);
+	if (d < 0)
+		return jb_err(err, -d, "%s: %s", f->path,
+			      d == -EXDEV || d == -ELOOP ? "path escapes the data root" : strerror(-d));
+	f->dirfd = d;
+	struct stat st;
+	if (rec.committed) {
+		/* Committed before: if the file is still as we left it, only the
+		 * digest comparison remains to be done. */
+		if (fstatat(d, base_name(f->path), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size == f->size &&
+		    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == f->mtime_ns) {
+			f->skip_write = true;
+			memcpy(f->root, rec.root, JB_DIGEST_LEN);
+			memset(f->have, 0xff, f->nblocks / 8 + 1);
+			atomic_store(&f->remaining, 0);
+			goto need;
+		}
+		journal_drop(s->journal, f->jid);
+		if ((r = journal_begin(s->journal, key, f->size, f->mtime_ns, s->block_size, s->origin, f->nblocks,
+				       f->digests, f->have, &rec, err)) < 0)
+			return r;
+		f->jid = rec.id;
+	}
+	uint64_t had = 0;
+	for (uint64_t b = 0; b < f->nblocks; b++)
+		had += have(f, b);
+	if (had) {
+		/* Resume: re-check what the journal claims against the partial file. */
+		int fd = jb_open_beneath(d, f->partial, O_RDONLY, 0);
+		uint8_t *buf = fd >= 0 ? malloc(s->block_size) : NULL;
+		for (uint64_t b = 0; b < f->nblocks; b++) {
+			if (!have(f, b))
+				continue;
+			uint64_t len = block_len(f, b, s->block_size);
+			uint8_t dg[JB_DIGEST_LEN];
+			bool good = buf && pread(fd, buf, len, (off_t)(b * s->block_size)) == (ssize_t)len;
+			if (good) {
+				digest_block(buf, len, dg);
+				good = !memcmp(dg, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
+			}
+			if (!good) {
+				f->have[b / 8] &= (uint8_t)~(1u << (b % 8));
+				had--;
+			}
+		}
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		jb_log(JB_LOG_INFO, "%s: resuming with %llu of %llu blocks already verified", f->path,
+		       (unsigned long long)had, (unsigned long long)f->nblocks);
+	} else {
+		unlinkat(d, f->partial, 0); /* a stale partial with no journal behind it */
+	}
+	atomic_store(&f->remaining, f->nblocks - had);
+need:;
+	struct jb_buf *b = &s->ctl->out;
+	size_t m = jb_frame_begin(b, JB_MSG_NEED);
+	jb_buf_u32(b, i);
+	size_t cpos = b->len;
+	jb_buf_u32(b, 0);
+	uint32_t nr = 0;
+	for (uint64_t k = 0; k < f->nblocks;) {
+		if (have(f, k)) {
+			k++;
+			continue;
+		}
+		uint64_t first = k;
+		while (k < f->nblocks && !have(f, k))
+			k++;
+		jb_buf_u64(b, first);
+		jb_buf_u64(b, k - first);
+		s->bytes_planned += JB_MIN(k * s->block_size, f->size) - first * s->block_size;
+		nr++;
+		if (b->len - m > JB_WIRE_MAX_FRAME - 64) {
+			/* too fragmented for one frame: split into several NEEDs */
+			b->p[cpos] = (uint8_t)(nr >> 24), b->p[cpos + 1] = (uint8_t)(nr >> 16);
+			b->p[cpos + 2] = (uint8_t)(nr >> 8), b->p[cpos + 3] = (uint8_t)nr;
+			jb_frame_end(b, m);
+			m = jb_frame_begin(b, JB_MSG_NEED);
+			jb_buf_u32(b, i);
+			cpos = b->len;
+			jb_buf_u32(b, 0);
+			nr = 0;
+		}
+	}
+	if (!b->oom) {
+		b->p[cpos] = (uint8_t)(nr >> 24), b->p[cpos + 1] = (uint8_t)(nr >> 16);
+		b->p[cpos + 2] = (uint8_t)(nr >> 8), b->p[cpos + 3] = (uint8_t)nr;
+	}
+	jb_frame_end(b, m);
+	if (atomic_load(&f->remaining) == 0)
+		f->verified = true;
+	/* keep descriptors only while a file is in flight */
+	close(f->dirfd);
+	f->dirfd = -1;
+	if (b->len > (512u << 10))
+		return ctl_flush(s->ctl, err);
+	return 0;
+}
+
+int receiver_run(struct session *s, struct jb_error *err)
+{
+	int r;
+	if ((r = manifest_recv(s, err)) < 0)
+		goto fail_tell;
+	if ((r = session_alloc_blocks(s)) < 0)
+		goto fail_tell;
+	journal_tx(s->journal, true);
+	for (size_t i = 0; i < s->nfiles && r == 0; i++) {
+		struct xfile *f = &s->files[i];
+		if (f->type == JB_ENTRY_DIR) {
+			int d = jb_mkdirs_beneath(s->destdir, f->path, (f->mode & 07777) | 0700);
+			if (d < 0) {
+				r = jb_err(err, -d, "%s: %s", f->path,
+					   d == -EXDEV || d == -ELOOP ? "path escapes the data root" : strerror(-d));
+				break;
+			}
+			close(d);
+			continue;
+		}
+		r = plan_file(s, (uint32_t)i, err);
+	}
+	journal_tx(s->journal, false);
+	if (r < 0)
+		goto fail_tell;
+	size_t m = jb_frame_begin(&s->ctl->out, JB_MSG_NEED_END);
+	jb_frame_end(&s->ctl->out, m);
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (s->files[i].type == JB_ENTRY_DIR)
+			file_done(s, (uint32_t)i, 0, NULL);
+	if ((r = ctl_flush(s->ctl, err)) < 0)
+		goto fail;
+	s->t0 = jb_now();
+	for (int i = 0; i < s->nstreams; i++) {
+		struct stream *st = &s->streams[i];
+		st->s = s;
+		if (pthread_create(&st->thread, NULL, recv_worker, st) != 0) {
+			r = jb_err(err, EAGAIN, "cannot start stream thread");
+			goto fail_tell;
+		}
+		st->started = true;
+	}
+	for (;;) {
+		r = ctl_recv(s->ctl, 200, s->evfd, err);
+		if (r < 0)
+			goto fail;
+		if (r == 1) {
+			struct jb_msg *msg = &s->ctl->msg;
+			if (msg->type == JB_MSG_BYE) {
+				if (s->files_done != s->nfiles) {
+					r = jb_err(err, EBADMSG, "%s: sender ended with %zu files unfinished", s->ctl->peer,
+						   s->nfiles - s->files_done);
+					goto fail;
+				}
+				break;
+			}
+			if (msg->type != JB_MSG_FILE_END) {
+				r = jb_err(err, EBADMSG, "%s: unexpected message %u during transfer", s->ctl->peer, msg->type);
+				goto fail_tell;
+			}
+			uint32_t fi = msg->u.file_end.file;
+			if (fi >= s->nfiles || s->files[fi].type != JB_ENTRY_FILE || s->files[fi].done ||
+			    s->files[fi].have_root) {
+				r = jb_err(err, EBADMSG, "%s: FILE_END for unknown or finished file %u", s->ctl->peer, fi);
+				goto fail_tell;
+			}
+			struct xfile *f = &s->files[fi];
+			if (f->verified)
+				finalize(s, fi, msg->u.file_end.digest);
+			else {
+				/* keep the sender's digest until the last block lands */
+				f->have_root = true;
+				memcpy(f->root, msg->u.file_end.digest, JB_DIGEST_LEN);
+			}
+		}
+		struct event *ev;
+		size_t n = session_take_events(s, &ev);
+		for (size_t k = 0; k < n; k++) {
+			struct event *e = &ev[k];
+			if (e->kind == EV_BLOCK_BAD) {
+				size_t mk = jb_frame_begin(&s->ctl->out, JB_MSG_RESEND);
+				jb_buf_u32(&s->ctl->out, e->file);
+				jb_buf_u64(&s->ctl->out, e->block);
+				jb_frame_end(&s->ctl->out, mk);
+			} else if (e->kind == EV_FILE_VERIFIED) {
+				struct xfile *f = &s->files[e->file];
+				f->verified = true;
+				if (f->have_root) {
+					uint8_t sr[JB_DIGEST_LEN];
+					memcpy(sr, f->root, JB_DIGEST_LEN);
+					f->have_root = false;
+					finalize(s, e->file, sr);
+				}
+			} else if (e->kind == EV_FATAL) {
+				r = jb_err(err, e->code, "%s", e->text);
+				free(ev);
+				goto fail_tell;
+			}
+		}
+		free(ev);
+		if ((r = ctl_flush(s->ctl, err)) < 0)
+			goto fail;
+		session_tick(s, false);
+	}
+	session_tick(s, true);
+	session_close_streams(s);
+	return 0;
+fail_tell:
+	ctl_send_error(s->ctl, err ? err->code : EIO, err ? err->msg : "transfer failed");
+fail:
+	atomic_store(&s->fatal, true);
+	session_close_streams(s);
+	return r;
+}

@@ -1,0 +1,325 @@
+/* The sending end: offers the manifest, learns which blocks the receiver
+ * needs, and lets one thread per data stream read, hash and send blocks. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "xfer-internal.h"
+
+static bool next_work(struct session *s, struct work *w, bool *resend)
+{
+	pthread_mutex_lock(&s->qlock);
+	for (;;) {
+		if (s->stopping || atomic_load(&s->fatal)) {
+			pthread_mutex_unlock(&s->qlock);
+			return false;
+		}
+		if (s->nresend) {
+			*w = s->resend[--s->nresend];
+			*resend = true;
+			break;
+		}
+		if (s->nextplan < s->nplan) {
+			*w = s->plan[s->nextplan++];
+			*resend = false;
+			break;
+		}
+		pthread_cond_wait(&s->qcond, &s->qlock);
+	}
+	pthread_mutex_unlock(&s->qlock);
+	return true;
+}
+
+static void fatal(struct session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fatal(struct session *s, int code, const char *fmt, ...)
+{
+	struct event e = {.kind = EV_FATAL, .code = code < 0 ? -code : code};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof e.text, fmt, ap);
+	va_end(ap);
+	atomic_store(&s->fatal, true);
+	session_post(s, &e);
+	pthread_mutex_lock(&s->qlock);
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+static int source_fd(struct session *s, struct xfile *f, uint32_t idx)
+{
+	pthread_mutex_t *m = &s->stripes[idx % LOCK_STRIPES];
+	pthread_mutex_lock(m);
+	if (f->fd < 0) {
+		int fd = s->src_beneath ? jb_open_beneath(s->srcdir, f->src, O_RDONLY, 0)
+					: openat(s->srcdir, f->src, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && !s->src_beneath)
+			fd = -errno;
+		if (fd >= 0)
+			posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		f->fd = fd;
+	}
+	int fd = f->fd;
+	if (fd < 0)
+		f->fd = -1;
+	pthread_mutex_unlock(m);
+	return fd;
+}
+
+static void release_fd(struct session *s, struct xfile *f, uint32_t idx)
+{
+	pthread_mutex_t *m = &s->stripes[idx % LOCK_STRIPES];
+	pthread_mutex_lock(m);
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	pthread_mutex_unlock(m);
+}
+
+static void *send_worker(void *arg)
+{
+	struct stream *st = arg;
+	struct session *s = st->s;
+	uint8_t *buf = aligned_alloc(4096, ((size_t)s->block_size + 4095) & ~(size_t)4095);
+	if (!buf) {
+		fatal(s, ENOMEM, "out of memory");
+		return NULL;
+	}
+	struct work w;
+	bool resend;
+	while (next_work(s, &w, &resend)) {
+		struct xfile *f = &s->files[w.file];
+		uint64_t len = block_len(f, w.block, s->block_size);
+		int fd = source_fd(s, f, w.file);
+		if (fd < 0) {
+			fatal(s, fd, "%s: %s", f->src, strerror(-fd));
+			break;
+		}
+		ssize_t got = 0;
+		while ((uint64_t)got < len) {
+			ssize_t r = pread(fd, buf + got, len - (uint64_t)got, (off_t)(w.block * s->block_size) + got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				if (r == 0)
+					fatal(s, EIO, "%s: file shrank while being sent", f->src);
+				else
+					fatal(s, errno, "%s: read: %s", f->src, strerror(errno));
+				goto out;
+			}
+			got += r;
+		}
+		uint8_t *d = f->digests + w.block * JB_DIGEST_LEN;
+		digest_block(buf, len, d);
+		if (w.send) {
+			struct jb_block_hdr h = {.file = w.file, .block = w.block, .len = (uint32_t)len};
+			memcpy(h.digest, d, JB_DIGEST_LEN);
+			uint8_t hdr[JB_BLOCK_HDR_LEN];
+			jb_wire_block_encode(&h, hdr);
+			int hook = s->corrupt_block;
+			if (hook >= 0 && w.file == 0 && (uint64_t)hook == w.block &&
+			    __atomic_compare_exchange_n(&s->corrupt_block, &hook, -1, false, __ATOMIC_SEQ_CST,
+							__ATOMIC_SEQ_CST)) {
+				buf[len / 2] ^= 0x5a; /* test hook: damage the payload after hashing */
+				jb_log(JB_LOG_INFO, "test hook: corrupting block %llu of %s", (unsigned long long)w.block,
+				       f->path);
+			}
+			int r = stream_write(st, hdr, sizeof hdr);
+			if (r == 0)
+				r = stream_write(st, buf, len);
+			if (r < 0) {
+				fatal(s, r, "%s: data stream %d: %s", s->ctl->peer, st->index,
+				      r == -EPIPE || r == -ECONNRESET ? "connection lost" : strerror(-r));
+				break;
+			}
+			atomic_fetch_add(&s->bytes_moved, len);
+		}
+		if (!resend && atomic_fetch_sub(&f->remaining, 1) == 1) {
+			release_fd(s, f, w.file);
+			struct event e = {.kind = EV_FILE_HASHED, .file = w.file};
+			session_post(s, &e);
+		}
+	}
+out:
+	free(buf);
+	return NULL;
+}
+
+static int send_file_end(struct session *s, uint32_t i)
+{
+	struct xfile *f = &s->files[i];
+	digest_root(f->digests, f->nblocks, f->root);
+	f->have_root = true;
+	struct jb_buf *b = &s->ctl->out;
+	size_t m = jb_frame_begin(b, JB_MSG_FILE_END);
+	jb_buf_u32(b, i);
+	jb_buf_put(b, f->root, JB_DIGEST_LEN);
+	jb_frame_end(b, m);
+	return 0;
+}
+
+static int read_needs(struct session *s, struct jb_error *err)
+{
+	/* On the sending side f->have marks the blocks the receiver asks for. */
+	for (;;) {
+		int r = ctl_recv(s->ctl, 120000, -1, err);
+		if (r == 0)
+			return jb_err(err, ETIMEDOUT, "%s: timed out waiting for the list of needed blocks", s->ctl->peer);
+		if (r < 0)
+			return r;
+		struct jb_msg *m = &s->ctl->msg;
+		if (m->type == JB_MSG_NEED_END)
+			return 0;
+		if (m->type != JB_MSG_NEED)
+			return jb_err(err, EBADMSG, "%s: unexpected message %u", s->ctl->peer, m->type);
+		uint32_t fi = m->u.need.file;
+		if (fi >= s->nfiles || s->files[fi].type != JB_ENTRY_FILE)
+			return jb_err(err, EBADMSG, "%s: NEED for unknown file %u", s->ctl->peer, fi);
+		struct xfile *f = &s->files[fi];
+		for (uint32_t k = 0; k < m->u.need.nranges; k++) {
+			uint64_t first, count;
+			jb_wire_need_range(m, k, &first, &count);
+			if (first > f->nblocks || count > f->nblocks - first)
+				return jb_err(err, EBADMSG, "%s: NEED range outside file %u", s->ctl->peer, fi);
+			for (uint64_t b = first; b < first + count; b++)
+				f->have[b / 8] |= (uint8_t)(1u << (b % 8));
+		}
+	}
+}
+
+static int build_plan(struct session *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nfiles; i++)
+		n += s->files[i].nblocks;
+	s->plan = calloc(n ? n : 1, sizeof *s->plan);
+	if (!s->plan)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nfiles; i++) {
+		struct xfile *f = &s->files[i];
+		for (uint64_t b = 0; b < f->nblocks; b++) {
+			bool need = f->have[b / 8] & (1u << (b % 8));
+			s->plan[s->nplan++] = (struct work){.file = (uint32_t)i, .block = b, .send = need};
+			if (need)
+				s->bytes_planned += block_len(f, b, s->block_size);
+		}
+	}
+	return 0;
+}
+
+static int handle_msg(struct session *s, struct jb_error *err)
+{
+	struct jb_msg *m = &s->ctl->msg;
+	switch (m->type) {
+	case JB_MSG_RESEND: {
+		uint32_t fi = m->u.resend.file;
+		if (fi >= s->nfiles || m->u.resend.block >= s->files[fi].nblocks)
+			return jb_err(err, EBADMSG, "%s: RESEND outside the manifest", s->ctl->peer);
+		if (++s->resend_total > 64 + s->nplan / 8)
+			return jb_err(err, EIO, "%s: too many blocks failed verification (%llu); giving up",
+				      s->ctl->peer, (unsigned long long)s->resend_total);
+		jb_log(JB_LOG_WARN, "%s: %s: block %llu failed verification, sending it again", s->ctl->peer,
+		       s->files[fi].path, (unsigned long long)m->u.resend.block);
+		pthread_mutex_lock(&s->qlock);
+		if (s->nresend == s->capresend) {
+			size_t nc = s->capresend ? s->capresend * 2 : 16;
+			struct work *nw = realloc(s->resend, nc * sizeof *nw);
+			if (!nw) {
+				pthread_mutex_unlock(&s->qlock);
+				return -ENOMEM;
+			}
+			s->resend = nw;
+			s->capresend = nc;
+		}
+		s->resend[s->nresend++] = (struct work){.file = fi, .block = m->u.resend.block, .send = true};
+		pthread_cond_signal(&s->qcond);
+		pthread_mutex_unlock(&s->qlock);
+		return 0;
+	}
+	case JB_MSG_FILE_DONE: {
+		uint32_t fi = m->u.file_done.file;
+		if (fi >= s->nfiles || s->files[fi].done)
+			return jb_err(err, EBADMSG, "%s: FILE_DONE for unknown or finished file %u", s->ctl->peer, fi);
+		struct xfile *f = &s->files[fi];
+		f->done = true;
+		f->ok = m->u.file_done.status == 0;
+		if (!f->ok)
+			f->error = strdup(m->u.file_done.text);
+		else if (f->type == JB_ENTRY_FILE && memcmp(f->root, m->u.file_done.digest, JB_DIGEST_LEN)) {
+			f->ok = false;
+			f->error = strdup("receiver confirmed a different digest");
+		}
+		s->files_done++;
+		return 0;
+	}
+	default:
+		return jb_err(err, EBADMSG, "%s: unexpected message %u during transfer", s->ctl->peer, m->type);
+	}
+}
+
+int sender_run(struct session *s, struct jb_error *err)
+{
+	int r;
+	if ((r = manifest_send(s, err)) < 0)
+		return r;
+	if ((r = session_alloc_blocks(s)) < 0)
+		return r;
+	if ((r = read_needs(s, err)) < 0)
+		return r;
+	if ((r = build_plan(s)) < 0)
+		return r;
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (s->files[i].type == JB_ENTRY_FILE && s->files[i].nblocks == 0)
+			send_file_end(s, (uint32_t)i);
+	if ((r = ctl_flush(s->ctl, err)) < 0)
+		return r;
+	s->t0 = jb_now();
+	for (int i = 0; i < s->nstreams; i++) {
+		struct stream *st = &s->streams[i];
+		st->s = s;
+		if (pthread_create(&st->thread, NULL, send_worker, st) != 0)
+			return jb_err(err, EAGAIN, "cannot start stream thread");
+		st->started = true;
+	}
+	while (s->files_done < s->nfiles) {
+		r = ctl_recv(s->ctl, 200, s->evfd, err);
+		if (r < 0)
+			goto fail;
+		if (r == 1 && (r = handle_msg(s, err)) < 0)
+			goto fail_tell;
+		struct event *ev;
+		size_t n = session_take_events(s, &ev);
+		for (size_t i = 0; i < n; i++) {
+			if (ev[i].kind == EV_FILE_HASHED) {
+				send_file_end(s, ev[i].file);
+			} else if (ev[i].kind == EV_FATAL) {
+				r = jb_err(err, ev[i].code, "%s", ev[i].text);
+				free(ev);
+				goto fail_tell;
+			}
+		}
+		free(ev);
+		if ((r = ctl_flush(s->ctl, err)) < 0)
+			goto fail;
+		session_tick(s, false);
+	}
+	session_tick(s, true);
+	size_t m = jb_frame_begin(&s->ctl->out, JB_MSG_BYE);
+	jb_frame_end(&s->ctl->out, m);
+	r = ctl_flush(s->ctl, err);
+	pthread_mutex_lock(&s->qlock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	session_close_streams(s);
+	return r;
+fail_tell:
+	ctl_send_error(s->ctl, err ? err->code : EIO, err ? err->msg : "transfer failed");
+fail:
+	pthread_mutex_lock(&s->qlock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	session_close_streams(s);
+	return r;
+}

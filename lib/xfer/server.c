@@ -1,0 +1,447 @@
+/* The site daemon's transfer service: accepts control connections and data
+ * streams on one port, authenticates peers by pinned fingerprint, and runs
+ * each session in its own thread. */
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "xfer-internal.h"
+
+#define JOIN_TIMEOUT 30
+#define MAX_SESSIONS 256
+
+struct live {
+	struct live *next;
+	uint8_t id[16], secret[32], peer_fp[32];
+	struct session *s;
+	int expected, joined;
+	bool encrypt;
+	uint64_t rate_bps;
+};
+
+struct jb_server {
+	const struct jb_config *c;
+	SSL_CTX *ctx;
+	int lfd, rootfd;
+	struct journal *journal;
+	atomic_bool stop;
+	pthread_mutex_t lock;
+	pthread_cond_t joined;
+	struct live *live;
+	int nlive;
+	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out;
+};
+
+struct conn {
+	struct jb_server *srv;
+	int fd;
+};
+
+int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_error *err)
+{
+	int r = jb_config_check_daemon(c, err);
+	if (r < 0)
+		return r;
+	struct jb_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->c = c;
+	s->lfd = s->rootfd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->joined, NULL);
+	char path[4200];
+	if (!(s->ctx = jb_tls_ctx(c->identity, true, err))) {
+		r = -EINVAL;
+		goto fail;
+	}
+	s->rootfd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->rootfd < 0) {
+		r = jb_err(err, errno, "data root %s: %s", c->root, strerror(errno));
+		goto fail;
+	}
+	if (mkdir(c->state, 0700) < 0 && errno != EEXIST) {
+		r = jb_err(err, errno, "state directory %s: %s", c->state, strerror(errno));
+		goto fail;
+	}
+	snprintf(path, sizeof path, "%s/journal.db", c->state);
+	if ((r = journal_open(path, &s->journal, err)) < 0)
+		goto fail;
+	if ((s->lfd = jb_sock_listen(c->listen, 128, err)) < 0) {
+		r = s->lfd;
+		goto fail;
+	}
+	*ret = s;
+	return 0;
+fail:
+	jb_server_free(s);
+	return r;
+}
+
+int jb_server_port(const struct jb_server *s) { return jb_sock_local_port(s->lfd); }
+void jb_server_stop(struct jb_server *s) { atomic_store(&s->stop, true); }
+
+void jb_server_free(struct jb_server *s)
+{
+	if (!s)
+		return;
+	if (s->lfd >= 0)
+		close(s->lfd);
+	if (s->rootfd >= 0)
+		close(s->rootfd);
+	journal_close(s->journal);
+	SSL_CTX_free(s->ctx);
+	free(s);
+}
+
+void jb_server_stats(const struct jb_server *s, struct jb_server_stats *r)
+{
+	r->sessions = atomic_load(&s->sessions);
+	r->refused = atomic_load(&s->refused);
+	r->bytes_in = atomic_load(&s->bytes_in);
+	r->bytes_out = atomic_load(&s->bytes_out);
+	r->sessions_active = (uint64_t)s->nlive;
+}
+
+static void joined_reply(int fd, SSL *ssl, uint16_t status)
+{
+	uint8_t a[JB_JOINED_LEN] = {0x4a, 0x4d, 0x42, 0x4b, (uint8_t)(status >> 8), (uint8_t)status, 0, 0};
+	if (ssl)
+		jb_tls_write_full(ssl, a, sizeof a);
+	else
+		jb_write_full(fd, a, sizeof a);
+}
+
+/* A data stream presenting its JOIN: hand it to its session or refuse it. */
+static void handle_join(struct jb_server *srv, int fd, SSL *ssl, const uint8_t *fp, const uint8_t raw[JB_JOIN_LEN])
+{
+	struct jb_join j;
+	const char *why = "malformed JOIN";
+	if (jb_wire_join_decode(raw, &j) == 0) {
+		why = "unknown session";
+		pthread_mutex_lock(&srv->lock);
+		for (struct live *l = srv->live; l; l = l->next) {
+			if (memcmp(l->id, j.session, 16))
+				continue;
+			struct stream *st = j.index < l->expected ? &l->s->streams[j.index] : NULL;
+			if (!st || st->fd >= 0 || !join_token_ok(l->secret, l->id, j.index, j.token))
+				why = "bad token or stream index";
+			else if (l->encrypt && (!ssl || memcmp(fp, l->peer_fp, 32)))
+				why = "stream must be encrypted by the same peer";
+			else {
+				st->fd = fd;
+				st->ssl = ssl;
+				st->index = j.index;
+				jb_sock_tune(fd, &(struct jb_tune){.rate_bps = l->rate_bps});
+				l->joined++;
+				why = NULL;
+				joined_reply(fd, ssl, 0);
+				pthread_cond_broadcast(&srv->joined);
+			}
+			break;
+		}
+		pthread_mutex_unlock(&srv->lock);
+	}
+	if (why) {
+		jb_log(JB_LOG_WARN, "data stream refused: %s", why);
+		joined_reply(fd, ssl, 1);
+		if (ssl)
+			SSL_free(ssl);
+		close(fd);
+	}
+}
+
+static void refuse(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(struct ctl *ctl, const char *fmt, ...)
+{
+	char msg[JB_WIRE_MAX_MSG];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	jb_log(JB_LOG_WARN, "%s: refused: %s", ctl->peer, msg);
+	ctl_send_error(ctl, EACCES, msg);
+}
+
+static int do_list(struct jb_server *srv, struct ctl *ctl, const char *path)
+{
+	struct session s;
+	struct jb_error err = {0};
+	session_init(&s, true);
+	s.ctl = ctl;
+	snprintf(s.origin, sizeof s.origin, "%s", srv->c->name);
+	/* a directory lists its children; a file lists itself */
+	int fd = jb_open_beneath(srv->rootfd, path, O_PATH, 0);
+	struct stat st;
+	int r;
+	if (fd < 0) {
+		r = jb_err(&err, -fd, "%s: %s", *path ? path : "/",
+			   fd == -EXDEV || fd == -ELOOP ? "path escapes the data root" : strerror(-fd));
+		goto out;
+	}
+	fstat(fd, &st);
+	close(fd);
+	s.srcdir = srv->rootfd;
+	s.src_beneath = true;
+	if (S_ISDIR(st.st_mode)) {
+		r = manifest_add_beneath(&s, srv->rootfd, path, true, &err);
+		/* keep the top level only: entries "top/x" become "x" */
+		size_t k = 0;
+		for (size_t i = 0; i < s.nfiles; i++) {
+			char *p = s.files[i].path, *sl = strchr(p, '/');
+			if (!sl || strchr(sl + 1, '/')) {
+				free(s.files[i].path);
+				free(s.files[i].src);
+				continue;
+			}
+			memmove(p, sl + 1, strlen(sl + 1) + 1);
+			s.files[k++] = s.files[i];
+		}
+		s.nfiles = k;
+	} else {
+		r = manifest_add_beneath(&s, srv->rootfd, path, false, &err);
+	}
+	if (r == 0) {
+		uint8_t z[32] = {0};
+		put_welcome(&ctl->out, 0, 1, JB_WIRE_DEFAULT_BLOCK, z, z, srv->c->name);
+		r = manifest_send(&s, &err);
+	}
+out:
+	if (r < 0)
+		ctl_send_error(ctl, err.code, err.msg);
+	s.ctl = NULL;
+	session_free(&s);
+	return r;
+}
+
+static void run_session(struct jb_server *srv, struct ctl *ctl, const struct jb_peer *peer, const uint8_t fp[32],
+			const struct jb_msg *hello)
+{
+	struct jb_error err = {0};
+	char *path = NULL;
+	int r;
+	const char *opname = hello->u.hello.op == JB_OP_PUSH ? "push" : hello->u.hello.op == JB_OP_PULL ? "pull" : "list";
+	if (hello->u.hello.version != JB_WIRE_VERSION) {
+		refuse(ctl, "protocol version %u is not supported (this site speaks %u)", hello->u.hello.version,
+		       JB_WIRE_VERSION);
+		return;
+	}
+	if (jb_path_clean(hello->u.hello.path, &path, &err) < 0) {
+		refuse(ctl, "%s", err.msg);
+		return;
+	}
+	if (hello->u.hello.op == JB_OP_LIST) {
+		do_list(srv, ctl, path);
+		free(path);
+		return;
+	}
+	uint32_t bs = hello->u.hello.block_size;
+	if (bs < JB_WIRE_MIN_BLOCK || bs > JB_WIRE_MAX_BLOCK) {
+		refuse(ctl, "block size %u outside %u..%u", bs, JB_WIRE_MIN_BLOCK, JB_WIRE_MAX_BLOCK);
+		free(path);
+		return;
+	}
+	struct session *s = calloc(1, sizeof *s);
+	struct live *l = calloc(1, sizeof *l);
+	if (!s || !l || session_init(s, hello->u.hello.op == JB_OP_PULL) < 0) {
+		free(s);
+		free(l);
+		free(path);
+		return;
+	}
+	s->ctl = ctl;
+	s->block_size = bs;
+	s->nstreams = JB_MAX(1, JB_MIN((int)hello->u.hello.streams, JB_WIRE_MAX_STREAMS));
+	s->encrypt = hello->u.hello.flags & JB_HELLO_ENCRYPT;
+	s->journal = srv->journal;
+	if (hello->u.hello.op == JB_OP_PUSH) {
+		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
+		r = dest_setup(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, true, NULL, &err);
+	} else {
+		snprintf(s->origin, sizeof s->origin, "%s", srv->c->name);
+		const char *h = getenv("JUMBO_TEST_CORRUPT_BLOCK");
+		s->corrupt_block = h && *h ? atoi(h) : -1;
+		r = manifest_add_beneath(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_RECURSIVE, &err);
+		if (r == 0)
+			r = manifest_sort(s, &err);
+	}
+	if (r < 0) {
+		refuse(ctl, "%s", err.msg);
+		goto out;
+	}
+	l->s = s;
+	l->expected = s->nstreams;
+	l->encrypt = s->encrypt;
+	l->rate_bps = hello->u.hello.op == JB_OP_PULL ? hello->u.hello.rate_bps : 0;
+	memcpy(l->peer_fp, fp, 32);
+	RAND_bytes(l->id, 16);
+	RAND_bytes(l->secret, 32);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->nlive >= MAX_SESSIONS) {
+		pthread_mutex_unlock(&srv->lock);
+		refuse(ctl, "too many sessions (limit %d)", MAX_SESSIONS);
+		goto out;
+	}
+	l->next = srv->live;
+	srv->live = l;
+	srv->nlive++;
+	pthread_mutex_unlock(&srv->lock);
+	put_welcome(&ctl->out, s->encrypt ? JB_HELLO_ENCRYPT : 0, (uint16_t)s->nstreams, bs, l->id, l->secret,
+		    srv->c->name);
+	r = ctl_flush(ctl, &err);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += JOIN_TIMEOUT;
+	pthread_mutex_lock(&srv->lock);
+	while (r == 0 && l->joined < l->expected)
+		if (pthread_cond_timedwait(&srv->joined, &srv->lock, &until) == ETIMEDOUT)
+			r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
+	/* no more joins: the session is about to run */
+	for (struct live **pp = &srv->live; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			srv->nlive--;
+			break;
+		}
+	pthread_mutex_unlock(&srv->lock);
+	if (r < 0) {
+		refuse(ctl, "%s", err.msg);
+		goto out;
+	}
+	atomic_fetch_add(&srv->sessions, 1);
+	jb_log(JB_LOG_INFO, "%s: %s %s with %d streams", peer->name, opname, *path ? path : "/", s->nstreams);
+	r = s->sender ? sender_run(s, &err) : receiver_run(s, &err);
+	uint64_t moved = atomic_load(&s->bytes_moved);
+	atomic_fetch_add(s->sender ? &srv->bytes_out : &srv->bytes_in, moved);
+	double secs = jb_now() - s->t0;
+	if (r < 0)
+		jb_log(JB_LOG_WARN, "%s: %s %s failed: %s", peer->name, opname, *path ? path : "/", err.msg);
+	else
+		jb_log(JB_LOG_INFO, "%s: %s %s done: %zu files, %llu bytes in %.2f s (%.2f Gbit/s)", peer->name, opname,
+		       *path ? path : "/", s->nfiles, (unsigned long long)moved, secs,
+		       secs > 0 ? moved * 8 / secs / 1e9 : 0.0);
+out:
+	s->ctl = NULL;
+	session_free(s);
+	free(s);
+	free(l);
+	free(path);
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *cn = arg;
+	struct jb_server *srv = cn->srv;
+	int fd = cn->fd;
+	free(cn);
+	struct timeval tv = {.tv_sec = JOIN_TIMEOUT};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	uint8_t first;
+	if (recv(fd, &first, 1, MSG_PEEK) != 1)
+		goto drop;
+	if (first == 0x4a) { /* 'J': a data stream in the clear */
+		uint8_t raw[JB_JOIN_LEN];
+		if (jb_read_full(fd, raw, sizeof raw) < 0)
+			goto drop;
+		struct timeval z = {0};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &z, sizeof z);
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &z, sizeof z);
+		handle_join(srv, fd, NULL, NULL, raw);
+		return NULL;
+	}
+	if (first != 0x16) /* not a TLS handshake either */
+		goto drop;
+	struct jb_error err = {0};
+	uint8_t fp[32];
+	SSL *ssl = jb_tls_handshake(srv->ctx, fd, true, fp, &err);
+	if (!ssl) {
+		jb_log(JB_LOG_WARN, "connection dropped: %s", err.msg);
+		goto drop;
+	}
+	const struct jb_peer *peer = jb_config_peer_by_fp(srv->c, fp);
+	uint8_t head[4];
+	if (peer && SSL_peek(ssl, head, 4) == 4 &&
+	    ((uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3]) == JB_JOIN_MAGIC) {
+		/* an encrypted data stream */
+		uint8_t raw[JB_JOIN_LEN];
+		if (jb_tls_read_full(ssl, raw, sizeof raw) < 0) {
+			SSL_free(ssl);
+			goto drop;
+		}
+		struct timeval z = {0};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &z, sizeof z);
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &z, sizeof z);
+		handle_join(srv, fd, ssl, fp, raw);
+		return NULL;
+	}
+	struct ctl ctl;
+	if (ctl_init(&ctl, ssl, fd) < 0) {
+		SSL_free(ssl);
+		goto drop;
+	}
+	if (!peer) {
+		char f[72];
+		jb_fp_format(fp, f);
+		snprintf(ctl.peer, sizeof ctl.peer, "unknown peer");
+		atomic_fetch_add(&srv->refused, 1);
+		refuse(&ctl, "site %s does not know you: certificate %s is not pinned in any [peer] section", srv->c->name, f);
+		ctl_close(&ctl);
+		return NULL;
+	}
+	snprintf(ctl.peer, sizeof ctl.peer, "%s", peer->name);
+	int r = ctl_recv(&ctl, JOIN_TIMEOUT * 1000, -1, &err);
+	if (r == 1 && ctl.msg.type == JB_MSG_HELLO) {
+		struct jb_msg *hello = malloc(sizeof *hello);
+		if (hello) {
+			*hello = ctl.msg;
+			run_session(srv, &ctl, peer, fp, hello);
+			free(hello);
+		}
+	} else if (r == 0) {
+		jb_log(JB_LOG_WARN, "%s: no HELLO within %d s", peer->name, JOIN_TIMEOUT);
+	} else if (r > 0) {
+		refuse(&ctl, "expected HELLO");
+	} else {
+		jb_log(JB_LOG_WARN, "%s: session closed: %s", peer->name, err.msg);
+		ctl_send_error(&ctl, err.code, err.msg);
+	}
+	ctl_close(&ctl);
+	return NULL;
+drop:
+	close(fd);
+	return NULL;
+}
+
+int jb_server_run(struct jb_server *srv)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	while (!atomic_load(&srv->stop)) {
+		struct pollfd p = {.fd = srv->lfd, .events = POLLIN};
+		if (poll(&p, 1, 250) <= 0)
+			continue;
+		int fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct conn *cn = malloc(sizeof *cn);
+		pthread_t t;
+		if (!cn) {
+			close(fd);
+			continue;
+		}
+		cn->srv = srv;
+		cn->fd = fd;
+		if (pthread_create(&t, &attr, conn_main, cn) != 0) {
+			close(fd);
+			free(cn);
+		}
+	}
+	pthread_attr_destroy(&attr);
+	return 0;
+}

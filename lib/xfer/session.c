@@ -1,0 +1,301 @@
+/* Session plumbing shared by the sender and the receiver: files, the event
+ * queue from stream threads to the control loop, stream I/O, digests. */
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <xxhash.h>
+
+#include "xfer-internal.h"
+
+void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN])
+{
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+	memcpy(out, c.digest, JB_DIGEST_LEN);
+}
+
+/* The whole-file digest: XXH3-128 over the concatenated block digests.  Blocks
+ * travel out of order over many streams, so a hash list (one level of a
+ * Merkle tree) is what both ends can compute without a second pass. */
+void digest_root(const uint8_t *digests, uint64_t n, uint8_t out[JB_DIGEST_LEN])
+{
+	digest_block(digests ? digests : (const uint8_t *)"", n * JB_DIGEST_LEN, out);
+}
+
+void digest_format(const uint8_t d[JB_DIGEST_LEN], char out[40])
+{
+	memcpy(out, "xxh3t:", 6);
+	jb_hex(d, JB_DIGEST_LEN, out + 6);
+}
+
+uint64_t block_len(const struct xfile *f, uint64_t b, uint32_t bs)
+{
+	uint64_t off = b * bs;
+	return JB_MIN((uint64_t)bs, f->size - off);
+}
+
+int session_init(struct session *s, bool sender)
+{
+	memset(s, 0, sizeof *s);
+	s->sender = sender;
+	s->srcdir = AT_FDCWD;
+	s->destdir = -1;
+	s->corrupt_block = -1;
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcond, NULL);
+	pthread_mutex_init(&s->evlock, NULL);
+	for (int i = 0; i < LOCK_STRIPES; i++)
+		pthread_mutex_init(&s->stripes[i], NULL);
+	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++)
+		s->streams[i].fd = -1;
+	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->t0 = jb_now();
+	return s->evfd < 0 ? -errno : 0;
+}
+
+void session_close_streams(struct session *s)
+{
+	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++) {
+		struct stream *st = &s->streams[i];
+		if (st->fd >= 0)
+			shutdown(st->fd, SHUT_RDWR);
+	}
+	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++) {
+		struct stream *st = &s->streams[i];
+		if (st->started)
+			pthread_join(st->thread, NULL);
+		st->started = false;
+		if (st->ssl)
+			SSL_free(st->ssl);
+		st->ssl = NULL;
+		if (st->fd >= 0)
+			close(st->fd);
+		st->fd = -1;
+	}
+}
+
+void session_free(struct session *s)
+{
+	session_close_streams(s);
+	for (size_t i = 0; i < s->nfiles; i++) {
+		struct xfile *f = &s->files[i];
+		free(f->path);
+		free(f->src);
+		free(f->digests);
+		free(f->have);
+		free(f->partial);
+		free(f->error);
+		if (f->fd >= 0)
+			close(f->fd);
+		if (f->dirfd >= 0)
+			close(f->dirfd);
+	}
+	free(s->files);
+	free(s->plan);
+	free(s->resend);
+	free(s->ev);
+	free(s->rename_top);
+	free(s->keybase);
+	if (s->destdir >= 0)
+		close(s->destdir);
+	if (s->evfd >= 0)
+		close(s->evfd);
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcond);
+	pthread_mutex_destroy(&s->evlock);
+	for (int i = 0; i < LOCK_STRIPES; i++)
+		pthread_mutex_destroy(&s->stripes[i]);
+}
+
+int session_add_file(struct session *s, const struct jb_wire_entry *e, const char *src)
+{
+	if (s->nfiles >= JB_WIRE_MAX_FILES)
+		return -E2BIG;
+	if (s->nfiles == s->capfiles) {
+		size_t nc = s->capfiles ? s->capfiles * 2 : 64;
+		struct xfile *nf = realloc(s->files, nc * sizeof *nf);
+		if (!nf)
+			return -ENOMEM;
+		s->files = nf;
+		s->capfiles = nc;
+	}
+	struct xfile *f = &s->files[s->nfiles];
+	memset(f, 0, sizeof *f);
+	f->fd = f->dirfd = -1;
+	f->type = e->type;
+	f->mode = e->mode;
+	f->size = e->size;
+	f->mtime_ns = e->mtime_ns;
+	f->path = strdup(e->path);
+	f->src = src ? strdup(src) : NULL;
+	if (!f->path || (src && !f->src)) {
+		free(f->path);
+		free(f->src);
+		return -ENOMEM;
+	}
+	s->nfiles++;
+	s->bytes_total += e->size;
+	return 0;
+}
+
+/* Allocate per-file block state once the block size is known. */
+int session_alloc_blocks(struct session *s)
+{
+	for (size_t i = 0; i < s->nfiles; i++) {
+		struct xfile *f = &s->files[i];
+		if (f->type != JB_ENTRY_FILE)
+			continue;
+		f->nblocks = (f->size + s->block_size - 1) / s->block_size;
+		f->digests = calloc(f->nblocks ? f->nblocks : 1, JB_DIGEST_LEN);
+		f->have = calloc(f->nblocks / 8 + 1, 1);
+		if (!f->digests || !f->have)
+			return -ENOMEM;
+		atomic_store(&f->remaining, f->nblocks);
+	}
+	return 0;
+}
+
+void session_post(struct session *s, const struct event *e)
+{
+	pthread_mutex_lock(&s->evlock);
+	if (s->nev == s->capev) {
+		size_t nc = s->capev ? s->capev * 2 : 64;
+		struct event *ne = realloc(s->ev, nc * sizeof *ne);
+		if (!ne) {
+			pthread_mutex_unlock(&s->evlock);
+			atomic_store(&s->fatal, true);
+			return;
+		}
+		s->ev = ne;
+		s->capev = nc;
+	}
+	s->ev[s->nev++] = *e;
+	pthread_mutex_unlock(&s->evlock);
+	uint64_t one = 1;
+	if (write(s->evfd, &one, sizeof one) < 0) {
+		/* the counter is saturated or the fd gone: the loop polls anyway */
+	}
+}
+
+size_t session_take_events(struct session *s, struct event **ret)
+{
+	uint64_t v;
+	if (read(s->evfd, &v, sizeof v) < 0) {
+		/* nothing pending */
+	}
+	pthread_mutex_lock(&s->evlock);
+	size_t n = s->nev;
+	*ret = NULL;
+	if (n) {
+		*ret = s->ev;
+		s->ev = NULL;
+		s->nev = s->capev = 0;
+	}
+	pthread_mutex_unlock(&s->evlock);
+	return n;
+}
+
+int stream_read(struct stream *st, void *buf, size_t n)
+{
+	if (st->ssl)
+		return jb_tls_read_full(st->ssl, buf, n);
+	uint8_t *p = buf;
+	while (n) {
+		ssize_t r = recv(st->fd, p, n, MSG_WAITALL);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EPIPE;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int stream_write(struct stream *st, const void *buf, size_t n)
+{
+	if (st->ssl)
+		return jb_tls_write_full(st->ssl, buf, n);
+	const uint8_t *p = buf;
+	while (n) {
+		ssize_t r = send(st->fd, p, n, MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+void session_tick(struct session *s, bool force)
+{
+	double now = jb_now();
+	if (!s->progress || (!force && now - s->last_progress < 0.2))
+		return;
+	s->last_progress = now;
+	struct jb_progress p = {
+		.bytes_total = s->bytes_planned,
+		.bytes_done = atomic_load(&s->bytes_moved),
+		.files_total = (uint32_t)s->nfiles,
+		.files_done = s->files_done,
+		.seconds = now - s->t0,
+	};
+	s->progress(&p, s->progress_ud);
+}
+
+void session_result(struct session *s, struct jb_xfer_result *r)
+{
+	r->files = (uint32_t)s->nfiles;
+	r->bytes_total = s->bytes_total;
+	r->bytes_sent = atomic_load(&s->bytes_moved);
+	r->blocks_resent = atomic_load(&s->blocks_bad);
+	r->seconds = jb_now() - s->t0;
+	r->streams = s->nstreams;
+	r->block_size = s->block_size;
+	r->file = calloc(s->nfiles ? s->nfiles : 1, sizeof *r->file);
+	if (!r->file)
+		return;
+	for (size_t i = 0; i < s->nfiles; i++) {
+		struct xfile *f = &s->files[i];
+		struct jb_file_result *o = &r->file[i];
+		o->path = strdup(f->path);
+		o->size = f->size;
+		o->dir = f->type == JB_ENTRY_DIR;
+		o->ok = f->ok;
+		if (f->ok)
+			r->files_ok++;
+		if (f->type == JB_ENTRY_FILE && f->have_root)
+			digest_format(f->root, o->digest);
+		if (f->error)
+			o->error = strdup(f->error);
+	}
+}
+
+void jb_xfer_result_free(struct jb_xfer_result *r)
+{
+	if (!r || !r->file)
+		return;
+	for (uint32_t i = 0; i < r->files; i++) {
+		free(r->file[i].path);
+		free(r->file[i].error);
+	}
+	free(r->file);
+	r->file = NULL;
+}
+
+void jb_xfer_opts_init(struct jb_xfer_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->streams = 4;
+	o->block_size = JB_WIRE_DEFAULT_BLOCK;
+	o->connect_timeout = 30;
+}

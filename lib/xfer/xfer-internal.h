@@ -1,0 +1,184 @@
+/* Internal to lib/xfer: the session shared by both ends and both roles. */
+#pragma once
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "jumbo/xfer.h"
+
+/* ---- control channel: one TLS connection, driven by one thread ---- */
+struct ctl {
+	SSL *ssl;
+	int fd;
+	struct jb_buf out;
+	uint8_t *in;
+	size_t inlen;
+	struct jb_msg msg;   /* last decoded message; its pointers refer to in */
+	size_t consumed;     /* bytes of in belonging to msg, dropped on next recv */
+	char peer[JB_WIRE_MAX_NAME + 1];
+};
+int ctl_init(struct ctl *c, SSL *ssl, int fd);
+void ctl_close(struct ctl *c);
+/* Queue a frame built by the caller with jb_frame_begin/end on c->out. */
+int ctl_flush(struct ctl *c, struct jb_error *err);
+/* Wait up to timeout_ms for a message (or for extra_fd to become readable).
+ * 1: c->msg holds a message; 0: timeout or extra_fd ready; <0: error. */
+int ctl_recv(struct ctl *c, int timeout_ms, int extra_fd, struct jb_error *err);
+int ctl_send_error(struct ctl *c, int code, const char *text);
+
+/* ---- journal: verified blocks, for resume (SQLite) ---- */
+struct journal;
+int journal_open(const char *path, struct journal **ret, struct jb_error *err);
+void journal_close(struct journal *j);
+struct journal_rec {
+	int64_t id;
+	bool committed;
+	uint8_t root[JB_DIGEST_LEN];
+};
+/* Look up key; when size/mtime/block size/origin match, return the record and
+ * fill digests/have for recorded blocks; otherwise start a fresh record. */
+int journal_begin(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns,
+		  uint32_t bs, const char *origin, uint64_t nblocks, uint8_t *digests, uint8_t *have,
+		  struct journal_rec *ret, struct jb_error *err);
+int journal_add(struct journal *j, int64_t id, uint64_t idx, const uint8_t digest[JB_DIGEST_LEN]);
+int journal_commit(struct journal *j, int64_t id, const uint8_t root[JB_DIGEST_LEN]);
+int journal_drop(struct journal *j, int64_t id);
+int journal_tx(struct journal *j, bool begin);
+
+/* ---- the session ---- */
+struct xfile {
+	char *path;          /* manifest path, relative */
+	char *src;           /* sender: where to open it (relative to srcdir) */
+	uint8_t type;
+	uint32_t mode;
+	uint64_t size;
+	int64_t mtime_ns;
+	uint64_t nblocks;
+	uint8_t *digests;    /* nblocks x 16 */
+	uint8_t *have;       /* receiver: bitmap of verified blocks */
+	atomic_uint_fast64_t remaining;
+	int fd;              /* lazily opened, guarded by the file's lock stripe */
+	int dirfd;           /* receiver: parent directory (O_PATH) */
+	char *partial;       /* receiver: name of the partial file in dirfd */
+	int64_t jid;         /* receiver: journal record */
+	bool have_root, verified, done, ok, skip_write;
+	uint8_t root[JB_DIGEST_LEN];
+	char *error;
+};
+
+struct work {
+	uint32_t file;
+	uint64_t block;
+	bool send;           /* false: hash only (the receiver has it) */
+};
+
+enum ev_kind { EV_FILE_HASHED, EV_BLOCK_BAD, EV_FILE_VERIFIED, EV_FATAL, EV_STREAM_DONE };
+struct event {
+	enum ev_kind kind;
+	uint32_t file;
+	uint64_t block;
+	int code;
+	char text[256];
+};
+
+struct stream {
+	int fd;
+	SSL *ssl;
+	int index;
+	struct session *s;
+	pthread_t thread;
+	bool started;
+};
+
+#define LOCK_STRIPES 64
+
+struct session {
+	bool sender;
+	struct ctl *ctl;
+	uint32_t block_size;
+	bool encrypt;
+	int nstreams;
+	struct stream streams[JB_WIRE_MAX_STREAMS];
+	char origin[JB_WIRE_MAX_NAME + 1]; /* the sending site's name */
+
+	struct xfile *files;
+	size_t nfiles, capfiles;
+	uint64_t bytes_total;
+
+	/* sender */
+	int srcdir;          /* base for xfile.src: a data root or AT_FDCWD */
+	bool src_beneath;    /* open sources with RESOLVE_BENEATH */
+	struct work *plan;
+	size_t nplan, nextplan;
+	struct work *resend;
+	size_t nresend, capresend;
+	uint64_t resend_total;
+	bool stopping;
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	int corrupt_block;   /* test hook: flip a byte in this block of file 0, once */
+
+	/* receiver */
+	int destdir;         /* O_PATH directory the manifest is placed in */
+	bool dest_beneath;
+	char *rename_top;    /* replace the first path component with this */
+	char *keybase;       /* journal key prefix */
+	struct journal *journal;
+
+	pthread_mutex_t stripes[LOCK_STRIPES];
+
+	/* worker -> loop events */
+	int evfd;
+	pthread_mutex_t evlock;
+	struct event *ev;
+	size_t nev, capev;
+
+	atomic_uint_fast64_t bytes_moved;   /* payload sent (sender) / verified (receiver) */
+	atomic_uint_fast64_t blocks_bad;
+	atomic_bool fatal;
+	uint32_t files_done;
+
+	jb_progress_fn progress;
+	void *progress_ud;
+	double t0, last_progress;
+	uint64_t bytes_planned;
+};
+
+int session_init(struct session *s, bool sender);
+void session_free(struct session *s);
+int session_add_file(struct session *s, const struct jb_wire_entry *e, const char *src);
+void session_post(struct session *s, const struct event *e);
+size_t session_take_events(struct session *s, struct event **ret);
+int stream_read(struct stream *st, void *buf, size_t n);
+int stream_write(struct stream *st, const void *buf, size_t n);
+void session_close_streams(struct session *s);
+void session_tick(struct session *s, bool force);
+/* XXH3-128 in canonical (big-endian) bytes */
+void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN]);
+void digest_root(const uint8_t *digests, uint64_t n, uint8_t out[JB_DIGEST_LEN]);
+void digest_format(const uint8_t d[JB_DIGEST_LEN], char out[40]);
+uint64_t block_len(const struct xfile *f, uint64_t b, uint32_t bs);
+
+/* manifest building (sender) */
+int manifest_add_local(struct session *s, const char *src, bool recursive, struct jb_error *err);
+int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive,
+			 struct jb_error *err);
+int manifest_send(struct session *s, struct jb_error *err);
+int manifest_recv(struct session *s, struct jb_error *err);
+
+/* destination resolution (receiver) */
+int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir, bool beneath,
+	       const char *keybase_root, struct jb_error *err);
+
+int sender_run(struct session *s, struct jb_error *err);
+int receiver_run(struct session *s, struct jb_error *err);
+void session_result(struct session *s, struct jb_xfer_result *r);
+int session_alloc_blocks(struct session *s);
+int manifest_sort(struct session *s, struct jb_error *err);
+
+/* proto.c */
+void join_token(const uint8_t secret[32], const uint8_t session[16], uint16_t index, uint8_t out[32]);
+bool join_token_ok(const uint8_t secret[32], const uint8_t session[16], uint16_t index, const uint8_t tok[32]);
+void put_hello(struct jb_buf *b, uint8_t op, uint8_t flags, uint16_t streams, uint32_t bs, uint64_t rate,
+	       const char *path, const char *name);
+void put_welcome(struct jb_buf *b, uint8_t flags, uint16_t streams, uint32_t bs, const uint8_t session[16],
+		 const uint8_t secret[32], const char *name);
