@@ -183,32 +183,25 @@ static int open_streams(struct jb_client *cl, const struct jb_remote *rm, struct
 		if (mg != JB_JOINED_MAGIC || ack[4] || ack[5])
 			return jb_err(err, EACCES, "%s: data stream %d was refused", rm->label, i);
 	}
+	if (s->nstreams)
+		jb_sock_cc(s->streams[0].fd, s->cc, sizeof s->cc);
 	return 0;
 }
 
-static void fill_result(struct session *s, const struct jb_remote *rm, int fd, struct jb_xfer_result *ret)
+static void fill_result(struct session *s, const struct jb_remote *rm, struct jb_xfer_result *ret)
 {
 	memset(ret, 0, sizeof *ret);
 	session_result(s, ret);
 	snprintf(ret->peer, sizeof ret->peer, "%s", rm->label);
-	if (s->nstreams && s->streams[0].fd >= 0)
-		jb_sock_cc(s->streams[0].fd, ret->cc, sizeof ret->cc);
-	else
-		snprintf(ret->cc, sizeof ret->cc, "%s", s->encrypt ? "tls" : "");
-	(void)fd;
+	snprintf(ret->cc, sizeof ret->cc, "%s", s->cc);
 }
 
 static int finish(struct session *s, struct ctl *ctl, int r, const struct jb_remote *rm, struct jb_xfer_result *ret,
 		  struct jb_error *err)
 {
-	char cc[16] = "";
-	if (s->nstreams && s->streams[0].fd >= 0)
-		jb_sock_cc(s->streams[0].fd, cc, sizeof cc);
 	session_close_streams(s);
-	if (ret) {
-		fill_result(s, rm, -1, ret);
-		snprintf(ret->cc, sizeof ret->cc, "%s", cc);
-	}
+	if (ret)
+		fill_result(s, rm, ret);
 	if (r == 0 && ret && ret->files_ok != ret->files) {
 		for (uint32_t i = 0; i < ret->files; i++)
 			if (!ret->file[i].ok) {

@@ -99,6 +99,7 @@ struct session {
 	int nstreams;
 	struct stream streams[JB_WIRE_MAX_STREAMS];
 	char origin[JB_WIRE_MAX_NAME + 1]; /* the sending site's name */
+	char cc[16];         /* congestion control of the data streams */
 
 	struct xfile *files;
 	size_t nfiles, capfiles;
