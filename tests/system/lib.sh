@@ -4,7 +4,8 @@ set -u
 BUILD=${BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 JUMBO=$BUILD/cmd/jumbo
 JUMBOD=$BUILD/cmd/jumbod
-T=$(mktemp -d "${TMPDIR:-/tmp}/jumbo-test.XXXXXX")
+# tmpfs by default: tests measure behaviour, not disks
+T=$(mktemp -d "${TMPDIR:-/dev/shm}/jumbo-test.XXXXXX")
 export JUMBO_STATE_DIR=$T/clientstate
 _n=0 _fail=0 _pids=()
 
@@ -91,3 +92,5 @@ two_sites() {
 	trust alpha beta
 }
 jb() { "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
+# for background runs, call "$JUMBO" --config "$JBCONF" directly so $! is jumbo itself
+JBCONF=$T/alpha/jumbo.conf

@@ -1,0 +1,29 @@
+#!/usr/bin/python3
+"""Writes seed inputs for fuzz_wire: one valid body of each message type
+(type byte first, no length prefix) plus JOIN and BLOCK headers."""
+import os, struct, sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), 'corpus', 'wire')
+os.makedirs(out, exist_ok=True)
+
+def s(t): b = t.encode(); return struct.pack('>H', len(b)) + b
+def entry(typ, path, size, mode, mtime): return bytes([typ]) + s(path) + struct.pack('>QIq', size, mode, mtime)
+
+seeds = {
+    'hello': bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, 1, 1, 1, 4, 8 << 20, 0) + s('run7/a.h5') + s('kisti'),
+    'welcome': bytes([2]) + struct.pack('>HBHI', 1, 0, 4, 8 << 20) + b'\x11' * 16 + b'\x22' * 32 + s('caltech'),
+    'error': bytes([3]) + struct.pack('>H', 13) + s('unknown peer'),
+    'files': bytes([4]) + struct.pack('>II', 0, 2) + entry(2, 'd', 0, 0o755, 1) + entry(1, 'd/x', 100, 0o644, 2),
+    'files_end': bytes([5]) + struct.pack('>IQ', 2, 100),
+    'need': bytes([6]) + struct.pack('>II', 1, 2) + struct.pack('>QQQQ', 0, 3, 5, 1),
+    'need_end': bytes([7]),
+    'file_end': bytes([8]) + struct.pack('>I', 1) + b'\x33' * 16,
+    'file_done': bytes([9]) + struct.pack('>IH', 1, 0) + b'\x33' * 16 + s(''),
+    'resend': bytes([10]) + struct.pack('>IQ', 1, 7),
+    'bye': bytes([11]),
+    'join': struct.pack('>IH', 0x4a4d424a, 1) + b'\x44' * 16 + struct.pack('>H', 2) + b'\x55' * 32,
+    'block': struct.pack('>IIQII', 0x4a4d4242, 1, 7, 65536, 0) + b'\x66' * 16,
+}
+for name, data in seeds.items():
+    with open(os.path.join(out, 'seed-' + name), 'wb') as f:
+        f.write(data)

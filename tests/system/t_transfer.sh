@@ -1,0 +1,74 @@
+#!/bin/bash
+# A 1 GiB file and a 2,000-file tree arrive bit-identical, both directions.
+. "$(dirname "$0")/lib.sh"
+two_sites
+
+head -c 1G /dev/urandom > "$T/big.bin"
+jb send -P 4 --json "$T/big.bin" beta:/run7/ > "$T/send.json"
+ok $? "send 1 GiB exits 0"
+is "$(sha "$T/beta/root/run7/big.bin")" "$(sha "$T/big.bin")" "1 GiB file arrives bit-identical (sha256)"
+is "$(jsonget "$T/send.json" files)" 1 "json: files"
+is "$(jsonget "$T/send.json" bytes_total)" 1073741824 "json: bytes_total"
+is "$(jsonget "$T/send.json" bytes_sent)" 1073741824 "json: bytes_sent"
+is "$(jsonget "$T/send.json" streams)" 4 "json: streams"
+is "$(jsonget "$T/send.json" entries.0.verified)" true "json: file verified"
+like '^[0-9.]+$' "$(jsonget "$T/send.json" gbps)" "json: gbps is a number"
+like '^[0-9.]+$' "$(jsonget "$T/send.json" seconds)" "json: seconds is a number"
+digest=$(jsonget "$T/send.json" entries.0.digest)
+like '^xxh3t:[0-9a-f]{32}$' "$digest" "json: digest"
+is "$("$JUMBO" sum "$T/big.bin" | cut -d' ' -f1)" "$digest" "jumbo sum computes the reported digest locally"
+ls -a "$T/beta/root/run7" > "$T/ls"
+is "$(cat "$T/ls" | tr '\n' ' ')" ". .. big.bin " "no partial or journal files left beside it"
+
+jb get -P 3 --json beta:run7/big.bin "$T/back.bin" > "$T/get.json"
+ok $? "get 1 GiB exits 0"
+is "$(sha "$T/back.bin")" "$(sha "$T/big.bin")" "1 GiB file comes back bit-identical"
+is "$(jsonget "$T/get.json" entries.0.digest)" "$digest" "same digest both ways"
+rm -f "$T/big.bin" "$T/back.bin" "$T/beta/root/run7/big.bin"
+
+# a tree: 2,000 files in nested directories, odd sizes, an empty file, an empty dir
+/usr/bin/python3 - "$T/tree" <<'EOP'
+import os, sys, random
+random.seed(7)
+root = sys.argv[1]
+for i in range(2000):
+    d = os.path.join(root, 'd%02d' % (i % 40), 'sub%d' % (i % 3))
+    os.makedirs(d, exist_ok=True)
+    size = 0 if i == 5 else random.choice([1, 100, 4096, 65537, 200000, 1 << 20])
+    with open(os.path.join(d, 'f%04d.dat' % i), 'wb') as f:
+        f.write(os.urandom(size))
+os.makedirs(os.path.join(root, 'empty-dir'))
+os.chmod(os.path.join(root, 'd00', 'sub0', 'f0000.dat'), 0o600)
+EOP
+treesum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1); }
+jb send -r -P 4 --json "$T/tree" beta:trees/ > "$T/tree.json"
+ok $? "send -r a 2,000-file tree exits 0"
+is "$(treesum "$T/beta/root/trees/tree")" "$(treesum "$T/tree")" "tree arrives bit-identical (sha256 of every file)"
+is "$(find "$T/beta/root/trees/tree" -type f | wc -l)" 2000 "2,000 files"
+ok "$([ -d "$T/beta/root/trees/tree/empty-dir" ]; echo $?)" "empty directory created"
+is "$(stat -c %a "$T/beta/root/trees/tree/d00/sub0/f0000.dat")" 600 "file mode preserved"
+is "$(stat -c %Y "$T/beta/root/trees/tree/d01/sub1/f0001.dat")" "$(stat -c %Y "$T/tree/d01/sub1/f0001.dat")" "mtime preserved"
+is "$(jsonget "$T/tree.json" files_verified)" "$(jsonget "$T/tree.json" files)" "every entry verified"
+is "$(find "$T/beta/root" -name '*.jumbo-part' | wc -l)" 0 "no partial files left"
+
+jb get -r --json beta:trees/tree "$T/tree-back" > "$T/treeget.json"
+ok $? "get -r the tree exits 0"
+is "$(treesum "$T/tree-back")" "$(treesum "$T/tree")" "tree comes back bit-identical under the new name"
+
+# sending the same tree again: everything is already there and verified
+jb send -r --json "$T/tree" beta:trees/ > "$T/again.json"
+ok $? "sending the same tree again exits 0"
+is "$(jsonget "$T/again.json" bytes_sent)" 0 "nothing is sent again (committed files recognised)"
+
+# a directory without -r, several sources into a directory, renaming a single file
+out=$(jb send "$T/tree" beta:x 2>&1); rc=$?
+is "$rc" 1 "a directory without -r fails"
+like 'is a directory \(use -r\)' "$out" "and says to use -r"
+echo one > "$T/one"; echo two > "$T/two"
+jb send -q "$T/one" "$T/two" beta:multi && is "$(cat "$T/beta/root/multi/two")" two "several sources land in a directory"
+jb send -q "$T/one" beta:renamed.txt && is "$(cat "$T/beta/root/renamed.txt")" one "a single source takes the destination's name"
+jb send -q "$T/two" beta:renamed.txt && is "$(cat "$T/beta/root/renamed.txt")" two "an existing file is replaced"
+mkdir -p "$T/other"; echo dup > "$T/other/one"
+out=$(jb send "$T/one" "$T/other/one" beta:dups/ 2>&1)
+like "both arrive as 'one'" "$out" "two sources with the same name are refused before sending"
+done_testing

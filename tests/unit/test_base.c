@@ -1,0 +1,144 @@
+/* Unit tests: sizes and rates, paths, the config parser. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jumbo/config.h"
+#include "tap.h"
+
+static void test_sizes(void)
+{
+	uint64_t v = 0;
+	ok(jb_parse_size("8M", &v) == 0 && v == 8u << 20, "8M is 8 MiB");
+	ok(jb_parse_size("64KiB", &v) == 0 && v == 64u << 10, "64KiB");
+	ok(jb_parse_size("1.5G", &v) == 0 && v == 3ull << 29, "1.5G");
+	ok(jb_parse_size("4096", &v) == 0 && v == 4096, "plain number");
+	ok(jb_parse_size("", &v) < 0, "empty size refused");
+	ok(jb_parse_size("-1M", &v) < 0, "negative size refused");
+	ok(jb_parse_size("12Q", &v) < 0, "unknown suffix refused");
+	ok(jb_parse_size("1e30", &v) < 0, "overflow refused");
+	ok(jb_parse_rate("10G", &v) == 0 && v == 10000000000ull, "rate 10G is decimal");
+	ok(jb_parse_rate("500M", &v) == 0 && v == 500000000ull, "rate 500M");
+	ok(jb_parse_rate("2.5Gbit", &v) == 0 && v == 2500000000ull, "rate 2.5Gbit");
+	char b[32];
+	jb_format_bytes(1536, b, sizeof b);
+	is_str(b, "1.50 KiB", "format 1536 bytes");
+}
+
+static void test_paths(void)
+{
+	char *c = NULL;
+	struct jb_error err = {0};
+	ok(jb_path_clean("/run7/a.h5", &c, &err) == 0, "absolute remote path accepted");
+	is_str(c, "run7/a.h5", "leading slash dropped: kisti:/run7 == kisti:run7");
+	free(c);
+	ok(jb_path_clean("run7//./a.h5/", &c, &err) == 0, "redundant parts accepted");
+	is_str(c, "run7/a.h5", "redundant parts cleaned");
+	free(c);
+	ok(jb_path_clean("/", &c, &err) == 0, "root accepted");
+	is_str(c, "", "root is the empty path");
+	free(c);
+	ok(jb_path_clean("a/../../etc/passwd", &c, &err) == -EACCES, "'..' refused");
+	ok(strstr(err.msg, "escapes") != NULL, "message says it escapes: %s", err.msg);
+	char longp[5000];
+	memset(longp, 'a', sizeof longp - 1);
+	longp[sizeof longp - 1] = 0;
+	ok(jb_path_clean(longp, &c, &err) == -ENAMETOOLONG, "over-long path refused");
+
+	char dir[] = "/tmp/jbtest.XXXXXX";
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	int root = open(dir, O_PATH | O_DIRECTORY);
+	ok(symlinkat("/etc", root, "out") == 0, "symlink pointing outside");
+	int fd = jb_open_beneath(root, "out/passwd", O_RDONLY, 0);
+	ok(fd == -EXDEV || fd == -ELOOP, "open through an escaping symlink refused (%d)", fd);
+	fd = jb_mkdirs_beneath(root, "a/b/c", 0755);
+	ok(fd >= 0, "mkdirs beneath");
+	if (fd >= 0)
+		close(fd);
+	fd = jb_mkdirs_beneath(root, "out/x", 0755);
+	ok(fd < 0, "mkdirs through an escaping symlink refused");
+	struct stat st;
+	ok(stat("/etc/x", &st) < 0, "nothing created outside");
+	close(root);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ok(system(cmd) == 0, "cleanup");
+}
+
+static const char good[] =
+	"# a site\n"
+	"[site]\n"
+	"name = kisti\n"
+	"identity = /etc/jumbo/id        # directory with key.pem, cert.pem\n"
+	"root = /srv/jumbo/data\n"
+	"listen = 0.0.0.0:4410\n"
+	"api = 127.0.0.1:4480\n"
+	"state = /var/lib/jumbo\n"
+	"\n"
+	"[peer caltech]\n"
+	"address = dtn.caltech.example:4410\n"
+	"fingerprint = SHA256:00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF\n"
+	"[peer inbound-only]\n"
+	"; no address: it only connects in\n"
+	"fingerprint = SHA256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n"
+	"[rule later]\n"
+	"glob = *.h5\n";
+
+static void test_config(void)
+{
+	struct jb_config *c = NULL;
+	struct jb_error err = {0};
+	ok(jb_config_parse(good, "t.conf", &c, &err) == 0, "example config parses (%s)", err.msg);
+	if (!c)
+		return;
+	is_str(c->name, "kisti", "site name");
+	is_str(c->identity, "/etc/jumbo/id", "inline comment stripped");
+	is_str(c->listen, "0.0.0.0:4410", "listen");
+	is_int((long long)c->npeers, 2, "two peers");
+	const struct jb_peer *p = jb_config_peer(c, "caltech");
+	ok(p && p->address && !strcmp(p->address, "dtn.caltech.example:4410"), "peer address");
+	ok(p && p->fp[0] == 0x00 && p->fp[31] == 0xff, "fingerprint parsed, case-insensitive");
+	p = jb_config_peer(c, "inbound-only");
+	ok(p && !p->address, "a peer may have no address");
+	ok(jb_config_peer_by_fp(c, p->fp) == p, "peer found by fingerprint");
+	jb_config_free(c);
+
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{"[site]\nname = a\n", "identity is missing"},
+		{"[site]\nidentity = /x\n", "name is missing"},
+		{"[site]\nname = a b\nidentity = /x\n", "invalid site name"},
+		{"[site]\nname = a\nidentity = /x\ncolour = red\n", "unknown key 'colour'"},
+		{"name = a\n", "outside any section"},
+		{"[site\nname = a\n", "malformed section header"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\naddress = h:1\n", "has no fingerprint"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\nfingerprint = SHA256:abc\n", "bad fingerprint"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\naddress = h:99999\n", "bad address"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\n[peer b]\n", "defined twice"},
+		{"[site]\nname = a\nidentity = /x\njust words\n", "expected 'key = value'"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		memset(&err, 0, sizeof err);
+		c = NULL;
+		int r = jb_config_parse(bad[i].text, "bad.conf", &c, &err);
+		ok(r < 0 && strstr(err.msg, bad[i].want), "bad config %zu refused: %s", i, err.msg);
+		jb_config_free(c);
+	}
+	char host[256];
+	int port;
+	ok(jb_split_hostport("[::1]:4410", host, sizeof host, &port) == 0 && !strcmp(host, "::1") && port == 4410,
+	   "IPv6 host:port");
+	ok(jb_split_hostport("dtn.example", host, sizeof host, &port) == 0 && port == JB_DEFAULT_PORT,
+	   "default port");
+	ok(jb_split_hostport("::1", host, sizeof host, &port) < 0, "bare IPv6 needs brackets");
+}
+
+int main(void)
+{
+	test_sizes();
+	test_paths();
+	test_config();
+	return tap_done();
+}
