@@ -89,9 +89,11 @@ static int have_frame(struct ctl *c, struct jb_error *err)
 	if (r < 0)
 		return jb_err(err, EBADMSG, "%s: malformed frame (type %u, %u bytes)", c->peer, c->in[4], n);
 	c->consumed = 4 + (size_t)n;
-	if (c->msg.type == JB_MSG_ERROR)
+	if (c->msg.type == JB_MSG_ERROR) {
+		c->peer_error = true;
 		return jb_err(err, c->msg.u.error.code ? c->msg.u.error.code : EIO, "%s: %s", c->peer,
 			      c->msg.u.error.text);
+	}
 	return 1;
 }
 

@@ -434,6 +434,10 @@ int receiver_run(struct session *s, struct jb_error *err)
 			} else if (e->kind == EV_FATAL) {
 				r = jb_err(err, e->code, "%s", e->text);
 				free(ev);
+				if (session_peer_error(s, err)) {
+					r = -err->code;
+					goto fail;
+				}
 				goto fail_tell;
 			}
 		}

@@ -295,6 +295,10 @@ int sender_run(struct session *s, struct jb_error *err)
 			} else if (ev[i].kind == EV_FATAL) {
 				r = jb_err(err, ev[i].code, "%s", ev[i].text);
 				free(ev);
+				if (session_peer_error(s, err)) {
+					r = -err->code;
+					goto fail;
+				}
 				goto fail_tell;
 			}
 		}

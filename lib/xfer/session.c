@@ -252,12 +252,34 @@ void session_tick(struct session *s, bool force)
 	s->progress(&p, s->progress_ud);
 }
 
+/* A data stream broke: the peer has usually said why on the control
+ * connection (no space, a bad path).  Prefer its words to ours. */
+bool session_peer_error(struct session *s, struct jb_error *err)
+{
+	int code = err ? err->code : 0;
+	if (code != EPIPE && code != ECONNRESET && code != ENOTCONN && code != ETIMEDOUT)
+		return false; /* our own failure: say it at once */
+	struct jb_error perr = {0};
+	double until = jb_now() + 2;
+	while (jb_now() < until) {
+		int r = ctl_recv(s->ctl, 250, -1, &perr);
+		if (r < 0) {
+			if (!s->ctl->peer_error)
+				return false;
+			if (err)
+				*err = perr;
+			return true;
+		}
+	}
+	return false;
+}
+
 void session_result(struct session *s, struct jb_xfer_result *r)
 {
 	r->files = (uint32_t)s->nfiles;
 	r->bytes_total = s->bytes_total;
 	r->bytes_sent = atomic_load(&s->bytes_moved);
-	r->blocks_resent = atomic_load(&s->blocks_bad);
+	r->blocks_resent = s->sender ? s->resend_total : atomic_load(&s->blocks_bad);
 	r->seconds = jb_now() - s->t0;
 	r->streams = s->nstreams;
 	r->block_size = s->block_size;

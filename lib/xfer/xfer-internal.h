@@ -15,6 +15,7 @@ struct ctl {
 	struct jb_msg msg;   /* last decoded message; its pointers refer to in */
 	size_t consumed;     /* bytes of in belonging to msg, dropped on next recv */
 	char peer[JB_WIRE_MAX_NAME + 1];
+	bool peer_error;     /* the last error came from the peer's ERROR frame */
 };
 int ctl_init(struct ctl *c, SSL *ssl, int fd);
 void ctl_close(struct ctl *c);
@@ -153,6 +154,7 @@ int stream_read(struct stream *st, void *buf, size_t n);
 int stream_write(struct stream *st, const void *buf, size_t n);
 void session_close_streams(struct session *s);
 void session_tick(struct session *s, bool force);
+bool session_peer_error(struct session *s, struct jb_error *err);
 /* XXH3-128 in canonical (big-endian) bytes */
 void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN]);
 void digest_root(const uint8_t *digests, uint64_t n, uint8_t out[JB_DIGEST_LEN]);
