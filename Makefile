@@ -1,0 +1,49 @@
+# A thin layer over Meson: the README's two commands and a few helpers.
+BUILD ?= build
+ASAN  ?= build-asan
+FUZZ  ?= build-fuzz
+
+.PHONY: all deps build demo check check-fast bench-loopback fuzz clean
+
+all: build
+
+deps:
+	@sh build-aux/deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN)/build.ninja:
+	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+# The demo: two sites on loopback, a generated 1 GiB file, throughput and digest.
+demo: build
+	BUILD=$(abspath $(BUILD)) bash tests/demo
+
+# Every test: unit tests, the fuzz corpus and the system tests on the normal
+# build, then all of it again built with AddressSanitizer + UBSan.
+check: build $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		tests/run $(BUILD) $(ASAN)
+
+check-fast: build
+	tests/run $(BUILD)
+
+bench-loopback: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/loopback/run
+
+# Grow the wire corpus with libFuzzer (needs clang): make fuzz SECONDS=300
+SECONDS ?= 120
+fuzz:
+	test -f $(FUZZ)/build.ninja || CC=clang meson setup $(FUZZ) -Dfuzz=true
+	ninja -C $(FUZZ) tests/fuzz_wire
+	mkdir -p $(FUZZ)/corpus-new
+	$(FUZZ)/tests/fuzz_wire -max_total_time=$(SECONDS) -max_len=4096 $(FUZZ)/corpus-new tests/fuzz/corpus/wire
+	$(FUZZ)/tests/fuzz_wire -merge=1 tests/fuzz/corpus/wire $(FUZZ)/corpus-new
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)
