@@ -97,7 +97,8 @@ static int walk(struct session *s, const char *src, const char *mpath, int depth
 		}
 		n++;
 	}
-	qsort(names, n, sizeof *names, name_cmp);
+	if (n) /* qsort with a null array is undefined, even for n = 0 */
+		qsort(names, n, sizeof *names, name_cmp);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct stat st;
 		if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -197,7 +198,8 @@ static int xfile_cmp(const void *a, const void *b)
 }
 int manifest_sort(struct session *s, struct jb_error *err)
 {
-	qsort(s->files, s->nfiles, sizeof *s->files, xfile_cmp);
+	if (s->nfiles)
+		qsort(s->files, s->nfiles, sizeof *s->files, xfile_cmp);
 	for (size_t i = 1; i < s->nfiles; i++)
 		if (!path_cmp(s->files[i - 1].path, s->files[i].path))
 			return jb_err(err, EEXIST, "two sources would both arrive as '%s'", s->files[i].path);

@@ -64,11 +64,48 @@ static int open_partial(struct session *s, struct xfile *f)
 	return 0;
 }
 
+/* Streams writing the same file take turns: the inode lock they would
+ * otherwise meet in the kernel spins (rwsem_spin_on_owner was 15-20% of the
+ * receiver's CPU at -P 4 on 2 cores), and concurrent page allocation for one
+ * file gains nothing.  Measured: 1.16 -> 0.80 CPU-seconds per GiB received. */
+static int write_piece(struct session *s, struct xfile *f, uint32_t fi, const uint8_t *p, size_t n, off_t off)
+{
+	pthread_mutex_t *m = &s->wlocks[fi % LOCK_STRIPES];
+	int r = 0;
+	pthread_mutex_lock(m);
+	for (size_t w = 0; w < n;) {
+		ssize_t k = pwrite(f->fd, p + w, n - w, off + (off_t)w);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			r = k < 0 ? -errno : -ENOSPC;
+			break;
+		}
+		w += (size_t)k;
+	}
+	pthread_mutex_unlock(m);
+	return r;
+}
+
+static void unclaim(struct session *s, struct xfile *f, uint32_t fi, uint64_t b)
+{
+	pthread_mutex_t *m = &s->stripes[fi % LOCK_STRIPES];
+	pthread_mutex_lock(m);
+	f->have[b / 8] &= (uint8_t)~(1u << (b % 8));
+	pthread_mutex_unlock(m);
+}
+
+/* A block is claimed when its header arrives (its bit in f->have is set), so
+ * a duplicate in flight on another stream is read and dropped; its payload is
+ * received, hashed and written a chunk at a time, so each chunk is hashed and
+ * written while it is still in cache.  Bytes of a block that then fails its
+ * digest are in the partial file but not journalled: the block is claimed
+ * back and asked for again, and its resend overwrites them. */
 static void *recv_worker(void *arg)
 {
 	struct stream *st = arg;
 	struct session *s = st->s;
-	uint8_t *buf = aligned_alloc(4096, ((size_t)s->block_size + 4095) & ~(size_t)4095);
+	uint8_t *buf = aligned_alloc(4096, STREAM_CHUNK);
 	if (!buf) {
 		fatal(s, ENOMEM, "out of memory");
 		return NULL;
@@ -94,14 +131,41 @@ static void *recv_worker(void *arg)
 			break;
 		}
 		struct xfile *f = &s->files[h.file];
-		if ((r = stream_read(st, buf, h.len)) < 0) {
-			if (!atomic_load(&s->fatal))
-				fatal(s, r, "%s: data stream %d: connection lost inside a block", s->ctl->peer, st->index);
+		pthread_mutex_t *m = &s->stripes[h.file % LOCK_STRIPES];
+		pthread_mutex_lock(m);
+		bool claimed = !have(f, h.block);
+		if (claimed) {
+			f->have[h.block / 8] |= (uint8_t)(1u << (h.block % 8));
+			r = open_partial(s, f);
+		}
+		pthread_mutex_unlock(m);
+		if (claimed && r < 0) {
+			fatal(s, r, "%s: %s", f->path, r == -EXDEV || r == -ELOOP ? "path escapes the data root" : strerror(-r));
 			break;
 		}
+		XXH3_state_t hs;
+		digest_start(&hs);
+		off_t off = (off_t)(h.block * s->block_size);
+		for (size_t done = 0; done < h.len;) {
+			size_t n = JB_MIN((size_t)STREAM_CHUNK, h.len - done);
+			if ((r = stream_read(st, buf, n)) < 0) {
+				if (!atomic_load(&s->fatal))
+					fatal(s, r, "%s: data stream %d: connection lost inside a block", s->ctl->peer,
+					      st->index);
+				goto out;
+			}
+			digest_update(&hs, buf, n);
+			if (claimed && (r = write_piece(s, f, h.file, buf, n, off + (off_t)done)) < 0) {
+				fatal(s, r, "%s: %s", f->path, r == -ENOSPC ? "no space left on device" : strerror(-r));
+				goto out;
+			}
+			done += n;
+		}
 		uint8_t d[JB_DIGEST_LEN];
-		digest_block(buf, h.len, d);
+		digest_end(&hs, d);
 		if (memcmp(d, h.digest, JB_DIGEST_LEN)) {
+			if (claimed)
+				unclaim(s, f, h.file, h.block);
 			atomic_fetch_add(&s->blocks_bad, 1);
 			jb_log(JB_LOG_WARN, "%s: %s: digest mismatch in block %llu; asking for it again", s->ctl->peer,
 			       f->path, (unsigned long long)h.block);
@@ -109,33 +173,8 @@ static void *recv_worker(void *arg)
 			session_post(s, &e);
 			continue;
 		}
-		pthread_mutex_t *m = &s->stripes[h.file % LOCK_STRIPES];
-		pthread_mutex_lock(m);
-		bool dup = have(f, h.block);
-		if (!dup) {
-			f->have[h.block / 8] |= (uint8_t)(1u << (h.block % 8)); /* claimed */
-			r = open_partial(s, f);
-		}
-		pthread_mutex_unlock(m);
-		if (dup)
-			continue;
-		if (r < 0) {
-			fatal(s, r, "%s: %s", f->path, r == -EXDEV || r == -ELOOP ? "path escapes the data root" : strerror(-r));
-			break;
-		}
-		off_t off = (off_t)(h.block * s->block_size);
-		size_t done = 0;
-		while (done < h.len) {
-			ssize_t w = pwrite(f->fd, buf + done, h.len - done, off + (off_t)done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				int e = w < 0 ? errno : ENOSPC;
-				fatal(s, e, "%s: %s", f->path, e == ENOSPC ? "no space left on device" : strerror(e));
-				goto out;
-			}
-			done += (size_t)w;
-		}
+		if (!claimed)
+			continue; /* a duplicate of a block we have or are receiving */
 		if (journal_add(s->journal, f->jid, h.block, d) < 0) {
 			fatal(s, EIO, "%s: cannot record block %llu in the journal", f->path, (unsigned long long)h.block);
 			break;
@@ -185,7 +224,7 @@ static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB
 		memcpy(root, f->root, JB_DIGEST_LEN); /* recorded when it was committed */
 	else
 		digest_root(f->digests, f->nblocks, root);
-	memcpy(f->root, sender_root, JB_DIGEST_LEN);
+	memcpy(f->root, root, JB_DIGEST_LEN); /* FILE_DONE confirms what we computed, not what we were told */
 	f->have_root = true;
 	if (memcmp(root, sender_root, JB_DIGEST_LEN)) {
 		snprintf(msg, sizeof msg, "%s: whole-file digest mismatch (the source changed, or the destination "
@@ -206,7 +245,8 @@ static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB
 		goto fail;
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
 				 {.tv_sec = f->mtime_ns / 1000000000, .tv_nsec = f->mtime_ns % 1000000000}};
-	if (ftruncate(f->fd, (off_t)f->size) < 0 || fdatasync(f->fd) < 0 || fchmod(f->fd, f->mode) < 0 ||
+	/* Permission bits only: a peer never makes set-user-ID, set-group-ID or sticky files. */
+	if (ftruncate(f->fd, (off_t)f->size) < 0 || fdatasync(f->fd) < 0 || fchmod(f->fd, f->mode & 0777) < 0 ||
 	    futimens(f->fd, ts) < 0 || renameat(f->dirfd, f->partial, f->dirfd, base_name(f->path)) < 0) {
 		r = -errno;
 		goto fail;
@@ -349,7 +389,7 @@ int receiver_run(struct session *s, struct jb_error *err)
 	for (size_t i = 0; i < s->nfiles && r == 0; i++) {
 		struct xfile *f = &s->files[i];
 		if (f->type == JB_ENTRY_DIR) {
-			int d = jb_mkdirs_beneath(s->destdir, f->path, (f->mode & 07777) | 0700);
+			int d = jb_mkdirs_beneath(s->destdir, f->path, (f->mode & 0777) | 0700);
 			if (d < 0) {
 				r = jb_err(err, -d, "%s: %s", f->path,
 					   d == -EXDEV || d == -ELOOP ? "path escapes the data root" : strerror(-d));

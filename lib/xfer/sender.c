@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include "xfer-internal.h"
@@ -76,12 +77,77 @@ static void release_fd(struct session *s, struct xfile *f, uint32_t idx)
 	pthread_mutex_unlock(m);
 }
 
+/* Read len bytes at off into buf; 0 or a negative errno (-ENODATA: the file
+ * is shorter than its manifest entry). */
+static int read_full(int fd, uint8_t *buf, size_t len, off_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ENODATA;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Hash a block of the source through the small buffer, which stays in cache. */
+static int hash_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t d[JB_DIGEST_LEN])
+{
+	XXH3_state_t h;
+	digest_start(&h);
+	for (uint64_t done = 0; done < len;) {
+		size_t n = (size_t)JB_MIN((uint64_t)STREAM_CHUNK, len - done);
+		int r = read_full(fd, chunk, n, off + (off_t)done);
+		if (r < 0)
+			return r;
+		digest_update(&h, chunk, n);
+		done += n;
+	}
+	digest_end(&h, d);
+	return 0;
+}
+
+/* Clear data streams: the payload goes from the page cache to the socket
+ * with sendfile(2), never copied through user space.  The block was hashed
+ * just before; a source changed in between is caught by the receiver's check. */
+static int send_zerocopy(struct stream *st, const uint8_t hdr[JB_BLOCK_HDR_LEN], int fd, off_t off, uint64_t len)
+{
+	size_t n = JB_BLOCK_HDR_LEN;
+	while (n) {
+		ssize_t r = send(st->fd, hdr + JB_BLOCK_HDR_LEN - n, n, MSG_NOSIGNAL | MSG_MORE);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		n -= (size_t)r;
+	}
+	while (len) {
+		ssize_t r = sendfile(st->fd, fd, &off, (size_t)JB_MIN(len, (uint64_t)1 << 30));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ENODATA;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
 static void *send_worker(void *arg)
 {
 	struct stream *st = arg;
 	struct session *s = st->s;
-	uint8_t *buf = aligned_alloc(4096, ((size_t)s->block_size + 4095) & ~(size_t)4095);
-	if (!buf) {
+	/* Encrypted streams (and the corruption test hook) need the whole block
+	 * in user space; clear streams only need a chunk to hash through. */
+	size_t cap = ((size_t)s->block_size + 4095) & ~(size_t)4095;
+	uint8_t *chunk = aligned_alloc(4096, STREAM_CHUNK), *buf = NULL;
+	if (!chunk) {
 		fatal(s, ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -90,43 +156,57 @@ static void *send_worker(void *arg)
 	while (next_work(s, &w, &resend)) {
 		struct xfile *f = &s->files[w.file];
 		uint64_t len = block_len(f, w.block, s->block_size);
+		off_t off = (off_t)(w.block * s->block_size);
 		int fd = source_fd(s, f, w.file);
 		if (fd < 0) {
 			fatal(s, fd, "%s: %s", f->src, strerror(-fd));
 			break;
 		}
-		ssize_t got = 0;
-		while ((uint64_t)got < len) {
-			ssize_t r = pread(fd, buf + got, len - (uint64_t)got, (off_t)(w.block * s->block_size) + got);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				if (r == 0)
-					fatal(s, EIO, "%s: file shrank while being sent", f->src);
-				else
-					fatal(s, errno, "%s: read: %s", f->src, strerror(errno));
-				goto out;
-			}
-			got += r;
-		}
 		uint8_t *d = f->digests + w.block * JB_DIGEST_LEN;
-		digest_block(buf, len, d);
+		int hook = s->corrupt_block;
+		bool corrupt = w.send && hook >= 0 && w.file == 0 && (uint64_t)hook == w.block &&
+			       __atomic_compare_exchange_n(&s->corrupt_block, &hook, -1, false, __ATOMIC_SEQ_CST,
+							   __ATOMIC_SEQ_CST);
+		bool whole = w.send && (st->ssl || corrupt);
+		int r;
+		if (whole) {
+			if (!buf && !(buf = aligned_alloc(4096, cap))) {
+				fatal(s, ENOMEM, "out of memory");
+				break;
+			}
+			if ((r = read_full(fd, buf, len, off)) == 0)
+				digest_block(buf, len, d);
+		} else {
+			r = hash_block(fd, chunk, off, len, d);
+		}
+		if (r < 0) {
+			if (r == -ENODATA)
+				fatal(s, EIO, "%s: file shrank while being sent", f->src);
+			else
+				fatal(s, r, "%s: read: %s", f->src, strerror(-r));
+			break;
+		}
 		if (w.send) {
 			struct jb_block_hdr h = {.file = w.file, .block = w.block, .len = (uint32_t)len};
 			memcpy(h.digest, d, JB_DIGEST_LEN);
 			uint8_t hdr[JB_BLOCK_HDR_LEN];
 			jb_wire_block_encode(&h, hdr);
-			int hook = s->corrupt_block;
-			if (hook >= 0 && w.file == 0 && (uint64_t)hook == w.block &&
-			    __atomic_compare_exchange_n(&s->corrupt_block, &hook, -1, false, __ATOMIC_SEQ_CST,
-							__ATOMIC_SEQ_CST)) {
+			if (corrupt) {
 				buf[len / 2] ^= 0x5a; /* test hook: damage the payload after hashing */
 				jb_log(JB_LOG_INFO, "test hook: corrupting block %llu of %s", (unsigned long long)w.block,
 				       f->path);
 			}
-			int r = stream_write(st, hdr, sizeof hdr);
-			if (r == 0)
-				r = stream_write(st, buf, len);
+			if (whole) {
+				r = stream_write(st, hdr, sizeof hdr);
+				if (r == 0)
+					r = stream_write(st, buf, len);
+			} else {
+				r = send_zerocopy(st, hdr, fd, off, len);
+			}
+			if (r == -ENODATA) {
+				fatal(s, EIO, "%s: file shrank while being sent", f->src);
+				break;
+			}
 			if (r < 0) {
 				fatal(s, r, "%s: data stream %d: %s", s->ctl->peer, st->index,
 				      r == -EPIPE || r == -ECONNRESET ? "connection lost" : strerror(-r));
@@ -140,8 +220,8 @@ static void *send_worker(void *arg)
 			session_post(s, &e);
 		}
 	}
-out:
 	free(buf);
+	free(chunk);
 	return NULL;
 }
 

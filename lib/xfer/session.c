@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <xxhash.h>
 
 #include "xfer-internal.h"
 
@@ -14,6 +13,13 @@ void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN])
 {
 	XXH128_canonical_t c;
 	XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+	memcpy(out, c.digest, JB_DIGEST_LEN);
+}
+
+void digest_end(XXH3_state_t *h, uint8_t out[JB_DIGEST_LEN])
+{
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h));
 	memcpy(out, c.digest, JB_DIGEST_LEN);
 }
 
@@ -48,7 +54,7 @@ int session_init(struct session *s, bool sender)
 	pthread_cond_init(&s->qcond, NULL);
 	pthread_mutex_init(&s->evlock, NULL);
 	for (int i = 0; i < LOCK_STRIPES; i++)
-		pthread_mutex_init(&s->stripes[i], NULL);
+		pthread_mutex_init(&s->stripes[i], NULL), pthread_mutex_init(&s->wlocks[i], NULL);
 	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++)
 		s->streams[i].fd = -1;
 	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -107,7 +113,7 @@ void session_free(struct session *s)
 	pthread_cond_destroy(&s->qcond);
 	pthread_mutex_destroy(&s->evlock);
 	for (int i = 0; i < LOCK_STRIPES; i++)
-		pthread_mutex_destroy(&s->stripes[i]);
+		pthread_mutex_destroy(&s->stripes[i]), pthread_mutex_destroy(&s->wlocks[i]);
 }
 
 int session_add_file(struct session *s, const struct jb_wire_entry *e, const char *src)

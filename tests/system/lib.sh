@@ -9,7 +9,8 @@ T=$(mktemp -d "${TMPDIR:-/dev/shm}/jumbo-test.XXXXXX")
 export JUMBO_STATE_DIR=$T/clientstate
 _n=0 _fail=0 _pids=()
 
-cleanup() {
+cleanup() { # runs under set -e in some scripts: nothing here may stop it half way
+	set +e
 	for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	for m in $(awk -v t="$T" '$2 ~ "^"t {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done

@@ -39,6 +39,7 @@ for i in range(2000):
         f.write(os.urandom(size))
 os.makedirs(os.path.join(root, 'empty-dir'))
 os.chmod(os.path.join(root, 'd00', 'sub0', 'f0000.dat'), 0o600)
+os.chmod(os.path.join(root, 'd02', 'sub2', 'f0002.dat'), 0o4755)
 EOP
 treesum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1); }
 jb send -r -P 4 --json "$T/tree" beta:trees/ > "$T/tree.json"
@@ -47,6 +48,8 @@ is "$(treesum "$T/beta/root/trees/tree")" "$(treesum "$T/tree")" "tree arrives b
 is "$(find "$T/beta/root/trees/tree" -type f | wc -l)" 2000 "2,000 files"
 ok "$([ -d "$T/beta/root/trees/tree/empty-dir" ]; echo $?)" "empty directory created"
 is "$(stat -c %a "$T/beta/root/trees/tree/d00/sub0/f0000.dat")" 600 "file mode preserved"
+is "$(stat -c %a "$T/tree/d02/sub2/f0002.dat")-$(stat -c %a "$T/beta/root/trees/tree/d02/sub2/f0002.dat")" 4755-755 \
+	"a set-user-ID source arrives with its permission bits only"
 is "$(stat -c %Y "$T/beta/root/trees/tree/d01/sub1/f0001.dat")" "$(stat -c %Y "$T/tree/d01/sub1/f0001.dat")" "mtime preserved"
 is "$(jsonget "$T/tree.json" files_verified)" "$(jsonget "$T/tree.json" files)" "every entry verified"
 is "$(find "$T/beta/root" -name '*.jumbo-part' | wc -l)" 0 "no partial files left"
