@@ -12,6 +12,10 @@
 
 struct journal {
 	sqlite3 *db;
+	/* One connection serves every session of a daemon, and SQLite
+	 * transactions belong to the connection: journal_tx holds this
+	 * (recursive) lock from BEGIN to COMMIT, so another session's writes
+	 * wait instead of landing inside, or failing to begin, this one's. */
 	pthread_mutex_t lock;
 	sqlite3_stmt *add;
 };
@@ -32,7 +36,11 @@ int journal_open(const char *path, struct journal **ret, struct jb_error *err)
 	struct journal *j = calloc(1, sizeof *j);
 	if (!j)
 		return -ENOMEM;
-	pthread_mutex_init(&j->lock, NULL);
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&j->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK)
 		goto fail;
@@ -60,11 +68,15 @@ void journal_close(struct journal *j)
 	free(j);
 }
 
+/* BEGIN takes the lock and keeps it; COMMIT releases it.  Calls must pair,
+ * from the same thread. */
 int journal_tx(struct journal *j, bool begin)
 {
-	pthread_mutex_lock(&j->lock);
+	if (begin)
+		pthread_mutex_lock(&j->lock);
 	int r = sqlite3_exec(j->db, begin ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
-	pthread_mutex_unlock(&j->lock);
+	if (!begin)
+		pthread_mutex_unlock(&j->lock);
 	return r == SQLITE_OK ? 0 : -EIO;
 }
 

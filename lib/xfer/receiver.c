@@ -215,6 +215,45 @@ static void file_done(struct session *s, uint32_t i, int status, const char *tex
 	f->fd = f->dirfd = -1;
 }
 
+static void journal_key(const struct session *s, const struct xfile *f, char *key, size_t len)
+{
+	snprintf(key, len, "%s%s%s", s->keybase ? s->keybase : "", s->keybase && *s->keybase ? "/" : "", f->path);
+}
+
+static void refetch(struct session *s, uint32_t i, const uint8_t sender_root[JB_DIGEST_LEN])
+{
+	struct xfile *f = &s->files[i];
+	char key[2 * JB_PATH_MAX + 2];
+	struct jb_error err = {0};
+	struct journal_rec rec;
+	jb_log(JB_LOG_INFO, "%s: same size and time as the committed copy but another digest; fetching it whole",
+	       f->path);
+	journal_drop(s->journal, f->jid);
+	journal_key(s, f, key, sizeof key);
+	memset(f->have, 0, f->nblocks / 8 + 1);
+	memset(f->digests, 0, f->nblocks * JB_DIGEST_LEN);
+	if (journal_begin(s->journal, key, f->size, f->mtime_ns, s->block_size, s->origin, f->nblocks, f->digests,
+			  f->have, &rec, &err) < 0) {
+		file_done(s, i, EIO, err.msg);
+		return;
+	}
+	f->jid = rec.id;
+	f->skip_write = false;
+	f->refetched = true;
+	f->verified = false;
+	f->have_root = true; /* the sender's digest, waiting for the blocks */
+	memcpy(f->root, sender_root, JB_DIGEST_LEN);
+	atomic_store(&f->remaining, f->nblocks);
+	s->bytes_planned += f->size;
+	struct jb_buf *b = &s->ctl->out;
+	size_t m = jb_frame_begin(b, JB_MSG_NEED);
+	jb_buf_u32(b, i);
+	jb_buf_u32(b, 1);
+	jb_buf_u64(b, 0);
+	jb_buf_u64(b, f->nblocks);
+	jb_frame_end(b, m);
+}
+
 static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB_DIGEST_LEN])
 {
 	struct xfile *f = &s->files[i];
@@ -226,6 +265,13 @@ static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB
 		digest_root(f->digests, f->nblocks, root);
 	memcpy(f->root, root, JB_DIGEST_LEN); /* FILE_DONE confirms what we computed, not what we were told */
 	f->have_root = true;
+	if (memcmp(root, sender_root, JB_DIGEST_LEN) && f->skip_write && !f->refetched && f->nblocks) {
+		/* Same name, size and mtime as a file committed before, but other
+		 * contents (a quick check cannot tell them apart; rsync would skip
+		 * it): ask for every block after all. */
+		refetch(s, i, sender_root);
+		return;
+	}
 	if (memcmp(root, sender_root, JB_DIGEST_LEN)) {
 		snprintf(msg, sizeof msg, "%s: whole-file digest mismatch (the source changed, or the destination "
 			 "did); its record is dropped, run the transfer again", f->path);
@@ -265,8 +311,7 @@ static int plan_file(struct session *s, uint32_t i, struct jb_error *err)
 {
 	struct xfile *f = &s->files[i];
 	char key[2 * JB_PATH_MAX + 2];
-	snprintf(key, sizeof key, "%s%s%s", s->keybase ? s->keybase : "", s->keybase && *s->keybase ? "/" : "",
-		 f->path);
+	journal_key(s, f, key, sizeof key);
 	if (asprintf(&f->partial, ".%s%s", base_name(f->path), PART_SUFFIX) < 0)
 		return -ENOMEM;
 	if (strlen(f->partial) > JB_NAME_MAX)
@@ -305,7 +350,9 @@ static int plan_file(struct session *s, uint32_t i, struct jb_error *err)
 	for (uint64_t b = 0; b < f->nblocks; b++)
 		had += have(f, b);
 	if (had) {
-		/* Resume: re-check what the journal claims against the partial file. */
+		/* Resume: re-check what the journal claims against the partial file.
+		 * That reads the file; other sessions may use the journal meanwhile. */
+		journal_tx(s->journal, false);
 		int fd = jb_open_beneath(d, f->partial, O_RDONLY, 0);
 		uint8_t *buf = fd >= 0 ? malloc(s->block_size) : NULL;
 		for (uint64_t b = 0; b < f->nblocks; b++) {
@@ -326,6 +373,7 @@ static int plan_file(struct session *s, uint32_t i, struct jb_error *err)
 		free(buf);
 		if (fd >= 0)
 			close(fd);
+		journal_tx(s->journal, true);
 		jb_log(JB_LOG_INFO, "%s: resuming with %llu of %llu blocks already verified", f->path,
 		       (unsigned long long)had, (unsigned long long)f->nblocks);
 	} else {
@@ -399,6 +447,10 @@ int receiver_run(struct session *s, struct jb_error *err)
 			continue;
 		}
 		r = plan_file(s, (uint32_t)i, err);
+		if (i % 1024 == 1023) { /* let other sessions' writes in now and then */
+			journal_tx(s->journal, false);
+			journal_tx(s->journal, true);
+		}
 	}
 	journal_tx(s->journal, false);
 	if (r < 0)

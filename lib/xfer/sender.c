@@ -340,6 +340,44 @@ static int handle_msg(struct session *s, struct jb_error *err)
 		pthread_mutex_unlock(&s->qlock);
 		return 0;
 	}
+	case JB_MSG_NEED: {
+		/* After NEED_END: the receiver found that the file it committed
+		 * before under this name is not this one after all, and wants it
+		 * whole.  Once per file. */
+		uint32_t fi = m->u.need.file;
+		if (fi >= s->nfiles || s->files[fi].type != JB_ENTRY_FILE || s->files[fi].done ||
+		    s->files[fi].refetched)
+			return jb_err(err, EBADMSG, "%s: NEED for unknown, finished or already re-sent file %u",
+				      s->ctl->peer, fi);
+		struct xfile *f = &s->files[fi];
+		f->refetched = true;
+		pthread_mutex_lock(&s->qlock);
+		for (uint32_t k = 0; k < m->u.need.nranges; k++) {
+			uint64_t first, count;
+			jb_wire_need_range(m, k, &first, &count);
+			if (first > f->nblocks || count > f->nblocks - first) {
+				pthread_mutex_unlock(&s->qlock);
+				return jb_err(err, EBADMSG, "%s: NEED range outside file %u", s->ctl->peer, fi);
+			}
+			for (uint64_t b = first; b < first + count; b++) {
+				if (s->nresend == s->capresend) {
+					size_t nc = s->capresend ? s->capresend * 2 : 16;
+					struct work *nw = realloc(s->resend, nc * sizeof *nw);
+					if (!nw) {
+						pthread_mutex_unlock(&s->qlock);
+						return -ENOMEM;
+					}
+					s->resend = nw;
+					s->capresend = nc;
+				}
+				s->resend[s->nresend++] = (struct work){.file = fi, .block = b, .send = true};
+				s->bytes_planned += block_len(f, b, s->block_size);
+			}
+		}
+		pthread_cond_broadcast(&s->qcond);
+		pthread_mutex_unlock(&s->qlock);
+		return 0;
+	}
 	case JB_MSG_FILE_DONE: {
 		uint32_t fi = m->u.file_done.file;
 		if (fi >= s->nfiles || s->files[fi].done)

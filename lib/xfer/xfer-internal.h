@@ -69,6 +69,7 @@ struct xfile {
 	char *partial;       /* receiver: name of the partial file in dirfd */
 	int64_t jid;         /* receiver: journal record */
 	bool have_root, verified, done, ok, skip_write;
+	bool refetched;      /* every block asked for again, after NEED_END (once) */
 	uint8_t root[JB_DIGEST_LEN];
 	char *error;
 };
