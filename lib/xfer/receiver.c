@@ -431,7 +431,7 @@ int receiver_run(struct session *s, struct jb_error *err)
 	int r;
 	if ((r = manifest_recv(s, err)) < 0)
 		goto fail_tell;
-	if ((r = session_alloc_blocks(s)) < 0)
+	if ((r = session_alloc_blocks(s, err)) < 0)
 		goto fail_tell;
 	journal_tx(s->journal, true);
 	for (size_t i = 0; i < s->nfiles && r == 0; i++) {

@@ -404,7 +404,7 @@ int sender_run(struct session *s, struct jb_error *err)
 	int r;
 	if ((r = manifest_send(s, err)) < 0)
 		return r;
-	if ((r = session_alloc_blocks(s)) < 0)
+	if ((r = session_alloc_blocks(s, err)) < 0)
 		return r;
 	if ((r = read_needs(s, err)) < 0)
 		return r;

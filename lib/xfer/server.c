@@ -2,6 +2,7 @@
  * streams on one port, authenticates peers by pinned fingerprint, and runs
  * each session in its own thread. */
 #include <fcntl.h>
+#include <netdb.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,6 +15,10 @@
 
 #define JOIN_TIMEOUT 30
 #define MAX_SESSIONS 256
+/* Connection threads at once, counted from accept (before any
+ * authentication) until the thread ends; beyond it a new connection is
+ * closed at once.  A session's data streams count only until they join. */
+#define MAX_CONNS 512
 
 struct live {
 	struct live *next;
@@ -24,6 +29,17 @@ struct live {
 	uint64_t rate_bps;
 };
 
+/* One accepted connection and its thread, listed so that a stopping server
+ * can end them all (jb_server_drain). */
+enum conn_state { CONN_NEW, CONN_JOINING, CONN_RUNNING };
+struct conn {
+	struct conn *next, **pprev;
+	struct jb_server *srv;
+	int fd;              /* -1 once closed or handed to a session */
+	enum conn_state state;
+	struct session *s;   /* CONN_RUNNING: the session this thread runs */
+};
+
 struct jb_server {
 	const struct jb_config *c;
 	SSL_CTX *ctx;
@@ -32,14 +48,14 @@ struct jb_server {
 	atomic_bool stop;
 	pthread_mutex_t lock;
 	pthread_cond_t joined;
+	pthread_cond_t idle;    /* a connection thread ended */
 	struct live *live;
 	int nlive;
+	struct conn *conns;     /* under lock */
+	atomic_int nconns;      /* written under lock, read without */
+	uint64_t conns_refused; /* accept loop only: over MAX_CONNS */
+	double conns_warned;
 	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out;
-};
-
-struct conn {
-	struct jb_server *srv;
-	int fd;
 };
 
 int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_error *err)
@@ -54,6 +70,7 @@ int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_e
 	s->lfd = s->rootfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->joined, NULL);
+	pthread_cond_init(&s->idle, NULL);
 	char path[4200];
 	if (!(s->ctx = jb_tls_ctx(c->identity, true, err))) {
 		r = -EINVAL;
@@ -89,12 +106,22 @@ void jb_server_free(struct jb_server *s)
 {
 	if (!s)
 		return;
+	if (atomic_load(&s->nconns) > 0) {
+		/* threads still use the journal, the data root and the TLS context:
+		 * leave them to the process's exit rather than pull them away */
+		jb_log(JB_LOG_WARN, "site %s: %d connections still running; not freeing the server", s->c->name,
+		       atomic_load(&s->nconns));
+		return;
+	}
 	if (s->lfd >= 0)
 		close(s->lfd);
 	if (s->rootfd >= 0)
 		close(s->rootfd);
 	journal_close(s->journal);
 	SSL_CTX_free(s->ctx);
+	pthread_cond_destroy(&s->idle);
+	pthread_cond_destroy(&s->joined);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
@@ -116,12 +143,29 @@ static void joined_reply(int fd, SSL *ssl, uint16_t status)
 		jb_write_full(fd, a, sizeof a);
 }
 
-/* A data stream presenting its JOIN: hand it to its session or refuse it. */
-static void handle_join(struct jb_server *srv, int fd, SSL *ssl, const uint8_t *fp, const uint8_t raw[JB_JOIN_LEN])
+/* The connection's descriptor is about to be closed or handed on: a stopping
+ * server must no longer shut it down. */
+static void conn_forget_fd(struct conn *cn)
 {
+	pthread_mutex_lock(&cn->srv->lock);
+	cn->fd = -1;
+	pthread_mutex_unlock(&cn->srv->lock);
+}
+
+/* A data stream presenting its JOIN: hand it to its session or refuse it. */
+static void handle_join(struct conn *cn, SSL *ssl, const uint8_t *fp, const uint8_t raw[JB_JOIN_LEN])
+{
+	struct jb_server *srv = cn->srv;
+	int fd = cn->fd;
 	struct jb_join j;
+	char why_buf[96];
 	const char *why = "malformed JOIN";
-	if (jb_wire_join_decode(raw, &j) == 0) {
+	int dr = jb_wire_join_decode(raw, &j);
+	if (dr == 0 && j.version != JB_WIRE_VERSION) {
+		snprintf(why_buf, sizeof why_buf, "JOIN version %u is not supported (this site speaks %u)", j.version,
+			 JB_WIRE_VERSION);
+		why = why_buf;
+	} else if (dr == 0) {
 		why = "unknown session";
 		pthread_mutex_lock(&srv->lock);
 		for (struct live *l = srv->live; l; l = l->next) {
@@ -136,6 +180,7 @@ static void handle_join(struct jb_server *srv, int fd, SSL *ssl, const uint8_t *
 				st->fd = fd;
 				st->ssl = ssl;
 				st->index = j.index;
+				cn->fd = -1; /* the session's now */
 				jb_sock_tune(fd, &(struct jb_tune){.rate_bps = l->rate_bps});
 				l->joined++;
 				why = NULL;
@@ -151,12 +196,15 @@ static void handle_join(struct jb_server *srv, int fd, SSL *ssl, const uint8_t *
 		joined_reply(fd, ssl, 1);
 		if (ssl)
 			SSL_free(ssl);
+		conn_forget_fd(cn);
 		close(fd);
 	}
 }
 
-static void refuse(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void refuse(struct ctl *ctl, const char *fmt, ...)
+/* Refuse a session being set up: log it and tell the peer why, with the
+ * errno-style code of the cause (EACCES, EINVAL, ENOENT, ...). */
+static void refuse(struct ctl *ctl, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(struct ctl *ctl, int code, const char *fmt, ...)
 {
 	char msg[JB_WIRE_MAX_MSG];
 	va_list ap;
@@ -164,7 +212,7 @@ static void refuse(struct ctl *ctl, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	jb_log(JB_LOG_WARN, "%s: refused: %s", ctl->peer, msg);
-	ctl_send_error(ctl, EACCES, msg);
+	ctl_send_error(ctl, code ? code : EIO, msg);
 }
 
 static int do_list(struct jb_server *srv, struct ctl *ctl, const char *path)
@@ -218,20 +266,21 @@ out:
 	return r;
 }
 
-static void run_session(struct jb_server *srv, struct ctl *ctl, const struct jb_peer *peer, const uint8_t fp[32],
+static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *peer, const uint8_t fp[32],
 			const struct jb_msg *hello)
 {
+	struct jb_server *srv = cn->srv;
 	struct jb_error err = {0};
 	char *path = NULL;
 	int r;
 	const char *opname = hello->u.hello.op == JB_OP_PUSH ? "push" : hello->u.hello.op == JB_OP_PULL ? "pull" : "list";
 	if (hello->u.hello.version != JB_WIRE_VERSION) {
-		refuse(ctl, "protocol version %u is not supported (this site speaks %u)", hello->u.hello.version,
-		       JB_WIRE_VERSION);
+		refuse(ctl, EPROTONOSUPPORT, "protocol version %u is not supported (this site speaks %u)",
+		       hello->u.hello.version, JB_WIRE_VERSION);
 		return;
 	}
 	if (jb_path_clean(hello->u.hello.path, &path, &err) < 0) {
-		refuse(ctl, "%s", err.msg);
+		refuse(ctl, err.code, "%s", err.msg);
 		return;
 	}
 	if (hello->u.hello.op == JB_OP_LIST) {
@@ -241,13 +290,17 @@ static void run_session(struct jb_server *srv, struct ctl *ctl, const struct jb_
 	}
 	uint32_t bs = hello->u.hello.block_size;
 	if (bs < JB_WIRE_MIN_BLOCK || bs > JB_WIRE_MAX_BLOCK) {
-		refuse(ctl, "block size %u outside %u..%u", bs, JB_WIRE_MIN_BLOCK, JB_WIRE_MAX_BLOCK);
+		refuse(ctl, EINVAL, "block size %u outside %u..%u", bs, JB_WIRE_MIN_BLOCK, JB_WIRE_MAX_BLOCK);
 		free(path);
 		return;
 	}
 	struct session *s = calloc(1, sizeof *s);
 	struct live *l = calloc(1, sizeof *l);
-	if (!s || !l || session_init(s, hello->u.hello.op == JB_OP_PULL) < 0) {
+	r = s && l ? session_init(s, hello->u.hello.op == JB_OP_PULL) : -ENOMEM;
+	if (r < 0) {
+		refuse(ctl, -r, "cannot start a session: %s", strerror(-r));
+		if (s && l)
+			session_free(s);
 		free(s);
 		free(l);
 		free(path);
@@ -270,7 +323,7 @@ static void run_session(struct jb_server *srv, struct ctl *ctl, const struct jb_
 			r = manifest_sort(s, &err);
 	}
 	if (r < 0) {
-		refuse(ctl, "%s", err.msg);
+		refuse(ctl, err.code, "%s", err.msg);
 		goto out;
 	}
 	l->s = s;
@@ -283,12 +336,13 @@ static void run_session(struct jb_server *srv, struct ctl *ctl, const struct jb_
 	pthread_mutex_lock(&srv->lock);
 	if (srv->nlive >= MAX_SESSIONS) {
 		pthread_mutex_unlock(&srv->lock);
-		refuse(ctl, "too many sessions (limit %d)", MAX_SESSIONS);
+		refuse(ctl, EAGAIN, "too many sessions (limit %d)", MAX_SESSIONS);
 		goto out;
 	}
 	l->next = srv->live;
 	srv->live = l;
 	srv->nlive++;
+	cn->state = CONN_JOINING;
 	pthread_mutex_unlock(&srv->lock);
 	put_welcome(&ctl->out, s->encrypt ? JB_HELLO_ENCRYPT : 0, (uint16_t)s->nstreams, bs, l->id, l->secret,
 		    srv->c->name);
@@ -297,7 +351,7 @@ static void run_session(struct jb_server *srv, struct ctl *ctl, const struct jb_
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += JOIN_TIMEOUT;
 	pthread_mutex_lock(&srv->lock);
-	while (r == 0 && l->joined < l->expected)
+	while (r == 0 && l->joined < l->expected && !atomic_load(&srv->stop))
 		if (pthread_cond_timedwait(&srv->joined, &srv->lock, &until) == ETIMEDOUT)
 			r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
 	/* no more joins: the session is about to run */
@@ -307,14 +361,27 @@ static void run_session(struct jb_server *srv, struct ctl *ctl, const struct jb_
 			srv->nlive--;
 			break;
 		}
+	if (r == 0 && atomic_load(&srv->stop))
+		r = jb_err(&err, ESHUTDOWN, "site %s is shutting down", srv->c->name);
+	if (r == 0) {
+		/* from here jb_server_drain ends the session through its event queue */
+		cn->state = CONN_RUNNING;
+		cn->s = s;
+	} else {
+		cn->state = CONN_NEW;
+	}
 	pthread_mutex_unlock(&srv->lock);
 	if (r < 0) {
-		refuse(ctl, "%s", err.msg);
+		refuse(ctl, err.code, "%s", err.msg);
 		goto out;
 	}
 	atomic_fetch_add(&srv->sessions, 1);
 	jb_log(JB_LOG_INFO, "%s: %s %s with %d streams", peer->name, opname, *path ? path : "/", s->nstreams);
 	r = s->sender ? sender_run(s, &err) : receiver_run(s, &err);
+	pthread_mutex_lock(&srv->lock);
+	cn->state = CONN_NEW;
+	cn->s = NULL;
+	pthread_mutex_unlock(&srv->lock);
 	uint64_t moved = atomic_load(&s->bytes_moved);
 	atomic_fetch_add(s->sender ? &srv->bytes_out : &srv->bytes_in, moved);
 	double secs = jb_now() - s->t0;
@@ -332,12 +399,23 @@ out:
 	free(path);
 }
 
-static void *conn_main(void *arg)
+/* The end of a connection thread: after this it touches nothing of srv. */
+static void conn_end(struct conn *cn)
 {
-	struct conn *cn = arg;
+	struct jb_server *srv = cn->srv;
+	pthread_mutex_lock(&srv->lock);
+	if ((*cn->pprev = cn->next))
+		cn->next->pprev = cn->pprev;
+	atomic_fetch_sub(&srv->nconns, 1);
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	free(cn);
+}
+
+static void serve_conn(struct conn *cn)
+{
 	struct jb_server *srv = cn->srv;
 	int fd = cn->fd;
-	free(cn);
 	struct timeval tv = {.tv_sec = JOIN_TIMEOUT};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -351,8 +429,8 @@ static void *conn_main(void *arg)
 		struct timeval z = {0};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &z, sizeof z);
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &z, sizeof z);
-		handle_join(srv, fd, NULL, NULL, raw);
-		return NULL;
+		handle_join(cn, NULL, NULL, raw);
+		return;
 	}
 	if (first != 0x16) /* not a TLS handshake either */
 		goto drop;
@@ -376,8 +454,8 @@ static void *conn_main(void *arg)
 		struct timeval z = {0};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &z, sizeof z);
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &z, sizeof z);
-		handle_join(srv, fd, ssl, fp, raw);
-		return NULL;
+		handle_join(cn, ssl, fp, raw);
+		return;
 	}
 	struct ctl ctl;
 	if (ctl_init(&ctl, ssl, fd) < 0) {
@@ -389,9 +467,11 @@ static void *conn_main(void *arg)
 		jb_fp_format(fp, f);
 		snprintf(ctl.peer, sizeof ctl.peer, "unknown peer");
 		atomic_fetch_add(&srv->refused, 1);
-		refuse(&ctl, "site %s does not know you: certificate %s is not pinned in any [peer] section", srv->c->name, f);
+		refuse(&ctl, EACCES, "site %s does not know you: certificate %s is not pinned in any [peer] section",
+		       srv->c->name, f);
+		conn_forget_fd(cn);
 		ctl_close(&ctl);
-		return NULL;
+		return;
 	}
 	snprintf(ctl.peer, sizeof ctl.peer, "%s", peer->name);
 	int r = ctl_recv(&ctl, JOIN_TIMEOUT * 1000, -1, &err);
@@ -399,22 +479,47 @@ static void *conn_main(void *arg)
 		struct jb_msg *hello = malloc(sizeof *hello);
 		if (hello) {
 			*hello = ctl.msg;
-			run_session(srv, &ctl, peer, fp, hello);
+			run_session(cn, &ctl, peer, fp, hello);
 			free(hello);
 		}
 	} else if (r == 0) {
 		jb_log(JB_LOG_WARN, "%s: no HELLO within %d s", peer->name, JOIN_TIMEOUT);
 	} else if (r > 0) {
-		refuse(&ctl, "expected HELLO");
+		refuse(&ctl, EPROTO, "expected HELLO");
 	} else {
 		jb_log(JB_LOG_WARN, "%s: session closed: %s", peer->name, err.msg);
 		ctl_send_error(&ctl, err.code, err.msg);
 	}
+	conn_forget_fd(cn);
 	ctl_close(&ctl);
-	return NULL;
+	return;
 drop:
+	conn_forget_fd(cn);
 	close(fd);
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *cn = arg;
+	serve_conn(cn);
+	conn_end(cn);
 	return NULL;
+}
+
+/* Over MAX_CONNS: close at once.  A flood is logged once a second, not once a
+ * connection. */
+static void refuse_conn(struct jb_server *srv, int fd, const struct sockaddr_storage *sa, socklen_t salen)
+{
+	char host[NI_MAXHOST] = "?";
+	getnameinfo((const struct sockaddr *)sa, salen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+	close(fd);
+	srv->conns_refused++;
+	double now = jb_now();
+	if (now - srv->conns_warned >= 1) {
+		jb_log(JB_LOG_WARN, "connection from %s closed: too many connections (limit %d; %llu closed so far)",
+		       host, MAX_CONNS, (unsigned long long)srv->conns_refused);
+		srv->conns_warned = now;
+	}
 }
 
 int jb_server_run(struct jb_server *srv)
@@ -426,22 +531,97 @@ int jb_server_run(struct jb_server *srv)
 		struct pollfd p = {.fd = srv->lfd, .events = POLLIN};
 		if (poll(&p, 1, 250) <= 0)
 			continue;
-		int fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof sa;
+		int fd = accept4(srv->lfd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		struct conn *cn = malloc(sizeof *cn);
-		pthread_t t;
+		if (atomic_load(&srv->nconns) >= MAX_CONNS) {
+			refuse_conn(srv, fd, &sa, salen);
+			continue;
+		}
+		int r = jb_sock_keepalive(fd);
+		if (r < 0)
+			jb_log(JB_LOG_WARN, "keepalive on an accepted connection: %s", strerror(-r));
+		struct conn *cn = calloc(1, sizeof *cn);
 		if (!cn) {
 			close(fd);
 			continue;
 		}
 		cn->srv = srv;
 		cn->fd = fd;
-		if (pthread_create(&t, &attr, conn_main, cn) != 0) {
+		pthread_mutex_lock(&srv->lock);
+		if ((cn->next = srv->conns))
+			cn->next->pprev = &cn->next;
+		cn->pprev = &srv->conns;
+		srv->conns = cn;
+		atomic_fetch_add(&srv->nconns, 1);
+		pthread_mutex_unlock(&srv->lock);
+		pthread_t t;
+		if ((r = pthread_create(&t, &attr, conn_main, cn)) != 0) {
+			jb_log(JB_LOG_WARN, "cannot start a connection thread: %s", strerror(r));
 			close(fd);
-			free(cn);
+			cn->fd = -1;
+			conn_end(cn);
 		}
 	}
 	pthread_attr_destroy(&attr);
 	return 0;
+}
+
+static void deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* Wait, holding srv->lock, until no connection thread is left or until. */
+static int wait_idle(struct jb_server *srv, const struct timespec *until)
+{
+	while (atomic_load(&srv->nconns) > 0)
+		if (pthread_cond_timedwait(&srv->idle, &srv->lock, until) == ETIMEDOUT)
+			break;
+	return atomic_load(&srv->nconns);
+}
+
+int jb_server_drain(struct jb_server *srv, int timeout_ms)
+{
+	atomic_store(&srv->stop, true);
+	if (srv->lfd >= 0) {
+		close(srv->lfd);
+		srv->lfd = -1;
+	}
+	struct timespec half, until;
+	deadline(&half, timeout_ms / 2);
+	deadline(&until, timeout_ms);
+	struct event ev = {.kind = EV_FATAL, .code = ESHUTDOWN};
+	snprintf(ev.text, sizeof ev.text, "site %s is shutting down", srv->c->name);
+	pthread_mutex_lock(&srv->lock);
+	/* sessions waiting for their streams see the stop flag */
+	pthread_cond_broadcast(&srv->joined);
+	/* running sessions end the way a failed stream ends them: ERROR to the
+	 * peer, streams closed, journal left consistent for a resume */
+	for (struct conn *c = srv->conns; c; c = c->next) {
+		if (c->state == CONN_RUNNING) {
+			atomic_store(&c->s->fatal, true);
+			session_post(c->s, &ev);
+		} else if (c->state == CONN_NEW && c->fd >= 0) {
+			shutdown(c->fd, SHUT_RDWR); /* handshake, HELLO, listing */
+		}
+	}
+	/* whatever has not ended by half time is cut off */
+	if (wait_idle(srv, &half) > 0)
+		for (struct conn *c = srv->conns; c; c = c->next)
+			if (c->fd >= 0)
+				shutdown(c->fd, SHUT_RDWR);
+	int left = wait_idle(srv, &until);
+	pthread_mutex_unlock(&srv->lock);
+	if (left)
+		jb_log(JB_LOG_WARN, "site %s: %d connections did not end within %d ms", srv->c->name, left, timeout_ms);
+	return left ? -ETIMEDOUT : 0;
 }

@@ -148,8 +148,18 @@ int session_add_file(struct session *s, const struct jb_wire_entry *e, const cha
 }
 
 /* Allocate per-file block state once the block size is known. */
-int session_alloc_blocks(struct session *s)
+int session_alloc_blocks(struct session *s, struct jb_error *err)
 {
+	/* A manifest is only sizes until blocks arrive; cap what its bookkeeping
+	 * may cost before allocating it (16 bytes and a bit per block). */
+	uint64_t total = 0;
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (s->files[i].type == JB_ENTRY_FILE)
+			total += s->files[i].size / s->block_size + 1;
+	if (total > SESSION_MAX_BLOCKS)
+		return jb_err(err, EFBIG, "%s: the manifest has %llu blocks of %u bytes, over the limit of %llu for one "
+			      "session; use a larger --block-size or fewer files", s->ctl->peer,
+			      (unsigned long long)total, s->block_size, (unsigned long long)SESSION_MAX_BLOCKS);
 	for (size_t i = 0; i < s->nfiles; i++) {
 		struct xfile *f = &s->files[i];
 		if (f->type != JB_ENTRY_FILE)
@@ -158,7 +168,7 @@ int session_alloc_blocks(struct session *s)
 		f->digests = calloc(f->nblocks ? f->nblocks : 1, JB_DIGEST_LEN);
 		f->have = calloc(f->nblocks / 8 + 1, 1);
 		if (!f->digests || !f->have)
-			return -ENOMEM;
+			return jb_err(err, ENOMEM, "out of memory for %llu blocks", (unsigned long long)f->nblocks);
 		atomic_store(&f->remaining, f->nblocks);
 	}
 	return 0;

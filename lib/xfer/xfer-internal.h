@@ -191,7 +191,9 @@ int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir
 int sender_run(struct session *s, struct jb_error *err);
 int receiver_run(struct session *s, struct jb_error *err);
 void session_result(struct session *s, struct jb_xfer_result *r);
-int session_alloc_blocks(struct session *s);
+/* 2^26 blocks: 1 GiB of digests; 512 TiB at the default block size. */
+#define SESSION_MAX_BLOCKS (UINT64_C(1) << 26)
+int session_alloc_blocks(struct session *s, struct jb_error *err);
 int manifest_sort(struct session *s, struct jb_error *err);
 
 /* proto.c */

@@ -77,6 +77,18 @@ is "$(sha "$T/beta/root/conc3/mid.bin")" "$(sha "$T/mid.bin")" "the concurrent f
 ok "$(grep -ciE 'cannot start a transaction|journal:' "$T/beta/log" | grep -qx 0; echo $?)" "the daemon logged no journal errors"
 rm -rf "$T/beta/root/conc1" "$T/beta/root/conc2" "$T/mid.bin"
 
+# a sparse file of 5 PiB: its block bookkeeping alone would be 10 GiB; refused up front
+truncate -s 5P "$T/huge.bin"
+out=$(jb send "$T/huge.bin" beta:/huge/ 2>&1); rc=$?
+is "$rc" 1 "sending a 5 PiB (sparse) file is refused"
+like 'over the limit of [0-9]+ for one session' "$out" "with the block limit in the message"
+cp --sparse=always "$T/huge.bin" "$T/beta/root/huge.bin" 2>/dev/null || truncate -s 5P "$T/beta/root/huge.bin"
+out=$(jb get beta:/huge.bin "$T/huge-back.bin" 2>&1); rc=$?
+is "$rc" 1 "getting one is refused by the sending daemon"
+like 'over the limit' "$out" "and the client shows the daemon's reason"
+ok "$([ ! -e "$T/huge-back.bin" ]; echo $?)" "nothing was created"
+rm -f "$T/huge.bin" "$T/beta/root/huge.bin"
+
 # a directory without -r, several sources into a directory, renaming a single file
 out=$(jb send "$T/tree" beta:x 2>&1); rc=$?
 is "$rc" 1 "a directory without -r fails"
