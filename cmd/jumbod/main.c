@@ -11,6 +11,9 @@
 #include "jumbo/config.h"
 #include "jumbo/xfer.h"
 
+/* How long a stop waits for the sessions in progress to end. */
+#define DRAIN_MS 5000
+
 static struct jb_server *g_srv;
 
 static void on_signal(int sig)
@@ -28,7 +31,8 @@ static void usage(FILE *f)
 		   "\n"
 		   "  -c, --config FILE      configuration (default $JUMBO_CONFIG)\n"
 		   "  -n, --check            validate the configuration and exit\n"
-		   "      --ready-file FILE  once listening, write {\"listen\":PORT,\"api\":PORT} to FILE\n"
+		   "      --ready-file FILE  once listening, write the ports and the pid to FILE:\n"
+		   "                         {\"listen\":PORT,\"api\":PORT,\"pid\":PID}\n"
 		   "  -v, --verbose          log debug messages\n"
 		   "  -q, --quiet            log warnings and errors only\n"
 		   "  -V, --version          print the version\n"
@@ -126,6 +130,13 @@ int main(int argc, char **argv)
 	jb_server_run(srv);
 	jb_log(JB_LOG_INFO, "site %s: stopping", c->name);
 	jb_api_stop(api);
+	if (jb_server_drain(srv, DRAIN_MS) < 0) {
+		/* threads still hold the journal and TLS state: leave without the
+		 * exit handlers that would tear those down under them */
+		jb_log(JB_LOG_WARN, "site %s: stopped without waiting for the rest", c->name);
+		_exit(0);
+	}
+	jb_log(JB_LOG_INFO, "site %s: stopped", c->name);
 	jb_server_free(srv);
 	jb_config_free(c);
 	return 0;

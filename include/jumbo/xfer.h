@@ -91,9 +91,19 @@ JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40]
 struct jb_server;
 JB_EXPORT int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_error *err);
 JB_EXPORT int jb_server_port(const struct jb_server *s);
-/* Accepts until jb_server_stop(); returns 0 then. */
+/* Accepts until jb_server_stop(); returns 0 then.  At most 512 connection
+ * threads run at once (authenticated or not); further connections are closed
+ * as soon as they are accepted, with a warning in the log. */
 JB_EXPORT int jb_server_run(struct jb_server *s);
+/* Async-signal-safe: asks jb_server_run to return. */
 JB_EXPORT void jb_server_stop(struct jb_server *s);
+/* After jb_server_run has returned: close the listener and end every
+ * connection (running sessions get an ERROR "site NAME is shutting down" and
+ * keep their journal for a resume; after half of timeout_ms the rest have
+ * their sockets shut down), waiting up to timeout_ms for their threads.
+ * 0 when none is left, -ETIMEDOUT otherwise. */
+JB_EXPORT int jb_server_drain(struct jb_server *s, int timeout_ms);
+/* Frees nothing while connection threads still run (see jb_server_drain). */
 JB_EXPORT void jb_server_free(struct jb_server *s);
 struct jb_server_stats {
 	uint64_t sessions, sessions_active, refused, bytes_in, bytes_out;

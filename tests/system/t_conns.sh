@@ -1,0 +1,145 @@
+#!/bin/bash
+# Connections: keepalive on every control and data socket at both ends, the
+# cap on connection threads, and a daemon stopped by SIGTERM in the middle of
+# transfers (it ends them cleanly, and the same command resumes afterwards).
+. "$(dirname "$0")/lib.sh"
+two_sites
+head -c 64M /dev/urandom > "$T/e.bin"
+port=$(site_port beta)
+
+# established TCP connections of beta's port, seen from the daemon (sport) or
+# from the client (dport), with their timers
+conns() { ss -tnoH state established "( $1 = :$port )"; }
+# keepalive_check SIDE WHAT: while a paced transfer runs, every connection on
+# SIDE shows a keepalive timer that started at TCP_KEEPIDLE (30 s), not at the
+# kernel's default of 2 hours
+keepalive_check() {
+	local side=$1 what=$2 list n=0 bad=0
+	for _ in $(seq 1 50); do
+		list=$(conns "$side")
+		n=$(printf '%s\n' "$list" | grep -c 'timer:(keepalive,[0-9.]*sec')
+		[ "$n" -ge 3 ] && break
+		sleep 0.1
+	done
+	bad=$(printf '%s\n' "$list" | grep -vc 'timer:(keepalive,\(2[0-9]\|30\)[0-9.]*sec')
+	is "$n:$bad" "3:0" "$what: control and 2 data connections all have a 30 s keepalive timer"
+	[ "$bad" = 0 ] || diag "$list"
+}
+# 1. the daemon receives (push): its 3 sockets only read, so ss shows their keepalive timer
+"$JUMBO" --config "$JBCONF" send -P 2 --rate 100M -q "$T/e.bin" beta:ka.bin 2> "$T/ka.err" &
+cpid=$!
+keepalive_check sport "jumbod (receiving a push)"
+wait $cpid; ok $? "the paced push completes"
+# 2. the client receives (get): now the client's sockets are the idle ones
+"$JUMBO" --config "$JBCONF" get -P 2 --rate 100M -q beta:ka.bin "$T/ka-back.bin" 2> "$T/ka.err" &
+cpid=$!
+keepalive_check dport "jumbo get (receiving a pull)"
+wait $cpid; ok $? "the paced get completes"
+is "$(sha "$T/ka-back.bin")" "$(sha "$T/e.bin")" "bit-identical"
+
+# --- the cap on connection threads (512) ---
+# hold N PORT SECONDS: open N idle TCP connections, print how many the daemon
+# closed at once, hold the rest for SECONDS
+hold() {
+	exec /usr/bin/python3 - "$@" <<'EOP'
+import select, socket, sys, time
+n, port, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+socks = [socket.create_connection(('127.0.0.1', port), timeout=10) for _ in range(n)]
+time.sleep(1)
+p = select.poll()
+for s in socks:
+    p.register(s, select.POLLIN)
+closed = 0
+for fd, ev in p.poll(0):
+    s = socket.socket(fileno=fd)
+    try:
+        data = s.recv(1)
+    except OSError:
+        data = b''
+    s.detach()
+    closed += data == b''
+print(closed, flush=True)
+time.sleep(secs)
+EOP
+}
+echo hi > "$T/hi.txt"
+(hold 50 "$port" 8 > "$T/hold50") &
+hpid=$!
+sleep 1.5
+jb send -q "$T/hi.txt" beta:while-50-idle.txt; ok $? "a transfer succeeds while 50 idle connections are open"
+is "$(cat "$T/beta/root/while-50-idle.txt")" hi "and arrives"
+kill $hpid 2>/dev/null; wait $hpid 2>/dev/null
+is "$(cat "$T/hold50")" 0 "none of the 50 was closed by the daemon"
+is "$(hold 520 "$port" 0)" 8 "520 idle connections: the 8 beyond the cap of 512 are closed at once"
+like 'connection from 127.0.0.1 closed: too many connections \(limit 512' "$(cat "$T/beta/log")" "the daemon logs it"
+sleep 1
+is "$(hold 512 "$port" 0)" 0 "once they are gone, 512 connections are held again: every thread gave its place back"
+sleep 1
+jb send -q "$T/hi.txt" beta:after-cap.txt; ok $? "and a transfer succeeds afterwards"
+ok "$(kill -0 "$(cat "$T/beta/pid")"; echo $?)" "the daemon is still running"
+
+# --- SIGTERM in the middle of transfers ---
+# stop_beta: SIGTERM the daemon and wait for it; sets rc (its exit status)
+# and ms (how long it took)
+stop_beta() {
+	local pid t0
+	pid=$(cat "$T/beta/pid")
+	t0=$(date +%s%N)
+	kill -TERM "$pid"
+	wait "$pid"; rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+sanitizer_clean() { ! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer' "$T/beta/log"; }
+# wait_bytes FILE-PATTERN DIR BYTES: until a partial file has that many bytes allocated
+wait_bytes() {
+	for _ in $(seq 1 200); do
+		f=$(find "$1" -name "$2" 2>/dev/null | head -1)
+		[ -n "$f" ] && [ $(( $(stat -c %b "$f") * 512 )) -ge "$3" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+# 1. a push (the daemon receives)
+"$JUMBO" --config "$JBCONF" send -P 2 --rate 100M -q "$T/e.bin" beta:stop/ 2> "$T/stop1.err" &
+cpid=$!
+wait_bytes "$T/beta/root/stop" '.e.bin.jumbo-part' $((24 << 20)); ok $? "the paced push is under way"
+stop_beta
+is "$rc" 0 "SIGTERM during a push: jumbod exits 0"
+ok "$([ "$ms" -lt 4000 ]; echo $?)" "within a few seconds (${ms} ms)"
+wait $cpid; is $? 1 "the client fails"
+like 'jumbo: beta: site beta is shutting down' "$(cat "$T/stop1.err")" "and says the site is shutting down"
+like 'alpha: push stop failed: site beta is shutting down' "$(cat "$T/beta/log")" "the daemon logs the session it ended"
+like 'site beta: stopped$' "$(cat "$T/beta/log")" "and that it stopped after its sessions ended"
+ok "$(sanitizer_clean; echo $?)" "no sanitizer report in the daemon's log"
+ok "$([ ! -e "$T/beta/root/stop/e.bin" ]; echo $?)" "no file under its final name"
+site_start beta; set_address alpha beta; port=$(site_port beta)
+jb send -P 2 --json "$T/e.bin" beta:stop/ > "$T/stop1.json"; ok $? "after a restart the same command completes"
+sent=$(jsonget "$T/stop1.json" bytes_sent)
+ok "$([ "$sent" -lt $((64 << 20)) ]; echo $?)" "resuming: sent $((sent >> 20)) of 64 MiB"
+is "$(sha "$T/beta/root/stop/e.bin")" "$(sha "$T/e.bin")" "bit-identical"
+like 'resuming with [0-9]+ of 8 blocks' "$(cat "$T/beta/log")" "the daemon resumed from its journal"
+
+# 2. a get (the daemon sends), and a connection that has not said anything yet
+mkdir -p "$T/pull"
+"$JUMBO" --config "$JBCONF" get -P 2 --rate 100M -q beta:stop/e.bin "$T/pull/" 2> "$T/stop2.err" &
+cpid=$!
+wait_bytes "$T/pull" '.e.bin.jumbo-part' $((24 << 20)); ok $? "the paced get is under way"
+exec 9<>/dev/tcp/127.0.0.1/"$port"
+stop_beta
+exec 9>&-
+is "$rc" 0 "SIGTERM during a get: jumbod exits 0"
+ok "$([ "$ms" -lt 4000 ]; echo $?)" "within a few seconds (${ms} ms)"
+wait $cpid; is $? 1 "the client fails"
+like 'jumbo: beta: site beta is shutting down' "$(cat "$T/stop2.err")" "and says the site is shutting down"
+ok "$(sanitizer_clean; echo $?)" "no sanitizer report in the daemon's log"
+site_start beta; set_address alpha beta; port=$(site_port beta)
+jb get -P 2 --json beta:stop/e.bin "$T/pull/" > "$T/stop2.json"; ok $? "after a restart the same get completes"
+sent=$(jsonget "$T/stop2.json" bytes_sent)
+ok "$([ "$sent" -lt $((64 << 20)) ]; echo $?)" "resuming: moved $((sent >> 20)) of 64 MiB"
+is "$(sha "$T/pull/e.bin")" "$(sha "$T/e.bin")" "bit-identical"
+
+# 3. an idle daemon stops at once
+stop_beta
+is "$rc" 0 "SIGTERM of an idle jumbod: exit 0"
+ok "$([ "$ms" -lt 1500 ]; echo $?)" "at once (${ms} ms)"
+done_testing
