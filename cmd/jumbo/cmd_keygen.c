@@ -61,6 +61,10 @@ int cmd_fingerprint(struct cli *g, int argc, char **argv)
 		default: return EXIT_USAGE;
 		}
 	}
+	if (optind != argc) {
+		cli_error("fingerprint: usage: jumbo fingerprint [--dir DIR]");
+		return EXIT_USAGE;
+	}
 	struct jb_config *c = NULL;
 	if (!dir) {
 		if (cli_load_config(g, &c) < 0)

@@ -18,7 +18,9 @@ int cmd_ls(struct cli *g, int argc, char **argv)
 		case 'l': lng = true; break;
 		case 'h':
 			printf("Usage: jumbo ls [-l] [--json] PEER:PATH\n\nLists a directory (or names a file) on a site.\n"
-			       "  -l      mode, size, modification time\n  --json  one JSON array of entries\n");
+			       "  -l, --long  type and mode, size, modification time\n"
+			       "      --json  one JSON array of entries\n"
+			       "  -h, --help  this text\n");
 			return 0;
 		default: return EXIT_USAGE;
 		}
