@@ -2,7 +2,8 @@
 #pragma once
 #include "jumbo/base.h"
 
-#define JB_DEFAULT_PORT 4410
+#define JB_DEFAULT_PORT 4410     /* transfers: [site] listen, [peer] address */
+#define JB_DEFAULT_API_PORT 4480 /* [site] api */
 #define JB_MAX_PEERS 1024
 
 struct jb_peer {
@@ -17,7 +18,8 @@ struct jb_config {
 	char *identity;       /* directory with key.pem, cert.pem */
 	char *root;           /* jumbod data root */
 	char *listen;         /* jumbod transfer listener, host:port */
-	char *api;            /* jumbod REST API, host:port ("" or "off" disables) */
+	char *api;            /* jumbod REST API, host:port ("" or "off" disables);
+			       * a bare host gets JB_DEFAULT_API_PORT when parsed */
 	char *state;          /* jumbod state directory */
 	struct jb_peer *peers;
 	size_t npeers;

@@ -123,6 +123,16 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* "host:port" or "[v6]:port" rather than a bare host. */
+static bool has_port(const char *s)
+{
+	if (*s == '[') {
+		const char *e = strchr(s, ']');
+		return e && e[1] == ':';
+	}
+	return strchr(s, ':') != NULL;
+}
+
 static int set_str(char **dst, const char *v)
 {
 	char *n = strdup(v);
@@ -192,6 +202,16 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 				memset(peer, 0, sizeof *peer);
 				peer->name = strdup(pname);
 				sec = PEER;
+			} else if (!strncmp(sect, "peer", 4)) {
+				/* "[peer]" or "[peers x]" is a typo for [peer NAME], not a later
+				 * module's section: ignoring it would drop a pin without a word */
+				if (sect[4])
+					r = jb_err(err, EINVAL, "%s:%d: unknown section '[%s]' (did you mean [peer NAME]?)",
+						   c->path, lineno, sect);
+				else
+					r = jb_err(err, EINVAL, "%s:%d: [peer] without a name (want [peer NAME])", c->path,
+						   lineno);
+				goto fail;
 			} else {
 				/* later sections ([rule ...], [backend ...]) belong to later modules */
 				sec = OTHER;
@@ -222,6 +242,16 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 			}
 			if ((r = set_str(dst, val)) < 0)
 				goto fail;
+			if (dst == &c->api && *val && strcmp(val, "off") && !has_port(val)) {
+				/* the API has its own default port, not the transfer port */
+				char *a;
+				if (asprintf(&a, "%s:%d", val, JB_DEFAULT_API_PORT) < 0) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				free(c->api);
+				c->api = a;
+			}
 		} else if (sec == PEER) {
 			if (!strcmp(key, "address")) {
 				char host[256];

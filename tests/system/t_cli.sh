@@ -12,6 +12,8 @@ for c in send get ls keygen fingerprint sum; do
 	"$JUMBO" $c --help > /dev/null; ok $? "jumbo $c --help exits 0"
 done
 "$JUMBOD" --help | grep -q -- '--check'; ok $? "jumbod --help documents --check"
+like '\{"listen":PORT,"api":PORT,"pid":PID\}' "$("$JUMBOD" --help)" "jumbod --help: the ready file holds the pid too"
+like '^  -l, --long ' "$("$JUMBO" ls --help)" "jumbo ls --help shows -l, --long"
 
 # identities
 fp=$("$JUMBO" keygen --dir "$T/id1" --name kisti)
@@ -23,6 +25,8 @@ like 'CN ?= ?kisti' "$(openssl x509 -in "$T/id1/cert.pem" -noout -subject)" "cer
 out=$("$JUMBO" keygen --dir "$T/id1" 2>&1); is $? 1 "keygen refuses to overwrite"
 like 'refusing to overwrite' "$out" "and says why"
 is "$("$JUMBO" fingerprint --dir "$T/id1")" "$fp" "jumbo fingerprint --dir prints the same"
+out=$("$JUMBO" fingerprint --dir "$T/id1" extra 2>&1); is $? 2 "jumbo fingerprint with an extra argument: exit 2"
+like 'usage: jumbo fingerprint \[--dir DIR\]' "$out" "with the usage"
 
 two_sites
 # configuration
@@ -35,6 +39,17 @@ printf '[site]\nname = x\nidentity = /x\nroot = /\nstate = /tmp\nlisten = 127.0.
 out=$("$JUMBOD" --config "$T/bad2.conf" --check 2>&1)
 like "bad2.conf:7: unknown key 'colour'" "$out" "--check names file, line and key"
 out=$("$JUMBOD" 2>&1); is $? 2 "jumbod without a config: exit 2"
+# a [peer] typo must not silently drop a pin; sections of later versions are still ignored
+cp "$T/beta/jumbo.conf" "$T/peer1.conf"; printf '[peer]\nfingerprint = %s\n' "$(cat "$T/alpha/fp")" >> "$T/peer1.conf"
+line=$(grep -n '^\[peer\]$' "$T/peer1.conf" | cut -d: -f1)
+out=$("$JUMBOD" --config "$T/peer1.conf" --check 2>&1); is $? 1 "--check refuses [peer] without a name"
+like "peer1.conf:$line: \[peer\] without a name \(want \[peer NAME\]\)" "$out" "naming file and line"
+cp "$T/beta/jumbo.conf" "$T/peer2.conf"; printf '\n[peers alpha]\nfingerprint = %s\n' "$(cat "$T/alpha/fp")" >> "$T/peer2.conf"
+line=$(grep -n '^\[peers alpha\]$' "$T/peer2.conf" | cut -d: -f1)
+out=$("$JUMBOD" --config "$T/peer2.conf" --check 2>&1); is $? 1 "--check refuses [peers alpha]"
+like "peer2.conf:$line: unknown section '\[peers alpha\]' \(did you mean \[peer NAME\]\?\)" "$out" "naming file and line"
+cp "$T/beta/jumbo.conf" "$T/later.conf"; printf '\n[rule nightly]\nfrom = x\n' >> "$T/later.conf"
+"$JUMBOD" --config "$T/later.conf" --check > /dev/null; ok $? "--check still ignores an unknown section such as [rule nightly]"
 echo hi > "$T/hi.txt"
 JUMBO_CONFIG=$T/alpha/jumbo.conf "$JUMBO" send -q "$T/hi.txt" beta:env.txt; ok $? "\$JUMBO_CONFIG is used"
 mkdir -p "$T/home/.config/jumbo"; cp "$T/alpha/jumbo.conf" "$T/home/.config/jumbo/jumbo.conf"
@@ -87,4 +102,16 @@ is "$(jsonget "$T/health.json" fingerprint)" "$(cat "$T/beta/fp")" "and its fing
 metrics=$(/usr/bin/python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$api/metrics').read().decode())")
 like 'jumbo_sessions_total [1-9]' "$metrics" "/metrics counts sessions"
 like 'jumbo_bytes_received_total [1-9]' "$metrics" "/metrics counts bytes"
+
+# an API address without a port gets the API's default port, not the transfer port
+site_new gamma
+sed -i 's/^api = .*/api = 127.0.0.1/' "$T/gamma/jumbo.conf"
+if /usr/bin/python3 -c 'import socket; socket.socket().bind(("127.0.0.1", 4480))' 2>/dev/null; then
+	site_start gamma
+	is "$(jsonget "$T/gamma/ready" api)" 4480 "api = 127.0.0.1 listens on port 4480"
+	like 'API on 127.0.0.1:4480' "$(cat "$T/gamma/log")" "and the log says so"
+	kill "$(cat "$T/gamma/pid")"
+else
+	echo "ok $((++_n)) # SKIP port 4480 is in use"
+fi
 done_testing

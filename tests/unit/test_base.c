@@ -118,6 +118,11 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\n[peer b]\naddress = h:99999\n", "bad address"},
 		{"[site]\nname = a\nidentity = /x\n[peer b]\n[peer b]\n", "defined twice"},
 		{"[site]\nname = a\nidentity = /x\njust words\n", "expected 'key = value'"},
+		{"[site]\nname = a\nidentity = /x\n[peer]\nfingerprint = SHA256:00\n",
+		 "bad.conf:4: [peer] without a name (want [peer NAME])"},
+		{"[site]\nname = a\nidentity = /x\n[ peer ]\n", "bad.conf:4: [peer] without a name"},
+		{"[site]\nname = a\nidentity = /x\n\n[peers b]\n", "bad.conf:5: unknown section '[peers b]'"},
+		{"[site]\nname = a\nidentity = /x\n[peer-b]\n", "bad.conf:4: unknown section '[peer-b]'"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
@@ -133,6 +138,23 @@ static void test_config(void)
 	ok(jb_split_hostport("dtn.example", host, sizeof host, &port) == 0 && port == JB_DEFAULT_PORT,
 	   "default port");
 	ok(jb_split_hostport("::1", host, sizeof host, &port) < 0, "bare IPv6 needs brackets");
+
+	/* the API's default port is its own, not the transfer port */
+	static const struct {
+		const char *api, *want;
+	} apis[] = {
+		{"127.0.0.1", "127.0.0.1:4480"},   {"localhost", "localhost:4480"}, {"[::1]", "[::1]:4480"},
+		{"127.0.0.1:9000", "127.0.0.1:9000"}, {"[::1]:0", "[::1]:0"},        {"off", "off"},
+		{"", ""},
+	};
+	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
+		char text[128];
+		snprintf(text, sizeof text, "[site]\nname = a\nidentity = /x\napi = %s\n", apis[i].api);
+		c = NULL;
+		ok(jb_config_parse(text, "api.conf", &c, &err) == 0, "api = '%s' parses", apis[i].api);
+		is_str(c ? c->api : NULL, apis[i].want, "api = '%s' means '%s'", apis[i].api, apis[i].want);
+		jb_config_free(c);
+	}
 }
 
 int main(void)
