@@ -32,8 +32,8 @@ def frame(body):
     return struct.pack('>I', len(body)) + body
 
 
-def hello(op, path, streams=1, bs=1 << 20):
-    return frame(bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, 1, op, 0, streams, bs, 0) + s(path) + s('evil'))
+def hello(op, path, streams=1, bs=1 << 20, version=1):
+    return frame(bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, version, op, 0, streams, bs, 0) + s(path) + s('evil'))
 
 
 def read_frame(c):
@@ -75,18 +75,25 @@ def entry(typ, path, size, mode=0o644, mtime=0):
     return bytes([typ]) + s(path) + struct.pack('>QIq', size, mode, mtime)
 
 
-def push_session(path='evil'):
-    """HELLO(PUSH) + one clear data stream joined; returns (control, data)."""
-    c = tls_connect()
-    c.sendall(hello(1, path))
+def join_stream(c, version=1):
+    """Open data stream 0 for the session whose WELCOME is next on c; returns
+    (data socket, JOINED status or None)."""
     w = read_frame(c)
     assert w and w[0] == 2, w
     session, secret = w[10:26], w[26:58]
     d = socket.create_connection((HOST, PORT), timeout=10)
     token = hmac.new(secret, session + struct.pack('>H', 0), hashlib.sha256).digest()
-    d.sendall(struct.pack('>IH', 0x4a4d424a, 1) + session + struct.pack('>H', 0) + token)
+    d.sendall(struct.pack('>IH', 0x4a4d424a, version) + session + struct.pack('>H', 0) + token)
     ack = recv_exact(d, 8)
-    assert ack[:4] == b'JMBK' and ack[4:6] == b'\0\0', ack
+    return d, (struct.unpack('>H', ack[4:6])[0] if ack and ack[:4] == b'JMBK' else None)
+
+
+def push_session(path='evil'):
+    """HELLO(PUSH) + one clear data stream joined; returns (control, data)."""
+    c = tls_connect()
+    c.sendall(hello(1, path))
+    d, status = join_stream(c)
+    assert status == 0, status
     return c, d
 
 
@@ -109,6 +116,19 @@ elif CASE == 'bad-join':
     raw = socket.create_connection((HOST, PORT), timeout=10)
     raw.sendall(struct.pack('>IH', 0x4a4d424a, 1) + b'\x01' * 16 + struct.pack('>H', 0) + b'\x02' * 32)
     ack = recv_exact(raw, 8); print('REFUSED' if ack and ack[4:6] != b'\0\0' else 'ACCEPTED?')
+elif CASE == 'join-bad-version':
+    # a valid token for a waiting session, but a JOIN of protocol version 2
+    c = tls_connect(); c.sendall(hello(1, 'evil-v2'))
+    d, status = join_stream(c, version=2)
+    print('REFUSED' if status else 'ACCEPTED?' if status == 0 else 'EOF')
+elif CASE == 'bad-version':
+    c = tls_connect(); c.sendall(hello(1, 'x', version=9)); answer(c)
+elif CASE == 'bad-block-size':
+    c = tls_connect(); c.sendall(hello(1, 'x', bs=1000)); answer(c)
+elif CASE == 'pull-missing':
+    c = tls_connect(); c.sendall(hello(2, 'no/such/file')); answer(c)
+elif CASE == 'not-hello':
+    c = tls_connect(); c.sendall(frame(bytes([11]))); answer(c)
 elif CASE == 'escape-hello':
     c = tls_connect(); c.sendall(hello(1, '../../etc')); answer(c)
 elif CASE == 'escape-pull':

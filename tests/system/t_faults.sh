@@ -52,6 +52,9 @@ like 'malformed frame' "$(evil unknown-type)" "unknown message type refused"
 evil truncated >/dev/null
 like 'EOF' "$(evil not-tls)" "a non-TLS, non-JOIN connection is dropped"
 like 'REFUSED' "$(evil bad-join)" "a JOIN for no session is refused"
+is "$(evil join-bad-version)" REFUSED "a JOIN of another protocol version is refused, even with a valid token"
+like 'data stream refused: JOIN version 2 is not supported \(this site speaks 1\)' "$(cat "$T/beta/log")" \
+	"daemon logs the JOIN version"
 like 'malformed block header' "$(evil bad-block-header)" "malformed block header ends that session"
 like 'block outside the manifest' "$(evil block-outside)" "block outside the manifest ends that session"
 like 'inside a block|lost' "$(evil truncated-block)" "truncated block ends that session"
@@ -64,6 +67,17 @@ ok $? "and still serves a real transfer"
 is "$(cat "$T/beta/root/after-faults.txt")" hello "which arrives intact"
 ok "$([ ! -e "$T/beta/root/x.bin" ]; echo $?)" "no half-sent file presented as complete"
 
+# --- refusals carry the errno of their cause ---
+is "$(evil bad-version)" "ERROR 93 protocol version 9 is not supported (this site speaks 1)" \
+	"HELLO of another version: EPROTONOSUPPORT (93)"
+like '^ERROR 13 .*escapes the data root' "$(evil escape-hello)" "escaping path: EACCES (13)"
+like '^ERROR 22 block size 1000 outside' "$(evil bad-block-size)" "bad block size: EINVAL (22)"
+like '^ERROR 2 no/such/file: No such file' "$(evil pull-missing)" "missing source: ENOENT (2)"
+is "$(evil not-hello)" "ERROR 71 expected HELLO" "first message not a HELLO: EPROTO (71)"
+out=$(jb get beta:no/such/file "$T/nothing" 2>&1); rc=$?
+is "$rc" 1 "get of a missing path fails"
+like 'beta: no/such/file: No such file or directory' "$out" "and the client says why"
+
 # --- unknown peers and wrong pins ---
 site_new mallory
 trust mallory beta
@@ -72,6 +86,8 @@ is "$rc" 1 "an unknown peer's send fails"
 like 'does not know you: certificate SHA256:[0-9a-f]{64} is not pinned' "$out" "with a clear refusal"
 ok "$([ ! -e "$T/beta/root/m.txt" ]; echo $?)" "and nothing is written"
 like 'refused: site beta does not know you' "$(cat "$T/beta/log")" "daemon logs the refusal"
+like '^ERROR 13 site beta does not know you' "$(timeout 20 /usr/bin/python3 "$EVIL" "$addr" "$T/mallory/id" bad-version 2>&1)" \
+	"unknown peer: EACCES (13)"
 sed "s|^fingerprint = $(cat "$T/beta/fp")|fingerprint = $(cat "$T/mallory/fp")|" "$T/alpha/jumbo.conf" > "$T/wrongpin.conf"
 out=$("$JUMBO" --config "$T/wrongpin.conf" send "$T/small.txt" beta:w.txt 2>&1)
 like "peer beta is pinned to SHA256:.*refusing" "$out" "a server with the wrong fingerprint is refused by the client"
