@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN  ?= build-asan
 FUZZ  ?= build-fuzz
 
-.PHONY: all deps build demo check check-fast bench-loopback fuzz clean
+.PHONY: all deps build demo check check-fast bench-loopback bench-cpu fuzz clean
 
 all: build
 
@@ -35,6 +35,10 @@ check-fast: build
 
 bench-loopback: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/loopback/run
+
+# CPU-seconds per GiB of the sender and the receiver (stable under load)
+bench-cpu: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/loopback/cpu
 
 # Grow the wire corpus with libFuzzer (needs clang): make fuzz SECONDS=300
 SECONDS ?= 120

@@ -11,6 +11,7 @@ _n=0 _fail=0 _pids=()
 
 cleanup() { # runs under set -e in some scripts: nothing here may stop it half way
 	set +e
+	exec 2>/dev/null # bash reports each daemon it reaps as "Killed"
 	for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	for m in $(awk -v t="$T" '$2 ~ "^"t {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done
