@@ -30,10 +30,14 @@ struct live {
 };
 
 /* One accepted connection and its thread, listed so that a stopping server
- * can end them all (jb_server_drain). */
+ * can end them all (jb_server_drain).  The threads are joined, not detached:
+ * a thread that has said it is done still runs its thread-exit handlers
+ * (OpenSSL's among them), and the server must not be freed, nor the process
+ * exit, under them. */
 enum conn_state { CONN_NEW, CONN_JOINING, CONN_RUNNING };
 struct conn {
 	struct conn *next, **pprev;
+	pthread_t thread;
 	struct jb_server *srv;
 	int fd;              /* -1 once closed or handed to a session */
 	enum conn_state state;
@@ -52,11 +56,48 @@ struct jb_server {
 	struct live *live;
 	int nlive;
 	struct conn *conns;     /* under lock */
+	struct conn *done;      /* under lock: threads that ended, to be joined */
 	atomic_int nconns;      /* written under lock, read without */
 	uint64_t conns_refused; /* accept loop only: over MAX_CONNS */
 	double conns_warned;
 	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out;
 };
+
+/* Take a connection off the list of running ones; srv->lock held. */
+static void conn_unlink(struct conn *cn)
+{
+	if ((*cn->pprev = cn->next))
+		cn->next->pprev = cn->pprev;
+	atomic_fetch_sub(&cn->srv->nconns, 1);
+	pthread_cond_broadcast(&cn->srv->idle);
+}
+
+/* The end of a connection thread: hand it to reap_conns. */
+static void conn_end(struct conn *cn)
+{
+	struct jb_server *srv = cn->srv;
+	pthread_mutex_lock(&srv->lock);
+	conn_unlink(cn);
+	cn->next = srv->done;
+	srv->done = cn;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Join the threads that ended.  Only the thread that creates them calls it
+ * (the accept loop, then jb_server_drain and jb_server_free after it). */
+static void reap_conns(struct jb_server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	struct conn *c = srv->done;
+	srv->done = NULL;
+	pthread_mutex_unlock(&srv->lock);
+	while (c) {
+		struct conn *next = c->next;
+		pthread_join(c->thread, NULL);
+		free(c);
+		c = next;
+	}
+}
 
 int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_error *err)
 {
@@ -113,6 +154,7 @@ void jb_server_free(struct jb_server *s)
 		       atomic_load(&s->nconns));
 		return;
 	}
+	reap_conns(s);
 	if (s->lfd >= 0)
 		close(s->lfd);
 	if (s->rootfd >= 0)
@@ -399,19 +441,6 @@ out:
 	free(path);
 }
 
-/* The end of a connection thread: after this it touches nothing of srv. */
-static void conn_end(struct conn *cn)
-{
-	struct jb_server *srv = cn->srv;
-	pthread_mutex_lock(&srv->lock);
-	if ((*cn->pprev = cn->next))
-		cn->next->pprev = cn->pprev;
-	atomic_fetch_sub(&srv->nconns, 1);
-	pthread_cond_broadcast(&srv->idle);
-	pthread_mutex_unlock(&srv->lock);
-	free(cn);
-}
-
 static void serve_conn(struct conn *cn)
 {
 	struct jb_server *srv = cn->srv;
@@ -524,12 +553,11 @@ static void refuse_conn(struct jb_server *srv, int fd, const struct sockaddr_sto
 
 int jb_server_run(struct jb_server *srv)
 {
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	while (!atomic_load(&srv->stop)) {
 		struct pollfd p = {.fd = srv->lfd, .events = POLLIN};
-		if (poll(&p, 1, 250) <= 0)
+		int pr = poll(&p, 1, 250);
+		reap_conns(srv);
+		if (pr <= 0)
 			continue;
 		struct sockaddr_storage sa;
 		socklen_t salen = sizeof sa;
@@ -557,15 +585,15 @@ int jb_server_run(struct jb_server *srv)
 		srv->conns = cn;
 		atomic_fetch_add(&srv->nconns, 1);
 		pthread_mutex_unlock(&srv->lock);
-		pthread_t t;
-		if ((r = pthread_create(&t, &attr, conn_main, cn)) != 0) {
+		if ((r = pthread_create(&cn->thread, NULL, conn_main, cn)) != 0) {
 			jb_log(JB_LOG_WARN, "cannot start a connection thread: %s", strerror(r));
 			close(fd);
-			cn->fd = -1;
-			conn_end(cn);
+			pthread_mutex_lock(&srv->lock);
+			conn_unlink(cn);
+			pthread_mutex_unlock(&srv->lock);
+			free(cn);
 		}
 	}
-	pthread_attr_destroy(&attr);
 	return 0;
 }
 
@@ -621,6 +649,7 @@ int jb_server_drain(struct jb_server *srv, int timeout_ms)
 				shutdown(c->fd, SHUT_RDWR);
 	int left = wait_idle(srv, &until);
 	pthread_mutex_unlock(&srv->lock);
+	reap_conns(srv);
 	if (left)
 		jb_log(JB_LOG_WARN, "site %s: %d connections did not end within %d ms", srv->c->name, left, timeout_ms);
 	return left ? -ETIMEDOUT : 0;
