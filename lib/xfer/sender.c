@@ -264,9 +264,13 @@ static int send_file_end(struct session *s, uint32_t i)
 
 static int read_needs(struct session *s, struct jb_error *err)
 {
-	/* On the sending side f->have marks the blocks the receiver asks for. */
+	/* On the sending side f->have marks the blocks the receiver asks for.
+	 * Before it answers, a resuming receiver re-reads every block it has of
+	 * each file: minutes for a terabyte.  So wait as long as the connection
+	 * lives (TCP keepalive ends it within about a minute if the peer dies),
+	 * up to a day. */
 	for (;;) {
-		int r = ctl_recv(s->ctl, 120000, -1, err);
+		int r = ctl_recv(s->ctl, 24 * 3600 * 1000, -1, err);
 		if (r == 0)
 			return jb_err(err, ETIMEDOUT, "%s: timed out waiting for the list of needed blocks", s->ctl->peer);
 		if (r < 0)
