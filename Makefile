@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN  ?= build-asan
 FUZZ  ?= build-fuzz
 
-.PHONY: all deps build demo check check-fast bench-loopback bench-cpu fuzz clean
+.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-wan bench-wan-verify fuzz clean
 
 all: build
 
@@ -35,6 +35,14 @@ check-fast: build
 
 bench-loopback: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/loopback/run
+
+# The WAN testbed and every tool on it (root; installs the peers from Debian)
+bench-wan: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/wan/run
+
+# Check the WAN emulator: RTT, window/RTT, loss, its own CPU
+bench-wan-verify: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/wan/verify
 
 # CPU-seconds per GiB of the sender and the receiver (stable under load)
 bench-cpu: build
