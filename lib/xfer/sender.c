@@ -315,6 +315,21 @@ static int build_plan(struct session *s)
 	return 0;
 }
 
+/* Queue a block to be sent (again); s->qlock held. */
+static int queue_resend(struct session *s, uint32_t fi, uint64_t block)
+{
+	if (s->nresend == s->capresend) {
+		size_t nc = s->capresend ? s->capresend * 2 : 16;
+		struct work *nw = realloc(s->resend, nc * sizeof *nw);
+		if (!nw)
+			return -ENOMEM;
+		s->resend = nw;
+		s->capresend = nc;
+	}
+	s->resend[s->nresend++] = (struct work){.file = fi, .block = block, .send = true};
+	return 0;
+}
+
 static int handle_msg(struct session *s, struct jb_error *err)
 {
 	struct jb_msg *m = &s->ctl->msg;
@@ -329,17 +344,10 @@ static int handle_msg(struct session *s, struct jb_error *err)
 		jb_log(JB_LOG_WARN, "%s: %s: block %llu failed verification, sending it again", s->ctl->peer,
 		       s->files[fi].path, (unsigned long long)m->u.resend.block);
 		pthread_mutex_lock(&s->qlock);
-		if (s->nresend == s->capresend) {
-			size_t nc = s->capresend ? s->capresend * 2 : 16;
-			struct work *nw = realloc(s->resend, nc * sizeof *nw);
-			if (!nw) {
-				pthread_mutex_unlock(&s->qlock);
-				return -ENOMEM;
-			}
-			s->resend = nw;
-			s->capresend = nc;
+		if (queue_resend(s, fi, m->u.resend.block) < 0) {
+			pthread_mutex_unlock(&s->qlock);
+			return -ENOMEM;
 		}
-		s->resend[s->nresend++] = (struct work){.file = fi, .block = m->u.resend.block, .send = true};
 		pthread_cond_signal(&s->qcond);
 		pthread_mutex_unlock(&s->qlock);
 		return 0;
@@ -364,17 +372,10 @@ static int handle_msg(struct session *s, struct jb_error *err)
 				return jb_err(err, EBADMSG, "%s: NEED range outside file %u", s->ctl->peer, fi);
 			}
 			for (uint64_t b = first; b < first + count; b++) {
-				if (s->nresend == s->capresend) {
-					size_t nc = s->capresend ? s->capresend * 2 : 16;
-					struct work *nw = realloc(s->resend, nc * sizeof *nw);
-					if (!nw) {
-						pthread_mutex_unlock(&s->qlock);
-						return -ENOMEM;
-					}
-					s->resend = nw;
-					s->capresend = nc;
+				if (queue_resend(s, fi, b) < 0) {
+					pthread_mutex_unlock(&s->qlock);
+					return -ENOMEM;
 				}
-				s->resend[s->nresend++] = (struct work){.file = fi, .block = b, .send = true};
 				s->bytes_planned += block_len(f, b, s->block_size);
 			}
 		}
