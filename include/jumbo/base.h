@@ -55,6 +55,7 @@ JB_EXPORT double jb_now(void); /* monotonic seconds */
 /* Full reads/writes on blocking descriptors (retry EINTR/short). */
 JB_EXPORT int jb_read_full(int fd, void *buf, size_t n);  /* 0, -EPIPE on EOF, -errno */
 JB_EXPORT int jb_write_full(int fd, const void *buf, size_t n);
+JB_EXPORT int jb_pread_full(int fd, void *buf, size_t n, off_t off); /* 0, -ENODATA past EOF, -errno */
 
 /* Paths relative to a data root.  jb_path_clean() turns a user path
  * ("/run7/a.h5", "run7//a.h5/") into a relative one ("run7/a.h5"; "" for the

@@ -95,6 +95,25 @@ int jb_read_full(int fd, void *buf, size_t n)
 	return 0;
 }
 
+int jb_pread_full(int fd, void *buf, size_t n, off_t off)
+{
+	uint8_t *p = buf;
+	while (n) {
+		ssize_t r = pread(fd, p, n, off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -ENODATA;
+		p += r;
+		off += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
 int jb_write_full(int fd, const void *buf, size_t n)
 {
 	const uint8_t *p = buf;

@@ -441,9 +441,13 @@ int jb_file_digest(const char *path, uint32_t bs, char out[40], struct jb_error 
 	if (fd < 0)
 		return jb_err(err, errno, "%s: %s", path, strerror(errno));
 	struct stat st;
-	fstat(fd, &st);
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return jb_err(err, e, "%s: %s", path, strerror(e));
+	}
 	uint64_t nb = ((uint64_t)st.st_size + bs - 1) / bs;
-	uint8_t *dg = calloc(nb ? nb : 1, JB_DIGEST_LEN), *buf = malloc(bs);
+	uint8_t *dg = calloc(nb ? nb : 1, JB_DIGEST_LEN), *buf = malloc(STREAM_CHUNK);
 	int r = 0;
 	if (!dg || !buf) {
 		r = -ENOMEM;
@@ -451,11 +455,11 @@ int jb_file_digest(const char *path, uint32_t bs, char out[40], struct jb_error 
 	}
 	for (uint64_t b = 0; b < nb; b++) {
 		uint64_t len = JB_MIN((uint64_t)bs, (uint64_t)st.st_size - b * bs);
-		if (pread(fd, buf, len, (off_t)(b * bs)) != (ssize_t)len) {
-			r = jb_err(err, EIO, "%s: read failed", path);
+		if ((r = digest_file_block(fd, buf, (off_t)(b * bs), len, dg + b * JB_DIGEST_LEN)) < 0) {
+			r = jb_err(err, r == -ENODATA ? EIO : -r, "%s: read failed: %s", path,
+				   r == -ENODATA ? "the file shrank" : strerror(-r));
 			goto out;
 		}
-		digest_block(buf, len, dg + b * JB_DIGEST_LEN);
 	}
 	uint8_t root[JB_DIGEST_LEN];
 	digest_root(dg, nb, root);

@@ -354,17 +354,14 @@ static int plan_file(struct session *s, uint32_t i, struct jb_error *err)
 		 * That reads the file; other sessions may use the journal meanwhile. */
 		journal_tx(s->journal, false);
 		int fd = jb_open_beneath(d, f->partial, O_RDONLY, 0);
-		uint8_t *buf = fd >= 0 ? malloc(s->block_size) : NULL;
+		uint8_t *buf = fd >= 0 ? malloc(STREAM_CHUNK) : NULL;
 		for (uint64_t b = 0; b < f->nblocks; b++) {
 			if (!have(f, b))
 				continue;
 			uint64_t len = block_len(f, b, s->block_size);
 			uint8_t dg[JB_DIGEST_LEN];
-			bool good = buf && pread(fd, buf, len, (off_t)(b * s->block_size)) == (ssize_t)len;
-			if (good) {
-				digest_block(buf, len, dg);
-				good = !memcmp(dg, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
-			}
+			bool good = buf && digest_file_block(fd, buf, (off_t)(b * s->block_size), len, dg) == 0 &&
+				    !memcmp(dg, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
 			if (!good) {
 				f->have[b / 8] &= (uint8_t)~(1u << (b % 8));
 				had--;

@@ -79,41 +79,6 @@ static void release_fd(struct session *s, struct xfile *f, uint32_t idx)
 	pthread_mutex_unlock(m);
 }
 
-/* Read len bytes at off into buf; 0 or a negative errno (-ENODATA: the file
- * is shorter than its manifest entry). */
-static int read_full(int fd, uint8_t *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ENODATA;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-/* Hash a block of the source through the small buffer, which stays in cache. */
-static int hash_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t d[JB_DIGEST_LEN])
-{
-	XXH3_state_t h;
-	digest_start(&h);
-	for (uint64_t done = 0; done < len;) {
-		size_t n = (size_t)JB_MIN((uint64_t)STREAM_CHUNK, len - done);
-		int r = read_full(fd, chunk, n, off + (off_t)done);
-		if (r < 0)
-			return r;
-		digest_update(&h, chunk, n);
-		done += n;
-	}
-	digest_end(&h, d);
-	return 0;
-}
-
 /* Clear data streams: the payload goes from the page cache to the socket
  * with sendfile(2), never copied through user space.  The block was hashed
  * just before; a source changed in between is caught by the receiver's check. */
@@ -198,10 +163,10 @@ static void *send_worker(void *arg)
 				fatal(s, ENOMEM, "out of memory");
 				break;
 			}
-			if ((r = read_full(fd, buf, len, off)) == 0)
+			if ((r = jb_pread_full(fd, buf, len, off)) == 0)
 				digest_block(buf, len, d);
 		} else {
-			r = hash_block(fd, chunk, off, len, d);
+			r = digest_file_block(fd, chunk, off, len, d);
 		}
 		if (r < 0) {
 			if (r == -ENODATA)

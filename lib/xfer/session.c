@@ -16,6 +16,24 @@ void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN])
 	memcpy(out, c.digest, JB_DIGEST_LEN);
 }
 
+/* Hash len bytes of fd at off through chunk (STREAM_CHUNK bytes, which stay
+ * in cache): 0, -ENODATA if the file is shorter, -errno. */
+int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN])
+{
+	XXH3_state_t h;
+	digest_start(&h);
+	for (uint64_t done = 0; done < len;) {
+		size_t n = (size_t)JB_MIN((uint64_t)STREAM_CHUNK, len - done);
+		int r = jb_pread_full(fd, chunk, n, off + (off_t)done);
+		if (r < 0)
+			return r;
+		digest_update(&h, chunk, n);
+		done += n;
+	}
+	digest_end(&h, out);
+	return 0;
+}
+
 void digest_end(XXH3_state_t *h, uint8_t out[JB_DIGEST_LEN])
 {
 	XXH128_canonical_t c;

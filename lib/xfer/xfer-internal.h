@@ -170,6 +170,8 @@ void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN]);
 static inline void digest_start(XXH3_state_t *h) { XXH3_128bits_reset(h); }
 static inline void digest_update(XXH3_state_t *h, const void *p, size_t n) { XXH3_128bits_update(h, p, n); }
 void digest_end(XXH3_state_t *h, uint8_t out[JB_DIGEST_LEN]);
+/* The digest of a block read from a file, through a STREAM_CHUNK buffer. */
+int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN]);
 /* Blocks are moved through a buffer this large: it stays in the L2 cache
  * between the copy and the hash. */
 #define STREAM_CHUNK (256u * 1024)

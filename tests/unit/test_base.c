@@ -157,8 +157,25 @@ static void test_config(void)
 	}
 }
 
+static void test_pread_full(void)
+{
+	char path[] = "/tmp/jb-test-pread.XXXXXX";
+	int fd = mkstemp(path);
+	unlink(path);
+	char data[1000], got[600];
+	for (int i = 0; i < 1000; i++)
+		data[i] = (char)(i * 7);
+	is_int(jb_write_full(fd, data, sizeof data), 0, "jb_write_full writes 1000 bytes");
+	is_int(jb_pread_full(fd, got, 600, 300), 0, "jb_pread_full reads 600 bytes at offset 300");
+	ok(!memcmp(got, data + 300, 600), "and they are the bytes at that offset");
+	is_int(jb_pread_full(fd, got, 600, 500), -ENODATA, "reading past the end is -ENODATA");
+	is_int(jb_pread_full(-1, got, 1, 0), -EBADF, "a bad descriptor is -EBADF");
+	close(fd);
+}
+
 int main(void)
 {
+	test_pread_full();
 	test_sizes();
 	test_paths();
 	test_config();
