@@ -151,95 +151,146 @@ static int expect_welcome(struct ctl *ctl, struct jb_error *err)
 	return 0;
 }
 
-struct opener {
+/* Data streams are set up in two steps, each stream by its own thread.  The
+ * connection (TCP, and TLS with --encrypt) needs nothing from the session, so
+ * it starts before the control connection and overlaps its handshake; the
+ * JOIN, which needs the session id and secret from WELCOME, goes when they
+ * are known, and blocks (or NEEDs) follow it without waiting for JOINED.  At
+ * 150 ms that is the difference between the first block leaving one round
+ * trip after WELCOME and three. */
+struct openers {
 	struct jb_client *cl;
 	const struct jb_remote *rm;
-	struct session *s;
-	struct stream *st;
-	const uint8_t *server_fp, *secret, *session_id;
 	const struct jb_xfer_opts *o;
-	struct jb_error err;
-	int r;
+	struct session *s;
+	int n;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int go;                 /* 0: wait; 1: join; -1: give up */
+	uint8_t server_fp[32], secret[32], session_id[16];
+	pthread_t th[JB_WIRE_MAX_STREAMS];
+	bool started[JB_WIRE_MAX_STREAMS];
+	struct opener {
+		struct openers *all;
+		struct stream *st;
+		uint8_t fp[32];
+		struct jb_error err;
+		int r;
+	} op[JB_WIRE_MAX_STREAMS];
 };
 
-/* Connect one data stream and join it to the session: TCP (and TLS) set-up,
- * JOIN, JOINED. */
 static void *open_stream(void *arg)
 {
 	struct opener *op = arg;
+	struct openers *all = op->all;
 	struct stream *st = op->st;
-	const char *label = op->rm->label;
+	const char *label = all->rm->label;
 	int i = st->index;
 	struct jb_error *err = &op->err;
-	st->fd = jb_sock_connect(op->rm->address, err);
+	st->fd = jb_sock_connect(all->rm->address, err);
 	if (st->fd < 0) {
 		op->r = jb_err_prefix(err, "%s: data stream %d", label, i);
 		return NULL;
 	}
-	jb_sock_tune(st->fd, &op->o->tune);
-	if (op->s->encrypt) {
-		uint8_t fp[32];
-		st->ssl = jb_tls_handshake(op->cl->ctx, st->fd, false, fp, err);
+	jb_sock_tune(st->fd, &all->o->tune);
+	if (all->o->encrypt) {
+		st->ssl = jb_tls_handshake(all->cl->ctx, st->fd, false, op->fp, err);
 		if (!st->ssl) {
 			op->r = jb_err_prefix(err, "%s: data stream %d", label, i);
 			return NULL;
 		}
-		if (memcmp(fp, op->server_fp, 32)) {
-			op->r = jb_err(err, EACCES, "%s: data stream %d reached a different site", label, i);
-			return NULL;
-		}
+	}
+	pthread_mutex_lock(&all->lock);
+	while (!all->go)
+		pthread_cond_wait(&all->cond, &all->lock);
+	int go = all->go;
+	pthread_mutex_unlock(&all->lock);
+	if (go < 0 || i >= all->s->nstreams)
+		return NULL;
+	if (st->ssl && memcmp(op->fp, all->server_fp, 32)) {
+		op->r = jb_err(err, EACCES, "%s: data stream %d reached a different site", label, i);
+		return NULL;
 	}
 	struct jb_join j = {.version = JB_WIRE_VERSION, .index = (uint16_t)i};
-	memcpy(j.session, op->session_id, 16);
-	join_token(op->secret, op->session_id, (uint16_t)i, j.token);
-	uint8_t buf[JB_JOIN_LEN], ack[JB_JOINED_LEN];
+	memcpy(j.session, all->session_id, 16);
+	join_token(all->secret, all->session_id, (uint16_t)i, j.token);
+	uint8_t buf[JB_JOIN_LEN];
 	jb_wire_join_encode(&j, buf);
 	int r = stream_write(st, buf, sizeof buf);
-	if (r == 0)
-		r = stream_read(st, ack, sizeof ack);
 	if (r < 0) {
 		op->r = jb_err(err, -r, "%s: data stream %d: %s", label, i, strerror(-r));
 		return NULL;
 	}
-	uint32_t mg = (uint32_t)ack[0] << 24 | (uint32_t)ack[1] << 16 | (uint32_t)ack[2] << 8 | ack[3];
-	if (mg != JB_JOINED_MAGIC || ack[4] || ack[5])
-		op->r = jb_err(err, EACCES, "%s: data stream %d was refused", label, i);
+	st->join_pending = true;
 	return NULL;
 }
 
-/* All streams are opened at once, each by its own thread: set-up costs two
- * round trips (three with --encrypt) whatever -P is, not two per stream
- * (at 150 ms and -P 8 that was 2.4 s before the first block). */
-static int open_streams(struct jb_client *cl, const struct jb_remote *rm, struct session *s,
-			const uint8_t server_fp[32], const uint8_t secret[32], const uint8_t session_id[16],
-			const struct jb_xfer_opts *o, struct jb_error *err)
+/* Start connecting as many streams as asked for (the server grants at most
+ * that, and at most JB_WIRE_MAX_STREAMS). */
+static void streams_start(struct openers *all, struct jb_client *cl, const struct jb_remote *rm, struct session *s,
+			  const struct jb_xfer_opts *o)
 {
-	struct opener op[JB_WIRE_MAX_STREAMS];
-	pthread_t th[JB_WIRE_MAX_STREAMS];
-	bool started[JB_WIRE_MAX_STREAMS] = {0};
-	for (int i = 0; i < s->nstreams; i++) {
+	memset(all, 0, sizeof *all);
+	all->cl = cl;
+	all->rm = rm;
+	all->o = o;
+	all->s = s;
+	all->n = JB_MAX(1, JB_MIN((int)o->streams, JB_WIRE_MAX_STREAMS));
+	pthread_mutex_init(&all->lock, NULL);
+	pthread_cond_init(&all->cond, NULL);
+	for (int i = 0; i < all->n; i++) {
 		s->streams[i].index = i;
 		s->streams[i].fd = -1;
-		op[i] = (struct opener){.cl = cl, .rm = rm, .s = s, .st = &s->streams[i], .server_fp = server_fp,
-					.secret = secret, .session_id = session_id, .o = o};
-		started[i] = pthread_create(&th[i], NULL, open_stream, &op[i]) == 0;
-		if (!started[i])
-			open_stream(&op[i]); /* no thread to spare: do it here */
+		all->op[i] = (struct opener){.all = all, .st = &s->streams[i]};
+		all->started[i] = pthread_create(&all->th[i], NULL, open_stream, &all->op[i]) == 0;
 	}
-	int r = 0;
-	for (int i = 0; i < s->nstreams; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		if (op[i].r < 0 && r == 0) {
-			r = op[i].r;
-			*err = op[i].err;
+}
+
+/* Join the streams to the session WELCOME described (go = 1), or give up on
+ * them (go = -1).  Streams beyond what was granted are closed. */
+static int streams_finish(struct openers *all, int go, const uint8_t server_fp[32], const struct jb_msg *w,
+			  struct jb_error *err)
+{
+	struct session *s = all->s;
+	if (go > 0) {
+		memcpy(all->server_fp, server_fp, 32);
+		memcpy(all->secret, w->u.welcome.secret, 32);
+		memcpy(all->session_id, w->u.welcome.session, 16);
+		if (s->nstreams > all->n || !s->encrypt != !all->o->encrypt) {
+			go = -1;
+			jb_err(err, EPROTO, "%s: WELCOME does not match the request (%d streams, encryption %s)",
+			       all->rm->label, s->nstreams, s->encrypt ? "on" : "off");
 		}
 	}
-	if (r < 0)
-		return r;
-	if (s->nstreams)
+	pthread_mutex_lock(&all->lock);
+	all->go = go;
+	pthread_cond_broadcast(&all->cond);
+	pthread_mutex_unlock(&all->lock);
+	int r = go > 0 ? 0 : -EPROTO;
+	for (int i = 0; i < all->n; i++) {
+		if (all->started[i])
+			pthread_join(all->th[i], NULL);
+		else if (go > 0)
+			open_stream(&all->op[i]); /* no thread to spare: do it here */
+		if (go > 0 && i < s->nstreams && all->op[i].r < 0 && r == 0) {
+			r = all->op[i].r;
+			*err = all->op[i].err;
+		}
+	}
+	for (int i = go > 0 ? s->nstreams : 0; i < all->n; i++) {
+		struct stream *st = &s->streams[i];
+		if (st->ssl)
+			SSL_free(st->ssl);
+		st->ssl = NULL;
+		if (st->fd >= 0)
+			close(st->fd);
+		st->fd = -1;
+	}
+	pthread_mutex_destroy(&all->lock);
+	pthread_cond_destroy(&all->cond);
+	if (r == 0 && s->nstreams)
 		jb_sock_cc(s->streams[0].fd, s->cc, sizeof s->cc);
-	return 0;
+	return r;
 }
 
 static void fill_result(struct session *s, const struct jb_remote *rm, struct jb_xfer_result *ret)
@@ -295,7 +346,15 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		session_free(&s);
 		return r;
 	}
+	struct openers *all = malloc(sizeof *all);
+	if (!all) {
+		session_free(&s);
+		return -ENOMEM;
+	}
+	streams_start(all, cl, dst, &s, o);
 	if ((r = client_connect(cl, dst, &ctl, fp, err)) < 0) {
+		streams_finish(all, -1, NULL, NULL, NULL);
+		free(all);
 		session_free(&s);
 		return r;
 	}
@@ -304,13 +363,29 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 			((nsrc > 1 || dst->dir_hint || !*dst->path) ? JB_HELLO_DEST_DIR : 0);
 	put_hello(&ctl.out, JB_OP_PUSH, flags, (uint16_t)o->streams, o->block_size, o->tune.rate_bps, dst->path,
 		  cl->c->name);
-	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0)
+	/* the manifest follows HELLO at once: the server reads it after WELCOME */
+	if ((r = ctl_flush(&ctl, err)) < 0 || (r = sender_offer(&s, err)) < 0) {
+		/* a refused HELLO: the server said why and closed */
+		struct jb_error perr = {0};
+		if (expect_welcome(&ctl, &perr) < 0 && ctl.peer_error) {
+			*err = perr;
+			r = -perr.code;
+		}
+	}
+	if (r == 0)
+		r = expect_welcome(&ctl, err);
+	if (r < 0) {
+		streams_finish(all, -1, NULL, NULL, NULL);
+		free(all);
 		return finish(&s, &ctl, r, dst, NULL, err);
+	}
 	struct jb_msg w = ctl.msg;
 	s.nstreams = w.u.welcome.streams;
 	s.block_size = w.u.welcome.block_size;
 	s.encrypt = w.u.welcome.flags & JB_HELLO_ENCRYPT;
-	if ((r = open_streams(cl, dst, &s, fp, w.u.welcome.secret, w.u.welcome.session, o, err)) < 0)
+	r = streams_finish(all, 1, fp, &w, err);
+	free(all);
+	if (r < 0)
 		return finish(&s, &ctl, r, dst, NULL, err);
 	r = sender_run(&s, err);
 	return finish(&s, &ctl, r, dst, ret, err);
@@ -356,7 +431,15 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 		session_free(&s);
 		return r;
 	}
+	struct openers *all = malloc(sizeof *all);
+	if (!all) {
+		session_free(&s);
+		return -ENOMEM;
+	}
+	streams_start(all, cl, src, &s, o);
 	if ((r = client_connect(cl, src, &ctl, fp, err)) < 0) {
+		streams_finish(all, -1, NULL, NULL, NULL);
+		free(all);
 		session_free(&s);
 		return r;
 	}
@@ -364,15 +447,23 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) | (o->recursive ? JB_HELLO_RECURSIVE : 0);
 	put_hello(&ctl.out, JB_OP_PULL, flags, (uint16_t)o->streams, o->block_size, o->tune.rate_bps, src->path,
 		  cl->c->name);
-	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0)
+	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0) {
+		streams_finish(all, -1, NULL, NULL, NULL);
+		free(all);
 		return finish(&s, &ctl, r, src, NULL, err);
+	}
 	struct jb_msg w = ctl.msg;
 	s.nstreams = w.u.welcome.streams;
 	s.block_size = w.u.welcome.block_size;
 	s.encrypt = w.u.welcome.flags & JB_HELLO_ENCRYPT;
 	snprintf(s.origin, sizeof s.origin, "%s", w.u.welcome.name);
-	if ((r = open_streams(cl, src, &s, fp, w.u.welcome.secret, w.u.welcome.session, o, err)) < 0)
+	r = streams_finish(all, 1, fp, &w, err);
+	free(all);
+	if (r < 0)
 		return finish(&s, &ctl, r, src, NULL, err);
+	/* the manifest is on its way already; the streams' JOINED are read by
+	 * the stream threads, ahead of the first block */
+	s.no_bye = true;
 	r = receiver_run(&s, err);
 	return finish(&s, &ctl, r, src, ret, err);
 }

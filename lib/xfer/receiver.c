@@ -110,6 +110,15 @@ static void *recv_worker(void *arg)
 		fatal(s, ENOMEM, "out of memory");
 		return NULL;
 	}
+	if (st->join_pending) { /* the JOINED comes first, then the blocks */
+		int r = stream_joined(st);
+		if (r < 0) {
+			if (!atomic_load(&s->fatal))
+				fatal(s, r == -EACCES ? EACCES : -r, "%s: data stream %d %s", s->ctl->peer, st->index,
+				      r == -EACCES ? "was refused" : "was lost before it joined");
+			goto out;
+		}
+	}
 	for (;;) {
 		uint8_t hdr[JB_BLOCK_HDR_LEN];
 		struct jb_block_hdr h;
@@ -423,13 +432,18 @@ need:;
 	return 0;
 }
 
-int receiver_run(struct session *s, struct jb_error *err)
+/* Read the manifest and answer it: a NEED for every regular file, NEED_END,
+ * and FILE_DONE for the directories.  Needs no data stream. */
+int receiver_plan(struct session *s, struct jb_error *err)
 {
 	int r;
+	if (s->planned)
+		return 0;
+	s->planned = true;
 	if ((r = manifest_recv(s, err)) < 0)
-		goto fail_tell;
+		return r;
 	if ((r = session_alloc_blocks(s, err)) < 0)
-		goto fail_tell;
+		return r;
 	journal_tx(s->journal, true);
 	for (size_t i = 0; i < s->nfiles && r == 0; i++) {
 		struct xfile *f = &s->files[i];
@@ -451,14 +465,23 @@ int receiver_run(struct session *s, struct jb_error *err)
 	}
 	journal_tx(s->journal, false);
 	if (r < 0)
-		goto fail_tell;
+		return r;
 	size_t m = jb_frame_begin(&s->ctl->out, JB_MSG_NEED_END);
 	jb_frame_end(&s->ctl->out, m);
 	for (size_t i = 0; i < s->nfiles; i++)
 		if (s->files[i].type == JB_ENTRY_DIR)
 			file_done(s, (uint32_t)i, 0, NULL);
-	if ((r = ctl_flush(s->ctl, err)) < 0)
-		goto fail;
+	return ctl_flush(s->ctl, err);
+}
+
+int receiver_run(struct session *s, struct jb_error *err)
+{
+	int r;
+	if (!s->planned && (r = receiver_plan(s, err)) < 0) {
+		if (s->ctl->peer_error)
+			goto fail;
+		goto fail_tell;
+	}
 	s->t0 = jb_now();
 	for (int i = 0; i < s->nstreams; i++) {
 		struct stream *st = &s->streams[i];
@@ -534,6 +557,10 @@ int receiver_run(struct session *s, struct jb_error *err)
 		if ((r = ctl_flush(s->ctl, err)) < 0)
 			goto fail;
 		session_tick(s, false);
+		/* Every file is committed here and its FILE_DONE sent: a client
+		 * need not wait a round trip for the BYE that confirms it. */
+		if (s->no_bye && s->files_done == s->nfiles)
+			break;
 	}
 	session_tick(s, true);
 	session_close_streams(s);

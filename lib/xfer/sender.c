@@ -127,6 +127,35 @@ static bool peer_is_local(int fd)
 	return false;
 }
 
+/* The JOINED answers on a sending client's streams: read at the end, so that
+ * blocks follow the JOIN without waiting a round trip for it.  The peer sent
+ * them before any block was read; reading them also spares the peer a reset
+ * (closing a socket with unread data sends RST). */
+static void read_joined(struct session *s)
+{
+	for (int i = 0; i < s->nstreams; i++) {
+		struct stream *st = &s->streams[i];
+		if (!st->join_pending || st->fd < 0)
+			continue;
+		struct timeval tv = {.tv_sec = 10};
+		setsockopt(st->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		if (stream_joined(st) < 0)
+			jb_log(JB_LOG_WARN, "%s: data stream %d: no JOINED", s->ctl->peer, i);
+	}
+}
+
+/* A stream broke before its JOINED was read: a refusal says why. */
+static bool stream_refused(struct stream *st)
+{
+	if (!st->join_pending || st->ssl)
+		return false;
+	uint8_t ack[JB_JOINED_LEN];
+	ssize_t n = recv(st->fd, ack, sizeof ack, MSG_DONTWAIT | MSG_PEEK);
+	uint32_t mg = n == (ssize_t)sizeof ack ? (uint32_t)ack[0] << 24 | (uint32_t)ack[1] << 16 |
+							 (uint32_t)ack[2] << 8 | ack[3] : 0;
+	return mg == JB_JOINED_MAGIC && (ack[4] || ack[5]);
+}
+
 static void *send_worker(void *arg)
 {
 	struct stream *st = arg;
@@ -194,6 +223,10 @@ static void *send_worker(void *arg)
 			}
 			if (r == -ENODATA) {
 				fatal(s, EIO, "%s: file shrank while being sent", f->src);
+				break;
+			}
+			if (r < 0 && stream_refused(st)) {
+				fatal(s, EACCES, "%s: data stream %d was refused", s->ctl->peer, st->index);
 				break;
 			}
 			if (r < 0) {
@@ -369,10 +402,18 @@ static int handle_msg(struct session *s, struct jb_error *err)
 	}
 }
 
+int sender_offer(struct session *s, struct jb_error *err)
+{
+	if (s->offered)
+		return 0;
+	s->offered = true;
+	return manifest_send(s, err);
+}
+
 int sender_run(struct session *s, struct jb_error *err)
 {
 	int r;
-	if ((r = manifest_send(s, err)) < 0)
+	if ((r = sender_offer(s, err)) < 0)
 		return r;
 	if ((r = session_alloc_blocks(s, err)) < 0)
 		return r;
@@ -427,6 +468,12 @@ int sender_run(struct session *s, struct jb_error *err)
 	s->stopping = true;
 	pthread_cond_broadcast(&s->qcond);
 	pthread_mutex_unlock(&s->qlock);
+	for (int i = 0; i < s->nstreams; i++)
+		if (s->streams[i].started) {
+			pthread_join(s->streams[i].thread, NULL);
+			s->streams[i].started = false;
+		}
+	read_joined(s); /* the workers are gone: the streams are ours */
 	session_close_streams(s);
 	return r;
 fail_tell:

@@ -7,6 +7,8 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -389,6 +391,11 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	put_welcome(&ctl->out, s->encrypt ? JB_HELLO_ENCRYPT : 0, (uint16_t)s->nstreams, bs, l->id, l->secret,
 		    srv->c->name);
 	r = ctl_flush(ctl, &err);
+	/* The manifest and the NEEDs go while the streams are still joining: a
+	 * client sends its JOINs and its FILES without waiting, so the first
+	 * block follows the WELCOME by one round trip, not three. */
+	if (r == 0)
+		r = s->sender ? sender_offer(s, &err) : receiver_plan(s, &err);
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += JOIN_TIMEOUT;
@@ -403,7 +410,7 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 			srv->nlive--;
 			break;
 		}
-	if (r == 0 && atomic_load(&srv->stop))
+	if (atomic_load(&srv->stop))
 		r = jb_err(&err, ESHUTDOWN, "site %s is shutting down", srv->c->name);
 	if (r == 0) {
 		/* from here jb_server_drain ends the session through its event queue */
@@ -568,6 +575,8 @@ int jb_server_run(struct jb_server *srv)
 			refuse_conn(srv, fd, &sa, salen);
 			continue;
 		}
+		/* control frames are small and each is awaited: no Nagle delay */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 		int r = jb_sock_keepalive(fd);
 		if (r < 0)
 			jb_log(JB_LOG_WARN, "keepalive on an accepted connection: %s", strerror(-r));
@@ -640,6 +649,10 @@ int jb_server_drain(struct jb_server *srv, int timeout_ms)
 			session_post(c->s, &ev);
 		} else if (c->state == CONN_NEW && c->fd >= 0) {
 			shutdown(c->fd, SHUT_RDWR); /* handshake, HELLO, listing */
+		} else if (c->state == CONN_JOINING && c->fd >= 0) {
+			/* reading the manifest or NEEDs: stop the reading, keep
+			 * the writing to say why */
+			shutdown(c->fd, SHUT_RD);
 		}
 	}
 	/* whatever has not ended by half time is cut off */

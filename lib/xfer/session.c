@@ -270,6 +270,17 @@ int stream_write(struct stream *st, const void *buf, size_t n)
 	return 0;
 }
 
+int stream_joined(struct stream *st)
+{
+	uint8_t ack[JB_JOINED_LEN];
+	st->join_pending = false;
+	int r = stream_read(st, ack, sizeof ack);
+	if (r < 0)
+		return r;
+	uint32_t mg = (uint32_t)ack[0] << 24 | (uint32_t)ack[1] << 16 | (uint32_t)ack[2] << 8 | ack[3];
+	return mg == JB_JOINED_MAGIC && !ack[4] && !ack[5] ? 0 : -EACCES;
+}
+
 void session_tick(struct session *s, bool force)
 {
 	double now = jb_now();

@@ -96,6 +96,7 @@ struct stream {
 	struct session *s;
 	pthread_t thread;
 	bool started;
+	bool join_pending;   /* JOIN sent, its JOINED not read yet (client) */
 };
 
 #define LOCK_STRIPES 64
@@ -123,6 +124,7 @@ struct session {
 	size_t nresend, capresend;
 	uint64_t resend_total;
 	bool stopping;
+	bool offered;        /* the manifest has been sent */
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
 	int corrupt_block;   /* test hook: flip a byte in this block of file 0, once */
@@ -133,6 +135,8 @@ struct session {
 	char *rename_top;    /* replace the first path component with this */
 	char *keybase;       /* journal key prefix */
 	struct journal *journal;
+	bool planned;        /* NEED_END has been sent */
+	bool no_bye;         /* a receiving client: done at the last FILE_DONE */
 
 	pthread_mutex_t stripes[LOCK_STRIPES];
 	pthread_mutex_t wlocks[LOCK_STRIPES];
@@ -190,8 +194,16 @@ int manifest_recv(struct session *s, struct jb_error *err);
 int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir, bool beneath,
 	       const char *keybase_root, struct jb_error *err);
 
+/* Set-up that needs no data stream, so that it overlaps the streams' own
+ * set-up: the sender offers its manifest, the receiver answers it with
+ * NEEDs.  sender_run and receiver_run do it first if it has not been done. */
+int sender_offer(struct session *s, struct jb_error *err);
+int receiver_plan(struct session *s, struct jb_error *err);
 int sender_run(struct session *s, struct jb_error *err);
 int receiver_run(struct session *s, struct jb_error *err);
+/* Read the JOINED a stream's JOIN was answered with: 0, -EACCES when the
+ * stream was refused, -errno. */
+int stream_joined(struct stream *st);
 void session_result(struct session *s, struct jb_xfer_result *r);
 /* 2^26 blocks: 1 GiB of digests; 512 TiB at the default block size. */
 #define SESSION_MAX_BLOCKS (UINT64_C(1) << 26)

@@ -6,7 +6,7 @@ paths, bad block headers.  Prints what the server answered.
 
 usage: evil_client.py HOST:PORT IDENTITY_DIR CASE
 """
-import hashlib, hmac, socket, ssl, struct, sys
+import hashlib, hmac, socket, ssl, struct, sys, time
 
 HOST, PORT = sys.argv[1].rsplit(':', 1)
 PORT = int(PORT)
@@ -121,6 +121,11 @@ elif CASE == 'join-bad-version':
     c = tls_connect(); c.sendall(hello(1, 'evil-v2'))
     d, status = join_stream(c, version=2)
     print('REFUSED' if status else 'ACCEPTED?' if status == 0 else 'EOF')
+elif CASE == 'hold':
+    # a session whose streams never come: HELLO, WELCOME, then silence
+    c = tls_connect(); c.sendall(hello(1, 'evil-hold'))
+    w = read_frame(c); print('WAITING' if w and w[0] == 2 else 'NO WELCOME', flush=True)
+    time.sleep(20)
 elif CASE == 'bad-version':
     c = tls_connect(); c.sendall(hello(1, 'x', version=9)); answer(c)
 elif CASE == 'bad-block-size':

@@ -15,9 +15,12 @@ trap '"$TB" down > /dev/null 2>&1; cleanup' EXIT
 "$TB" up --rtt 30 --loss 0.0001 > "$T/up.log" 2>&1
 ok $? "testbed up: 30 ms round trip, 0.01 % loss"
 A=$("$TB" addr a) B=$("$TB" addr b)
-avg=$("$TB" exec a ping -q -c 5 -i 0.2 "$B" | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
-ok "$(/usr/bin/python3 -c "import sys; sys.exit(0 if abs(${avg:-0} - 30) <= 1 else 1)"; echo $?)" \
-	"ping round trip ${avg:-?} ms is within 1 ms of 30 ms"
+# the delay the emulator adds is the floor of the round trips: a busy
+# (shared, 2-CPU) machine only adds to some of them
+rtts=$("$TB" exec a ping -q -c 5 -i 0.2 "$B" | sed -n 's|.*= \([0-9.]*\)/\([0-9.]*\)/.*|\1 \2|p')
+min=${rtts% *}
+ok "$(/usr/bin/python3 -c "import sys; sys.exit(0 if abs(${min:-0} - 30) <= 1 else 1)"; echo $?)" \
+	"ping round trip ${min:-?} ms (least of 5; mean ${rtts#* }) is within 1 ms of 30 ms"
 
 # site beta runs in namespace b; the client (alpha) in namespace a
 site_new alpha; site_new beta
