@@ -5,6 +5,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
@@ -169,6 +170,14 @@ static void *send_worker(void *arg)
 		return NULL;
 	}
 	bool zerocopy = !st->ssl && !peer_is_local(st->fd);
+	/* Queue no more unsent bytes than it takes to keep the link busy until
+	 * this thread runs again.  Without a limit every stream's unsent queue
+	 * grows to tcp_wmem's maximum (256 MiB on a tuned host), which with 8
+	 * streams passes the kernel's TCP memory limit (tcp_mem): under that
+	 * pressure every window on the host is clamped to a few KiB and the
+	 * transfer stalls (seen at 150 ms, -P 8, both ends on one host). */
+	int lowat = (int)JB_MAX(4u << 20, JB_MIN(16u << 20, (64u << 20) / (unsigned)JB_MAX(1, s->nstreams)));
+	setsockopt(st->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
 	struct work w;
 	bool resend;
 	while (next_work(s, &w, &resend)) {

@@ -3,8 +3,9 @@
 
     report.py RESULTS OUT.json OUT.png BYTES SMALL_FILES CPUS KERNEL
 
-RESULTS has one line per run: SCENARIO TOOL REP GBPS STATUS (ok, timeout,
-failed).  Ratios: jumbo -P N against iperf3 -P N (same streams), and jumbo's
+RESULTS has one line per run: SCENARIO TOOL REP GBPS STATUS [OWN] (STATUS:
+ok, timeout, failed; OWN: the rate iperf3 reports itself, over its data phase
+only, kept in the JSON beside the wall-clock rate every tool is rated by).  Ratios: jumbo -P N against iperf3 -P N (same streams), and jumbo's
 best against the best of the other file movers in the same scenario.
 """
 import json
@@ -19,9 +20,13 @@ def main():
     res_path, out_json, out_png, nbytes, small_n, cpus, kernel = sys.argv[1:8]
     runs = {}
     order_sc, order_tool = [], []
+    own = {}
     for line in open(res_path):
-        sc, tool, _rep, gbps, status = line.split()
+        f = line.split()
+        sc, tool, _rep, gbps, status = f[:5]
         runs.setdefault((sc, tool), []).append((float(gbps), status))
+        if len(f) > 5:
+            own.setdefault((sc, tool), []).append(float(f[5]))
         if sc not in order_sc:
             order_sc.append(sc)
         if tool not in order_tool:
@@ -36,6 +41,8 @@ def main():
             'runs': [g for g, _ in rs],
             'status': sorted({s for _, s in rs}),
         }
+        if (sc, tool) in own:
+            table[sc][tool]['own_report'] = own[(sc, tool)]
     # ratios
     for sc, row in table.items():
         r = {}
