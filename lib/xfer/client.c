@@ -338,6 +338,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	s.progress = o->progress;
 	s.progress_ud = o->progress_ud;
 	s.corrupt_block = test_hook_corrupt();
+	s.window_set = o->tune.window != 0;
 	for (size_t i = 0; i < nsrc && r == 0; i++)
 		r = manifest_add_local(&s, srcs[i], o->recursive, err);
 	if (r == 0)

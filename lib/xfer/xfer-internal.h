@@ -125,6 +125,7 @@ struct session {
 	uint64_t resend_total;
 	bool stopping;
 	bool offered;        /* the manifest has been sent */
+	bool window_set;     /* the user chose the socket buffers (--window) */
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
 	int corrupt_block;   /* test hook: flip a byte in this block of file 0, once */
