@@ -17,6 +17,7 @@ struct journal {
 	 * (recursive) lock from BEGIN to COMMIT, so another session's writes
 	 * wait instead of landing inside, or failing to begin, this one's. */
 	pthread_mutex_t lock;
+	int depth;           /* journal_tx nesting, under lock */
 	sqlite3_stmt *add;
 };
 
@@ -69,14 +70,20 @@ void journal_close(struct journal *j)
 }
 
 /* BEGIN takes the lock and keeps it; COMMIT releases it.  Calls must pair,
- * from the same thread. */
+ * from the same thread, and may nest: only the outermost pair is a
+ * transaction (a batch of commits inside it shares one). */
 int journal_tx(struct journal *j, bool begin)
 {
-	if (begin)
+	int r = SQLITE_OK;
+	if (begin) {
 		pthread_mutex_lock(&j->lock);
-	int r = sqlite3_exec(j->db, begin ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
-	if (!begin)
+		if (j->depth++ == 0)
+			r = sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL);
+	} else {
+		if (--j->depth == 0)
+			r = sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL);
 		pthread_mutex_unlock(&j->lock);
+	}
 	return r == SQLITE_OK ? 0 : -EIO;
 }
 
@@ -188,9 +195,12 @@ static int exec_id(struct journal *j, const char *sql, int64_t id, const uint8_t
 
 int journal_commit(struct journal *j, int64_t id, const uint8_t root[JB_DIGEST_LEN])
 {
+	journal_tx(j, true); /* one transaction, not two */
 	int r = exec_id(j, "UPDATE partial SET committed=1, root=? WHERE id=?", id, root);
 	if (r == 0)
 		r = exec_id(j, "DELETE FROM block WHERE partial=?", id, NULL);
+	if (journal_tx(j, false) < 0 && r == 0)
+		r = -EIO;
 	return r;
 }
 

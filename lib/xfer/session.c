@@ -206,10 +206,13 @@ void session_post(struct session *s, const struct event *e)
 		s->ev = ne;
 		s->capev = nc;
 	}
+	bool first = s->nev == 0;
 	s->ev[s->nev++] = *e;
 	pthread_mutex_unlock(&s->evlock);
+	/* Only the first event of a batch needs to wake the loop: it reads the
+	 * eventfd before it takes the whole list (session_take_events). */
 	uint64_t one = 1;
-	if (write(s->evfd, &one, sizeof one) < 0) {
+	if (first && write(s->evfd, &one, sizeof one) < 0) {
 		/* the counter is saturated or the fd gone: the loop polls anyway */
 	}
 }
