@@ -175,6 +175,14 @@ static void lift_sndbuf(int fd)
 	}
 	if (max >= SNDBUF_UNTUNED)
 		return; /* a tuned host: leave autotuning alone */
+	/* Only a long path needs it: lift when the ceiling is below what 10
+	 * Gbit/s needs over the connection's round trip (4 MiB: 3.4 ms).  On
+	 * loopback a 64 MiB buffer only cost the receiver cache misses (-P 4:
+	 * 0.55 -> 0.85 CPU-seconds per GiB). */
+	struct tcp_info ti;
+	socklen_t tl = sizeof ti;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0 || (uint64_t)ti.tcpi_rtt * 1250 <= max)
+		return;
 	int v = SNDBUF_UNTUNED;
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0 && errno != EPERM)
 		jb_log(JB_LOG_DEBUG, "SO_SNDBUFFORCE: %s", strerror(errno));

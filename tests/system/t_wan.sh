@@ -51,6 +51,18 @@ jba get -P 2 --json beta:/in/f.bin "$T/back.bin" > "$T/get.json"
 ok $? "get it back"
 is "$(sha "$T/back.bin")" "$(sha "$T/f.bin")" "bit-identical both ways"
 
+# an untuned sending host (tcp_wmem's kernel default ceiling, 4 MiB: 4 MiB
+# per 30 ms is 1.1 Gbit/s a stream): jumbo run as root lifts its send buffers
+wmem=$("$TB" exec a cat /proc/sys/net/ipv4/tcp_wmem)
+"$TB" exec a sysctl -qw net.ipv4.tcp_wmem="4096 16384 4194304"
+head -c 16M /dev/urandom > "$T/u.bin"
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" "$TB" exec a strace -f -qq -e trace=setsockopt -o "$T/strace" \
+	"$JUMBO" --config "$T/alpha/jumbo.conf" send -P 2 -q "$T/u.bin" beta:/untuned/
+ok $? "send from an untuned host"
+is "$(grep -c 'SO_SNDBUFFORCE, \[67108864\]' "$T/strace")" 2 "both streams' send buffers lifted to 64 MiB"
+"$TB" exec a sysctl -qw net.ipv4.tcp_wmem="$wmem"
+is "$(sha "$T/beta/root/untuned/u.bin")" "$(sha "$T/u.bin")" "bit-identical"
+
 stats=$(kill -USR1 "$(cat "/run/jumbo-wan-$JBW_PREFIX/delayline.pid")"; sleep 0.2; tail -n 1 "/run/jumbo-wan-$JBW_PREFIX/delayline.log")
 like '"packets": [1-9]' "$stats" "every packet went through the delay line"
 diag "delay line: $stats"
