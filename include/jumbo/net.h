@@ -13,7 +13,9 @@ struct jb_tune {
 JB_EXPORT int jb_sock_listen(const char *hostport, int backlog, struct jb_error *err);
 JB_EXPORT int jb_sock_connect(const char *hostport, struct jb_error *err);
 JB_EXPORT int jb_sock_local_port(int fd);
-/* Dead-peer detection on a connected TCP socket: SO_KEEPALIVE with these
+/* Every connected TCP socket, both ends: TCP_NODELAY (control frames are
+ * small and each is awaited: Nagle held a server's NEEDs until WELCOME was
+ * acknowledged), and dead-peer detection: SO_KEEPALIVE with these
  * TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT, and TCP_USER_TIMEOUT, so a silent
  * peer is given up after about a minute whether the socket is idle or
  * sending.  jb_sock_connect applies it; servers call it on accept. */
@@ -21,7 +23,7 @@ JB_EXPORT int jb_sock_local_port(int fd);
 #define JB_SOCK_KEEPINTVL 10          /* s between probes */
 #define JB_SOCK_KEEPCNT 3             /* unanswered probes before giving up */
 #define JB_SOCK_USER_TIMEOUT_MS 60000 /* ms data may stay unacknowledged */
-JB_EXPORT int jb_sock_keepalive(int fd);
+JB_EXPORT int jb_sock_setup(int fd);
 /* Apply tuning; failures that only cost speed are logged, not fatal. */
 JB_EXPORT void jb_sock_tune(int fd, const struct jb_tune *t);
 /* What congestion control the socket ended up with (for reports). */

@@ -138,6 +138,10 @@ JB_EXPORT void jb_wire_need_range(const struct jb_msg *m, uint32_t i, uint64_t *
 #define JB_JOIN_LEN 56
 #define JB_JOINED_LEN 8
 #define JB_BLOCK_HDR_LEN 40
+/* JOINED: magic, u16 status (0 = joined, 1 = refused), u16 reserved. */
+JB_EXPORT void jb_wire_joined_encode(uint16_t status, uint8_t out[JB_JOINED_LEN]);
+/* 0 joined, -EACCES refused, -EBADMSG not a JOINED. */
+JB_EXPORT int jb_wire_joined_decode(const uint8_t in[JB_JOINED_LEN]);
 struct jb_join {
 	uint16_t version;
 	uint8_t session[16];

@@ -47,16 +47,18 @@ out:
 	return r;
 }
 
-/* A peer that vanishes without a FIN or an RST (a cut link, a host that lost
+/* No Nagle delay: control frames are small and each is awaited.  And a peer
+ * that vanishes without a FIN or an RST (a cut link, a host that lost
  * power) would otherwise leave both ends waiting forever once blocks flow:
  * idle sockets send keepalive probes, and unacknowledged data makes a send
  * fail after JB_SOCK_USER_TIMEOUT_MS.  Every control and data socket, at both
  * ends, goes through here. */
-int jb_sock_keepalive(int fd)
+int jb_sock_setup(int fd)
 {
 	int one = 1, idle = JB_SOCK_KEEPIDLE, intvl = JB_SOCK_KEEPINTVL, cnt = JB_SOCK_KEEPCNT;
 	unsigned int uto = JB_SOCK_USER_TIMEOUT_MS;
-	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0 ||
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0 ||
@@ -78,10 +80,8 @@ int jb_sock_connect(const char *hostport, struct jb_error *err)
 			continue;
 		}
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-			int one = 1;
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-			if ((r = jb_sock_keepalive(fd)) < 0)
-				jb_log(JB_LOG_WARN, "%s: keepalive: %s", hostport, strerror(-r));
+			if ((r = jb_sock_setup(fd)) < 0)
+				jb_log(JB_LOG_WARN, "%s: socket set-up: %s", hostport, strerror(-r));
 			freeaddrinfo(ai);
 			return fd;
 		}

@@ -302,6 +302,22 @@ int jb_wire_join_decode(const uint8_t in[JB_JOIN_LEN], struct jb_join *ret)
 	return ret->index < JB_WIRE_MAX_STREAMS ? 0 : -EBADMSG;
 }
 
+void jb_wire_joined_encode(uint16_t status, uint8_t out[JB_JOINED_LEN])
+{
+	p32(out, JB_JOINED_MAGIC);
+	out[4] = (uint8_t)(status >> 8);
+	out[5] = (uint8_t)status;
+	out[6] = out[7] = 0;
+}
+
+int jb_wire_joined_decode(const uint8_t in[JB_JOINED_LEN])
+{
+	struct rd r = {in, JB_JOINED_LEN, false};
+	if (g32(&r) != JB_JOINED_MAGIC)
+		return -EBADMSG;
+	return g16(&r) ? -EACCES : 0;
+}
+
 void jb_wire_block_encode(const struct jb_block_hdr *h, uint8_t out[JB_BLOCK_HDR_LEN])
 {
 	p32(out, JB_BLOCK_MAGIC);

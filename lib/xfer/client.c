@@ -277,15 +277,8 @@ static int streams_finish(struct openers *all, int go, const uint8_t server_fp[3
 			*err = all->op[i].err;
 		}
 	}
-	for (int i = go > 0 ? s->nstreams : 0; i < all->n; i++) {
-		struct stream *st = &s->streams[i];
-		if (st->ssl)
-			SSL_free(st->ssl);
-		st->ssl = NULL;
-		if (st->fd >= 0)
-			close(st->fd);
-		st->fd = -1;
-	}
+	for (int i = go > 0 ? s->nstreams : 0; i < all->n; i++)
+		stream_close(&s->streams[i]);
 	pthread_mutex_destroy(&all->lock);
 	pthread_cond_destroy(&all->cond);
 	if (r == 0 && s->nstreams)

@@ -498,11 +498,7 @@ int receiver_run(struct session *s, struct jb_error *err)
 	}
 	bool busy = false;
 	for (;;) {
-		/* While events keep coming (a file finished every few hundred
-		 * microseconds with small files), take them in batches at most
-		 * once a millisecond instead of waking for each: a wake-up costs
-		 * more than the work it brings on this paravirtualised host. */
-		r = busy ? ctl_recv(s->ctl, 1, -1, err) : ctl_recv(s->ctl, 200, s->evfd, err);
+		r = session_wait(s, busy, err);
 		if (r < 0)
 			goto fail;
 		if (r == 1) {

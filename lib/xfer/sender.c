@@ -151,10 +151,8 @@ static bool stream_refused(struct stream *st)
 	if (!st->join_pending || st->ssl)
 		return false;
 	uint8_t ack[JB_JOINED_LEN];
-	ssize_t n = recv(st->fd, ack, sizeof ack, MSG_DONTWAIT | MSG_PEEK);
-	uint32_t mg = n == (ssize_t)sizeof ack ? (uint32_t)ack[0] << 24 | (uint32_t)ack[1] << 16 |
-							 (uint32_t)ack[2] << 8 | ack[3] : 0;
-	return mg == JB_JOINED_MAGIC && (ack[4] || ack[5]);
+	return recv(st->fd, ack, sizeof ack, MSG_DONTWAIT | MSG_PEEK) == (ssize_t)sizeof ack &&
+	       jb_wire_joined_decode(ack) == -EACCES;
 }
 
 /* An untuned host caps every socket's send buffer at tcp_wmem's maximum (4
@@ -478,11 +476,7 @@ int sender_run(struct session *s, struct jb_error *err)
 	}
 	bool busy = false;
 	while (s->files_done < s->nfiles) {
-		/* While events keep coming (a file finished every few hundred
-		 * microseconds with small files), take them in batches at most
-		 * once a millisecond instead of waking for each: a wake-up costs
-		 * more than the work it brings on this paravirtualised host. */
-		r = busy ? ctl_recv(s->ctl, 1, -1, err) : ctl_recv(s->ctl, 200, s->evfd, err);
+		r = session_wait(s, busy, err);
 		if (r < 0)
 			goto fail;
 		if (r == 1 && (r = handle_msg(s, err)) < 0)
@@ -516,12 +510,8 @@ int sender_run(struct session *s, struct jb_error *err)
 	s->stopping = true;
 	pthread_cond_broadcast(&s->qcond);
 	pthread_mutex_unlock(&s->qlock);
-	for (int i = 0; i < s->nstreams; i++)
-		if (s->streams[i].started) {
-			pthread_join(s->streams[i].thread, NULL);
-			s->streams[i].started = false;
-		}
-	read_joined(s); /* the workers are gone: the streams are ours */
+	session_join_workers(s); /* idle: nothing left to send */
+	read_joined(s);           /* the workers are gone: the streams are ours */
 	session_close_streams(s);
 	return r;
 fail_tell:

@@ -7,8 +7,6 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -180,7 +178,8 @@ void jb_server_stats(const struct jb_server *s, struct jb_server_stats *r)
 
 static void joined_reply(int fd, SSL *ssl, uint16_t status)
 {
-	uint8_t a[JB_JOINED_LEN] = {0x4a, 0x4d, 0x42, 0x4b, (uint8_t)(status >> 8), (uint8_t)status, 0, 0};
+	uint8_t a[JB_JOINED_LEN];
+	jb_wire_joined_encode(status, a);
 	if (ssl)
 		jb_tls_write_full(ssl, a, sizeof a);
 	else
@@ -575,11 +574,9 @@ int jb_server_run(struct jb_server *srv)
 			refuse_conn(srv, fd, &sa, salen);
 			continue;
 		}
-		/* control frames are small and each is awaited: no Nagle delay */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
-		int r = jb_sock_keepalive(fd);
+		int r = jb_sock_setup(fd);
 		if (r < 0)
-			jb_log(JB_LOG_WARN, "keepalive on an accepted connection: %s", strerror(-r));
+			jb_log(JB_LOG_WARN, "setting up an accepted connection: %s", strerror(-r));
 		struct conn *cn = calloc(1, sizeof *cn);
 		if (!cn) {
 			close(fd);

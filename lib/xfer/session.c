@@ -80,25 +80,44 @@ int session_init(struct session *s, bool sender)
 	return s->evfd < 0 ? -errno : 0;
 }
 
-void session_close_streams(struct session *s)
+void stream_close(struct stream *st)
 {
-	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++) {
-		struct stream *st = &s->streams[i];
-		if (st->fd >= 0)
-			shutdown(st->fd, SHUT_RDWR);
-	}
+	if (st->ssl)
+		SSL_free(st->ssl);
+	st->ssl = NULL;
+	if (st->fd >= 0)
+		close(st->fd);
+	st->fd = -1;
+}
+
+void session_join_workers(struct session *s)
+{
 	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++) {
 		struct stream *st = &s->streams[i];
 		if (st->started)
 			pthread_join(st->thread, NULL);
 		st->started = false;
-		if (st->ssl)
-			SSL_free(st->ssl);
-		st->ssl = NULL;
-		if (st->fd >= 0)
-			close(st->fd);
-		st->fd = -1;
 	}
+}
+
+void session_close_streams(struct session *s)
+{
+	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++)
+		if (s->streams[i].fd >= 0)
+			shutdown(s->streams[i].fd, SHUT_RDWR);
+	session_join_workers(s);
+	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++)
+		stream_close(&s->streams[i]);
+}
+
+/* Wait for a control frame or, unless busy, a worker event.  While events
+ * keep coming (a file finished every few hundred microseconds with small
+ * files) they are taken in batches at most once a millisecond instead of
+ * waking for each: a wake-up costs more than the work it brings on this
+ * paravirtualised host. */
+int session_wait(struct session *s, bool busy, struct jb_error *err)
+{
+	return busy ? ctl_recv(s->ctl, 1, -1, err) : ctl_recv(s->ctl, 200, s->evfd, err);
 }
 
 void session_free(struct session *s)
@@ -280,8 +299,7 @@ int stream_joined(struct stream *st)
 	int r = stream_read(st, ack, sizeof ack);
 	if (r < 0)
 		return r;
-	uint32_t mg = (uint32_t)ack[0] << 24 | (uint32_t)ack[1] << 16 | (uint32_t)ack[2] << 8 | ack[3];
-	return mg == JB_JOINED_MAGIC && !ack[4] && !ack[5] ? 0 : -EACCES;
+	return jb_wire_joined_decode(ack) == 0 ? 0 : -EACCES;
 }
 
 void session_tick(struct session *s, bool force)

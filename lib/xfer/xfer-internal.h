@@ -166,7 +166,12 @@ void session_post(struct session *s, const struct event *e);
 size_t session_take_events(struct session *s, struct event **ret);
 int stream_read(struct stream *st, void *buf, size_t n);
 int stream_write(struct stream *st, const void *buf, size_t n);
+void stream_close(struct stream *st);
+/* Join the stream threads (they must be ending or idle). */
+void session_join_workers(struct session *s);
 void session_close_streams(struct session *s);
+/* ctl_recv for the control loops: see session.c. */
+int session_wait(struct session *s, bool busy, struct jb_error *err);
 void session_tick(struct session *s, bool force);
 bool session_peer_error(struct session *s, struct jb_error *err);
 /* XXH3-128 in canonical (big-endian) bytes */

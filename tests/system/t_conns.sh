@@ -146,13 +146,14 @@ fails=0
 for i in 1 2 3 4 5; do
 	# one session with a refused stream, two whose streams never come
 	timeout 20 /usr/bin/python3 "$EVIL" "127.0.0.1:$port" "$T/alpha/id" join-bad-version > /dev/null 2>&1
+	holds=()
 	for k in 1 2; do
 		timeout 30 /usr/bin/python3 "$EVIL" "127.0.0.1:$port" "$T/alpha/id" hold > "$T/hold$k" 2>&1 &
-		eval "h$k=\$!"
+		holds+=($!)
 	done
-	for _ in $(seq 100); do grep -q WAITING "$T/hold1" "$T/hold2" 2> /dev/null && [ "$(cat "$T/hold1" "$T/hold2" | grep -c WAITING)" = 2 ] && break; sleep 0.05; done
+	for _ in $(seq 100); do [ "$(cat "$T/hold1" "$T/hold2" | grep -c WAITING)" = 2 ] && break; sleep 0.05; done
 	stop_beta
-	kill "$h1" "$h2" 2> /dev/null; wait "$h1" "$h2" 2> /dev/null
+	kill "${holds[@]}" 2> /dev/null; wait "${holds[@]}" 2> /dev/null
 	if [ "$rc" != 0 ] || ! sanitizer_clean; then fails=$((fails + 1)); fi
 	site_start beta; port=$(site_port beta)
 done

@@ -17,6 +17,7 @@ static int get_int(int fd, int level, int name)
 
 static void check_keepalive(int fd, const char *who)
 {
+	is_int(get_int(fd, IPPROTO_TCP, TCP_NODELAY), 1, "%s: TCP_NODELAY on", who);
 	is_int(get_int(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "%s: SO_KEEPALIVE on", who);
 	is_int(get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), JB_SOCK_KEEPIDLE, "%s: TCP_KEEPIDLE %d s", who,
 	       JB_SOCK_KEEPIDLE);
@@ -46,12 +47,12 @@ int main(void)
 
 	int afd = accept(lfd, NULL, NULL);
 	ok(afd >= 0, "accept");
-	is_int(jb_sock_keepalive(afd), 0, "jb_sock_keepalive on an accepted socket");
+	is_int(jb_sock_setup(afd), 0, "jb_sock_setup on an accepted socket");
 	check_keepalive(afd, "accepted");
 
 	int sp[2];
 	ok(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "socketpair");
-	ok(jb_sock_keepalive(sp[0]) < 0, "not TCP: a negative errno, no crash");
+	ok(jb_sock_setup(sp[0]) < 0, "not TCP: a negative errno, no crash");
 	close(sp[0]);
 	close(sp[1]);
 	close(afd);

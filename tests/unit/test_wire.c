@@ -135,6 +135,13 @@ int main(void)
 	ok(jb_wire_join_decode(jraw, &j2) == 0 && j2.index == 3 && !memcmp(j2.token, j.token, 32), "JOIN round trip");
 	jraw[23] = 200; /* stream index 200 > 64 */
 	ok(jb_wire_join_decode(jraw, &j2) < 0, "JOIN with a stream index over the limit refused");
+	uint8_t ack[JB_JOINED_LEN];
+	jb_wire_joined_encode(0, ack);
+	ok(!memcmp(ack, "JMBK\0\0\0\0", 8) && jb_wire_joined_decode(ack) == 0, "JOINED 0 is the documented 8 bytes");
+	jb_wire_joined_encode(1, ack);
+	ok(jb_wire_joined_decode(ack) == -EACCES, "JOINED 1 is a refusal");
+	ack[0] = 'X';
+	ok(jb_wire_joined_decode(ack) == -EBADMSG, "a JOINED with a wrong magic is not one");
 	struct jb_block_hdr h = {.file = 9, .block = 1ull << 33, .len = 8u << 20}, h2;
 	memset(h.digest, 0x11, 16);
 	uint8_t hraw[JB_BLOCK_HDR_LEN];
