@@ -494,13 +494,18 @@ int jb_client_list(struct jb_client *cl, const struct jb_remote *src, struct jb_
 		}
 		v = nv;
 		struct jb_wire_iter it = {ctl.msg.u.files.entries, ctl.msg.u.files.len};
-		static struct jb_wire_entry e;
+		struct jb_wire_entry *e = malloc(sizeof *e); /* 4 KiB of path: not on the stack */
+		if (!e) {
+			r = -ENOMEM;
+			goto out;
+		}
 		for (uint32_t i = 0; i < ctl.msg.u.files.count; i++) {
-			jb_wire_entry_next(&it, &e);
-			v[n] = (struct jb_list_entry){.path = strdup(e.path), .type = e.type, .size = e.size,
-						      .mode = e.mode, .mtime_ns = e.mtime_ns};
+			jb_wire_entry_next(&it, e);
+			v[n] = (struct jb_list_entry){.path = strdup(e->path), .type = e->type, .size = e->size,
+						      .mode = e->mode, .mtime_ns = e->mtime_ns};
 			n++;
 		}
+		free(e);
 	}
 	*ret = v;
 	*ret_n = n;

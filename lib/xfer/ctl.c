@@ -75,19 +75,20 @@ int ctl_flush(struct ctl *c, struct jb_error *err)
 /* Try to decode one complete frame from the input buffer. */
 static int have_frame(struct ctl *c, struct jb_error *err)
 {
-	if (c->inlen < 4)
+	if (c->inlen - c->start < 4)
 		return 0;
-	uint32_t n = (uint32_t)c->in[0] << 24 | (uint32_t)c->in[1] << 16 | (uint32_t)c->in[2] << 8 | c->in[3];
+	const uint8_t *p = c->in + c->start;
+	uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 	if (n > JB_WIRE_MAX_FRAME)
 		return jb_err(err, E2BIG, "%s: frame of %u bytes exceeds the limit of %u", c->peer, n,
 			      JB_WIRE_MAX_FRAME);
 	if (n == 0)
 		return jb_err(err, EBADMSG, "%s: empty frame", c->peer);
-	if (c->inlen < 4 + (size_t)n)
+	if (c->inlen - c->start < 4 + (size_t)n)
 		return 0;
-	int r = jb_wire_decode(c->in + 4, n, &c->msg);
+	int r = jb_wire_decode(p + 4, n, &c->msg);
 	if (r < 0)
-		return jb_err(err, EBADMSG, "%s: malformed frame (type %u, %u bytes)", c->peer, c->in[4], n);
+		return jb_err(err, EBADMSG, "%s: malformed frame (type %u, %u bytes)", c->peer, p[4], n);
 	c->consumed = 4 + (size_t)n;
 	if (c->msg.type == JB_MSG_ERROR) {
 		c->peer_error = true;
@@ -99,16 +100,20 @@ static int have_frame(struct ctl *c, struct jb_error *err)
 
 int ctl_recv(struct ctl *c, int timeout_ms, int extra_fd, struct jb_error *err)
 {
-	if (c->consumed) {
-		memmove(c->in, c->in + c->consumed, c->inlen - c->consumed);
-		c->inlen -= c->consumed;
-		c->consumed = 0;
-	}
+	/* The last message's bytes are dropped by moving a start offset, not the
+	 * data: a TLS record holds hundreds of small frames (NEED, FILE_DONE). */
+	c->start += c->consumed;
+	c->consumed = 0;
 	double deadline = jb_now() + timeout_ms / 1000.0;
 	for (;;) {
 		int r = have_frame(c, err);
 		if (r)
 			return r;
+		if (c->start) { /* room for the rest of the frame: compact */
+			memmove(c->in, c->in + c->start, c->inlen - c->start);
+			c->inlen -= c->start;
+			c->start = 0;
+		}
 		size_t got = 0;
 		if (SSL_read_ex(c->ssl, c->in + c->inlen, JB_WIRE_MAX_FRAME + 4 - c->inlen, &got)) {
 			c->inlen += got;

@@ -206,6 +206,12 @@ int manifest_sort(struct session *s, struct jb_error *err)
 	return 0;
 }
 
+/* Entries per FILES frame: a frame is used only once it has arrived whole,
+ * and a new connection's first round trip carries about ten segments (14
+ * KiB).  Small frames let the receiver answer the first files while the
+ * rest of a large manifest is still on its way. */
+#define MANIFEST_FRAME (12u << 10)
+
 int manifest_send(struct session *s, struct jb_error *err)
 {
 	struct jb_buf *b = &s->ctl->out;
@@ -215,7 +221,7 @@ int manifest_send(struct session *s, struct jb_error *err)
 		jb_buf_u32(b, (uint32_t)i);
 		size_t cpos = b->len;
 		jb_buf_u32(b, 0);
-		uint32_t count = 0, budget = JB_WIRE_MAX_FRAME - 16;
+		uint32_t count = 0, budget = MANIFEST_FRAME;
 		while (i < s->nfiles) {
 			struct xfile *f = &s->files[i];
 			size_t need = jb_wire_entry_size(f->path);
@@ -258,84 +264,69 @@ static bool canonical(const char *p)
 	return ok;
 }
 
-int manifest_recv(struct session *s, struct jb_error *err)
+/* One FILES frame: validate its entries and add them.  A single source
+ * placed under a new name (rename_top) has its first path component
+ * replaced entry by entry; every entry must then share that component. */
+int manifest_take(struct session *s, const struct jb_msg *m, struct jb_error *err)
 {
-	for (;;) {
-		int r = ctl_recv(s->ctl, 60000, -1, err);
-		if (r == 0)
-			return jb_err(err, ETIMEDOUT, "%s: timed out waiting for the file list", s->ctl->peer);
-		if (r < 0)
-			return r;
-		struct jb_msg *m = &s->ctl->msg;
-		if (m->type == JB_MSG_FILES_END) {
-			if (m->u.files_end.count != s->nfiles || m->u.files_end.bytes != s->bytes_total)
-				return jb_err(err, EBADMSG, "%s: file list does not add up (%u files announced, %zu received)",
-					      s->ctl->peer, m->u.files_end.count, s->nfiles);
+	if (m->u.files.first != s->nfiles)
+		return jb_err(err, EBADMSG, "%s: file list out of order", s->ctl->peer);
+	struct jb_wire_iter it = {m->u.files.entries, m->u.files.len};
+	struct jb_wire_entry *e = malloc(sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	int r = 0;
+	for (uint32_t i = 0; i < m->u.files.count && r == 0; i++) {
+		jb_wire_entry_next(&it, e); /* validated by the decoder */
+		if (!canonical(e->path)) {
+			r = jb_err(err, EACCES, "%s: refused path '%s' (absolute, '..' or not canonical)", s->ctl->peer,
+				   e->path);
 			break;
 		}
-		if (m->type != JB_MSG_FILES)
-			return jb_err(err, EBADMSG, "%s: unexpected message %u in the file list", s->ctl->peer, m->type);
-		if (m->u.files.first != s->nfiles)
-			return jb_err(err, EBADMSG, "%s: file list out of order", s->ctl->peer);
-		struct jb_wire_iter it = {m->u.files.entries, m->u.files.len};
-		struct jb_wire_entry *e = malloc(sizeof *e);
-		if (!e)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < m->u.files.count; i++) {
-			jb_wire_entry_next(&it, e); /* validated by the decoder */
-			if (!canonical(e->path)) {
-				r = jb_err(err, EACCES, "%s: refused path '%s' (absolute, '..' or not canonical)",
-					   s->ctl->peer, e->path);
-				goto bad;
-			}
-			if (s->nfiles && path_cmp(s->files[s->nfiles - 1].path, e->path) >= 0) {
-				r = jb_err(err, EBADMSG, "%s: file list not in order or has duplicates at '%s'",
-					   s->ctl->peer, e->path);
-				goto bad;
-			}
-			if ((r = session_add_file(s, e, NULL)) < 0) {
-				r = jb_err(err, -r, "%s: file list: %s", s->ctl->peer,
-					   r == -E2BIG ? "too many files" : strerror(-r));
-				goto bad;
-			}
+		/* order is that of the sender's paths */
+		if (s->last_path && path_cmp(s->last_path, e->path) >= 0) {
+			r = jb_err(err, EBADMSG, "%s: file list not in order or has duplicates at '%s'", s->ctl->peer,
+				   e->path);
+			break;
 		}
-		free(e);
-		continue;
-	bad:
-		free(e);
-		return r;
+		free(s->last_path);
+		if (!(s->last_path = strdup(e->path))) {
+			r = -ENOMEM;
+			break;
+		}
+		if (s->rename_top) {
+			const char *sl = strchr(e->path, '/');
+			size_t tl = sl ? (size_t)(sl - e->path) : strlen(e->path);
+			if (!s->top)
+				s->top = strndup(e->path, tl);
+			if (!s->top) {
+				r = -ENOMEM;
+				break;
+			}
+			if (strlen(s->top) != tl || strncmp(e->path, s->top, tl)) {
+				r = jb_err(err, ENOTDIR, "destination is not a directory and there are several sources");
+				break;
+			}
+			char np[JB_PATH_MAX];
+			if ((size_t)snprintf(np, sizeof np, "%s%s", s->rename_top, e->path + tl) >= sizeof np) {
+				r = jb_err(err, ENAMETOOLONG, "destination path too long");
+				break;
+			}
+			strcpy(e->path, np);
+		}
+		if ((r = session_add_file(s, e, NULL)) < 0)
+			r = jb_err(err, -r, "%s: file list: %s", s->ctl->peer,
+				   r == -E2BIG ? "too many files" : strerror(-r));
 	}
-	if (s->rename_top) {
-		/* a single source placed under a new name */
-		const char *top = NULL;
-		size_t tl = 0;
-		for (size_t i = 0; i < s->nfiles; i++) {
-			const char *p = s->files[i].path, *sl = strchr(p, '/');
-			size_t l = sl ? (size_t)(sl - p) : strlen(p);
-			if (!top) {
-				top = p;
-				tl = l;
-			} else if (l != tl || strncmp(p, top, l)) {
-				return jb_err(err, ENOTDIR, "destination is not a directory and there are several sources");
-			}
-		}
-		char *topc = top ? strndup(top, tl) : NULL;
-		for (size_t i = 0; i < s->nfiles; i++) {
-			char *np;
-			if (asprintf(&np, "%s%s", s->rename_top, s->files[i].path + tl) < 0) {
-				free(topc);
-				return -ENOMEM;
-			}
-			if (strlen(np) >= JB_PATH_MAX) {
-				free(np);
-				free(topc);
-				return jb_err(err, ENAMETOOLONG, "destination path too long");
-			}
-			free(s->files[i].path);
-			s->files[i].path = np;
-		}
-		free(topc);
-	}
+	free(e);
+	return r;
+}
+
+int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err)
+{
+	if (m->u.files_end.count != s->nfiles || m->u.files_end.bytes != s->bytes_total)
+		return jb_err(err, EBADMSG, "%s: file list does not add up (%u files announced, %zu received)",
+			      s->ctl->peer, m->u.files_end.count, s->nfiles);
 	return 0;
 }
 

@@ -132,7 +132,10 @@ static void *recv_worker(void *arg)
 			fatal(s, EBADMSG, "%s: data stream %d: malformed block header", s->ctl->peer, st->index);
 			break;
 		}
-		if (h.file >= s->nfiles || s->files[h.file].type != JB_ENTRY_FILE ||
+		/* Only files whose NEEDs have gone out (acquire: their plan is
+		 * visible to this thread). */
+		if (h.file >= atomic_load_explicit(&s->ready, memory_order_acquire) ||
+		    s->files[h.file].type != JB_ENTRY_FILE ||
 		    h.block >= s->files[h.file].nblocks ||
 		    h.len != block_len(&s->files[h.file], h.block, s->block_size)) {
 			fatal(s, EBADMSG, "%s: data stream %d: block outside the manifest (file %u, block %llu, %u bytes)",
@@ -431,25 +434,21 @@ need:;
 	/* keep descriptors only while a file is in flight */
 	close(f->dirfd);
 	f->dirfd = -1;
-	if (b->len > (512u << 10))
+	if (b->len > (512u << 10)) {
+		/* files [0, i] are planned: their blocks may come once this is out */
+		atomic_store_explicit(&s->ready, (size_t)i + 1, memory_order_release);
 		return ctl_flush(s->ctl, err);
+	}
 	return 0;
 }
 
-/* Read the manifest and answer it: a NEED for every regular file, NEED_END,
- * and FILE_DONE for the directories.  Needs no data stream. */
-int receiver_plan(struct session *s, struct jb_error *err)
+/* Plan files [from, s->nfiles): create the directories, queue a NEED for
+ * every regular file. */
+static int plan_files(struct session *s, size_t from, struct jb_error *err)
 {
-	int r;
-	if (s->planned)
-		return 0;
-	s->planned = true;
-	if ((r = manifest_recv(s, err)) < 0)
-		return r;
-	if ((r = session_alloc_blocks(s, err)) < 0)
-		return r;
+	int r = 0;
 	journal_tx(s->journal, true);
-	for (size_t i = 0; i < s->nfiles && r == 0; i++) {
+	for (size_t i = from; i < s->nfiles && r == 0; i++) {
 		struct xfile *f = &s->files[i];
 		if (f->type == JB_ENTRY_DIR) {
 			int d = jb_mkdirs_beneath(s->destdir, f->path, (f->mode & 0777) | 0700);
@@ -468,8 +467,86 @@ int receiver_plan(struct session *s, struct jb_error *err)
 		}
 	}
 	journal_tx(s->journal, false);
-	if (r < 0)
-		return r;
+	return r;
+}
+
+/* A stream thread failed while the manifest was still being planned. */
+static int worker_failure(struct session *s, struct jb_error *err)
+{
+	struct event *ev;
+	size_t n = session_take_events(s, &ev);
+	int r = jb_err(err, EIO, "a data stream failed");
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].kind == EV_FATAL) {
+			r = jb_err(err, ev[i].code, "%s", ev[i].text);
+			break;
+		}
+	free(ev);
+	return r;
+}
+
+static int start_workers(struct session *s, struct jb_error *err)
+{
+	if (s->workers)
+		return 0;
+	s->workers = true;
+	s->t0 = jb_now();
+	for (int i = 0; i < s->nstreams; i++) {
+		struct stream *st = &s->streams[i];
+		st->s = s;
+		if (pthread_create(&st->thread, NULL, recv_worker, st) != 0)
+			return jb_err(err, EAGAIN, "cannot start stream thread");
+		st->started = true;
+	}
+	return 0;
+}
+
+/* Read the manifest and answer it: a NEED for every regular file, NEED_END,
+ * and FILE_DONE for the directories.  Needs no data stream.  Each FILES
+ * frame is answered as soon as it has arrived, so that the sender starts on
+ * the first files while the rest of a long manifest is still in flight (at
+ * 150 ms, 10,000 files take five round trips to arrive). */
+int receiver_plan(struct session *s, struct jb_error *err)
+{
+	int r;
+	if (s->planned)
+		return 0;
+	s->planned = true;
+	for (;;) {
+		/* Blocks follow the first NEEDs by one round trip: read them as
+		 * they come, not once the whole manifest is planned, or they fill
+		 * the socket buffers and hold the streams' windows small. */
+		if (!s->workers && s->streams_ready && s->streams_ready(s->streams_ready_ud) &&
+		    (r = start_workers(s, err)) < 0)
+			return r;
+		/* wait for the next frame, a quarter second at a time: a stream
+		 * thread that failed meanwhile ends the session now */
+		for (int waited = 0; (r = ctl_recv(s->ctl, 250, -1, err)) == 0; waited += 250) {
+			if (atomic_load(&s->fatal))
+				return worker_failure(s, err);
+			if (waited >= 60000)
+				return jb_err(err, ETIMEDOUT, "%s: timed out waiting for the file list", s->ctl->peer);
+		}
+		if (r < 0)
+			return r;
+		if (atomic_load(&s->fatal))
+			return worker_failure(s, err);
+		struct jb_msg *m = &s->ctl->msg;
+		if (m->type == JB_MSG_FILES_END) {
+			if ((r = manifest_end(s, m, err)) < 0)
+				return r;
+			break;
+		}
+		if (m->type != JB_MSG_FILES)
+			return jb_err(err, EBADMSG, "%s: unexpected message %u in the file list", s->ctl->peer, m->type);
+		size_t from = s->nfiles;
+		if ((r = manifest_take(s, m, err)) < 0 || (r = session_alloc_blocks(s, from, err)) < 0 ||
+		    (r = plan_files(s, from, err)) < 0)
+			return r;
+		atomic_store_explicit(&s->ready, s->nfiles, memory_order_release);
+		if ((r = ctl_flush(s->ctl, err)) < 0)
+			return r;
+	}
 	size_t m = jb_frame_begin(&s->ctl->out, JB_MSG_NEED_END);
 	jb_frame_end(&s->ctl->out, m);
 	for (size_t i = 0; i < s->nfiles; i++)
@@ -481,20 +558,14 @@ int receiver_plan(struct session *s, struct jb_error *err)
 int receiver_run(struct session *s, struct jb_error *err)
 {
 	int r;
+	/* A receiving client's streams have sent their JOINs: the threads
+	 * start before the plan, which answers the manifest frame by frame. */
+	if ((r = start_workers(s, err)) < 0)
+		goto fail_tell;
 	if (!s->planned && (r = receiver_plan(s, err)) < 0) {
 		if (s->ctl->peer_error)
 			goto fail;
 		goto fail_tell;
-	}
-	s->t0 = jb_now();
-	for (int i = 0; i < s->nstreams; i++) {
-		struct stream *st = &s->streams[i];
-		st->s = s;
-		if (pthread_create(&st->thread, NULL, recv_worker, st) != 0) {
-			r = jb_err(err, EAGAIN, "cannot start stream thread");
-			goto fail_tell;
-		}
-		st->started = true;
 	}
 	bool busy = false;
 	for (;;) {

@@ -300,57 +300,63 @@ static int send_file_end(struct session *s, uint32_t i)
 	return 0;
 }
 
-static int read_needs(struct session *s, struct jb_error *err)
+/* Put files [s->plan_upto, upto) in the plan: every block of each, sent if the
+ * receiver asked for it, hashed either way (FILE_END needs every digest).
+ * The stream threads start on them at once. */
+static void plan_files(struct session *s, size_t upto)
 {
-	/* On the sending side f->have marks the blocks the receiver asks for.
-	 * Before it answers, a resuming receiver re-reads every block it has of
-	 * each file: minutes for a terabyte.  So wait as long as the connection
-	 * lives (TCP keepalive ends it within about a minute if the peer dies),
-	 * up to a day. */
-	for (;;) {
-		int r = ctl_recv(s->ctl, 24 * 3600 * 1000, -1, err);
-		if (r == 0)
-			return jb_err(err, ETIMEDOUT, "%s: timed out waiting for the list of needed blocks", s->ctl->peer);
-		if (r < 0)
-			return r;
-		struct jb_msg *m = &s->ctl->msg;
-		if (m->type == JB_MSG_NEED_END)
-			return 0;
-		if (m->type != JB_MSG_NEED)
-			return jb_err(err, EBADMSG, "%s: unexpected message %u", s->ctl->peer, m->type);
-		uint32_t fi = m->u.need.file;
-		if (fi >= s->nfiles || s->files[fi].type != JB_ENTRY_FILE)
-			return jb_err(err, EBADMSG, "%s: NEED for unknown file %u", s->ctl->peer, fi);
-		struct xfile *f = &s->files[fi];
-		for (uint32_t k = 0; k < m->u.need.nranges; k++) {
-			uint64_t first, count;
-			jb_wire_need_range(m, k, &first, &count);
-			if (first > f->nblocks || count > f->nblocks - first)
-				return jb_err(err, EBADMSG, "%s: NEED range outside file %u", s->ctl->peer, fi);
-			for (uint64_t b = first; b < first + count; b++)
-				f->have[b / 8] |= (uint8_t)(1u << (b % 8));
+	pthread_mutex_lock(&s->qlock);
+	for (; s->plan_upto < upto; s->plan_upto++) {
+		uint32_t i = (uint32_t)s->plan_upto;
+		struct xfile *f = &s->files[i];
+		if (f->type != JB_ENTRY_FILE)
+			continue;
+		if (f->nblocks == 0)
+			send_file_end(s, i); /* nothing to read */
+		for (uint64_t b = 0; b < f->nblocks; b++) {
+			bool need = f->have[b / 8] & (1u << (b % 8));
+			s->plan[s->nplan++] = (struct work){.file = i, .block = b, .send = need};
+			if (need)
+				s->bytes_planned += block_len(f, b, s->block_size);
 		}
 	}
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
 }
 
-static int build_plan(struct session *s)
+/* A NEED before NEED_END.  On the sending side f->have marks the blocks the
+ * receiver asks for.  NEEDs come in manifest order, a file's possibly in
+ * several frames: a NEED for a later file completes the ones before it. */
+static int take_need(struct session *s, struct jb_error *err)
+{
+	struct jb_msg *m = &s->ctl->msg;
+	uint32_t fi = m->u.need.file;
+	if (fi >= s->nfiles || s->files[fi].type != JB_ENTRY_FILE)
+		return jb_err(err, EBADMSG, "%s: NEED for unknown file %u", s->ctl->peer, fi);
+	if (fi < s->need_file || fi < s->plan_upto)
+		return jb_err(err, EBADMSG, "%s: NEED for file %u out of order", s->ctl->peer, fi);
+	if (fi > s->need_file)
+		plan_files(s, fi);
+	s->need_file = fi;
+	struct xfile *f = &s->files[fi];
+	for (uint32_t k = 0; k < m->u.need.nranges; k++) {
+		uint64_t first, count;
+		jb_wire_need_range(m, k, &first, &count);
+		if (first > f->nblocks || count > f->nblocks - first)
+			return jb_err(err, EBADMSG, "%s: NEED range outside file %u", s->ctl->peer, fi);
+		for (uint64_t b = first; b < first + count; b++)
+			f->have[b / 8] |= (uint8_t)(1u << (b % 8));
+	}
+	return 0;
+}
+
+static int alloc_plan(struct session *s)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < s->nfiles; i++)
 		n += s->files[i].nblocks;
 	s->plan = calloc(n ? n : 1, sizeof *s->plan);
-	if (!s->plan)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->nfiles; i++) {
-		struct xfile *f = &s->files[i];
-		for (uint64_t b = 0; b < f->nblocks; b++) {
-			bool need = f->have[b / 8] & (1u << (b % 8));
-			s->plan[s->nplan++] = (struct work){.file = (uint32_t)i, .block = b, .send = need};
-			if (need)
-				s->bytes_planned += block_len(f, b, s->block_size);
-		}
-	}
-	return 0;
+	return s->plan ? 0 : -ENOMEM;
 }
 
 /* Queue a block to be sent (again); s->qlock held. */
@@ -390,7 +396,15 @@ static int handle_msg(struct session *s, struct jb_error *err)
 		pthread_mutex_unlock(&s->qlock);
 		return 0;
 	}
+	case JB_MSG_NEED_END:
+		if (s->needs_done)
+			return jb_err(err, EBADMSG, "%s: a second NEED_END", s->ctl->peer);
+		s->needs_done = true;
+		plan_files(s, s->nfiles);
+		return 0;
 	case JB_MSG_NEED: {
+		if (!s->needs_done)
+			return take_need(s, err);
 		/* After NEED_END: the receiver found that the file it committed
 		 * before under this name is not this one after all, and wants it
 		 * whole.  Once per file. */
@@ -455,17 +469,12 @@ int sender_run(struct session *s, struct jb_error *err)
 	int r;
 	if ((r = sender_offer(s, err)) < 0)
 		return r;
-	if ((r = session_alloc_blocks(s, err)) < 0)
+	if ((r = session_alloc_blocks(s, 0, err)) < 0)
 		return r;
-	if ((r = read_needs(s, err)) < 0)
+	if ((r = alloc_plan(s)) < 0)
 		return r;
-	if ((r = build_plan(s)) < 0)
-		return r;
-	for (size_t i = 0; i < s->nfiles; i++)
-		if (s->files[i].type == JB_ENTRY_FILE && s->files[i].nblocks == 0)
-			send_file_end(s, (uint32_t)i);
-	if ((r = ctl_flush(s->ctl, err)) < 0)
-		return r;
+	/* The stream threads start before the first NEED and take blocks as
+	 * the NEEDs put them in the plan (plan_files). */
 	s->t0 = jb_now();
 	for (int i = 0; i < s->nstreams; i++) {
 		struct stream *st = &s->streams[i];
@@ -475,7 +484,11 @@ int sender_run(struct session *s, struct jb_error *err)
 		st->started = true;
 	}
 	bool busy = false;
-	while (s->files_done < s->nfiles) {
+	while (!s->needs_done || s->files_done < s->nfiles) {
+		/* A resuming receiver re-reads every block it has of each file
+		 * before it answers: minutes for a terabyte.  Until NEED_END, wait
+		 * as long as the connection lives (TCP keepalive ends it within
+		 * about a minute if the peer dies). */
 		r = session_wait(s, busy, err);
 		if (r < 0)
 			goto fail;

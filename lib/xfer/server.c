@@ -22,6 +22,7 @@
 
 struct live {
 	struct live *next;
+	struct jb_server *srv;
 	uint8_t id[16], secret[32], peer_fp[32];
 	struct session *s;
 	int expected, joined;
@@ -193,6 +194,17 @@ static void conn_forget_fd(struct conn *cn)
 	pthread_mutex_lock(&cn->srv->lock);
 	cn->fd = -1;
 	pthread_mutex_unlock(&cn->srv->lock);
+}
+
+/* Have all of a session's streams joined?  Its receiver then starts reading
+ * them while it still plans the manifest. */
+static bool streams_ready(void *ud)
+{
+	struct live *l = ud;
+	pthread_mutex_lock(&l->srv->lock);
+	bool all = l->joined == l->expected;
+	pthread_mutex_unlock(&l->srv->lock);
+	return all;
 }
 
 /* A data stream presenting its JOIN: hand it to its session or refuse it. */
@@ -370,7 +382,10 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 		goto out;
 	}
 	l->s = s;
+	l->srv = srv;
 	l->expected = s->nstreams;
+	s->streams_ready = streams_ready;
+	s->streams_ready_ud = l;
 	l->encrypt = s->encrypt;
 	l->rate_bps = hello->u.hello.op == JB_OP_PULL ? hello->u.hello.rate_bps : 0;
 	memcpy(l->peer_fp, fp, 32);

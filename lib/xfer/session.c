@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "xfer-internal.h"
@@ -60,6 +61,8 @@ uint64_t block_len(const struct xfile *f, uint64_t b, uint32_t bs)
 	uint64_t off = b * bs;
 	return JB_MIN((uint64_t)bs, f->size - off);
 }
+
+static size_t files_len(void) { return (size_t)JB_WIRE_MAX_FILES * sizeof(struct xfile); }
 
 int session_init(struct session *s, bool sender)
 {
@@ -136,11 +139,14 @@ void session_free(struct session *s)
 		if (f->dirfd >= 0)
 			close(f->dirfd);
 	}
-	free(s->files);
+	if (s->files)
+		munmap(s->files, files_len());
 	free(s->plan);
 	free(s->resend);
 	free(s->ev);
 	free(s->rename_top);
+	free(s->top);
+	free(s->last_path);
 	free(s->keybase);
 	if (s->destdir >= 0)
 		close(s->destdir);
@@ -157,13 +163,16 @@ int session_add_file(struct session *s, const struct jb_wire_entry *e, const cha
 {
 	if (s->nfiles >= JB_WIRE_MAX_FILES)
 		return -E2BIG;
-	if (s->nfiles == s->capfiles) {
-		size_t nc = s->capfiles ? s->capfiles * 2 : 64;
-		struct xfile *nf = realloc(s->files, nc * sizeof *nf);
-		if (!nf)
+	if (!s->files) {
+		/* The table never moves: a receiver's stream threads read entries
+		 * while its control loop adds the next manifest frame's.  Address
+		 * space for the largest manifest is reserved once (140 MB); only
+		 * the pages entries are written to are ever allocated. */
+		void *p = mmap(NULL, files_len(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			       -1, 0);
+		if (p == MAP_FAILED)
 			return -ENOMEM;
-		s->files = nf;
-		s->capfiles = nc;
+		s->files = p;
 	}
 	struct xfile *f = &s->files[s->nfiles];
 	memset(f, 0, sizeof *f);
@@ -185,19 +194,18 @@ int session_add_file(struct session *s, const struct jb_wire_entry *e, const cha
 }
 
 /* Allocate per-file block state once the block size is known. */
-int session_alloc_blocks(struct session *s, struct jb_error *err)
+int session_alloc_blocks(struct session *s, size_t from, struct jb_error *err)
 {
 	/* A manifest is only sizes until blocks arrive; cap what its bookkeeping
 	 * may cost before allocating it (16 bytes and a bit per block). */
-	uint64_t total = 0;
-	for (size_t i = 0; i < s->nfiles; i++)
+	for (size_t i = from; i < s->nfiles; i++)
 		if (s->files[i].type == JB_ENTRY_FILE)
-			total += s->files[i].size / s->block_size + 1;
-	if (total > SESSION_MAX_BLOCKS)
-		return jb_err(err, EFBIG, "%s: the manifest has %llu blocks of %u bytes, over the limit of %llu for one "
-			      "session; use a larger --block-size or fewer files", s->ctl->peer,
-			      (unsigned long long)total, s->block_size, (unsigned long long)SESSION_MAX_BLOCKS);
-	for (size_t i = 0; i < s->nfiles; i++) {
+			s->blocks_total += s->files[i].size / s->block_size + 1;
+	if (s->blocks_total > SESSION_MAX_BLOCKS)
+		return jb_err(err, EFBIG, "%s: the manifest has at least %llu blocks of %u bytes, over the limit of %llu "
+			      "for one session; use a larger --block-size or fewer files", s->ctl->peer,
+			      (unsigned long long)s->blocks_total, s->block_size, (unsigned long long)SESSION_MAX_BLOCKS);
+	for (size_t i = from; i < s->nfiles; i++) {
 		struct xfile *f = &s->files[i];
 		if (f->type != JB_ENTRY_FILE)
 			continue;

@@ -18,7 +18,7 @@ struct ctl {
 	int fd;
 	struct jb_buf out;
 	uint8_t *in;
-	size_t inlen;
+	size_t start, inlen;  /* unread input is in[start, inlen) */
 	struct jb_msg msg;   /* last decoded message; its pointers refer to in */
 	size_t consumed;     /* bytes of in belonging to msg, dropped on next recv */
 	char peer[JB_WIRE_MAX_NAME + 1];
@@ -111,15 +111,19 @@ struct session {
 	char origin[JB_WIRE_MAX_NAME + 1]; /* the sending site's name */
 	char cc[16];         /* congestion control of the data streams */
 
-	struct xfile *files;
-	size_t nfiles, capfiles;
+	struct xfile *files;  /* reserved for JB_WIRE_MAX_FILES: never moves */
+	size_t nfiles;
 	uint64_t bytes_total;
+	uint64_t blocks_total;  /* counted against SESSION_MAX_BLOCKS */
 
 	/* sender */
 	int srcdir;          /* base for xfile.src: a data root or AT_FDCWD */
 	bool src_beneath;    /* open sources with RESOLVE_BENEATH */
-	struct work *plan;
+	struct work *plan;   /* every block, in manifest order, as NEEDs come in */
 	size_t nplan, nextplan;
+	size_t plan_upto;    /* files [0, plan_upto) are in the plan */
+	uint32_t need_file;  /* the file the last NEED was for */
+	bool needs_done;     /* NEED_END has arrived */
 	struct work *resend;
 	size_t nresend, capresend;
 	uint64_t resend_total;
@@ -134,9 +138,16 @@ struct session {
 	int destdir;         /* O_PATH directory the manifest is placed in */
 	bool dest_beneath;
 	char *rename_top;    /* replace the first path component with this */
+	char *top;           /* the first path component being replaced */
+	char *last_path;     /* the last manifest entry's path, as sent */
 	char *keybase;       /* journal key prefix */
 	struct journal *journal;
 	bool planned;        /* NEED_END has been sent */
+	atomic_size_t ready; /* files [0, ready) are planned: blocks may arrive */
+	bool workers;        /* the stream threads run */
+	/* the server's: have all data streams joined? (workers may start) */
+	bool (*streams_ready)(void *ud);
+	void *streams_ready_ud;
 	bool no_bye;         /* a receiving client: done at the last FILE_DONE */
 
 	pthread_mutex_t stripes[LOCK_STRIPES];
@@ -194,7 +205,10 @@ int manifest_add_local(struct session *s, const char *src, bool recursive, struc
 int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive,
 			 struct jb_error *err);
 int manifest_send(struct session *s, struct jb_error *err);
-int manifest_recv(struct session *s, struct jb_error *err);
+/* Receiver: add the entries of one FILES frame (validated, renamed); check
+ * FILES_END against what was added. */
+int manifest_take(struct session *s, const struct jb_msg *m, struct jb_error *err);
+int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err);
 
 /* destination resolution (receiver) */
 int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir, bool beneath,
@@ -213,7 +227,9 @@ int stream_joined(struct stream *st);
 void session_result(struct session *s, struct jb_xfer_result *r);
 /* 2^26 blocks: 1 GiB of digests; 512 TiB at the default block size. */
 #define SESSION_MAX_BLOCKS (UINT64_C(1) << 26)
-int session_alloc_blocks(struct session *s, struct jb_error *err);
+/* Allocate block state for files from index 'from' on (the receiver plans a
+ * manifest frame by frame). */
+int session_alloc_blocks(struct session *s, size_t from, struct jb_error *err);
 int manifest_sort(struct session *s, struct jb_error *err);
 
 /* proto.c */

@@ -32,8 +32,8 @@ def frame(body):
     return struct.pack('>I', len(body)) + body
 
 
-def hello(op, path, streams=1, bs=1 << 20, version=1):
-    return frame(bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, version, op, 0, streams, bs, 0) + s(path) + s('evil'))
+def hello(op, path, streams=1, bs=1 << 20, version=1, flags=0):
+    return frame(bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, version, op, flags, streams, bs, 0) + s(path) + s('evil'))
 
 
 def read_frame(c):
@@ -161,6 +161,35 @@ elif CASE in ('bad-block-header', 'block-outside', 'truncated-block'):
     else:
         d.sendall(struct.pack('>IIQII', 0x4a4d4242, 0, 0, 100, 0) + b'\0' * 16 + b'a' * 40)
         d.shutdown(socket.SHUT_WR)
+    answer(c)
+elif CASE == 'several-tops':
+    # two top-level names pushed to a path that is not a directory, the
+    # second one in a later frame than the first
+    c, d = push_session('evil-tops')
+    c.sendall(frame(bytes([4]) + struct.pack('>II', 0, 1) + entry(1, 'a', 1)))
+    c.sendall(frame(bytes([4]) + struct.pack('>II', 1, 1) + entry(1, 'b', 1)))
+    while True:
+        f = answer(c)
+        if f is None or f[0] != 6:
+            break
+elif CASE == 'block-before-need':
+    # a block for a file the manifest has not reached yet: the server's stream
+    # threads already read while it plans, and must refuse it
+    c, d = push_session()
+    c.sendall(frame(bytes([4]) + struct.pack('>II', 0, 1) + entry(1, 'early0.bin', 100)))
+    need = read_frame(c); assert need[0] == 6, need
+    d.sendall(struct.pack('>IIQII', 0x4a4d4242, 1, 0, 100, 0) + b'\0' * 16 + b'a' * 100)
+    answer(c)
+elif CASE == 'need-out-of-order':
+    # PULL of a directory of two files, then NEEDs for the second before the first
+    c = tls_connect(); c.sendall(hello(2, 'two', flags=4))
+    d, status = join_stream(c)
+    assert status == 0, status
+    while True:
+        f = read_frame(c); assert f and f[0] in (4, 5), f
+        if f[0] == 5:
+            break
+    c.sendall(frame(bytes([6]) + struct.pack('>II', 2, 0)) + frame(bytes([6]) + struct.pack('>II', 1, 0)))
     answer(c)
 else:
     sys.exit('unknown case ' + CASE)

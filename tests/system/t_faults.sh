@@ -58,6 +58,13 @@ like 'data stream refused: JOIN version 2 is not supported \(this site speaks 1\
 like 'malformed block header' "$(evil bad-block-header)" "malformed block header ends that session"
 like 'block outside the manifest' "$(evil block-outside)" "block outside the manifest ends that session"
 like 'inside a block|lost' "$(evil truncated-block)" "truncated block ends that session"
+like 'block outside the manifest' "$(evil block-before-need)" \
+	"a block for a file not yet in the manifest ends that session (while the rest is still being planned)"
+ok "$([ ! -e "$T/beta/root/early0.bin" ]; echo $?)" "and nothing of it is presented as complete"
+like 'ERROR 20 destination is not a directory and there are several sources' "$(evil several-tops)" \
+	"two top-level names for one destination name are refused, even a frame apart"
+mkdir -p "$T/beta/root/two" && echo a > "$T/beta/root/two/a" && echo b > "$T/beta/root/two/b"
+like 'NEED for file 1 out of order' "$(evil need-out-of-order)" "NEEDs out of manifest order end that session"
 sleep 0.3
 ok "$(alive; echo $?)" "daemon survived all of it"
 like 'exceeds the limit' "$(cat "$T/beta/log")" "daemon logged the oversized frame"
