@@ -340,6 +340,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		session_free(&s);
 		return r;
 	}
+	jb_log(JB_LOG_DEBUG, "manifest of %zu entries built in %.0f ms", s.nfiles, (jb_now() - s.t0) * 1e3);
 	struct openers *all = malloc(sizeof *all);
 	if (!all) {
 		session_free(&s);
@@ -353,6 +354,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		return r;
 	}
 	s.ctl = &ctl;
+	jb_log(JB_LOG_DEBUG, "%s: control connection up after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) |
 			((nsrc > 1 || dst->dir_hint || !*dst->path) ? JB_HELLO_DEST_DIR : 0);
 	put_hello(&ctl.out, JB_OP_PUSH, flags, (uint16_t)o->streams, o->block_size, o->tune.rate_bps, dst->path,
@@ -377,6 +379,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	s.nstreams = w.u.welcome.streams;
 	s.block_size = w.u.welcome.block_size;
 	s.encrypt = w.u.welcome.flags & JB_HELLO_ENCRYPT;
+	jb_log(JB_LOG_DEBUG, "%s: WELCOME after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	r = streams_finish(all, 1, fp, &w, err);
 	free(all);
 	if (r < 0)

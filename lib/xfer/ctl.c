@@ -48,28 +48,55 @@ static int wait_fd(int fd, short ev, int timeout_ms)
 	return r;
 }
 
-int ctl_flush(struct ctl *c, struct jb_error *err)
+/* Write what the socket takes now: 1 when everything queued is out, 0 when
+ * some is left (*want: the poll event to wait for), <0 on error.  TLS is set
+ * up for partial writes and a moving buffer (tls.c), so a write left pending
+ * is retried with the same bytes wherever they have moved to. */
+static int out_some(struct ctl *c, short *want, struct jb_error *err)
 {
 	if (c->out.oom)
 		return jb_err(err, ENOMEM, "control message queue overflow");
-	size_t off = 0;
-	while (off < c->out.len) {
+	while (c->out_off < c->out.len) {
 		size_t put = 0;
-		if (SSL_write_ex(c->ssl, c->out.p + off, c->out.len - off, &put)) {
-			off += put;
+		if (SSL_write_ex(c->ssl, c->out.p + c->out_off, c->out.len - c->out_off, &put)) {
+			c->out_off += put;
 			continue;
 		}
 		int e = SSL_get_error(c->ssl, 0);
 		ERR_clear_error();
-		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-			if (wait_fd(c->fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, 60000) <= 0)
-				return jb_err(err, ETIMEDOUT, "%s: control connection stalled", c->peer);
-			continue;
+		if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
+			return jb_err(err, ECONNRESET, "%s: control connection lost", c->peer);
+		*want = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
+		if (c->out_off >= (1u << 20)) { /* drop what is out, keep the queue small */
+			memmove(c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
+			c->out.len -= c->out_off;
+			c->out_off = 0;
 		}
-		return jb_err(err, ECONNRESET, "%s: control connection lost", c->peer);
+		return 0;
 	}
-	c->out.len = 0;
-	return 0;
+	c->out.len = c->out_off = 0;
+	return 1;
+}
+
+static int flush_within(struct ctl *c, int timeout_ms, struct jb_error *err)
+{
+	for (;;) {
+		short want = 0;
+		int r = out_some(c, &want, err);
+		if (r)
+			return r < 0 ? r : 0;
+		if (wait_fd(c->fd, want, timeout_ms) <= 0)
+			return jb_err(err, ETIMEDOUT, "%s: control connection stalled", c->peer);
+	}
+}
+
+int ctl_flush(struct ctl *c, struct jb_error *err) { return flush_within(c, 60000, err); }
+
+int ctl_send(struct ctl *c, struct jb_error *err)
+{
+	short want;
+	int r = out_some(c, &want, err);
+	return r < 0 ? r : 0;
 }
 
 /* Try to decode one complete frame from the input buffer. */
@@ -126,22 +153,31 @@ int ctl_recv(struct ctl *c, int timeout_ms, int extra_fd, struct jb_error *err)
 				return jb_err(err, EPIPE, "%s: connection closed inside a frame (truncated)", c->peer);
 			return jb_err(err, EPIPE, "%s: control connection closed", c->peer);
 		}
+		/* queued frames go out while we wait (ctl_send) */
+		short wev = 0;
+		if (c->out_off < c->out.len && (r = out_some(c, &wev, err)) < 0)
+			return r;
 		int left = (int)((deadline - jb_now()) * 1000);
 		if (left <= 0)
 			return 0;
-		struct pollfd p[2] = {{.fd = c->fd, .events = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN},
+		struct pollfd p[2] = {{.fd = c->fd, .events = (short)((e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN) | wev)},
 				      {.fd = extra_fd, .events = POLLIN}};
 		int pr = poll(p, extra_fd >= 0 ? 2 : 1, left);
 		if (pr < 0 && errno != EINTR)
 			return jb_err(err, errno, "poll: %s", strerror(errno));
-		if (pr > 0 && extra_fd >= 0 && (p[1].revents & POLLIN) && !(p[0].revents))
+		if (pr > 0 && extra_fd >= 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			return 0;
 	}
 }
 
 int ctl_send_error(struct ctl *c, int code, const char *text)
 {
-	c->out.len = 0;
+	/* Frames the socket has not taken yet are dropped, but one TLS write
+	 * may be half done: those bytes go first (a few seconds at most), so
+	 * the ERROR lands on a frame boundary. */
+	if (c->out_off < c->out.len && !c->out.oom && flush_within(c, 5000, NULL) < 0)
+		return -EIO;
+	c->out.len = c->out_off = 0;
 	c->out.oom = false;
 	size_t m = jb_frame_begin(&c->out, JB_MSG_ERROR);
 	jb_buf_u16(&c->out, (uint16_t)(code < 0 ? -code : code));

@@ -243,7 +243,7 @@ int manifest_send(struct session *s, struct jb_error *err)
 			b->p[cpos + 3] = (uint8_t)count;
 		}
 		jb_frame_end(b, mark);
-		int r = ctl_flush(s->ctl, err);
+		int r = ctl_send(s->ctl, err);
 		if (r < 0)
 			return r;
 	}
@@ -251,7 +251,7 @@ int manifest_send(struct session *s, struct jb_error *err)
 	jb_buf_u32(b, (uint32_t)s->nfiles);
 	jb_buf_u64(b, s->bytes_total);
 	jb_frame_end(b, mark);
-	return ctl_flush(s->ctl, err);
+	return ctl_send(s->ctl, err); /* the rest goes while this end waits for answers */
 }
 
 static bool canonical(const char *p)

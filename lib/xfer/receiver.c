@@ -28,7 +28,10 @@ static const char *base_name(const char *p)
 	return sl ? sl + 1 : p;
 }
 
-/* The directory a file lands in, created as needed, resolved beneath. */
+/* The directory a file lands in, created as needed, resolved beneath.  The
+ * last one resolved is kept: files of a tree arrive directory by directory,
+ * and with small files resolving it again (a mkdirat and an openat2 per
+ * component, twice per file) was a large part of the receiver's work. */
 static int parent_dir(struct session *s, const char *path)
 {
 	const char *sl = strrchr(path, '/');
@@ -37,11 +40,31 @@ static int parent_dir(struct session *s, const char *path)
 		int fd = fcntl(s->destdir, F_DUPFD_CLOEXEC, 0);
 		return fd < 0 ? -errno : fd;
 	}
-	char *parent = strndup(path, (size_t)(sl - path));
+	size_t n = (size_t)(sl - path);
+	pthread_mutex_lock(&s->pdir_lock);
+	if (s->pdir && s->pdir_len == n && !memcmp(s->pdir, path, n)) {
+		int fd = fcntl(s->pdir_fd, F_DUPFD_CLOEXEC, 0);
+		pthread_mutex_unlock(&s->pdir_lock);
+		return fd < 0 ? -errno : fd;
+	}
+	pthread_mutex_unlock(&s->pdir_lock);
+	char *parent = strndup(path, n);
 	if (!parent)
 		return -ENOMEM;
 	int fd = jb_mkdirs_beneath(s->destdir, parent, 0755);
-	free(parent);
+	int keep = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (keep < 0) {
+		free(parent);
+		return fd;
+	}
+	pthread_mutex_lock(&s->pdir_lock);
+	free(s->pdir);
+	if (s->pdir_fd >= 0)
+		close(s->pdir_fd);
+	s->pdir = parent;
+	s->pdir_len = n;
+	s->pdir_fd = keep;
+	pthread_mutex_unlock(&s->pdir_lock);
 	return fd;
 }
 
@@ -437,7 +460,7 @@ need:;
 	if (b->len > (512u << 10)) {
 		/* files [0, i] are planned: their blocks may come once this is out */
 		atomic_store_explicit(&s->ready, (size_t)i + 1, memory_order_release);
-		return ctl_flush(s->ctl, err);
+		return ctl_send(s->ctl, err);
 	}
 	return 0;
 }
@@ -512,6 +535,7 @@ int receiver_plan(struct session *s, struct jb_error *err)
 	if (s->planned)
 		return 0;
 	s->planned = true;
+	double t0 = jb_now();
 	for (;;) {
 		/* Blocks follow the first NEEDs by one round trip: read them as
 		 * they come, not once the whole manifest is planned, or they fill
@@ -544,15 +568,17 @@ int receiver_plan(struct session *s, struct jb_error *err)
 		    (r = plan_files(s, from, err)) < 0)
 			return r;
 		atomic_store_explicit(&s->ready, s->nfiles, memory_order_release);
-		if ((r = ctl_flush(s->ctl, err)) < 0)
+		if ((r = ctl_send(s->ctl, err)) < 0)
 			return r;
 	}
+	jb_log(JB_LOG_DEBUG, "%s: manifest of %zu entries planned in %.0f ms", s->ctl->peer, s->nfiles,
+	       (jb_now() - t0) * 1e3);
 	size_t m = jb_frame_begin(&s->ctl->out, JB_MSG_NEED_END);
 	jb_frame_end(&s->ctl->out, m);
 	for (size_t i = 0; i < s->nfiles; i++)
 		if (s->files[i].type == JB_ENTRY_DIR)
 			file_done(s, (uint32_t)i, 0, NULL);
-	return ctl_flush(s->ctl, err);
+	return ctl_send(s->ctl, err);
 }
 
 int receiver_run(struct session *s, struct jb_error *err)
@@ -638,7 +664,7 @@ int receiver_run(struct session *s, struct jb_error *err)
 		if (n > 1)
 			journal_tx(s->journal, false);
 		free(ev);
-		if ((r = ctl_flush(s->ctl, err)) < 0)
+		if ((r = ctl_send(s->ctl, err)) < 0)
 			goto fail;
 		session_tick(s, false);
 		/* Every file is committed here and its FILE_DONE sent: a client
@@ -646,7 +672,11 @@ int receiver_run(struct session *s, struct jb_error *err)
 		if (s->no_bye && s->files_done == s->nfiles)
 			break;
 	}
+	if ((r = ctl_flush(s->ctl, err)) < 0) /* the last FILE_DONEs */
+		goto fail;
 	session_tick(s, true);
+	jb_log(JB_LOG_DEBUG, "%s: %zu entries committed, %.0f ms after the streams started", s->ctl->peer, s->nfiles,
+	       (jb_now() - s->t0) * 1e3);
 	session_close_streams(s);
 	return 0;
 fail_tell:

@@ -335,6 +335,10 @@ static int take_need(struct session *s, struct jb_error *err)
 		return jb_err(err, EBADMSG, "%s: NEED for unknown file %u", s->ctl->peer, fi);
 	if (fi < s->need_file || fi < s->plan_upto)
 		return jb_err(err, EBADMSG, "%s: NEED for file %u out of order", s->ctl->peer, fi);
+	if (!s->got_need)
+		jb_log(JB_LOG_DEBUG, "%s: first NEED %.0f ms after the streams started", s->ctl->peer,
+		       (jb_now() - s->t0) * 1e3);
+	s->got_need = true;
 	if (fi > s->need_file)
 		plan_files(s, fi);
 	s->need_file = fi;
@@ -400,6 +404,8 @@ static int handle_msg(struct session *s, struct jb_error *err)
 		if (s->needs_done)
 			return jb_err(err, EBADMSG, "%s: a second NEED_END", s->ctl->peer);
 		s->needs_done = true;
+		jb_log(JB_LOG_DEBUG, "%s: NEED_END %.0f ms after the streams started", s->ctl->peer,
+		       (jb_now() - s->t0) * 1e3);
 		plan_files(s, s->nfiles);
 		return 0;
 	case JB_MSG_NEED: {
@@ -511,11 +517,13 @@ int sender_run(struct session *s, struct jb_error *err)
 			}
 		}
 		free(ev);
-		if ((r = ctl_flush(s->ctl, err)) < 0)
+		if ((r = ctl_send(s->ctl, err)) < 0)
 			goto fail;
 		session_tick(s, false);
 	}
 	session_tick(s, true);
+	jb_log(JB_LOG_DEBUG, "%s: every FILE_DONE in, %.0f ms after the streams started", s->ctl->peer,
+	       (jb_now() - s->t0) * 1e3);
 	size_t m = jb_frame_begin(&s->ctl->out, JB_MSG_BYE);
 	jb_frame_end(&s->ctl->out, m);
 	r = ctl_flush(s->ctl, err);

@@ -312,6 +312,8 @@ static int do_list(struct jb_server *srv, struct ctl *ctl, const char *path)
 		uint8_t z[32] = {0};
 		put_welcome(&ctl->out, 0, 1, JB_WIRE_DEFAULT_BLOCK, z, z, srv->c->name);
 		r = manifest_send(&s, &err);
+		if (r == 0)
+			r = ctl_flush(ctl, &err); /* all of it before the close */
 	}
 out:
 	if (r < 0)
@@ -414,9 +416,24 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += JOIN_TIMEOUT;
 	pthread_mutex_lock(&srv->lock);
-	while (r == 0 && l->joined < l->expected && !atomic_load(&srv->stop))
+	while (r == 0 && l->joined < l->expected && !atomic_load(&srv->stop)) {
+		if (ctl->out_off < ctl->out.len) {
+			/* the manifest or the NEEDs are still going out: keep
+			 * writing them while the streams join */
+			pthread_mutex_unlock(&srv->lock);
+			r = ctl_send(ctl, &err);
+			if (r == 0 && ctl->out_off < ctl->out.len)
+				poll(&(struct pollfd){.fd = ctl->fd, .events = POLLOUT}, 1, 5);
+			pthread_mutex_lock(&srv->lock);
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (r == 0 && l->joined < l->expected && now.tv_sec >= until.tv_sec)
+				r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
+			continue;
+		}
 		if (pthread_cond_timedwait(&srv->joined, &srv->lock, &until) == ETIMEDOUT)
 			r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
+	}
 	/* no more joins: the session is about to run */
 	for (struct live **pp = &srv->live; *pp; pp = &(*pp)->next)
 		if (*pp == l) {

@@ -74,6 +74,8 @@ int session_init(struct session *s, bool sender)
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	pthread_mutex_init(&s->evlock, NULL);
+	pthread_mutex_init(&s->pdir_lock, NULL);
+	s->pdir_fd = -1;
 	for (int i = 0; i < LOCK_STRIPES; i++)
 		pthread_mutex_init(&s->stripes[i], NULL), pthread_mutex_init(&s->wlocks[i], NULL);
 	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++)
@@ -155,6 +157,10 @@ void session_free(struct session *s)
 	pthread_mutex_destroy(&s->qlock);
 	pthread_cond_destroy(&s->qcond);
 	pthread_mutex_destroy(&s->evlock);
+	pthread_mutex_destroy(&s->pdir_lock);
+	free(s->pdir);
+	if (s->pdir_fd >= 0)
+		close(s->pdir_fd);
 	for (int i = 0; i < LOCK_STRIPES; i++)
 		pthread_mutex_destroy(&s->stripes[i]), pthread_mutex_destroy(&s->wlocks[i]);
 }

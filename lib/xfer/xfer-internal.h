@@ -17,6 +17,7 @@ struct ctl {
 	SSL *ssl;
 	int fd;
 	struct jb_buf out;
+	size_t out_off;      /* out[0, out_off) has been written */
 	uint8_t *in;
 	size_t start, inlen;  /* unread input is in[start, inlen) */
 	struct jb_msg msg;   /* last decoded message; its pointers refer to in */
@@ -26,8 +27,13 @@ struct ctl {
 };
 int ctl_init(struct ctl *c, SSL *ssl, int fd);
 void ctl_close(struct ctl *c);
-/* Queue a frame built by the caller with jb_frame_begin/end on c->out. */
+/* Frames are built by the caller with jb_frame_begin/end on c->out.
+ * ctl_flush writes them all, waiting as long as it takes (up to 60 s without
+ * progress); ctl_send writes what the socket takes now and leaves the rest
+ * to be written while ctl_recv waits (or by the next ctl_flush), so that an
+ * end sending a long manifest or many NEEDs still reads what comes in. */
 int ctl_flush(struct ctl *c, struct jb_error *err);
+int ctl_send(struct ctl *c, struct jb_error *err);
 /* Wait up to timeout_ms for a message (or for extra_fd to become readable).
  * 1: c->msg holds a message; 0: timeout or extra_fd ready; <0: error. */
 int ctl_recv(struct ctl *c, int timeout_ms, int extra_fd, struct jb_error *err);
@@ -123,6 +129,7 @@ struct session {
 	size_t nplan, nextplan;
 	size_t plan_upto;    /* files [0, plan_upto) are in the plan */
 	uint32_t need_file;  /* the file the last NEED was for */
+	bool got_need;       /* a NEED has arrived */
 	bool needs_done;     /* NEED_END has arrived */
 	struct work *resend;
 	size_t nresend, capresend;
@@ -149,6 +156,10 @@ struct session {
 	bool (*streams_ready)(void *ud);
 	void *streams_ready_ud;
 	bool no_bye;         /* a receiving client: done at the last FILE_DONE */
+	pthread_mutex_t pdir_lock; /* the last parent directory resolved: */
+	char *pdir;          /* its path (pdir_len bytes) */
+	size_t pdir_len;
+	int pdir_fd;
 
 	pthread_mutex_t stripes[LOCK_STRIPES];
 	pthread_mutex_t wlocks[LOCK_STRIPES];
