@@ -69,4 +69,14 @@ diag "delay line: $stats"
 
 "$TB" down
 ok "$(ip netns list | grep -c "^$JBW_PREFIX-" | grep -qx 0; echo $?)" "testbed down removes its namespaces"
+
+# the benchmark itself, in short: one scenario (1,000 files of 64 KiB at
+# 150 ms), jumbo only, one repetition; the table and the JSON it writes
+out=$("$(dirname "$TB")/run" --quick --size 1M --scenarios small --tools jumbo-8 --out "$T/wan.json" 2>&1)
+ok $? "the WAN benchmark runs (make bench-wan, in short)"
+like 'small +[0-9]+\.[0-9]+ \([0-9.]+-[0-9.]+\)' "$out" "and prints the table: median (min-max) Gbit/s"
+ok "$(/usr/bin/python3 -c "import json, sys; r = json.load(open(sys.argv[1]))['scenarios']['small']['jumbo-8']
+sys.exit(0 if r['status'] == ['ok'] and r['median'] > 0 else 1)" "$T/wan.json"; echo $?)" \
+	"and writes it as JSON: jumbo moved the files, rated above zero"
+ok "$(ip netns list | grep -c "^$JBW_PREFIX-" | grep -qx 0; echo $?)" "and takes its testbed down"
 done_testing
