@@ -77,3 +77,23 @@ JB_EXPORT const struct jb_oci_desc *jb_oci_index_find(const struct jb_oci_manife
 
 JB_EXPORT int jb_oci_config_parse(const char *buf, size_t len, struct jb_oci_config *c, struct jb_error *err);
 JB_EXPORT void jb_oci_config_free(struct jb_oci_config *c);
+
+/* ---- the site's image store: an OCI image layout directory ----
+ * DIR/oci-layout, DIR/blobs/sha256/HEX: the layout of the image-spec, so that
+ * skopeo (oci:DIR) and umoci read and write it too.  A blob appears under its
+ * name only once every byte has been hashed and checked against the digest
+ * it was fetched for, and synced: a reader never sees a partial blob. */
+struct jb_oci_store;
+struct jb_oci_blob_writer;
+JB_EXPORT int jb_oci_store_open(const char *dir, struct jb_oci_store **ret, struct jb_error *err);
+JB_EXPORT void jb_oci_store_close(struct jb_oci_store *s);
+/* The path of a stored blob (caller frees), or NULL when it is not there. */
+JB_EXPORT char *jb_oci_store_path(struct jb_oci_store *s, const char *digest);
+/* Write a blob that must have this sha256 digest and, unless size < 0, this
+ * size.  commit checks both and moves it into place; abort (or a failed
+ * commit) leaves nothing behind.  Both free the writer. */
+JB_EXPORT int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size,
+				struct jb_oci_blob_writer **ret, struct jb_error *err);
+JB_EXPORT int jb_oci_blob_write(struct jb_oci_blob_writer *w, const void *p, size_t n, struct jb_error *err);
+JB_EXPORT int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err);
+JB_EXPORT void jb_oci_blob_abort(struct jb_oci_blob_writer *w);

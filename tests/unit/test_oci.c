@@ -1,7 +1,9 @@
 /* OCI image documents: digests, manifests, indexes, configs, and the
  * refusals a registry's or an archive's bad bytes must get. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jumbo/oci.h"
 #include "tap.h"
@@ -118,5 +120,51 @@ int main(void)
 	memset(&e, 0, sizeof e);
 	ok(jb_oci_config_parse(cfgnoroot, strlen(cfgnoroot), &k, &e) == -EINVAL && strstr(e.msg, "Cmd"),
 	   "a Cmd that is not an array is refused: %s", e.msg);
+
+	/* the store: an OCI layout whose blobs are checked on the way in */
+	char dir[] = "/tmp/jumbo-test-oci-XXXXXX";
+	ok(mkdtemp(dir) != NULL, "a scratch directory");
+	struct jb_oci_store *st = NULL;
+	memset(&e, 0, sizeof e);
+	ok(jb_oci_store_open(dir, &st, &e) == 0, "a store opens (%s)", e.msg);
+	char lay[256];
+	snprintf(lay, sizeof lay, "%s/oci-layout", dir);
+	FILE *lf = fopen(lay, "r");
+	char lbuf[64] = {0};
+	ok(lf && fread(lbuf, 1, sizeof lbuf - 1, lf) > 0, "it has an oci-layout file");
+	if (lf)
+		fclose(lf);
+	is_str(lbuf, "{\"imageLayoutVersion\":\"1.0.0\"}", "saying version 1.0.0");
+	const char *blob = "hello, layer";
+	char bd[JB_OCI_DIGEST_MAX];
+	jb_oci_digest_of(blob, strlen(blob), bd);
+	ok(jb_oci_store_path(st, bd) == NULL, "a blob not stored has no path");
+	struct jb_oci_blob_writer *w = NULL;
+	ok(jb_oci_blob_begin(st, bd, (int64_t)strlen(blob), &w, &e) == 0 && jb_oci_blob_write(w, blob, 5, &e) == 0 &&
+	   jb_oci_blob_write(w, blob + 5, strlen(blob) - 5, &e) == 0 && jb_oci_blob_commit(w, &e) == 0,
+	   "a blob written in pieces is committed (%s)", e.msg);
+	char *bp = jb_oci_store_path(st, bd);
+	ok(bp && strstr(bp, "/blobs/sha256/") && access(bp, R_OK) == 0, "and is found under blobs/sha256/");
+	free(bp);
+	char other[JB_OCI_DIGEST_MAX];
+	jb_oci_digest_of("something else", 14, other);
+	memset(&e, 0, sizeof e);
+	ok(jb_oci_blob_begin(st, other, -1, &w, &e) == 0 && jb_oci_blob_write(w, blob, strlen(blob), &e) == 0 &&
+	   jb_oci_blob_commit(w, &e) == -EBADMSG && strstr(e.msg, "hash to"),
+	   "bytes that do not match the digest are refused: %s", e.msg);
+	ok(jb_oci_store_path(st, other) == NULL, "and not stored under it");
+	memset(&e, 0, sizeof e);
+	ok(jb_oci_blob_begin(st, bd, 3, &w, &e) == 0 && jb_oci_blob_write(w, blob, strlen(blob), &e) == -EFBIG,
+	   "more bytes than announced are refused: %s", e.msg);
+	jb_oci_blob_abort(w);
+	memset(&e, 0, sizeof e);
+	ok(jb_oci_blob_begin(st, "sha256:../../etc", 1, &w, &e) == -EINVAL, "a digest that is a path is refused");
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "test $(ls -A %s/blobs/sha256 | wc -l) = 1", dir);
+	ok(system(cmd) == 0, "nothing but the one good blob is left, no temporary files");
+	jb_oci_store_close(st);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
 	return tap_done();
 }

@@ -1,0 +1,183 @@
+/* The site's image store: an OCI image layout directory whose blobs are
+ * written through a check of their digest, so that nothing unverified is
+ * ever found under a digest's name. */
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jumbo/oci.h"
+
+struct jb_oci_store {
+	char *dir;
+};
+
+struct jb_oci_blob_writer {
+	struct jb_oci_store *s;
+	char digest[JB_OCI_DIGEST_MAX];
+	int64_t size, written;
+	int fd;
+	char *tmp;
+	EVP_MD_CTX *md;
+};
+
+static int mkdir_p(const char *path)
+{
+	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+int jb_oci_store_open(const char *dir, struct jb_oci_store **ret, struct jb_error *err)
+{
+	char p[4096];
+	int r;
+	if ((r = mkdir_p(dir)) < 0)
+		return jb_err(err, r, "%s: %s", dir, strerror(-r));
+	snprintf(p, sizeof p, "%s/blobs", dir);
+	if ((r = mkdir_p(p)) == 0) {
+		snprintf(p, sizeof p, "%s/blobs/sha256", dir);
+		r = mkdir_p(p);
+	}
+	if (r < 0)
+		return jb_err(err, r, "%s: %s", p, strerror(-r));
+	snprintf(p, sizeof p, "%s/oci-layout", dir);
+	if (access(p, F_OK) < 0) {
+		static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+		FILE *f = fopen(p, "we");
+		if (!f || fwrite(layout, 1, sizeof layout - 1, f) != sizeof layout - 1) {
+			r = -errno;
+			if (f)
+				fclose(f);
+			return jb_err(err, r ? r : EIO, "%s: cannot write", p);
+		}
+		if (fclose(f) != 0)
+			return jb_err(err, errno, "%s: %s", p, strerror(errno));
+	}
+	struct jb_oci_store *s = calloc(1, sizeof *s);
+	if (!s || !(s->dir = strdup(dir))) {
+		free(s);
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
+void jb_oci_store_close(struct jb_oci_store *s)
+{
+	if (!s)
+		return;
+	free(s->dir);
+	free(s);
+}
+
+static char *blob_path(struct jb_oci_store *s, const char *digest)
+{
+	char *p = NULL;
+	if (jb_oci_digest_check(digest) < 0 || strncmp(digest, "sha256:", 7))
+		return NULL;
+	if (asprintf(&p, "%s/blobs/sha256/%s", s->dir, digest + 7) < 0)
+		return NULL;
+	return p;
+}
+
+char *jb_oci_store_path(struct jb_oci_store *s, const char *digest)
+{
+	char *p = blob_path(s, digest);
+	if (p && access(p, F_OK) < 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size, struct jb_oci_blob_writer **ret,
+		      struct jb_error *err)
+{
+	if (jb_oci_digest_check(digest) < 0 || strncmp(digest, "sha256:", 7))
+		return jb_err(err, EINVAL, "%s: not a sha256 digest", digest);
+	struct jb_oci_blob_writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->s = s;
+	w->size = size;
+	w->fd = -1;
+	strcpy(w->digest, digest);
+	if (asprintf(&w->tmp, "%s/blobs/sha256/.%s.XXXXXX", s->dir, digest + 7) < 0) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->fd = mkostemp(w->tmp, O_CLOEXEC);
+	if (w->fd < 0) {
+		int e = errno;
+		free(w->tmp);
+		free(w);
+		return jb_err(err, e, "%s: %s", s->dir, strerror(e));
+	}
+	w->md = EVP_MD_CTX_new();
+	if (!w->md || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
+		jb_oci_blob_abort(w);
+		return -ENOMEM;
+	}
+	*ret = w;
+	return 0;
+}
+
+int jb_oci_blob_write(struct jb_oci_blob_writer *w, const void *p, size_t n, struct jb_error *err)
+{
+	if (w->size >= 0 && (uint64_t)w->written + n > (uint64_t)w->size)
+		return jb_err(err, EFBIG, "%s: more than the %lld bytes announced", w->digest, (long long)w->size);
+	EVP_DigestUpdate(w->md, p, n);
+	int r = jb_write_full(w->fd, p, n);
+	if (r < 0)
+		return jb_err(err, r, "%s: %s", w->digest, strerror(-r));
+	w->written += (int64_t)n;
+	return 0;
+}
+
+int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err)
+{
+	unsigned char md[32];
+	unsigned int mdl = 0;
+	char got[JB_OCI_DIGEST_MAX] = "sha256:";
+	int r = 0;
+	EVP_DigestFinal_ex(w->md, md, &mdl);
+	jb_hex(md, 32, got + 7);
+	if (w->size >= 0 && w->written != w->size)
+		r = jb_err(err, EIO, "%s: %lld bytes, %lld announced", w->digest, (long long)w->written,
+			   (long long)w->size);
+	else if (strcmp(got, w->digest))
+		r = jb_err(err, EBADMSG, "%s: the bytes hash to %s", w->digest, got);
+	else if (fsync(w->fd) < 0)
+		r = jb_err(err, errno, "%s: %s", w->digest, strerror(errno));
+	if (r == 0) {
+		char *final = blob_path(w->s, w->digest);
+		if (!final)
+			r = -ENOMEM;
+		else if (rename(w->tmp, final) < 0)
+			r = jb_err(err, errno, "%s: %s", final, strerror(errno));
+		free(final);
+		if (r == 0) {
+			free(w->tmp);
+			w->tmp = NULL;
+		}
+	}
+	jb_oci_blob_abort(w);
+	return r;
+}
+
+void jb_oci_blob_abort(struct jb_oci_blob_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->tmp)
+		unlink(w->tmp);
+	free(w->tmp);
+	EVP_MD_CTX_free(w->md);
+	free(w);
+}
