@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jumbo/oci.h"
+#include "oci-internal.h"
 
 int jb_oci_digest_check(const char *d)
 {
@@ -24,13 +24,18 @@ int jb_oci_digest_check(const char *d)
 	return d[hex] ? -EINVAL : 0;
 }
 
+void oci_sha256_text(const unsigned char md[32], char out[JB_OCI_DIGEST_MAX])
+{
+	memcpy(out, "sha256:", 7);
+	jb_hex(md, 32, out + 7);
+}
+
 void jb_oci_digest_of(const void *p, size_t n, char out[JB_OCI_DIGEST_MAX])
 {
 	unsigned char md[32];
 	unsigned int mdl = 0;
 	EVP_Digest(p, n, md, &mdl, EVP_sha256(), NULL);
-	memcpy(out, "sha256:", 7);
-	jb_hex(md, 32, out + 7);
+	oci_sha256_text(md, out);
 }
 
 int jb_oci_layer_compression(const char *mt, enum jb_oci_compression *c)

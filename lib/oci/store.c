@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "jumbo/oci.h"
+#include "oci-internal.h"
 
 struct jb_oci_store {
 	char *dir;
@@ -20,30 +20,22 @@ struct jb_oci_blob_writer {
 	char digest[JB_OCI_DIGEST_MAX];
 	int64_t size, written;
 	int fd;
-	char *tmp;
+	char *tmp, *final;
 	EVP_MD_CTX *md;
 };
-
-static int mkdir_p(const char *path)
-{
-	if (mkdir(path, 0755) == 0 || errno == EEXIST)
-		return 0;
-	return -errno;
-}
 
 int jb_oci_store_open(const char *dir, struct jb_oci_store **ret, struct jb_error *err)
 {
 	char p[4096];
-	int r;
-	if ((r = mkdir_p(dir)) < 0)
-		return jb_err(err, r, "%s: %s", dir, strerror(-r));
-	snprintf(p, sizeof p, "%s/blobs", dir);
-	if ((r = mkdir_p(p)) == 0) {
-		snprintf(p, sizeof p, "%s/blobs/sha256", dir);
-		r = mkdir_p(p);
-	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r = dfd < 0 ? -errno : jb_mkdirs_beneath(dfd, "blobs/sha256", 0755);
+	if (dfd >= 0)
+		close(dfd);
 	if (r < 0)
-		return jb_err(err, r, "%s: %s", p, strerror(-r));
+		return jb_err(err, r, "%s/blobs/sha256: %s", dir, strerror(-r));
+	close(r);
 	snprintf(p, sizeof p, "%s/oci-layout", dir);
 	if (access(p, F_OK) < 0) {
 		static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
@@ -97,24 +89,28 @@ char *jb_oci_store_path(struct jb_oci_store *s, const char *digest)
 int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size, struct jb_oci_blob_writer **ret,
 		      struct jb_error *err)
 {
-	if (jb_oci_digest_check(digest) < 0 || strncmp(digest, "sha256:", 7))
-		return jb_err(err, EINVAL, "%s: not a sha256 digest", digest);
 	struct jb_oci_blob_writer *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
+	if (!(w->final = blob_path(s, digest))) {
+		free(w);
+		return jb_err(err, EINVAL, "%s: not a sha256 digest", digest);
+	}
 	w->s = s;
 	w->size = size;
 	w->fd = -1;
 	strcpy(w->digest, digest);
 	if (asprintf(&w->tmp, "%s/blobs/sha256/.%s.XXXXXX", s->dir, digest + 7) < 0) {
-		free(w);
+		w->tmp = NULL;
+		jb_oci_blob_abort(w);
 		return -ENOMEM;
 	}
 	w->fd = mkostemp(w->tmp, O_CLOEXEC);
 	if (w->fd < 0) {
 		int e = errno;
 		free(w->tmp);
-		free(w);
+		w->tmp = NULL;
+		jb_oci_blob_abort(w);
 		return jb_err(err, e, "%s: %s", s->dir, strerror(e));
 	}
 	w->md = EVP_MD_CTX_new();
@@ -142,10 +138,10 @@ int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err)
 {
 	unsigned char md[32];
 	unsigned int mdl = 0;
-	char got[JB_OCI_DIGEST_MAX] = "sha256:";
+	char got[JB_OCI_DIGEST_MAX];
 	int r = 0;
 	EVP_DigestFinal_ex(w->md, md, &mdl);
-	jb_hex(md, 32, got + 7);
+	oci_sha256_text(md, got);
 	if (w->size >= 0 && w->written != w->size)
 		r = jb_err(err, EIO, "%s: %lld bytes, %lld announced", w->digest, (long long)w->written,
 			   (long long)w->size);
@@ -153,17 +149,11 @@ int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err)
 		r = jb_err(err, EBADMSG, "%s: the bytes hash to %s", w->digest, got);
 	else if (fsync(w->fd) < 0)
 		r = jb_err(err, errno, "%s: %s", w->digest, strerror(errno));
+	if (r == 0 && rename(w->tmp, w->final) < 0)
+		r = jb_err(err, errno, "%s: %s", w->final, strerror(errno));
 	if (r == 0) {
-		char *final = blob_path(w->s, w->digest);
-		if (!final)
-			r = -ENOMEM;
-		else if (rename(w->tmp, final) < 0)
-			r = jb_err(err, errno, "%s: %s", final, strerror(errno));
-		free(final);
-		if (r == 0) {
-			free(w->tmp);
-			w->tmp = NULL;
-		}
+		free(w->tmp);
+		w->tmp = NULL;
 	}
 	jb_oci_blob_abort(w);
 	return r;
@@ -178,6 +168,7 @@ void jb_oci_blob_abort(struct jb_oci_blob_writer *w)
 	if (w->tmp)
 		unlink(w->tmp);
 	free(w->tmp);
+	free(w->final);
 	EVP_MD_CTX_free(w->md);
 	free(w);
 }

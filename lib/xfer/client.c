@@ -476,6 +476,11 @@ int jb_client_list(struct jb_client *cl, const struct jb_remote *src, struct jb_
 	put_hello(&ctl.out, JB_OP_LIST, 0, 1, JB_WIRE_DEFAULT_BLOCK, 0, src->path, cl->c->name);
 	struct jb_list_entry *v = NULL;
 	size_t n = 0;
+	struct jb_wire_entry *e = malloc(sizeof *e); /* 4 KiB of path: not on the stack */
+	if (!e) {
+		ctl_close(&ctl);
+		return -ENOMEM;
+	}
 	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0)
 		goto out;
 	for (;;) {
@@ -497,18 +502,12 @@ int jb_client_list(struct jb_client *cl, const struct jb_remote *src, struct jb_
 		}
 		v = nv;
 		struct jb_wire_iter it = {ctl.msg.u.files.entries, ctl.msg.u.files.len};
-		struct jb_wire_entry *e = malloc(sizeof *e); /* 4 KiB of path: not on the stack */
-		if (!e) {
-			r = -ENOMEM;
-			goto out;
-		}
 		for (uint32_t i = 0; i < ctl.msg.u.files.count; i++) {
 			jb_wire_entry_next(&it, e);
 			v[n] = (struct jb_list_entry){.path = strdup(e->path), .type = e->type, .size = e->size,
 						      .mode = e->mode, .mtime_ns = e->mtime_ns};
 			n++;
 		}
-		free(e);
 	}
 	*ret = v;
 	*ret_n = n;
@@ -516,6 +515,7 @@ int jb_client_list(struct jb_client *cl, const struct jb_remote *src, struct jb_
 	n = 0;
 	r = 0;
 out:
+	free(e);
 	jb_list_free(v, n);
 	ctl_close(&ctl);
 	return r;

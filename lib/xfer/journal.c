@@ -10,8 +10,9 @@
 
 #include "xfer-internal.h"
 
-enum { ST_FIND, ST_BLOCKS, ST_NEW, ST_COMMIT, ST_DEL_BLOCKS, ST_DEL, ST_N };
+enum { ST_ADD, ST_FIND, ST_BLOCKS, ST_NEW, ST_COMMIT, ST_DEL_BLOCKS, ST_DEL, ST_N };
 static const char *const sql_of[ST_N] = {
+	[ST_ADD] = "INSERT OR REPLACE INTO block(partial, idx, digest) VALUES(?,?,?)",
 	[ST_FIND] = "SELECT id, size, mtime_ns, block_size, origin, committed, root FROM partial WHERE key=?",
 	[ST_BLOCKS] = "SELECT idx, digest FROM block WHERE partial=?",
 	[ST_NEW] = "INSERT INTO partial(key, size, mtime_ns, block_size, origin, created) VALUES(?,?,?,?,?,?)",
@@ -28,9 +29,8 @@ struct journal {
 	 * wait instead of landing inside, or failing to begin, this one's. */
 	pthread_mutex_t lock;
 	int depth;           /* journal_tx nesting, under lock */
-	sqlite3_stmt *add;
-	/* Statements run once or twice per file, prepared once: parsing them
-	 * each time was most of a receiver's CPU with 10,000 small files. */
+	/* Every statement, prepared once: parsing them for each file was most
+	 * of a receiver's CPU with 10,000 small files. */
 	sqlite3_stmt *st[ST_N];
 };
 
@@ -61,9 +61,6 @@ int journal_open(const char *path, struct journal **ret, struct jb_error *err)
 	sqlite3_busy_timeout(j->db, 10000);
 	if (sqlite3_exec(j->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
-	if (sqlite3_prepare_v2(j->db, "INSERT OR REPLACE INTO block(partial, idx, digest) VALUES(?,?,?)", -1,
-			       &j->add, NULL) != SQLITE_OK)
-		goto fail;
 	for (int i = 0; i < ST_N; i++)
 		if (sqlite3_prepare_v3(j->db, sql_of[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL) != SQLITE_OK)
 			goto fail;
@@ -79,7 +76,6 @@ void journal_close(struct journal *j)
 {
 	if (!j)
 		return;
-	sqlite3_finalize(j->add);
 	for (int i = 0; i < ST_N; i++)
 		sqlite3_finalize(j->st[i]);
 	sqlite3_close(j->db);
@@ -174,8 +170,9 @@ int journal_begin(struct journal *j, const char *key, uint64_t size, int64_t mti
 out:
 	if (r < 0)
 		jb_err(err, EIO, "journal: %s", sqlite3_errmsg(j->db));
-	for (int i = 0; i < ST_N; i++)
-		sqlite3_reset(j->st[i]); /* no statement stays open (it would hold a read lock) */
+	/* a query left on a row would hold its read lock */
+	sqlite3_reset(j->st[ST_FIND]);
+	sqlite3_reset(j->st[ST_BLOCKS]);
 	pthread_mutex_unlock(&j->lock);
 	return r;
 }
@@ -183,11 +180,11 @@ out:
 int journal_add(struct journal *j, int64_t id, uint64_t idx, const uint8_t digest[JB_DIGEST_LEN])
 {
 	pthread_mutex_lock(&j->lock);
-	sqlite3_reset(j->add);
-	sqlite3_bind_int64(j->add, 1, id);
-	sqlite3_bind_int64(j->add, 2, (int64_t)idx);
-	sqlite3_bind_blob(j->add, 3, digest, JB_DIGEST_LEN, SQLITE_STATIC);
-	int r = sqlite3_step(j->add) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_stmt *st = stmt(j, ST_ADD);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)idx);
+	sqlite3_bind_blob(st, 3, digest, JB_DIGEST_LEN, SQLITE_STATIC);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 	pthread_mutex_unlock(&j->lock);
 	return r;
 }

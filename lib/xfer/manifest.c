@@ -283,17 +283,17 @@ int manifest_take(struct session *s, const struct jb_msg *m, struct jb_error *er
 				   e->path);
 			break;
 		}
-		/* order is that of the sender's paths */
-		if (s->last_path && path_cmp(s->last_path, e->path) >= 0) {
+		/* order is that of the sender's paths (before any renaming) */
+		if (s->nfiles && path_cmp(s->last_path, e->path) >= 0) {
 			r = jb_err(err, EBADMSG, "%s: file list not in order or has duplicates at '%s'", s->ctl->peer,
 				   e->path);
 			break;
 		}
-		free(s->last_path);
-		if (!(s->last_path = strdup(e->path))) {
+		if (!s->last_path && !(s->last_path = malloc(JB_PATH_MAX))) {
 			r = -ENOMEM;
 			break;
 		}
+		strcpy(s->last_path, e->path); /* the decoder bounds it below JB_PATH_MAX */
 		if (s->rename_top) {
 			const char *sl = strchr(e->path, '/');
 			size_t tl = sl ? (size_t)(sl - e->path) : strlen(e->path);

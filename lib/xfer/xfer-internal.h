@@ -146,7 +146,7 @@ struct session {
 	bool dest_beneath;
 	char *rename_top;    /* replace the first path component with this */
 	char *top;           /* the first path component being replaced */
-	char *last_path;     /* the last manifest entry's path, as sent */
+	char *last_path;     /* JB_PATH_MAX bytes: the last manifest entry's path, as sent */
 	char *keybase;       /* journal key prefix */
 	struct journal *journal;
 	bool planned;        /* NEED_END has been sent */
