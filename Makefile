@@ -48,12 +48,12 @@ bench-wan-verify: build
 bench-cpu: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/loopback/cpu
 
-# Grow the wire and OCI corpora with libFuzzer (needs clang): make fuzz SECONDS=300
+# Grow the wire, OCI and layer corpora with libFuzzer (needs clang): make fuzz SECONDS=300
 SECONDS ?= 120
 fuzz:
 	test -f $(FUZZ)/build.ninja || CC=clang meson setup $(FUZZ) -Dfuzz=true
-	ninja -C $(FUZZ) tests/fuzz_wire tests/fuzz_oci
-	set -e; for t in wire oci; do mkdir -p $(FUZZ)/corpus-new-$$t; \
+	ninja -C $(FUZZ) tests/fuzz_wire tests/fuzz_oci tests/fuzz_layer
+	set -e; for t in wire oci layer; do mkdir -p $(FUZZ)/corpus-new-$$t; \
 	  $(FUZZ)/tests/fuzz_$$t -max_total_time=$(SECONDS) -max_len=4096 $(FUZZ)/corpus-new-$$t tests/fuzz/corpus/$$t; \
 	  $(FUZZ)/tests/fuzz_$$t -merge=1 tests/fuzz/corpus/$$t $(FUZZ)/corpus-new-$$t; done
 

@@ -18,6 +18,11 @@ int cmd_send(struct cli *g, int argc, char **argv);
 int cmd_get(struct cli *g, int argc, char **argv);
 int cmd_ls(struct cli *g, int argc, char **argv);
 int cmd_sum(struct cli *g, int argc, char **argv);
+int cmd_image(struct cli *g, int argc, char **argv);
+int cmd_run(struct cli *g, int argc, char **argv);
+int cmd_jobs(struct cli *g, int argc, char **argv);
+int cmd_logs(struct cli *g, int argc, char **argv);
+int cmd_kill(struct cli *g, int argc, char **argv);
 
 /* common.c */
 int cli_load_config(struct cli *g, struct jb_config **ret);

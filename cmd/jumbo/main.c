@@ -15,6 +15,11 @@ static const struct {
 	{"send", cmd_send, "send local files to a site:   jumbo send [-r] [-P N] SRC... PEER:PATH"},
 	{"get", cmd_get, "fetch files from a site:       jumbo get [-r] [-P N] PEER:PATH DEST"},
 	{"ls", cmd_ls, "list a directory on a site:    jumbo ls [-l] [--json] PEER:PATH"},
+	{"run", cmd_run, "run a job in a container here:  jumbo run [-i IMAGE] [-d PATH] [-m 4G] -- CMD..."},
+	{"jobs", cmd_jobs, "list jobs:                     jumbo jobs [--json] [ID]"},
+	{"logs", cmd_logs, "a job's output:                jumbo logs [-f] ID"},
+	{"kill", cmd_kill, "cancel jobs:                   jumbo kill ID..."},
+	{"image", cmd_image, "images and registries:         jumbo image pull|push|ls|rm|build|import ..."},
 	{"keygen", cmd_keygen, "make a site identity:          jumbo keygen --dir DIR [--name NAME]"},
 	{"fingerprint", cmd_fingerprint, "print an identity's fingerprint: jumbo fingerprint [--dir DIR]"},
 	{"sum", cmd_sum, "the digest jumbo reports, computed locally: jumbo sum FILE..."},
@@ -64,7 +69,7 @@ int main(int argc, char **argv)
 			optind++;
 			int sub_argc = argc - optind + 1;
 			char **sub_argv = argv + optind - 1;
-			optind = 1;
+			optind = 0; /* a full reset: subcommands permute their arguments */
 			return commands[i].fn(&g, sub_argc, sub_argv);
 		}
 	if (!strcmp(name, "help")) {

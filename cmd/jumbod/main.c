@@ -9,6 +9,8 @@
 #include "jb_version.h"
 #include "jumbo/api.h"
 #include "jumbo/config.h"
+#include "jumbo/run.h"
+#include "jumbo/sched.h"
 #include "jumbo/xfer.h"
 
 /* How long a stop waits for the sessions in progress to end. */
@@ -47,7 +49,7 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
 		{"ready-file", required_argument, NULL, 'R'}, {"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'}, {0},
+		{"help", no_argument, NULL, 'h'}, {"supervise", required_argument, NULL, 'S'}, {0},
 	};
 	const char *config = getenv("JUMBO_CONFIG"), *ready = NULL;
 	bool check = false;
@@ -61,6 +63,8 @@ int main(int argc, char **argv)
 		case 'v': lvl = JB_LOG_DEBUG; break;
 		case 'q': lvl = JB_LOG_WARN; break;
 		case 'V': printf("jumbod %s\n", JB_VERSION); return 0;
+		/* internal: jumbod runs itself as each job's supervisor */
+		case 'S': return jb_run_supervise(optarg);
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -99,13 +103,20 @@ int main(int argc, char **argv)
 	}
 	struct jb_server *srv = NULL;
 	struct jb_api *api = NULL;
+	struct jb_jobs *jobs = NULL;
 	if (jb_server_new(c, &srv, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
 		jb_config_free(c);
 		return 1;
 	}
-	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, &api, &err) < 0) {
+	/* jobs are this site's second service: without crun, transfers still run */
+	if (jb_jobs_open(c, "/proc/self/exe", &jobs, &err) < 0) {
+		jb_log(JB_LOG_WARN, "%s; jobs are off", err.msg);
+		memset(&err, 0, sizeof err);
+	}
+	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, jobs, &api, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
+		jb_jobs_close(jobs);
 		jb_server_free(srv);
 		jb_config_free(c);
 		return 1;
@@ -130,6 +141,7 @@ int main(int argc, char **argv)
 	jb_server_run(srv);
 	jb_log(JB_LOG_INFO, "site %s: stopping", c->name);
 	jb_api_stop(api);
+	jb_jobs_close(jobs); /* running jobs go on under their supervisors */
 	if (jb_server_drain(srv, DRAIN_MS) < 0) {
 		/* threads still hold the journal and TLS state: leave without the
 		 * exit handlers that would tear those down under them */

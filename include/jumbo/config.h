@@ -21,6 +21,7 @@ struct jb_config {
 	char *api;            /* jumbod REST API, host:port ("" or "off" disables);
 			       * a bare host gets JB_DEFAULT_API_PORT when parsed */
 	char *state;          /* jumbod state directory */
+	char *images;         /* the image store (an OCI layout); default STATE/images */
 	struct jb_peer *peers;
 	size_t npeers;
 };

@@ -89,11 +89,156 @@ JB_EXPORT int jb_oci_store_open(const char *dir, struct jb_oci_store **ret, stru
 JB_EXPORT void jb_oci_store_close(struct jb_oci_store *s);
 /* The path of a stored blob (caller frees), or NULL when it is not there. */
 JB_EXPORT char *jb_oci_store_path(struct jb_oci_store *s, const char *digest);
-/* Write a blob that must have this sha256 digest and, unless size < 0, this
- * size.  commit checks both and moves it into place; abort (or a failed
- * commit) leaves nothing behind.  Both free the writer. */
+/* Write a blob that must have this sha256 digest (NULL: whatever it hashes
+ * to, a blob jumbo makes) and, unless size < 0, this size.  commit checks
+ * both and moves it into place; abort (or a failed commit) leaves nothing
+ * behind.  Both free the writer.  commit_as also gives the digest. */
 JB_EXPORT int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size,
 				struct jb_oci_blob_writer **ret, struct jb_error *err);
 JB_EXPORT int jb_oci_blob_write(struct jb_oci_blob_writer *w, const void *p, size_t n, struct jb_error *err);
 JB_EXPORT int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err);
+JB_EXPORT int jb_oci_blob_commit_as(struct jb_oci_blob_writer *w, char ret_digest[JB_OCI_DIGEST_MAX],
+				     struct jb_error *err);
 JB_EXPORT void jb_oci_blob_abort(struct jb_oci_blob_writer *w);
+
+/* ---- layers ----
+ * Unpack a layer blob (read from blobfd, compressed as c) into the empty
+ * directory dirfd, in the form overlayfs stacks: an OCI whiteout ".wh.NAME"
+ * becomes a 0:0 character device NAME, ".wh..wh..opq" makes its directory
+ * opaque (trusted.overlay.opaque=y).  An entry whose path is absolute or
+ * climbs with "..", a device node, a hard link out of the layer or a write
+ * through a link out of it ends the unpacking with an error naming the
+ * entry; the caller removes the directory.  The bytes must be compressed as
+ * the media type says.  diff_id (may be NULL) receives the sha256 of the
+ * uncompressed tar, for the check against the image config. */
+JB_EXPORT int jb_oci_layer_unpack(int blobfd, enum jb_oci_compression c, int dirfd, char diff_id[JB_OCI_DIGEST_MAX],
+				  struct jb_error *err);
+
+/* ---- the OCI Distribution API (a registry client) ----
+ * host is "name[:port]"; loopback hosts are spoken to in plain HTTP, others
+ * in HTTPS unless insecure is set.  Credentials are sent only when the
+ * registry asks (Basic, or to the realm of a Bearer challenge for a token).
+ * Every function returns 0 (or what it says) or a negative errno with err
+ * naming the registry, the object and the registry's own error words:
+ * -ENOENT for an unknown repository, tag or blob, -EACCES for refused
+ * credentials, -ECONNREFUSED for a registry that does not answer, -EBADMSG
+ * for bytes that do not match their digest. */
+typedef void (*jb_registry_progress_fn)(void *ud, uint64_t done, uint64_t total);
+struct jb_registry_opts {
+	const char *user, *password;  /* NULL: anonymous */
+	const char *ca_file;          /* NULL: the system's */
+	bool insecure;                /* plain HTTP to a host that is not loopback */
+	long timeout_s;               /* a transfer that moves nothing this long ends; 0: 30 s */
+	jb_registry_progress_fn progress; /* blob bytes moved, may be NULL */
+	void *progress_ud;
+};
+struct jb_registry;
+JB_EXPORT int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct jb_registry **ret,
+			       struct jb_error *err);
+JB_EXPORT void jb_registry_close(struct jb_registry *r);
+JB_EXPORT const char *jb_registry_host(const struct jb_registry *r);
+/* GET /v2/: the registry answers and accepts the credentials. */
+JB_EXPORT int jb_registry_ping(struct jb_registry *r, struct jb_error *err);
+/* A manifest or index by tag or digest: its bytes (NUL-terminated, caller
+ * frees), its media type (caller frees) and its sha256 digest, checked
+ * against the digest asked for and against the one the registry announces. */
+JB_EXPORT int jb_registry_manifest_get(struct jb_registry *r, const char *repo, const char *ref, char **ret_buf,
+				       size_t *ret_len, char **ret_mt, char ret_digest[JB_OCI_DIGEST_MAX],
+				       struct jb_error *err);
+JB_EXPORT int jb_registry_manifest_put(struct jb_registry *r, const char *repo, const char *ref, const char *buf,
+				       size_t len, const char *media_type, char ret_digest[JB_OCI_DIGEST_MAX],
+				       struct jb_error *err);
+JB_EXPORT int jb_registry_manifest_delete(struct jb_registry *r, const char *repo, const char *digest,
+					  struct jb_error *err);
+/* 1 when the registry has the blob, 0 when not. */
+JB_EXPORT int jb_registry_blob_exists(struct jb_registry *r, const char *repo, const char *digest,
+				      struct jb_error *err);
+/* A blob into the store, through its digest and size check. */
+JB_EXPORT int jb_registry_blob_get(struct jb_registry *r, const char *repo, const struct jb_oci_desc *d,
+				   struct jb_oci_store *s, struct jb_error *err);
+/* size bytes of fd as the blob digest: skipped when the registry has it,
+ * else one PUT, or PATCHes of chunk bytes then a PUT when chunk is not 0
+ * and the blob is larger. */
+JB_EXPORT int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *digest, int fd, int64_t size,
+				   size_t chunk, struct jb_error *err);
+
+/* ---- images in the store ----
+ * A name is [HOST[:PORT]/]REPO[:TAG][@DIGEST], as docker and skopeo write
+ * them; the tag defaults to "latest".  HOST is taken to be a registry when
+ * it has a dot or a colon or is "localhost". */
+struct jb_oci_ref {
+	char host[256];
+	char repo[256];
+	char tag[129];                  /* "" when only a digest was given */
+	char digest[JB_OCI_DIGEST_MAX]; /* "" when none */
+};
+JB_EXPORT int jb_oci_ref_parse(const char *s, struct jb_oci_ref *r, struct jb_error *err);
+/* The canonical name: what the store files it under. */
+JB_EXPORT void jb_oci_ref_name(const struct jb_oci_ref *r, char *out, size_t n);
+/* The OCI name of this machine's architecture ("amd64", "arm64"). */
+JB_EXPORT const char *jb_oci_host_arch(void);
+
+struct jb_oci_named {
+	char *name;
+	struct jb_oci_desc desc; /* the image manifest it names */
+};
+JB_EXPORT int jb_oci_store_tag(struct jb_oci_store *s, const char *name, const struct jb_oci_desc *d,
+			       struct jb_error *err);
+JB_EXPORT int jb_oci_store_untag(struct jb_oci_store *s, const char *name, struct jb_error *err);
+JB_EXPORT int jb_oci_store_list(struct jb_oci_store *s, struct jb_oci_named **ret, size_t *ret_n,
+				struct jb_error *err);
+JB_EXPORT void jb_oci_named_free(struct jb_oci_named *v, size_t n);
+/* Remove blobs and unpacked layers no name needs; *ret_removed blobs went. */
+JB_EXPORT int jb_oci_store_prune(struct jb_oci_store *s, size_t *ret_removed, struct jb_error *err);
+
+/* An image of the store: its manifest (by digest) and config. */
+struct jb_oci_image {
+	char name[600];
+	char digest[JB_OCI_DIGEST_MAX]; /* of the manifest: what pins the image */
+	char *manifest_mt;
+	int64_t manifest_size;
+	struct jb_oci_manifest m;
+	struct jb_oci_config c;
+};
+/* By name, or by manifest digest (NAME@DIGEST). */
+JB_EXPORT int jb_oci_image_open(struct jb_oci_store *s, const char *name, struct jb_oci_image *img,
+				struct jb_error *err);
+JB_EXPORT void jb_oci_image_free(struct jb_oci_image *img);
+/* Fetch an image (this host's platform of an index) into the store, every
+ * blob through its digest check, and file it under its name. */
+JB_EXPORT int jb_oci_pull(struct jb_oci_store *s, const char *name, const struct jb_registry_opts *o,
+			  struct jb_oci_image *img, struct jb_error *err);
+/* Send the image local to the registry as remote: the blobs it lacks, then
+ * the manifest.  chunk as for jb_registry_blob_put. */
+JB_EXPORT int jb_oci_push(struct jb_oci_store *s, const char *local, const char *remote,
+			  const struct jb_registry_opts *o, size_t chunk, char ret_digest[JB_OCI_DIGEST_MAX],
+			  struct jb_error *err);
+/* The directories of the image's layers, bottom first (NULL-terminated,
+ * free with jb_oci_strv_free), each unpacked once and checked against its
+ * diff_id before it is used. */
+JB_EXPORT int jb_oci_image_layers(struct jb_oci_store *s, const struct jb_oci_image *img, char ***ret,
+				  struct jb_error *err);
+JB_EXPORT void jb_oci_strv_free(char **v);
+
+/* ---- images made here ----
+ * A recipe (images/NAME.conf): "key = value" lines; suite (a Debian suite),
+ * mirror, variant (mmdebstrap's, default apt), packages, env (NAME=VALUE
+ * words), cmd, entrypoint (words), workdir, user, description. */
+struct jb_oci_recipe {
+	char *suite, *mirror, *variant, *workdir, *user, *description;
+	char **packages, **env, **cmd, **entrypoint; /* NULL-terminated, may be NULL */
+};
+JB_EXPORT int jb_oci_recipe_load(const char *path, struct jb_oci_recipe *r, struct jb_error *err);
+JB_EXPORT void jb_oci_recipe_free(struct jb_oci_recipe *r);
+/* A tar stream rewritten as one gzip layer blob, without device nodes. */
+JB_EXPORT int jb_oci_layer_from_tar(struct jb_oci_store *s, int tarfd, struct jb_oci_desc *ret_layer,
+				    char ret_diff_id[JB_OCI_DIGEST_MAX], struct jb_error *err);
+/* Run mmdebstrap for the recipe (its messages to log_fd, or stderr when
+ * -1) and store the result as a one-layer image named name. */
+JB_EXPORT int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const char *recipe_name,
+			   const char *name, int log_fd, struct jb_oci_image *img, struct jb_error *err);
+/* An OCI archive (a tar of an image layout) or a 'docker save' tarball into
+ * the store, every blob checked; named name, or by the archive's own name
+ * when name is NULL. */
+JB_EXPORT int jb_oci_import(struct jb_oci_store *s, const char *path, const char *name, struct jb_oci_image *img,
+			    struct jb_error *err);

@@ -67,6 +67,8 @@ JB_EXPORT void jb_remote_free(struct jb_remote *r);
 struct jb_client;
 JB_EXPORT int jb_client_new(const struct jb_config *c, struct jb_client **ret, struct jb_error *err);
 JB_EXPORT void jb_client_free(struct jb_client *cl);
+/* Where the journal of pulls lives (default: the user's, see jumbo(1)). */
+JB_EXPORT int jb_client_set_journal_dir(struct jb_client *cl, const char *dir);
 JB_EXPORT int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs,
 			     size_t nsrc, const struct jb_xfer_opts *o, struct jb_xfer_result *ret,
 			     struct jb_error *err);

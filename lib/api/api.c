@@ -1,6 +1,8 @@
-/* The REST API: for now the site's health, identity and peers, and
- * Prometheus metrics.  Listens on loopback unless configured otherwise. */
+/* The REST API: the site's health, identity and peers, jobs (submit, list,
+ * inspect, cancel, logs), and Prometheus metrics.  Listens on loopback
+ * unless configured otherwise (docs/api.md). */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -10,9 +12,13 @@
 #include "jb_version.h"
 #include "jumbo/api.h"
 
+#define MAX_BODY (1u << 20)
+#define MAX_LOG_CHUNK (1u << 20)
+
 struct jb_api {
 	const struct jb_config *c;
 	struct jb_server *srv;
+	struct jb_jobs *jobs;
 	struct MHD_Daemon *d;
 	int port;
 	char fp[72];
@@ -34,10 +40,165 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
 	return reply(conn, status, "application/json", body ? body : strdup("{}"));
 }
 
+static enum MHD_Result error_json(struct MHD_Connection *conn, unsigned status, const char *msg)
+{
+	return reply_json(conn, status, json_pack("{s:s}", "error", msg));
+}
+
+/* A request's body, gathered across calls (bounded). */
+struct body {
+	char *buf;
+	size_t len;
+	bool too_big;
+};
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode t)
+{
+	struct body *b = *state;
+	if (b) {
+		free(b->buf);
+		free(b);
+		*state = NULL;
+	}
+}
+
+static int errno_status(int code)
+{
+	return code == ENOENT ? 404 : code == EPERM || code == EACCES ? 403 : code == EALREADY ? 409 : code == ENODEV ? 422 : 400;
+}
+
+/* /api/v1/jobs[/ID[/kill|/logs]] */
+static enum MHD_Result jobs_route(struct jb_api *a, struct MHD_Connection *conn, const char *rest, const char *method,
+				  struct body *b)
+{
+	struct jb_error err = {0};
+	if (!a->jobs)
+		return error_json(conn, 503, "jobs are not available on this site (see the daemon's log)");
+	if (!*rest) {
+		if (!strcmp(method, "GET"))
+			return reply_json(conn, 200, json_pack("{s:o}", "jobs", jb_jobs_list(a->jobs)));
+		if (strcmp(method, "POST"))
+			return error_json(conn, 405, "method not allowed");
+		if (b->too_big)
+			return error_json(conn, 413, "the request body is larger than 1 MiB");
+		json_error_t je;
+		json_t *req = json_loadb(b->buf ? b->buf : "", b->len, JSON_REJECT_DUPLICATES, &je);
+		if (!req) {
+			char msg[300];
+			snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
+			return error_json(conn, 400, msg);
+		}
+		char id[JB_JOB_ID_LEN + 1];
+		int r = jb_jobs_submit(a->jobs, req, id, &err);
+		json_decref(req);
+		if (r < 0)
+			return error_json(conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+		json_t *job = jb_jobs_get(a->jobs, id);
+		return reply_json(conn, 201, job ? job : json_pack("{s:s}", "id", id));
+	}
+	if (*rest != '/')
+		return error_json(conn, 404, "not found");
+	rest++;
+	char id[64];
+	size_t idl = strcspn(rest, "/");
+	if (idl == 0 || idl >= sizeof id)
+		return error_json(conn, 404, "no such job");
+	memcpy(id, rest, idl);
+	id[idl] = 0;
+	const char *sub = rest + idl;
+	json_t *job = jb_jobs_get(a->jobs, id);
+	if (!job)
+		return error_json(conn, 404, "no such job");
+	if (!*sub) {
+		if (!strcmp(method, "GET"))
+			return reply_json(conn, 200, job);
+		json_decref(job);
+		if (strcmp(method, "DELETE"))
+			return error_json(conn, 405, "method not allowed");
+		sub = "/kill";
+		method = "POST";
+	} else {
+		json_decref(job);
+	}
+	if (!strcmp(sub, "/kill")) {
+		if (strcmp(method, "POST"))
+			return error_json(conn, 405, "method not allowed");
+		int r = jb_jobs_kill(a->jobs, id, &err);
+		if (r < 0)
+			return error_json(conn, errno_status(-r), err.msg);
+		return reply_json(conn, 202, json_pack("{s:s, s:s}", "id", id, "status", "cancelling"));
+	}
+	if (!strcmp(sub, "/logs")) {
+		if (strcmp(method, "GET"))
+			return error_json(conn, 405, "method not allowed");
+		const char *stream = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "stream");
+		const char *off = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
+		char path[4300];
+		if (jb_jobs_log_path(a->jobs, id, stream ? stream : "stdout", path, sizeof path) < 0)
+			return error_json(conn, 400, "stream is stdout or stderr");
+		char *end = NULL;
+		long long o = off ? strtoll(off, &end, 10) : 0;
+		if ((off && (!*off || *end)) || o < 0)
+			return error_json(conn, 400, "offset is a byte count");
+		/* the state first: bytes read after it are all there are when it is final */
+		json_t *j = jb_jobs_get(a->jobs, id);
+		char state[32];
+		snprintf(state, sizeof state, "%s", json_string_value(json_object_get(j, "state")));
+		json_decref(j);
+		char *buf = malloc(MAX_LOG_CHUNK);
+		if (!buf)
+			return MHD_NO;
+		ssize_t n = 0;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			n = pread(fd, buf, MAX_LOG_CHUNK, (off_t)o);
+			close(fd);
+		}
+		if (n < 0)
+			n = 0;
+		struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
+		char next[32];
+		snprintf(next, sizeof next, "%lld", o + (long long)n);
+		MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+		MHD_add_response_header(r, "X-Jumbo-Job-State", state);
+		MHD_add_response_header(r, "X-Jumbo-Log-Offset", next);
+		enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	return error_json(conn, 404, "not found");
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			      const char *version, const char *upload, size_t *upload_size, void **state)
 {
 	struct jb_api *a = cls;
+	/* a body comes in pieces: keep it, answer once it is whole */
+	if (!*state) {
+		struct body *b = calloc(1, sizeof *b);
+		if (!b)
+			return MHD_NO;
+		*state = b;
+		return MHD_YES;
+	}
+	struct body *b = *state;
+	if (*upload_size) {
+		if (b->len + *upload_size > MAX_BODY) {
+			b->too_big = true;
+		} else {
+			char *nb = realloc(b->buf, b->len + *upload_size + 1);
+			if (!nb)
+				return MHD_NO;
+			b->buf = nb;
+			memcpy(b->buf + b->len, upload, *upload_size);
+			b->len += *upload_size;
+			b->buf[b->len] = 0;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (!strncmp(url, "/api/v1/jobs", 12))
+		return jobs_route(a, conn, url + 12, method, b);
 	if (strcmp(method, "GET"))
 		return reply_json(conn, 405, json_pack("{s:s}", "error", "method not allowed"));
 	if (!strcmp(url, "/api/v1/health")) {
@@ -73,12 +234,28 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			     (unsigned long long)st.sessions, (unsigned long long)st.refused,
 			     (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out) < 0)
 			return MHD_NO;
+		if (a->jobs) {
+			unsigned counts[8];
+			jb_jobs_counts(a->jobs, counts);
+			char *more = NULL;
+			size_t ml = 0;
+			FILE *f = open_memstream(&more, &ml);
+			if (f) {
+				fprintf(f, "%s# HELP jumbo_jobs Jobs by state.\n# TYPE jumbo_jobs gauge\n", body);
+				for (int i = 0; i < 8; i++)
+					fprintf(f, "jumbo_jobs{state=\"%s\"} %u\n", jb_job_states()[i], counts[i]);
+				fclose(f);
+				free(body);
+				body = more;
+			}
+		}
 		return reply(conn, 200, "text/plain; version=0.0.4", body);
 	}
 	return reply_json(conn, 404, json_pack("{s:s}", "error", "not found"));
 }
 
-int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_api **ret, struct jb_error *err)
+int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_jobs *jobs, struct jb_api **ret,
+		 struct jb_error *err)
 {
 	char host[256];
 	int port;
@@ -96,6 +273,7 @@ int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_api
 	}
 	a->c = c;
 	a->srv = srv;
+	a->jobs = jobs;
 	uint8_t fp[32];
 	if (jb_identity_fingerprint(c->identity, fp, NULL) == 0)
 		jb_fp_format(fp, a->fp);
@@ -104,7 +282,8 @@ int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_api
 		flags |= MHD_USE_IPv6;
 	a->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+				request_done, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!a->d) {
 		free(a);

@@ -105,6 +105,7 @@ void jb_config_free(struct jb_config *c)
 	free(c->listen);
 	free(c->api);
 	free(c->state);
+	free(c->images);
 	for (size_t i = 0; i < c->npeers; i++) {
 		free(c->peers[i].name);
 		free(c->peers[i].address);
@@ -231,7 +232,8 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 				: !strcmp(key, "root") ? &c->root
 				: !strcmp(key, "listen") ? &c->listen
 				: !strcmp(key, "api") ? &c->api
-				: !strcmp(key, "state") ? &c->state : NULL;
+				: !strcmp(key, "state") ? &c->state
+				: !strcmp(key, "images") ? &c->images : NULL;
 			if (!dst) {
 				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [site]", c->path, lineno, key);
 				goto fail;

@@ -13,6 +13,7 @@
 
 struct jb_oci_store {
 	char *dir;
+	int dfd;
 };
 
 struct jb_oci_blob_writer {
@@ -54,6 +55,12 @@ int jb_oci_store_open(const char *dir, struct jb_oci_store **ret, struct jb_erro
 		free(s);
 		return -ENOMEM;
 	}
+	if ((s->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		free(s->dir);
+		free(s);
+		return jb_err(err, -r, "%s: %s", dir, strerror(-r));
+	}
 	*ret = s;
 	return 0;
 }
@@ -62,6 +69,8 @@ void jb_oci_store_close(struct jb_oci_store *s)
 {
 	if (!s)
 		return;
+	if (s->dfd >= 0)
+		close(s->dfd);
 	free(s->dir);
 	free(s);
 }
@@ -92,15 +101,15 @@ int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size, 
 	struct jb_oci_blob_writer *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
-	if (!(w->final = blob_path(s, digest))) {
+	if (digest && !(w->final = blob_path(s, digest))) {
 		free(w);
 		return jb_err(err, EINVAL, "%s: not a sha256 digest", digest);
 	}
 	w->s = s;
 	w->size = size;
 	w->fd = -1;
-	strcpy(w->digest, digest);
-	if (asprintf(&w->tmp, "%s/blobs/sha256/.%s.XXXXXX", s->dir, digest + 7) < 0) {
+	snprintf(w->digest, sizeof w->digest, "%s", digest ? digest : "");
+	if (asprintf(&w->tmp, "%s/blobs/sha256/.%s.XXXXXX", s->dir, digest ? digest + 7 : "new") < 0) {
 		w->tmp = NULL;
 		jb_oci_blob_abort(w);
 		return -ENOMEM;
@@ -134,7 +143,7 @@ int jb_oci_blob_write(struct jb_oci_blob_writer *w, const void *p, size_t n, str
 	return 0;
 }
 
-int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err)
+int jb_oci_blob_commit_as(struct jb_oci_blob_writer *w, char ret_digest[JB_OCI_DIGEST_MAX], struct jb_error *err)
 {
 	unsigned char md[32];
 	unsigned int mdl = 0;
@@ -142,22 +151,28 @@ int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err)
 	int r = 0;
 	EVP_DigestFinal_ex(w->md, md, &mdl);
 	oci_sha256_text(md, got);
+	const char *name = w->digest[0] ? w->digest : got;
 	if (w->size >= 0 && w->written != w->size)
-		r = jb_err(err, EIO, "%s: %lld bytes, %lld announced", w->digest, (long long)w->written,
-			   (long long)w->size);
-	else if (strcmp(got, w->digest))
-		r = jb_err(err, EBADMSG, "%s: the bytes hash to %s", w->digest, got);
+		r = jb_err(err, EIO, "%s: %lld bytes, %lld announced", name, (long long)w->written, (long long)w->size);
+	else if (w->digest[0] && strcmp(got, w->digest))
+		r = jb_err(err, EBADMSG, "blob %s: the bytes received hash to %s", w->digest, got);
+	else if (!w->final && !(w->final = blob_path(w->s, got)))
+		r = -ENOMEM;
 	else if (fsync(w->fd) < 0)
-		r = jb_err(err, errno, "%s: %s", w->digest, strerror(errno));
+		r = jb_err(err, errno, "%s: %s", name, strerror(errno));
 	if (r == 0 && rename(w->tmp, w->final) < 0)
 		r = jb_err(err, errno, "%s: %s", w->final, strerror(errno));
 	if (r == 0) {
 		free(w->tmp);
 		w->tmp = NULL;
+		if (ret_digest)
+			strcpy(ret_digest, got);
 	}
 	jb_oci_blob_abort(w);
 	return r;
 }
+
+int jb_oci_blob_commit(struct jb_oci_blob_writer *w, struct jb_error *err) { return jb_oci_blob_commit_as(w, NULL, err); }
 
 void jb_oci_blob_abort(struct jb_oci_blob_writer *w)
 {
@@ -172,3 +187,6 @@ void jb_oci_blob_abort(struct jb_oci_blob_writer *w)
 	EVP_MD_CTX_free(w->md);
 	free(w);
 }
+
+const char *oci_store_dir(const struct jb_oci_store *s) { return s->dir; }
+int oci_store_fd(const struct jb_oci_store *s) { return s->dfd; }

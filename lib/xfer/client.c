@@ -14,7 +14,15 @@ struct jb_client {
 	const struct jb_config *c;
 	SSL_CTX *ctx;
 	struct journal *journal;
+	char *journal_dir; /* set by a daemon that fetches; else the user's */
 };
+
+int jb_client_set_journal_dir(struct jb_client *cl, const char *dir)
+{
+	free(cl->journal_dir);
+	cl->journal_dir = strdup(dir);
+	return cl->journal_dir ? 0 : -ENOMEM;
+}
 
 int jb_remote_parse(const struct jb_config *c, const char *s, struct jb_remote *ret, struct jb_error *err)
 {
@@ -94,6 +102,7 @@ void jb_client_free(struct jb_client *cl)
 		return;
 	SSL_CTX_free(cl->ctx);
 	journal_close(cl->journal);
+	free(cl->journal_dir);
 	free(cl);
 }
 
@@ -394,6 +403,8 @@ static int client_journal(struct jb_client *cl, struct jb_error *err)
 		return 0;
 	char dir[4096], path[4200];
 	const char *sd = getenv("JUMBO_STATE_DIR"), *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	if (cl->journal_dir)
+		sd = cl->journal_dir;
 	if (sd && *sd)
 		snprintf(dir, sizeof dir, "%s", sd);
 	else if (xdg && *xdg)

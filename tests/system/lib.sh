@@ -96,3 +96,24 @@ two_sites() {
 jb() { "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
 # for background runs, call "$JUMBO" --config "$JBCONF" directly so $! is jumbo itself
 JBCONF=$T/alpha/jumbo.conf
+
+# image_store DIR: an image store holding jumbo/minimal:latest, built once
+# (mmdebstrap, about 30 s) into a cache shared by the tests of a run and kept
+# while images/minimal.conf stays the same; DIR gets a copy.
+image_store() {
+	local dir=$1 src key cache=${JUMBO_TEST_CACHE:-/var/tmp/jumbo-test-cache}
+	src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	key=$(sha256sum "$src/images/minimal.conf" | cut -c1-16)
+	mkdir -p "$cache"
+	(
+		flock 9
+		if [ "$(cat "$cache/minimal.key" 2>/dev/null)" != "$key" ]; then
+			rm -rf "$cache/store" "$cache/minimal.key"
+			"$JUMBO" image --store "$cache/store" build minimal > "$cache/build.log" 2>&1 &&
+				"$JUMBO" image --store "$cache/store" unpack jumbo/minimal > /dev/null &&
+				echo "$key" > "$cache/minimal.key"
+		fi
+	) 9> "$cache/.lock"
+	[ -f "$cache/minimal.key" ] || { sed 's/^/# /' "$cache/build.log" | tail -20; return 1; }
+	cp -a "$cache/store" "$dir"
+}

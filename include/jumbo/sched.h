@@ -1,0 +1,43 @@
+/* jumbo sched: jobs.  A job is a command in a container from an image of
+ * the site's store, with datasets of the data root mounted read-only under
+ * /data and a workspace at /work.  Jobs are kept in SQLite (STATE/jobs.db)
+ * and each runs under its own supervisor (lib/run), so that they survive a
+ * restart of jumbod: a restarted daemon re-attaches to the supervisors that
+ * still live and reports the others' jobs as lost, with the reason.
+ *
+ * States, as Slurm names them: pending (the image is being fetched and the
+ * bundle made), running, completed (exit status 0), failed (another exit
+ * status, or it could not start: reason says why), cancelled, timeout, oom
+ * (out of memory: exit 137), lost (its supervisor died with it). */
+#pragma once
+#include <jansson.h>
+
+#include "jumbo/config.h"
+#include "jumbo/run.h"
+
+#define JB_JOB_ID_LEN 12
+
+struct jb_jobs;
+/* Open the job table of the site, re-attach to running jobs, start watching.
+ * self_exe is the program that runs supervisors ("jumbod", given
+ * --supervise DIR). */
+JB_EXPORT int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_jobs **ret, struct jb_error *err);
+/* Stop watching; running jobs go on under their supervisors. */
+JB_EXPORT void jb_jobs_close(struct jb_jobs *j);
+
+/* Submit a job described in JSON:
+ *   {"image": NAME, "args": [..], "env": [..], "data": [PATH | {"name": N, "path": P}],
+ *    "cpus": 1.5, "memory": "2G" | bytes, "pids": N, "gpus": N, "timeout": seconds, "network": false}
+ * Bad requests are refused here with a message (-EINVAL, -ENOENT for a path
+ * or image that is not there, -ENODEV for GPUs the site does not have). */
+JB_EXPORT int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
+/* A job as JSON (NULL when unknown), and all of them, newest first. */
+JB_EXPORT json_t *jb_jobs_get(struct jb_jobs *j, const char *id);
+JB_EXPORT json_t *jb_jobs_list(struct jb_jobs *j);
+/* Cancel: a pending job does not start, a running one is killed. */
+JB_EXPORT int jb_jobs_kill(struct jb_jobs *j, const char *id, struct jb_error *err);
+/* The path of a job's stdout or stderr, or -ENOENT. */
+JB_EXPORT int jb_jobs_log_path(struct jb_jobs *j, const char *id, const char *stream, char *out, size_t n);
+/* Counts by state, for /metrics. */
+JB_EXPORT void jb_jobs_counts(struct jb_jobs *j, unsigned counts[8]);
+JB_EXPORT const char *const *jb_job_states(void);

@@ -1,0 +1,692 @@
+/* The OCI Distribution API, client side (distribution-spec v1.1): manifests
+ * by tag and digest, blobs pulled through the store's digest check, blobs
+ * pushed monolithically or in chunks, and the two ways registries ask for
+ * credentials (Basic, and Bearer tokens from the realm they name).  One
+ * libcurl handle per registry, so connections are kept. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "oci-internal.h"
+
+#define ACCEPT_MANIFESTS                                                                                         \
+	"Accept: " JB_OCI_MT_MANIFEST ", " JB_OCI_MT_INDEX ", " JB_DOCKER_MT_MANIFEST ", " JB_DOCKER_MT_LIST
+#define MAX_ERROR_BODY (64 * 1024)
+#define MAX_TOKEN_BODY (64 * 1024)
+
+struct jb_registry {
+	char host[256];
+	char base[300];          /* scheme://host */
+	char *user, *password;
+	char *ca_file;
+	long timeout_s;
+	CURL *curl;
+	char *authz;             /* the Authorization header in use, or NULL */
+	bool basic_sent;
+	jb_registry_progress_fn progress;
+	void *progress_ud;
+};
+
+/* One response: headers kept, the body into memory (bounded) or into a blob
+ * writer when the status is 200. */
+struct resp {
+	long status;
+	char ctype[256];
+	char digest[JB_OCI_DIGEST_MAX + 8];
+	char location[2048];
+	char challenge[1024];
+	int64_t clen;
+	char *body;
+	size_t len, cap, max;
+	bool too_big;
+	struct jb_oci_blob_writer *w;
+	struct jb_error werr;
+	int wfail;
+	/* upload from a descriptor */
+	int fd;
+	off_t off, end;
+	const char *ubuf;
+	size_t ulen, upos;
+	/* progress */
+	struct jb_registry *r;
+	uint64_t done, total;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static bool is_loopback(const char *host)
+{
+	return !strncmp(host, "127.", 4) || !strncmp(host, "localhost", 9) || !strncmp(host, "[::1]", 5);
+}
+
+int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct jb_registry **ret,
+		     struct jb_error *err)
+{
+	pthread_once(&curl_once, curl_init);
+	if (!*host || strlen(host) >= sizeof((struct jb_registry *)0)->host || strpbrk(host, "/?#@ "))
+		return jb_err(err, EINVAL, "'%s' is not a registry host", host);
+	struct jb_registry *r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->host, sizeof r->host, "%s", host);
+	bool plain = o && o->insecure ? true : is_loopback(host);
+	snprintf(r->base, sizeof r->base, "%s://%s", plain ? "http" : "https", host);
+	if (o && o->user && !(r->user = strdup(o->user)))
+		goto nomem;
+	if (o && o->password && !(r->password = strdup(o->password)))
+		goto nomem;
+	if (o && o->ca_file && !(r->ca_file = strdup(o->ca_file)))
+		goto nomem;
+	r->timeout_s = o && o->timeout_s ? o->timeout_s : 30;
+	if (o) {
+		r->progress = o->progress;
+		r->progress_ud = o->progress_ud;
+	}
+	if (!(r->curl = curl_easy_init()))
+		goto nomem;
+	*ret = r;
+	return 0;
+nomem:
+	jb_registry_close(r);
+	return -ENOMEM;
+}
+
+void jb_registry_close(struct jb_registry *r)
+{
+	if (!r)
+		return;
+	if (r->curl)
+		curl_easy_cleanup(r->curl);
+	free(r->user);
+	if (r->password)
+		explicit_bzero(r->password, strlen(r->password));
+	free(r->password);
+	free(r->ca_file);
+	free(r->authz);
+	free(r);
+}
+
+const char *jb_registry_host(const struct jb_registry *r) { return r->host; }
+
+/* ---- libcurl callbacks ---- */
+
+static void trim_copy(char *dst, size_t n, const char *src, size_t len)
+{
+	while (len && (src[len - 1] == '\r' || src[len - 1] == '\n' || src[len - 1] == ' '))
+		len--;
+	while (len && *src == ' ')
+		src++, len--;
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, src, len);
+	dst[len] = 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct resp *rs = ud;
+	size_t len = size * n;
+	if (len >= 5 && !strncmp(p, "HTTP/", 5)) {
+		/* a new response (after a redirect or a 100): forget the last one's */
+		rs->ctype[0] = rs->digest[0] = rs->location[0] = rs->challenge[0] = 0;
+		rs->clen = -1;
+		return len;
+	}
+	const char *colon = memchr(p, ':', len);
+	if (!colon)
+		return len;
+	size_t klen = (size_t)(colon - p);
+	const char *v = colon + 1;
+	size_t vlen = len - klen - 1;
+#define IS(name) (klen == sizeof(name) - 1 && !strncasecmp(p, name, klen))
+	if (IS("Content-Type"))
+		trim_copy(rs->ctype, sizeof rs->ctype, v, vlen);
+	else if (IS("Docker-Content-Digest"))
+		trim_copy(rs->digest, sizeof rs->digest, v, vlen);
+	else if (IS("Location"))
+		trim_copy(rs->location, sizeof rs->location, v, vlen);
+	else if (IS("WWW-Authenticate"))
+		trim_copy(rs->challenge, sizeof rs->challenge, v, vlen);
+	else if (IS("Content-Length")) {
+		char num[32];
+		trim_copy(num, sizeof num, v, vlen);
+		rs->clen = strtoll(num, NULL, 10);
+	}
+#undef IS
+	return len;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct resp *rs = ud;
+	size_t len = size * n;
+	if (rs->w && rs->status == 0)
+		curl_easy_getinfo(rs->r->curl, CURLINFO_RESPONSE_CODE, &rs->status);
+	if (rs->w && rs->status == 200) {
+		if (jb_oci_blob_write(rs->w, p, len, &rs->werr) < 0) {
+			rs->wfail = 1;
+			return 0; /* ends the transfer */
+		}
+		rs->done += len;
+		if (rs->r->progress)
+			rs->r->progress(rs->r->progress_ud, rs->done, rs->total);
+		return len;
+	}
+	/* into memory: manifests, tokens, error bodies */
+	if (rs->len + len > rs->max) {
+		rs->too_big = true;
+		return 0;
+	}
+	if (rs->len + len + 1 > rs->cap) {
+		size_t ncap = JB_MAX(JB_MAX(rs->cap * 2, (size_t)4096), rs->len + len + 1);
+		char *nb = realloc(rs->body, ncap);
+		if (!nb)
+			return 0;
+		rs->body = nb;
+		rs->cap = ncap;
+	}
+	memcpy(rs->body + rs->len, p, len);
+	rs->len += len;
+	rs->body[rs->len] = 0;
+	return len;
+}
+
+static size_t on_upload(char *p, size_t size, size_t n, void *ud)
+{
+	struct resp *rs = ud;
+	size_t want = size * n;
+	if (rs->ubuf) {
+		size_t k = JB_MIN(want, rs->ulen - rs->upos);
+		memcpy(p, rs->ubuf + rs->upos, k);
+		rs->upos += k;
+		return k;
+	}
+	if (rs->off >= rs->end)
+		return 0;
+	size_t k = (size_t)JB_MIN((off_t)want, rs->end - rs->off);
+	ssize_t got = pread(rs->fd, p, k, rs->off);
+	if (got <= 0)
+		return CURL_READFUNC_ABORT;
+	rs->off += got;
+	rs->done += (uint64_t)got;
+	if (rs->r->progress)
+		rs->r->progress(rs->r->progress_ud, rs->done, rs->total);
+	return (size_t)got;
+}
+
+/* ---- errors ---- */
+
+/* The registry's own words, from its {"errors":[{"code","message"}]} body. */
+static void registry_words(const struct resp *rs, char *out, size_t n)
+{
+	out[0] = 0;
+	if (!rs->body || !rs->len)
+		return;
+	json_t *j = json_loadb(rs->body, rs->len, 0, NULL);
+	json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
+	const char *code = json_string_value(json_object_get(e0, "code"));
+	const char *msg = json_string_value(json_object_get(e0, "message"));
+	if (code || msg)
+		snprintf(out, n, "%s%s%s", code ? code : "", code && msg ? ": " : "", msg ? msg : "");
+	json_decref(j);
+}
+
+static int http_error(struct jb_registry *r, const struct resp *rs, const char *what, struct jb_error *err)
+{
+	char words[300];
+	registry_words(rs, words, sizeof words);
+	int code = rs->status == 404 ? ENOENT : rs->status == 401 || rs->status == 403 ? EACCES : EIO;
+	return jb_err(err, code, "registry %s: %s: HTTP %ld%s%s", r->host, what, rs->status, words[0] ? ", " : "", words);
+}
+
+/* ---- authentication ---- */
+
+static char *b64(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
+	return out;
+}
+
+/* A parameter of a challenge: key="value" (quoted) or key=value. */
+static bool challenge_param(const char *ch, const char *key, char *out, size_t n)
+{
+	size_t kl = strlen(key);
+	for (const char *p = ch; (p = strcasestr(p, key)); p += kl) {
+		if (p != ch && p[-1] != ' ' && p[-1] != ',')
+			continue;
+		const char *v = p + kl;
+		if (*v != '=')
+			continue;
+		v++;
+		size_t o = 0;
+		if (*v == '"') {
+			for (v++; *v && *v != '"' && o + 1 < n; v++)
+				out[o++] = (*v == '\\' && v[1]) ? *++v : *v;
+		} else {
+			for (; *v && *v != ',' && *v != ' ' && o + 1 < n; v++)
+				out[o++] = *v;
+		}
+		out[o] = 0;
+		return true;
+	}
+	return false;
+}
+
+static int set_authz(struct jb_registry *r, const char *scheme, const char *cred)
+{
+	free(r->authz);
+	if (asprintf(&r->authz, "Authorization: %s %s", scheme, cred) < 0) {
+		r->authz = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int perform(struct jb_registry *r, const char *method, const char *url, struct curl_slist *hdrs,
+		   struct resp *rs, bool upload, int64_t upload_len, struct jb_error *err);
+
+/* Answer a 401: Basic with the credentials, or a Bearer token from the
+ * realm the challenge names, for its service and scope. */
+static int authenticate(struct jb_registry *r, const char *challenge, struct jb_error *err)
+{
+	if (!strncasecmp(challenge, "Basic", 5)) {
+		if (!r->user)
+			return jb_err(err, EACCES, "registry %s asks for a user name and password (--creds USER:PASSWORD)",
+				      r->host);
+		char *up = NULL, *enc;
+		if (asprintf(&up, "%s:%s", r->user, r->password ? r->password : "") < 0)
+			return -ENOMEM;
+		enc = b64(up);
+		explicit_bzero(up, strlen(up));
+		free(up);
+		int rc = enc ? set_authz(r, "Basic", enc) : -ENOMEM;
+		free(enc);
+		return rc;
+	}
+	if (strncasecmp(challenge, "Bearer", 6))
+		return jb_err(err, EACCES, "registry %s: an authentication scheme jumbo does not speak: %.60s", r->host,
+			      challenge);
+	char realm[512], service[256] = "", scope[512] = "";
+	if (!challenge_param(challenge, "realm", realm, sizeof realm) || strncmp(realm, "http", 4))
+		return jb_err(err, EACCES, "registry %s: a Bearer challenge without a realm", r->host);
+	challenge_param(challenge, "service", service, sizeof service);
+	challenge_param(challenge, "scope", scope, sizeof scope);
+	char *es = curl_easy_escape(r->curl, service, 0), *esc = curl_easy_escape(r->curl, scope, 0);
+	char *url = NULL;
+	int rc = asprintf(&url, "%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", *service ? "service=" : "",
+			  *service ? es : "", *scope ? (*service ? "&scope=" : "scope=") : "", *scope ? esc : "");
+	curl_free(es);
+	curl_free(esc);
+	if (rc < 0)
+		return -ENOMEM;
+	/* the token request carries the user's credentials, if any */
+	free(r->authz);
+	r->authz = NULL;
+	if (r->user && (rc = authenticate(r, "Basic", err)) < 0) {
+		free(url);
+		return rc;
+	}
+	struct resp rs = {.max = MAX_TOKEN_BODY, .r = r};
+	rc = perform(r, "GET", url, NULL, &rs, false, 0, err);
+	free(url);
+	free(r->authz);
+	r->authz = NULL;
+	if (rc == 0 && rs.status != 200)
+		rc = jb_err(err, EACCES, "registry %s: the token service %s refused%s (HTTP %ld)", r->host, realm,
+			    r->user ? " these credentials" : " anonymous access", rs.status);
+	if (rc == 0) {
+		json_t *j = json_loadb(rs.body ? rs.body : "", rs.len, 0, NULL);
+		const char *tok = json_string_value(json_object_get(j, "token"));
+		if (!tok)
+			tok = json_string_value(json_object_get(j, "access_token"));
+		if (!tok || !*tok || strpbrk(tok, "\r\n"))
+			rc = jb_err(err, EACCES, "registry %s: the token service %s sent no token", r->host, realm);
+		else
+			rc = set_authz(r, "Bearer", tok);
+		json_decref(j);
+	}
+	free(rs.body);
+	return rc;
+}
+
+/* ---- requests ---- */
+
+static int perform(struct jb_registry *r, const char *method, const char *url, struct curl_slist *hdrs,
+		   struct resp *rs, bool upload, int64_t upload_len, struct jb_error *err)
+{
+	CURL *c = r->curl;
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	/* a stalled transfer ends; a slow one does not */
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, r->timeout_s);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "jumbo");
+	if (r->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, rs);
+	struct curl_slist *h = NULL;
+	for (struct curl_slist *x = hdrs; x; x = x->next)
+		h = curl_slist_append(h, x->data);
+	if (r->authz)
+		h = curl_slist_append(h, r->authz);
+	if (upload)
+		h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else if (upload) {
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_upload);
+		curl_easy_setopt(c, CURLOPT_READDATA, rs);
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)upload_len);
+		if (strcmp(method, "PUT"))
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	} else if (!strcmp(method, "POST")) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	} else if (strcmp(method, "GET"))
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	rs->status = 0;
+	rs->clen = -1;
+	CURLcode cc = curl_easy_perform(c);
+	curl_slist_free_all(h);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
+	if (rs->wfail) {
+		*err = rs->werr;
+		return -(rs->werr.code ? rs->werr.code : EIO);
+	}
+	if (rs->too_big)
+		return jb_err(err, E2BIG, "registry %s: the answer to %s is larger than %zu bytes", r->host, method, rs->max);
+	if (cc != CURLE_OK)
+		return jb_err(err, cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ? ECONNREFUSED : EIO,
+			      "registry %s: %s", r->host, curl_easy_strerror(cc));
+	return 0;
+}
+
+/* A request to the registry with the credentials it asks for: on a 401 the
+ * challenge is answered once and the request made again. */
+static int request(struct jb_registry *r, const char *method, const char *url, struct curl_slist *hdrs,
+		   struct resp *rs, bool upload, int64_t upload_len, struct jb_error *err)
+{
+	off_t off0 = rs->off;
+	uint64_t done0 = rs->done;
+	int rc = perform(r, method, url, hdrs, rs, upload, upload_len, err);
+	if (rc < 0 || rs->status != 401)
+		return rc;
+	if (!rs->challenge[0])
+		return http_error(r, rs, "unauthorized, and no challenge to answer", err);
+	char challenge[sizeof rs->challenge];
+	strcpy(challenge, rs->challenge);
+	if ((rc = authenticate(r, challenge, err)) < 0)
+		return rc;
+	free(rs->body);
+	rs->body = NULL;
+	rs->len = rs->cap = 0;
+	rs->off = off0;
+	rs->upos = 0;
+	rs->done = done0;
+	return perform(r, method, url, hdrs, rs, upload, upload_len, err);
+}
+
+static int check_repo(const char *repo, struct jb_error *err)
+{
+	/* distribution-spec: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+(...)*)* */
+	size_t n = strlen(repo);
+	if (!n || n > 255 || repo[0] == '/' || repo[n - 1] == '/' || strstr(repo, "//") || strstr(repo, ".."))
+		return jb_err(err, EINVAL, "'%s' is not a repository name", repo);
+	for (const char *p = repo; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("._-/", *p)))
+			return jb_err(err, EINVAL, "'%s' is not a repository name (lowercase letters, digits, . _ - /)",
+				      repo);
+	return 0;
+}
+
+static int check_reference(const char *ref, struct jb_error *err)
+{
+	if (jb_oci_digest_check(ref) == 0)
+		return 0;
+	size_t n = strlen(ref);
+	if (!n || n > 128 || ref[0] == '.' || ref[0] == '-')
+		return jb_err(err, EINVAL, "'%s' is neither a tag nor a digest", ref);
+	for (const char *p = ref; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("._-", *p)))
+			return jb_err(err, EINVAL, "'%s' is neither a tag nor a digest", ref);
+	return 0;
+}
+
+int jb_registry_ping(struct jb_registry *r, struct jb_error *err)
+{
+	char url[400];
+	snprintf(url, sizeof url, "%s/v2/", r->base);
+	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	int rc = request(r, "GET", url, NULL, &rs, false, 0, err);
+	if (rc == 0 && rs.status != 200)
+		rc = http_error(r, &rs, "/v2/", err);
+	free(rs.body);
+	return rc;
+}
+
+int jb_registry_manifest_get(struct jb_registry *r, const char *repo, const char *ref, char **ret_buf,
+			     size_t *ret_len, char **ret_mt, char ret_digest[JB_OCI_DIGEST_MAX], struct jb_error *err)
+{
+	int rc;
+	if ((rc = check_repo(repo, err)) < 0 || (rc = check_reference(ref, err)) < 0)
+		return rc;
+	char url[800];
+	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", r->base, repo, ref);
+	struct curl_slist h = {.data = (char *)ACCEPT_MANIFESTS};
+	struct resp rs = {.max = JB_OCI_MAX_DOC, .r = r};
+	rc = request(r, "GET", url, &h, &rs, false, 0, err);
+	if (rc == 0 && rs.status != 200) {
+		char what[600];
+		snprintf(what, sizeof what, "%s%s%s", repo, jb_oci_digest_check(ref) == 0 ? "@" : ":", ref);
+		rc = http_error(r, &rs, what, err);
+	}
+	if (rc < 0) {
+		free(rs.body);
+		return rc;
+	}
+	char got[JB_OCI_DIGEST_MAX];
+	jb_oci_digest_of(rs.body ? rs.body : "", rs.len, got);
+	/* what we hold must be what was asked for, and what the registry says */
+	if (jb_oci_digest_check(ref) == 0 && strcmp(ref, got))
+		rc = jb_err(err, EBADMSG, "registry %s: %s@%s: the manifest sent hashes to %s", r->host, repo, ref, got);
+	else if (rs.digest[0] && !strncmp(rs.digest, "sha256:", 7) && strcmp(rs.digest, got))
+		rc = jb_err(err, EBADMSG, "registry %s: %s:%s: the manifest sent hashes to %s, not to the %s announced",
+			    r->host, repo, ref, got, rs.digest);
+	if (rc < 0) {
+		free(rs.body);
+		return rc;
+	}
+	char *mt = strdup(rs.ctype);
+	if (!mt) {
+		free(rs.body);
+		return -ENOMEM;
+	}
+	char *semi = strchr(mt, ';');
+	if (semi)
+		*semi = 0;
+	*ret_buf = rs.body ? rs.body : strdup("");
+	*ret_len = rs.len;
+	*ret_mt = mt;
+	strcpy(ret_digest, got);
+	return 0;
+}
+
+int jb_registry_blob_exists(struct jb_registry *r, const char *repo, const char *digest, struct jb_error *err)
+{
+	int rc;
+	if ((rc = check_repo(repo, err)) < 0)
+		return rc;
+	if (jb_oci_digest_check(digest) < 0)
+		return jb_err(err, EINVAL, "'%s' is not a digest", digest);
+	char url[800];
+	snprintf(url, sizeof url, "%s/v2/%s/blobs/%s", r->base, repo, digest);
+	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	rc = request(r, "HEAD", url, NULL, &rs, false, 0, err);
+	free(rs.body);
+	if (rc < 0)
+		return rc;
+	if (rs.status == 200)
+		return 1;
+	if (rs.status == 404)
+		return 0;
+	return http_error(r, &rs, digest, err);
+}
+
+int jb_registry_blob_get(struct jb_registry *r, const char *repo, const struct jb_oci_desc *d,
+			 struct jb_oci_store *s, struct jb_error *err)
+{
+	int rc;
+	if ((rc = check_repo(repo, err)) < 0)
+		return rc;
+	struct jb_oci_blob_writer *w = NULL;
+	if ((rc = jb_oci_blob_begin(s, d->digest, d->size, &w, err)) < 0)
+		return rc;
+	char url[800];
+	snprintf(url, sizeof url, "%s/v2/%s/blobs/%s", r->base, repo, d->digest);
+	struct resp rs = {.max = MAX_ERROR_BODY, .r = r, .w = w, .total = d->size > 0 ? (uint64_t)d->size : 0};
+	rc = request(r, "GET", url, NULL, &rs, false, 0, err);
+	if (rc == 0 && rs.status != 200)
+		rc = http_error(r, &rs, d->digest, err);
+	free(rs.body);
+	if (rc < 0) {
+		jb_oci_blob_abort(w);
+		return rc;
+	}
+	return jb_oci_blob_commit(w, err);
+}
+
+/* An upload location made absolute (registries may answer with a path). */
+static int absolute(struct jb_registry *r, const char *loc, char *out, size_t n, struct jb_error *err)
+{
+	if (!*loc)
+		return jb_err(err, EIO, "registry %s: an upload without a Location", r->host);
+	if (!strncmp(loc, "http://", 7) || !strncmp(loc, "https://", 8))
+		snprintf(out, n, "%s", loc);
+	else if (loc[0] == '/')
+		snprintf(out, n, "%s%s", r->base, loc);
+	else
+		return jb_err(err, EIO, "registry %s: an upload Location jumbo cannot follow: %.80s", r->host, loc);
+	return 0;
+}
+
+int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *digest, int fd, int64_t size,
+			 size_t chunk, struct jb_error *err)
+{
+	int rc;
+	if ((rc = check_repo(repo, err)) < 0)
+		return rc;
+	if (jb_oci_digest_check(digest) < 0)
+		return jb_err(err, EINVAL, "'%s' is not a digest", digest);
+	if ((rc = jb_registry_blob_exists(r, repo, digest, err)) != 0)
+		return rc < 0 ? rc : 0; /* already there: nothing to send */
+	char url[2600], loc[2400];
+	snprintf(url, sizeof url, "%s/v2/%s/blobs/uploads/", r->base, repo);
+	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	rc = request(r, "POST", url, NULL, &rs, false, 0, err);
+	if (rc == 0 && rs.status != 202)
+		rc = http_error(r, &rs, "starting an upload", err);
+	if (rc == 0)
+		rc = absolute(r, rs.location, loc, sizeof loc, err);
+	free(rs.body);
+	if (rc < 0)
+		return rc;
+	struct curl_slist ct = {.data = (char *)"Content-Type: application/octet-stream"};
+	off_t off = 0;
+	uint64_t done = 0;
+	if (chunk && (uint64_t)size > chunk) {
+		/* PATCH chunk by chunk, each answered with the next location */
+		while (off < size) {
+			off_t end = JB_MIN(size, off + (off_t)chunk);
+			char range[80];
+			snprintf(range, sizeof range, "Content-Range: %lld-%lld", (long long)off, (long long)end - 1);
+			struct curl_slist h2 = {.data = range}, h1 = {.data = ct.data, .next = &h2};
+			struct resp ps = {.max = MAX_ERROR_BODY, .r = r, .fd = fd, .off = off, .end = end,
+					  .done = done, .total = (uint64_t)size};
+			rc = request(r, "PATCH", loc, &h1, &ps, true, end - off, err);
+			if (rc == 0 && ps.status != 202)
+				rc = http_error(r, &ps, "sending a chunk", err);
+			if (rc == 0)
+				rc = absolute(r, ps.location, loc, sizeof loc, err);
+			free(ps.body);
+			if (rc < 0)
+				return rc;
+			done = ps.done;
+			off = end;
+		}
+	}
+	/* the closing PUT carries the digest and the rest of the bytes (all of
+	 * them when monolithic) */
+	char *ed = curl_easy_escape(r->curl, digest, 0);
+	snprintf(url, sizeof url, "%s%sdigest=%s", loc, strchr(loc, '?') ? "&" : "?", ed);
+	curl_free(ed);
+	struct resp ps = {.max = MAX_ERROR_BODY, .r = r, .fd = fd, .off = off, .end = size, .done = done,
+			  .total = (uint64_t)size};
+	rc = request(r, "PUT", url, &ct, &ps, true, size - off, err);
+	if (rc == 0 && ps.status != 201)
+		rc = http_error(r, &ps, digest, err);
+	free(ps.body);
+	return rc;
+}
+
+int jb_registry_manifest_put(struct jb_registry *r, const char *repo, const char *ref, const char *buf, size_t len,
+			     const char *media_type, char ret_digest[JB_OCI_DIGEST_MAX], struct jb_error *err)
+{
+	int rc;
+	if ((rc = check_repo(repo, err)) < 0 || (rc = check_reference(ref, err)) < 0)
+		return rc;
+	char url[800], ct[300], d[JB_OCI_DIGEST_MAX];
+	jb_oci_digest_of(buf, len, d);
+	if (jb_oci_digest_check(ref) == 0 && strcmp(ref, d))
+		return jb_err(err, EINVAL, "a manifest put under %s hashes to %s", ref, d);
+	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", r->base, repo, ref);
+	snprintf(ct, sizeof ct, "Content-Type: %s", media_type);
+	struct curl_slist h = {.data = ct};
+	struct resp rs = {.max = MAX_ERROR_BODY, .r = r, .ubuf = buf, .ulen = len};
+	rc = request(r, "PUT", url, &h, &rs, true, (int64_t)len, err);
+	if (rc == 0 && rs.status != 201)
+		rc = http_error(r, &rs, ref, err);
+	if (rc == 0 && rs.digest[0] && strcmp(rs.digest, d))
+		rc = jb_err(err, EBADMSG, "registry %s: stored the manifest as %s, jumbo sent %s", r->host, rs.digest, d);
+	free(rs.body);
+	if (rc == 0 && ret_digest)
+		strcpy(ret_digest, d);
+	return rc;
+}
+
+int jb_registry_manifest_delete(struct jb_registry *r, const char *repo, const char *digest, struct jb_error *err)
+{
+	int rc;
+	if ((rc = check_repo(repo, err)) < 0)
+		return rc;
+	if (jb_oci_digest_check(digest) < 0)
+		return jb_err(err, EINVAL, "a manifest is deleted by digest, not by '%s'", digest);
+	char url[800];
+	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", r->base, repo, digest);
+	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	rc = request(r, "DELETE", url, NULL, &rs, false, 0, err);
+	if (rc == 0 && rs.status != 202)
+		rc = http_error(r, &rs, digest, err);
+	free(rs.body);
+	return rc;
+}

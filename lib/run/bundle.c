@@ -1,0 +1,362 @@
+/* A job's bundle: the OCI runtime config crun reads (process, mounts,
+ * namespaces, limits), the files it bind-mounts (hosts, resolv.conf,
+ * hostname), the overlay's directories, and what the supervisor needs. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+
+#include "jumbo/run.h"
+
+#define DEFAULT_PIDS 4096
+#define CPU_PERIOD 100000
+
+enum jb_cgroup_mode jb_cgroup_mode(void)
+{
+	struct statfs st;
+	if (statfs("/sys/fs/cgroup", &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC)
+		return JB_CGROUP_V2;
+	if (statfs("/sys/fs/cgroup/unified", &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC)
+		return JB_CGROUP_HYBRID;
+	return JB_CGROUP_V1;
+}
+
+const char *jb_cgroup_mode_name(enum jb_cgroup_mode m)
+{
+	return m == JB_CGROUP_V2 ? "v2" : m == JB_CGROUP_HYBRID ? "hybrid (v1 controllers)" : "v1";
+}
+
+unsigned jb_gpu_count(void)
+{
+	if (access("/dev/nvidiactl", F_OK) < 0)
+		return 0;
+	unsigned n = 0;
+	DIR *d = opendir("/dev");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		const char *p = de->d_name;
+		if (strncmp(p, "nvidia", 6) || !p[6])
+			continue;
+		p += 6;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (!*p)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+void jb_job_spec_free(struct jb_job_spec *s)
+{
+	free(s->image);
+	jb_oci_strv_free(s->args);
+	jb_oci_strv_free(s->env);
+	for (size_t i = 0; i < s->ndata; i++) {
+		free(s->data[i].name);
+		free(s->data[i].source);
+		free(s->data[i].remote);
+		free(s->data[i].local);
+	}
+	free(s->data);
+	memset(s, 0, sizeof *s);
+}
+
+static json_t *strv(char *const *v)
+{
+	json_t *a = json_array();
+	for (; v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+static int write_file(const char *dir, const char *name, const char *text, struct jb_error *err)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 || jb_write_full(fd, text, strlen(text)) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return jb_err(err, e, "%s: %s", p, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+static int dump(const char *dir, const char *name, json_t *j, struct jb_error *err)
+{
+	char *s = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	if (!s)
+		return -ENOMEM;
+	int r = write_file(dir, name, s, err);
+	free(s);
+	return r;
+}
+
+/* The image's user: "uid[:gid]", "root", or a name in an /etc/passwd of its
+ * layers (the top one that has the file). */
+static int resolve_user(const char *user, char *const *layers, unsigned *uid, unsigned *gid, struct jb_error *err)
+{
+	*uid = *gid = 0;
+	if (!user || !*user || !strcmp(user, "root"))
+		return 0;
+	char *end;
+	unsigned long u = strtoul(user, &end, 10);
+	if (end != user && (!*end || *end == ':')) {
+		*uid = *gid = (unsigned)u;
+		if (*end == ':')
+			*gid = (unsigned)strtoul(end + 1, NULL, 10);
+		return 0;
+	}
+	size_t n = 0;
+	while (layers && layers[n])
+		n++;
+	for (size_t i = n; i-- > 0;) {
+		char p[4200], line[1024];
+		snprintf(p, sizeof p, "%s/etc/passwd", layers[i]);
+		FILE *f = fopen(p, "re");
+		if (!f)
+			continue;
+		size_t ul = strcspn(user, ":");
+		while (fgets(line, sizeof line, f)) {
+			if (strncmp(line, user, ul) || line[ul] != ':')
+				continue;
+			unsigned a, b;
+			if (sscanf(line + ul, ":%*[^:]:%u:%u:", &a, &b) == 2) {
+				*uid = a;
+				*gid = b;
+				fclose(f);
+				return 0;
+			}
+		}
+		fclose(f);
+		break;
+	}
+	return jb_err(err, ENOENT, "the image's user '%s' is not in its /etc/passwd", user);
+}
+
+static json_t *mount_of(const char *dst, const char *type, const char *src, const char *opts)
+{
+	json_t *o = json_array();
+	char *dup = strdup(opts), *save = NULL;
+	for (char *w = dup ? strtok_r(dup, ",", &save) : NULL; w; w = strtok_r(NULL, ",", &save))
+		json_array_append_new(o, json_string(w));
+	free(dup);
+	return json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", type, "source", src, "options", o);
+}
+
+/* The Docker/moby default set: what images expect of root in a container. */
+static const char *const default_caps[] = {
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+	"CAP_AUDIT_WRITE", NULL,
+};
+
+static bool env_has(json_t *env, const char *key, size_t klen)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach (env, i, v) {
+		const char *s = json_string_value(v);
+		if (s && !strncmp(s, key, klen) && s[klen] == '=')
+			return true;
+	}
+	return false;
+}
+
+static void env_set(json_t *env, const char *kv)
+{
+	size_t klen = strcspn(kv, "=");
+	size_t i;
+	json_t *v;
+	json_array_foreach (env, i, v) {
+		const char *s = json_string_value(v);
+		if (s && !strncmp(s, kv, klen) && s[klen] == '=') {
+			json_array_set_new(env, i, json_string(kv));
+			return;
+		}
+	}
+	json_array_append_new(env, json_string(kv));
+}
+
+int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *spec, const struct jb_oci_image *img,
+		   char *const *layers, const struct jb_bundle_opts *o, struct jb_error *err)
+{
+	char p[4200];
+	static const char *const subdirs[] = {"upper", "work", "merged", "workspace"};
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	for (size_t i = 0; i < JB_ARRAY_SIZE(subdirs); i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, subdirs[i]);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return jb_err(err, errno, "%s: %s", p, strerror(errno));
+	}
+	/* the command: the job's, else the image's entrypoint and cmd */
+	json_t *args = json_array();
+	if (spec->args && spec->args[0]) {
+		for (char **a = img->c.entrypoint; a && *a; a++)
+			json_array_append_new(args, json_string(*a));
+		for (char *const *a = spec->args; *a; a++)
+			json_array_append_new(args, json_string(*a));
+	} else {
+		for (char **a = img->c.entrypoint; a && *a; a++)
+			json_array_append_new(args, json_string(*a));
+		for (char **a = img->c.cmd; a && *a; a++)
+			json_array_append_new(args, json_string(*a));
+	}
+	if (!json_array_size(args)) {
+		json_decref(args);
+		return jb_err(err, EINVAL, "%s has no command: give one after --", img->name);
+	}
+	unsigned uid, gid;
+	int r = resolve_user(img->c.user, layers, &uid, &gid, err);
+	if (r < 0) {
+		json_decref(args);
+		return r;
+	}
+	json_t *env = strv(img->c.env);
+	if (!env_has(env, "PATH", 4))
+		env_set(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	for (char *const *e = spec->env; e && *e; e++)
+		env_set(env, *e);
+	if (!env_has(env, "HOME", 4))
+		env_set(env, uid == 0 ? "HOME=/root" : "HOME=/work");
+	char jid[96];
+	snprintf(jid, sizeof jid, "JUMBO_JOB_ID=%s", id);
+	env_set(env, jid);
+	/* capabilities: the default set for root, none for another user */
+	json_t *caps = strv((char *const *)default_caps);
+	json_t *capsobj = json_pack("{s:O, s:o, s:o, s:[], s:[]}", "bounding", caps, "effective",
+				    uid == 0 ? json_copy(caps) : json_array(), "permitted",
+				    uid == 0 ? json_copy(caps) : json_array(), "inheritable", "ambient");
+	json_decref(caps);
+	json_t *process = json_pack(
+		"{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:[{s:s, s:i, s:i}], s:b}", "terminal", 0, "user", "uid",
+		(int)uid, "gid", (int)gid, "args", args, "env", env, "cwd",
+		img->c.workdir && img->c.workdir[0] == '/' ? img->c.workdir : "/work", "capabilities", capsobj,
+		"rlimits", "type", "RLIMIT_NOFILE", "hard", 4096, "soft", 4096, "noNewPrivileges", 1);
+	/* mounts */
+	json_t *m = json_array();
+	json_array_append_new(m, mount_of("/proc", "proc", "proc", "nosuid,noexec,nodev"));
+	json_array_append_new(m, mount_of("/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"));
+	json_array_append_new(m, mount_of("/dev/pts", "devpts", "devpts",
+					  "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"));
+	json_array_append_new(m, mount_of("/dev/shm", "tmpfs", "shm", "nosuid,noexec,nodev,mode=1777,size=65536k"));
+	json_array_append_new(m, mount_of("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"));
+	json_array_append_new(m, mount_of("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
+	json_array_append_new(m, mount_of("/tmp", "tmpfs", "tmpfs", "nosuid,nodev,mode=1777"));
+	for (size_t i = 0; i < spec->ndata; i++) {
+		snprintf(p, sizeof p, "/data/%s", spec->data[i].name);
+		json_array_append_new(m, mount_of(p, "bind", spec->data[i].source, "rbind,ro,nosuid,nodev"));
+	}
+	snprintf(p, sizeof p, "%s/workspace", dir);
+	json_array_append_new(m, mount_of("/work", "bind", p, "rbind,rw,nosuid,nodev"));
+	if (uid != 0 && chown(p, uid, gid) < 0)
+		jb_log(JB_LOG_WARN, "job %s: cannot give /work to uid %u: %s", id, uid, strerror(errno));
+	static const char *const etc[] = {"hosts", "resolv.conf", "hostname"};
+	for (size_t i = 0; i < JB_ARRAY_SIZE(etc); i++) {
+		char dst[64];
+		snprintf(p, sizeof p, "%s/%s", dir, etc[i]);
+		snprintf(dst, sizeof dst, "/etc/%s", etc[i]);
+		json_array_append_new(m, mount_of(dst, "bind", p, "bind,ro"));
+	}
+	/* namespaces: everything of its own, the network too unless asked */
+	json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type", "ipc",
+			       "type", "uts", "type", "cgroup");
+	if (!spec->network)
+		json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+	/* limits */
+	json_t *res = json_pack("{s:[{s:b, s:s}], s:{s:I}}", "devices", "allow", 0, "access", "rwm", "pids", "limit",
+				(json_int_t)(spec->pids ? spec->pids : DEFAULT_PIDS));
+	if (spec->memory)
+		json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)spec->memory, "swap",
+							     (json_int_t)spec->memory));
+	if (spec->cpus > 0)
+		json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t)(spec->cpus * CPU_PERIOD),
+							  "period", (json_int_t)CPU_PERIOD));
+	/* GPUs: NVIDIA device nodes and the driver's libraries, when asked */
+	if (spec->gpus) {
+		json_t *devs = json_object_get(res, "devices");
+		char dev[64];
+		for (unsigned g = 0; g < spec->gpus; g++) {
+			snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
+			json_array_append_new(m, mount_of(dev, "bind", dev, "bind,nosuid,noexec"));
+		}
+		static const char *const ctl[] = {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"};
+		for (size_t i = 0; i < JB_ARRAY_SIZE(ctl); i++)
+			if (access(ctl[i], F_OK) == 0)
+				json_array_append_new(m, mount_of(ctl[i], "bind", ctl[i], "bind,nosuid,noexec"));
+		json_array_append_new(devs, json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", "c", "major",
+						      (json_int_t)195, "access", "rwm"));
+		struct stat uvm;
+		if (stat("/dev/nvidia-uvm", &uvm) == 0 && S_ISCHR(uvm.st_mode))
+			json_array_append_new(devs, json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", "c", "major",
+							      (json_int_t)major(uvm.st_rdev), "access", "rwm"));
+		DIR *d = opendir("/usr/lib/x86_64-linux-gnu");
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (strncmp(de->d_name, "libcuda.so", 10) && strncmp(de->d_name, "libnvidia-ml.so", 15) &&
+			    strncmp(de->d_name, "libnvidia-ptxjitcompiler.so", 27))
+				continue;
+			snprintf(p, sizeof p, "/usr/lib/x86_64-linux-gnu/%s", de->d_name);
+			json_array_append_new(m, mount_of(p, "bind", p, "bind,ro,nosuid"));
+		}
+		if (d)
+			closedir(d);
+	}
+	char cg[128];
+	snprintf(cg, sizeof cg, "/jumbo/%s", id);
+	snprintf(p, sizeof p, "%s/merged", dir);
+	json_t *cfg = json_pack(
+		"{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:{s:s, s:o, s:o, s:[sssssssssss], s:[sssss]}}", "ociVersion", "1.0.2",
+		"process", process, "root", "path", p, "readonly", 0, "hostname", id, "mounts", m, "linux",
+		"cgroupsPath", cg, "namespaces", ns, "resources", res, "maskedPaths", "/proc/acpi", "/proc/asound",
+		"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+		"/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", "readonlyPaths",
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
+	if (!cfg)
+		return -ENOMEM;
+	if ((r = dump(dir, "config.json", cfg, err)) < 0)
+		return r;
+	/* its own names: without a network, no name server to wait for */
+	snprintf(p, sizeof p, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", id);
+	if ((r = write_file(dir, "hosts", p, err)) < 0)
+		return r;
+	if (spec->network) {
+		char *rc = NULL;
+		FILE *f = fopen("/etc/resolv.conf", "re");
+		size_t n = 0;
+		if (f) {
+			rc = calloc(1, 16384);
+			n = rc ? fread(rc, 1, 16383, f) : 0;
+			fclose(f);
+		}
+		r = write_file(dir, "resolv.conf", rc && n ? rc : "options timeout:1 attempts:1\n", err);
+		free(rc);
+	} else {
+		r = write_file(dir, "resolv.conf", "# no network in this job\noptions timeout:1 attempts:1\n", err);
+	}
+	snprintf(p, sizeof p, "%s\n", id);
+	if (r < 0 || (r = write_file(dir, "hostname", p, err)) < 0)
+		return r;
+	/* what the supervisor needs: lower directories top first */
+	json_t *lower = json_array();
+	size_t n = 0;
+	while (layers && layers[n])
+		n++;
+	for (size_t i = n; i-- > 0;)
+		json_array_append_new(lower, json_string(layers[i]));
+	json_t *sup = json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I}", "id", id, "crun", o->crun, "crun_root",
+				o->crun_root, "cgroups", (int)o->cgroups, "lower", lower, "timeout", spec->timeout,
+				"memory", (json_int_t)spec->memory);
+	return sup ? dump(dir, "supervise.json", sup, err) : -ENOMEM;
+}

@@ -1,0 +1,377 @@
+/* The job supervisor: one small process per job, started by jumbod (which
+ * re-executes itself), in its own session so that it outlives the daemon.
+ *
+ *   lock DIR/supervisor.lock (held for its whole life: a restarted jumbod
+ *   tells a live supervisor from a dead one by it, whatever became of pids)
+ *   -> subreaper -> a private mount namespace (without /sys/fs/cgroup/unified
+ *   on a hybrid host, where crun refuses to run) -> the overlay root
+ *   -> crun create, crun start -> wait for the container's init, which is
+ *   reparented to us, for its real exit status -> the cgroup's OOM counter
+ *   (before crun delete removes it) -> DIR/result.json -> crun delete.
+ *
+ * The overlay mount lives only in this process's mount namespace: when the
+ * supervisor and the container are gone, so is the mount. */
+#include <fcntl.h>
+#include <sched.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "jumbo/run.h"
+
+struct sup {
+	const char *dir;
+	const char *id, *crun, *crun_root;
+	enum jb_cgroup_mode cgroups;
+	double timeout;
+	json_t *cfg;
+	sigset_t mask;
+	struct jb_job_result res;
+};
+
+static double wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void path(const struct sup *s, const char *name, char *out, size_t n) { snprintf(out, n, "%s/%s", s->dir, name); }
+
+/* Run crun with args; its stdout/stderr go to the job's files when
+ * to_job, else to DIR/crun.log.  Returns the child's pid (not waited). */
+static pid_t crun(struct sup *s, bool to_job, const char *const *args)
+{
+	const char *argv[16];
+	int n = 0;
+	argv[n++] = s->crun;
+	argv[n++] = "--root";
+	argv[n++] = s->crun_root;
+	for (const char *const *a = args; *a && n < 15; a++)
+		argv[n++] = *a;
+	argv[n] = NULL;
+	char out[4200], errp[4200];
+	path(s, to_job ? "stdout" : "crun.log", out, sizeof out);
+	path(s, to_job ? "stderr" : "crun.log", errp, sizeof errp);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigprocmask(SIG_UNBLOCK, &s->mask, NULL);
+		int in = open("/dev/null", O_RDONLY);
+		int o = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int e = open(errp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (in < 0 || o < 0 || e < 0)
+			_exit(127);
+		dup2(in, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		execvp(argv[0], (char **)argv);
+		dprintf(2, "jumbo: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_for(pid_t pid)
+{
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return st;
+}
+
+static int crun_wait(struct sup *s, const char *const *args)
+{
+	pid_t p = crun(s, false, args);
+	if (p < 0)
+		return -1;
+	int st = wait_for(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The last line crun wrote about a failure, for the job's error. */
+static void crun_failure(struct sup *s, const char *what)
+{
+	char p[4200], buf[4096] = "", *last = buf;
+	path(s, "crun.log", p, sizeof p);
+	FILE *f = fopen(p, "re");
+	if (f) {
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		buf[n] = 0;
+		fclose(f);
+		while (n && buf[n - 1] == '\n')
+			buf[--n] = 0;
+		char *nl = strrchr(buf, '\n');
+		last = nl ? nl + 1 : buf;
+	}
+	snprintf(s->res.error, sizeof s->res.error, "%s failed%s%.400s", what, *last ? ": " : "", last);
+}
+
+static void set_error(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct sup *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->res.error, sizeof s->res.error, fmt, ap);
+	va_end(ap);
+}
+
+/* The overlay root: lower directories top first.  They usually share one
+ * parent (the store's layers/), and then they are named relative to it so
+ * that many layers fit in the one page of mount options. */
+static int mount_root(struct sup *s)
+{
+	json_t *lower = json_object_get(s->cfg, "lower");
+	size_t n = json_array_size(lower);
+	if (!n) {
+		set_error(s, "the image has no layers");
+		return -1;
+	}
+	const char *first = json_string_value(json_array_get(lower, 0));
+	const char *slash = first ? strrchr(first, '/') : NULL;
+	size_t plen = slash ? (size_t)(slash - first) : 0;
+	bool common = plen > 0;
+	for (size_t i = 0; common && i < n; i++) {
+		const char *l = json_string_value(json_array_get(lower, i));
+		common = l && strlen(l) > plen && !strncmp(l, first, plen) && l[plen] == '/' && !strchr(l + plen + 1, '/');
+	}
+	char opts[4096], merged[4200];
+	size_t o = (size_t)snprintf(opts, sizeof opts, "lowerdir=");
+	for (size_t i = 0; i < n && o < sizeof opts; i++) {
+		const char *l = json_string_value(json_array_get(lower, i));
+		o += (size_t)snprintf(opts + o, sizeof opts - o, "%s%s", i ? ":" : "", common ? l + plen + 1 : l);
+	}
+	if (o < sizeof opts)
+		o += (size_t)snprintf(opts + o, sizeof opts - o, ",upperdir=%s/upper,workdir=%s/work", s->dir, s->dir);
+	if (o >= sizeof opts) {
+		set_error(s, "%zu layers are more than one overlay mount can name", n);
+		return -1;
+	}
+	char cwd[4200] = "";
+	if (common) {
+		char parent[4200];
+		snprintf(parent, sizeof parent, "%.*s", (int)plen, first);
+		if (!getcwd(cwd, sizeof cwd) || chdir(parent) < 0) {
+			set_error(s, "%s: %s", parent, strerror(errno));
+			return -1;
+		}
+	}
+	path(s, "merged", merged, sizeof merged);
+	int r = mount("overlay", merged, "overlay", 0, opts);
+	int e = errno;
+	if (common && chdir(cwd) < 0)
+		r = -1;
+	if (r < 0) {
+		set_error(s, "the overlay root: %s", strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* The cgroup's own account of the job: was anything OOM-killed, and the
+ * most memory it held.  Read after the container ends, before crun delete. */
+static void read_cgroup(struct sup *s)
+{
+	char p[512], line[256];
+	bool v2 = s->cgroups == JB_CGROUP_V2;
+	snprintf(p, sizeof p, v2 ? "/sys/fs/cgroup/jumbo/%s/memory.events" : "/sys/fs/cgroup/memory/jumbo/%s/memory.oom_control",
+		 s->id);
+	FILE *f = fopen(p, "re");
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long long k;
+		if (sscanf(line, "oom_kill %llu", &k) == 1 && k > 0)
+			s->res.oom = true;
+	}
+	if (f)
+		fclose(f);
+	snprintf(p, sizeof p, v2 ? "/sys/fs/cgroup/jumbo/%s/memory.peak" : "/sys/fs/cgroup/memory/jumbo/%s/memory.max_usage_in_bytes",
+		 s->id);
+	if ((f = fopen(p, "re"))) {
+		unsigned long long v;
+		if (fscanf(f, "%llu", &v) == 1)
+			s->res.max_memory = v;
+		fclose(f);
+	}
+}
+
+static void write_result(struct sup *s)
+{
+	json_t *j = json_pack("{s:i, s:i, s:b, s:b, s:b, s:I, s:f, s:f, s:s}", "exit_code", s->res.exit_code, "signal",
+			      s->res.signal, "oom", s->res.oom, "timed_out", s->res.timed_out, "cancelled",
+			      s->res.cancelled, "max_memory", (json_int_t)s->res.max_memory, "started", s->res.started,
+			      "finished", s->res.finished, "error", s->res.error);
+	char p[4200], tmp[4300];
+	path(s, "result.json", p, sizeof p);
+	snprintf(tmp, sizeof tmp, "%s.tmp", p);
+	if (j && json_dump_file(j, tmp, JSON_COMPACT) == 0) {
+		int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+		rename(tmp, p);
+	}
+	json_decref(j);
+}
+
+int jb_run_supervise(const char *dir)
+{
+	struct sup s = {.dir = dir};
+	char p[4200];
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	path(&s, "supervisor.lock", p, sizeof p);
+	int lock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+		return 1; /* another supervisor has this job */
+	path(&s, "supervisor.pid", p, sizeof p);
+	FILE *pf = fopen(p, "we");
+	if (pf) {
+		fprintf(pf, "%d\n", (int)getpid());
+		fclose(pf);
+	}
+	path(&s, "supervise.json", p, sizeof p);
+	s.cfg = json_load_file(p, 0, NULL);
+	s.id = json_string_value(json_object_get(s.cfg, "id"));
+	s.crun = json_string_value(json_object_get(s.cfg, "crun"));
+	s.crun_root = json_string_value(json_object_get(s.cfg, "crun_root"));
+	s.cgroups = (enum jb_cgroup_mode)json_integer_value(json_object_get(s.cfg, "cgroups"));
+	s.timeout = json_number_value(json_object_get(s.cfg, "timeout"));
+	s.res.started = wall();
+	sigemptyset(&s.mask);
+	sigaddset(&s.mask, SIGCHLD);
+	sigaddset(&s.mask, SIGTERM);
+	sigaddset(&s.mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &s.mask, NULL);
+	bool created = false;
+	if (!s.id || !s.crun || !s.crun_root) {
+		set_error(&s, "%s: not a job directory", dir);
+		goto done;
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		set_error(&s, "a private mount namespace: %s", strerror(errno));
+		goto done;
+	}
+	/* crun refuses a hybrid host; without the v2 mount it sees plain v1 */
+	if (s.cgroups == JB_CGROUP_HYBRID && umount2("/sys/fs/cgroup/unified", MNT_DETACH) < 0) {
+		set_error(&s, "hiding /sys/fs/cgroup/unified: %s", strerror(errno));
+		goto done;
+	}
+	if (mount_root(&s) < 0)
+		goto done;
+	char pidfile[4200];
+	path(&s, "container.pid", pidfile, sizeof pidfile);
+	created = true; /* from here on, crun delete cleans up whatever create left */
+	{
+		const char *args[] = {"create", "--bundle", dir, "--pid-file", pidfile, s.id, NULL};
+		pid_t c = crun(&s, true, args);
+		int st = c > 0 ? wait_for(c) : -1;
+		if (st != 0) {
+			crun_failure(&s, "crun create");
+			goto done;
+		}
+	}
+	pid_t cpid = 0;
+	FILE *f = fopen(pidfile, "re");
+	if (!f || fscanf(f, "%d", &cpid) != 1 || cpid <= 0) {
+		if (f)
+			fclose(f);
+		set_error(&s, "crun create wrote no container pid");
+		goto done;
+	}
+	fclose(f);
+	{
+		const char *args[] = {"start", s.id, NULL};
+		if (crun_wait(&s, args) != 0) {
+			crun_failure(&s, "crun start");
+			goto done;
+		}
+	}
+	s.res.started = wall();
+	double deadline = s.timeout > 0 ? s.res.started + s.timeout : 0;
+	for (;;) {
+		struct timespec ts = {.tv_sec = 1};
+		if (deadline) {
+			double left = deadline - wall();
+			if (left <= 0 && !s.res.timed_out && !s.res.cancelled) {
+				s.res.timed_out = true;
+				const char *args[] = {"kill", s.id, "KILL", NULL};
+				crun_wait(&s, args);
+			}
+			if (left > 0 && left < 1) {
+				ts.tv_sec = 0;
+				ts.tv_nsec = (long)(left * 1e9) + 1;
+			}
+		}
+		siginfo_t si;
+		int sig = sigtimedwait(&s.mask, &si, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			if (!s.res.timed_out && !s.res.cancelled) {
+				s.res.cancelled = true;
+				const char *args[] = {"kill", s.id, "KILL", NULL};
+				crun_wait(&s, args);
+			}
+		}
+		/* reap: the container's init, and any orphan it left to us */
+		int st;
+		pid_t w;
+		bool ended = false;
+		while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+			if (w == cpid) {
+				ended = true;
+				if (WIFEXITED(st)) {
+					s.res.exit_code = WEXITSTATUS(st);
+				} else {
+					s.res.signal = WTERMSIG(st);
+					s.res.exit_code = 128 + s.res.signal;
+				}
+			}
+		if (ended)
+			break;
+		if (w < 0 && errno == ECHILD) {
+			set_error(&s, "the container's process was lost");
+			break;
+		}
+	}
+	read_cgroup(&s);
+done:
+	s.res.finished = wall();
+	write_result(&s);
+	if (created) {
+		const char *args[] = {"delete", "-f", s.id, NULL};
+		crun_wait(&s, args);
+	}
+	json_decref(s.cfg);
+	return s.res.error[0] ? 1 : 0;
+}
+
+int jb_job_result_read(const char *dir, struct jb_job_result *r, struct jb_error *err)
+{
+	memset(r, 0, sizeof *r);
+	char p[4200];
+	snprintf(p, sizeof p, "%s/result.json", dir);
+	json_error_t je;
+	json_t *j = json_load_file(p, 0, &je);
+	if (!j)
+		return access(p, F_OK) < 0 ? -ENOENT : jb_err(err, EINVAL, "%s: %s", p, je.text);
+	r->exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
+	r->signal = (int)json_integer_value(json_object_get(j, "signal"));
+	r->oom = json_is_true(json_object_get(j, "oom"));
+	r->timed_out = json_is_true(json_object_get(j, "timed_out"));
+	r->cancelled = json_is_true(json_object_get(j, "cancelled"));
+	r->max_memory = (uint64_t)json_integer_value(json_object_get(j, "max_memory"));
+	r->started = json_number_value(json_object_get(j, "started"));
+	r->finished = json_number_value(json_object_get(j, "finished"));
+	const char *e = json_string_value(json_object_get(j, "error"));
+	snprintf(r->error, sizeof r->error, "%s", e ? e : "");
+	json_decref(j);
+	return 0;
+}
