@@ -11,11 +11,13 @@
 #include "jumbo/oci.h"
 
 struct image_opts {
+	struct cli *cli;
 	const char *store;
 	char *user, *password;
 	bool json;
 	uint64_t chunk;
 	bool insecure;
+	bool remote;
 };
 
 static const char image_usage[] =
@@ -25,8 +27,10 @@ static const char image_usage[] =
 	"\n"
 	"  pull NAME               fetch an image from its registry (HOST[:PORT]/REPO[:TAG|@DIGEST])\n"
 	"  push LOCAL [REMOTE]     send an image to a registry (REMOTE defaults to LOCAL)\n"
-	"  ls                      the images in the store\n"
+	"  ls [HOST/REPO]          the images in the store, or the tags of a registry's repository\n"
 	"  rm NAME...              forget names, then remove the blobs no name needs\n"
+	"  rm --remote NAME...     delete the manifests these names have in their registries\n"
+	"  prune                   remove the blobs and layers no name needs\n"
 	"  tag NAME NEWNAME        a second name for an image\n"
 	"  inspect NAME            manifest digest, config, layers\n"
 	"  unpack NAME             unpack the layers (once) and print their directories, bottom first\n"
@@ -76,12 +80,34 @@ static int open_store(struct cli *g, const struct image_opts *io, struct jb_oci_
 	return 0;
 }
 
-static void reg_opts(const struct image_opts *io, struct jb_registry_opts *o)
+/* Credentials for the registry of name: --creds, else the environment,
+ * else the configuration's [registry HOST] (when there is a configuration). */
+static void reg_opts(const struct image_opts *io, const char *name, struct jb_registry_opts *o)
 {
+	static struct jb_config *c;
+	static bool tried;
 	memset(o, 0, sizeof *o);
 	o->user = io->user ? io->user : getenv("JUMBO_REGISTRY_USER");
 	o->password = io->password ? io->password : getenv("JUMBO_REGISTRY_PASSWORD");
 	o->insecure = io->insecure;
+	struct jb_oci_ref ref;
+	if (jb_oci_ref_parse(name, &ref, NULL) < 0 || !ref.host[0])
+		return;
+	if (!tried) {
+		tried = true;
+		const char *path = io->cli->config_path ? io->cli->config_path : getenv("JUMBO_CONFIG");
+		if (path && *path)
+			jb_config_load(path, &c, NULL);
+	}
+	const struct jb_registry_conf *rc = c ? jb_config_registry(c, ref.host) : NULL;
+	if (!rc)
+		return;
+	if (!io->user && !getenv("JUMBO_REGISTRY_USER")) {
+		o->user = rc->user;
+		o->password = rc->password;
+	}
+	o->ca_file = rc->ca;
+	o->insecure |= rc->insecure;
 }
 
 static int64_t image_size(const struct jb_oci_image *img)
@@ -140,7 +166,7 @@ static int do_pull(struct jb_oci_store *s, const struct image_opts *io, int argc
 		return EXIT_USAGE;
 	}
 	struct jb_registry_opts o;
-	reg_opts(io, &o);
+	reg_opts(io, argv[0], &o);
 	struct jb_oci_image img;
 	struct jb_error err = {0};
 	if (jb_oci_pull(s, argv[0], &o, &img, &err) < 0) {
@@ -160,7 +186,7 @@ static int do_push(struct jb_oci_store *s, const struct image_opts *io, int argc
 	}
 	const char *remote = argc == 2 ? argv[1] : argv[0];
 	struct jb_registry_opts o;
-	reg_opts(io, &o);
+	reg_opts(io, remote, &o);
 	char digest[JB_OCI_DIGEST_MAX];
 	struct jb_error err = {0};
 	if (jb_oci_push(s, argv[0], remote, &o, io->chunk, digest, &err) < 0) {
@@ -174,15 +200,49 @@ static int do_push(struct jb_oci_store *s, const struct image_opts *io, int argc
 	return 0;
 }
 
+/* ls HOST/REPO: the registry's tags of a repository */
+static int ls_remote(const struct image_opts *io, const char *name)
+{
+	struct jb_oci_ref ref;
+	struct jb_registry *r = NULL;
+	struct jb_registry_opts o;
+	struct jb_error err = {0};
+	char **tags = NULL;
+	size_t n = 0;
+	reg_opts(io, name, &o);
+	if (jb_oci_ref_parse(name, &ref, &err) < 0 || !ref.host[0] ||
+	    jb_registry_open(ref.host, &o, &r, &err) < 0 || jb_registry_tags(r, ref.repo, &tags, &n, &err) < 0) {
+		cli_error("image ls %s: %s", name, err.msg[0] ? err.msg : "no registry in the name (HOST[:PORT]/REPO)");
+		jb_registry_close(r);
+		return 1;
+	}
+	jb_registry_close(r);
+	json_t *arr = io->json ? json_array() : NULL;
+	for (size_t i = 0; i < n; i++) {
+		char full[600];
+		snprintf(full, sizeof full, "%s/%s:%s", ref.host, ref.repo, tags[i]);
+		if (arr)
+			json_array_append_new(arr, json_string(full));
+		else
+			puts(full);
+	}
+	if (arr)
+		print_json(arr);
+	jb_oci_strv_free(tags);
+	return 0;
+}
+
 static int do_ls(struct jb_oci_store *s, const struct image_opts *io, int argc, char **argv)
 {
 	struct jb_oci_named *v = NULL;
 	size_t n = 0;
 	struct jb_error err = {0};
-	if (argc) {
-		cli_error("image ls: takes no arguments");
+	if (argc > 1) {
+		cli_error("image ls: usage: jumbo image ls [HOST/REPO]");
 		return EXIT_USAGE;
 	}
+	if (argc == 1)
+		return ls_remote(io, argv[0]);
 	if (jb_oci_store_list(s, &v, &n, &err) < 0) {
 		cli_error("image ls: %s", err.msg);
 		return 1;
@@ -216,6 +276,38 @@ static int do_ls(struct jb_oci_store *s, const struct image_opts *io, int argc, 
 	return rc;
 }
 
+/* rm --remote NAME: delete the manifest a tag names from its registry */
+static int rm_remote(const struct image_opts *io, const char *name)
+{
+	struct jb_oci_ref ref;
+	struct jb_registry *r = NULL;
+	struct jb_registry_opts o;
+	struct jb_error err = {0};
+	char *buf = NULL, *mt = NULL, digest[JB_OCI_DIGEST_MAX];
+	size_t len;
+	reg_opts(io, name, &o);
+	int rc = jb_oci_ref_parse(name, &ref, &err);
+	if (rc == 0 && !ref.host[0])
+		rc = jb_err(&err, EINVAL, "no registry in the name (HOST[:PORT]/REPO:TAG)");
+	if (rc == 0)
+		rc = jb_registry_open(ref.host, &o, &r, &err);
+	if (rc == 0)
+		rc = jb_registry_manifest_get(r, ref.repo, ref.digest[0] ? ref.digest : ref.tag, &buf, &len, &mt, digest,
+					      &err);
+	if (rc == 0)
+		rc = jb_registry_manifest_delete(r, ref.repo, digest, &err);
+	free(buf);
+	free(mt);
+	jb_registry_close(r);
+	if (rc < 0) {
+		cli_error("image rm %s: %s", name, err.msg);
+		return 1;
+	}
+	if (!io->json)
+		printf("deleted %s (%s) from its registry\n", name, digest);
+	return 0;
+}
+
 static int do_rm(struct jb_oci_store *s, const struct image_opts *io, int argc, char **argv)
 {
 	if (argc < 1) {
@@ -223,6 +315,11 @@ static int do_rm(struct jb_oci_store *s, const struct image_opts *io, int argc, 
 		return EXIT_USAGE;
 	}
 	int rc = 0;
+	if (io->remote) {
+		for (int i = 0; i < argc; i++)
+			rc |= rm_remote(io, argv[i]);
+		return rc;
+	}
 	for (int i = 0; i < argc; i++) {
 		struct jb_oci_ref ref;
 		char canon[600];
@@ -249,6 +346,25 @@ static int do_rm(struct jb_oci_store *s, const struct image_opts *io, int argc, 
 	else
 		printf("%zu blob%s no longer needed, removed\n", removed, removed == 1 ? "" : "s");
 	return rc;
+}
+
+static int do_prune(struct jb_oci_store *s, const struct image_opts *io, int argc, char **argv)
+{
+	if (argc) {
+		cli_error("image prune: takes no arguments");
+		return EXIT_USAGE;
+	}
+	size_t removed = 0;
+	struct jb_error err = {0};
+	if (jb_oci_store_prune(s, &removed, &err) < 0) {
+		cli_error("image prune: %s", err.msg);
+		return 1;
+	}
+	if (io->json)
+		print_json(json_pack("{s:I}", "blobs_removed", (json_int_t)removed));
+	else
+		printf("%zu blob%s no longer needed, removed\n", removed, removed == 1 ? "" : "s");
+	return 0;
 }
 
 static int do_tag(struct jb_oci_store *s, const struct image_opts *io, int argc, char **argv)
@@ -421,9 +537,9 @@ int cmd_image(struct cli *g, int argc, char **argv)
 		{"store", required_argument, NULL, 's'}, {"creds", required_argument, NULL, 'C'},
 		{"chunk", required_argument, NULL, 'k'}, {"insecure", no_argument, NULL, 'I'},
 		{"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
-		{0},
+		{"remote", no_argument, NULL, 'R'},      {0},
 	};
-	struct image_opts io = {0};
+	struct image_opts io = {.cli = g};
 	char *creds = NULL;
 	int o;
 	/* options may come before or after the subcommand */
@@ -433,6 +549,7 @@ int cmd_image(struct cli *g, int argc, char **argv)
 		case 'C': creds = optarg; break;
 		case 'I': io.insecure = true; break;
 		case 'j': io.json = true; break;
+		case 'R': io.remote = true; break;
 		case 'k':
 			if (jb_parse_size(optarg, &io.chunk) < 0 || io.chunk < 4096) {
 				cli_error("image: --chunk wants a size of 4K or more, not '%s'", optarg);
@@ -464,7 +581,7 @@ int cmd_image(struct cli *g, int argc, char **argv)
 	} sub[] = {
 		{"pull", do_pull}, {"push", do_push},       {"ls", do_ls},         {"rm", do_rm},
 		{"tag", do_tag},   {"inspect", do_inspect}, {"import", do_import}, {"build", do_build},
-		{"unpack", do_unpack},
+		{"unpack", do_unpack}, {"prune", do_prune},
 	};
 	const char *name = argv[optind];
 	int rc = -1;

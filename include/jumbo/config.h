@@ -12,6 +12,14 @@ struct jb_peer {
 	uint8_t fp[32];       /* SHA-256 of the peer's certificate (DER) */
 };
 
+/* [registry HOST[:PORT]]: how to reach an OCI registry. */
+struct jb_registry_conf {
+	char *host;
+	char *user, *password; /* password, or the first line of password-file */
+	char *ca;              /* a CA bundle for its TLS certificate */
+	bool insecure;         /* plain HTTP although it is not on loopback */
+};
+
 struct jb_config {
 	char *path;           /* where it was read from */
 	char *name;           /* [site] name */
@@ -24,6 +32,8 @@ struct jb_config {
 	char *images;         /* the image store (an OCI layout); default STATE/images */
 	struct jb_peer *peers;
 	size_t npeers;
+	struct jb_registry_conf *registries;
+	size_t nregistries;
 };
 
 JB_EXPORT int jb_config_load(const char *path, struct jb_config **ret, struct jb_error *err);
@@ -33,6 +43,8 @@ JB_EXPORT void jb_config_free(struct jb_config *c);
 /* Checks what jumbod needs on top of parsing (root, listen, state). */
 JB_EXPORT int jb_config_check_daemon(const struct jb_config *c, struct jb_error *err);
 JB_EXPORT const struct jb_peer *jb_config_peer(const struct jb_config *c, const char *name);
+/* The [registry HOST] section for host, or NULL. */
+JB_EXPORT const struct jb_registry_conf *jb_config_registry(const struct jb_config *c, const char *host);
 JB_EXPORT const struct jb_peer *jb_config_peer_by_fp(const struct jb_config *c, const uint8_t fp[32]);
 /* "SHA256:<64 hex>" <-> bytes */
 JB_EXPORT int jb_fp_parse(const char *s, uint8_t out[32]);

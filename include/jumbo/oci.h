@@ -150,6 +150,9 @@ JB_EXPORT int jb_registry_manifest_put(struct jb_registry *r, const char *repo, 
 				       struct jb_error *err);
 JB_EXPORT int jb_registry_manifest_delete(struct jb_registry *r, const char *repo, const char *digest,
 					  struct jb_error *err);
+/* The tags of a repository (NULL-terminated, jb_oci_strv_free). */
+JB_EXPORT int jb_registry_tags(struct jb_registry *r, const char *repo, char ***ret, size_t *ret_n,
+			       struct jb_error *err);
 /* 1 when the registry has the blob, 0 when not. */
 JB_EXPORT int jb_registry_blob_exists(struct jb_registry *r, const char *repo, const char *digest,
 				      struct jb_error *err);

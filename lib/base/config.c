@@ -111,7 +111,24 @@ void jb_config_free(struct jb_config *c)
 		free(c->peers[i].address);
 	}
 	free(c->peers);
+	for (size_t i = 0; i < c->nregistries; i++) {
+		free(c->registries[i].host);
+		free(c->registries[i].user);
+		if (c->registries[i].password)
+			explicit_bzero(c->registries[i].password, strlen(c->registries[i].password));
+		free(c->registries[i].password);
+		free(c->registries[i].ca);
+	}
+	free(c->registries);
 	free(c);
+}
+
+const struct jb_registry_conf *jb_config_registry(const struct jb_config *c, const char *host)
+{
+	for (size_t i = 0; i < c->nregistries; i++)
+		if (!strcmp(c->registries[i].host, host))
+			return &c->registries[i];
+	return NULL;
 }
 
 static bool valid_name(const char *s)
@@ -155,8 +172,9 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 		return -ENOMEM;
 	}
 	c->path = strdup(path ? path : "<string>");
-	enum { NONE, SITE, PEER, OTHER } sec = NONE;
+	enum { NONE, SITE, PEER, REGISTRY, OTHER } sec = NONE;
 	struct jb_peer *peer = NULL;
+	struct jb_registry_conf *reg = NULL;
 	int lineno = 0;
 	char *line = copy;
 	while (line) {
@@ -203,6 +221,33 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 				memset(peer, 0, sizeof *peer);
 				peer->name = strdup(pname);
 				sec = PEER;
+			} else if (!strncmp(sect, "registry", 8) && isspace((unsigned char)sect[8])) {
+				char *host = trim(sect + 9);
+				bool okh = *host && strlen(host) < 256;
+				for (const char *p = host; okh && *p; p++)
+					okh = isalnum((unsigned char)*p) || strchr(".-:[]", *p);
+				if (!okh) {
+					r = jb_err(err, EINVAL, "%s:%d: '%s' is not a registry host (HOST or HOST:PORT)", c->path,
+						   lineno, host);
+					goto fail;
+				}
+				if (jb_config_registry(c, host)) {
+					r = jb_err(err, EINVAL, "%s:%d: registry '%s' defined twice", c->path, lineno, host);
+					goto fail;
+				}
+				struct jb_registry_conf *nr = realloc(c->registries, (c->nregistries + 1) * sizeof *nr);
+				if (!nr) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				c->registries = nr;
+				reg = &c->registries[c->nregistries++];
+				memset(reg, 0, sizeof *reg);
+				if (!(reg->host = strdup(host))) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				sec = REGISTRY;
 			} else if (!strncmp(sect, "peer", 4)) {
 				/* "[peer]" or "[peers x]" is a typo for [peer NAME], not a later
 				 * module's section: ignoring it would drop a pin without a word */
@@ -276,6 +321,41 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 					   peer->name);
 				goto fail;
 			}
+		} else if (sec == REGISTRY) {
+			if (!strcmp(key, "user")) {
+				r = set_str(&reg->user, val);
+			} else if (!strcmp(key, "password")) {
+				r = set_str(&reg->password, val);
+			} else if (!strcmp(key, "password-file")) {
+				/* the secret itself stays out of a file that may be world-readable */
+				FILE *pf = fopen(val, "re");
+				char pw[1024];
+				if (!pf || !fgets(pw, sizeof pw, pf)) {
+					r = jb_err(err, errno ? errno : EINVAL, "%s:%d: registry %s: cannot read password-file %s",
+						   c->path, lineno, reg->host, val);
+					if (pf)
+						fclose(pf);
+					goto fail;
+				}
+				fclose(pf);
+				pw[strcspn(pw, "\r\n")] = 0;
+				r = set_str(&reg->password, pw);
+				explicit_bzero(pw, sizeof pw);
+			} else if (!strcmp(key, "ca")) {
+				r = set_str(&reg->ca, val);
+			} else if (!strcmp(key, "insecure")) {
+				if (strcmp(val, "true") && strcmp(val, "false")) {
+					r = jb_err(err, EINVAL, "%s:%d: registry %s: insecure is true or false", c->path, lineno,
+						   reg->host);
+					goto fail;
+				}
+				reg->insecure = !strcmp(val, "true");
+			} else {
+				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [registry %s]", c->path, lineno, key,
+					   reg->host);
+			}
+			if (r < 0)
+				goto fail;
 		} else if (sec == NONE) {
 			r = jb_err(err, EINVAL, "%s:%d: key '%s' outside any section", c->path, lineno, key);
 			goto fail;

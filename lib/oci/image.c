@@ -632,7 +632,9 @@ static bool set_has(const struct set *st, const char *hex)
 }
 
 /* Remove the blobs and unpacked layers that no named image needs.  Temporary
- * files of a pull in progress are left alone unless a day old. */
+ * files of a pull in progress are left alone unless a day old, and so are
+ * the layers a running job has mounted (its supervisor holds their record
+ * HEX.diff_id locked). */
 int jb_oci_store_prune(struct jb_oci_store *s, size_t *ret_removed, struct jb_error *err)
 {
 	struct set keep = {0};
@@ -685,6 +687,17 @@ int jb_oci_store_prune(struct jb_oci_store *s, size_t *ret_removed, struct jb_er
 				*dot = 0; /* an unpacked layer's record goes with it */
 			if (set_has(&keep, base))
 				continue;
+			if (k == 1 && base[0] != '.') {
+				/* a layer a running job has mounted holds its record shared */
+				char rec[300];
+				snprintf(rec, sizeof rec, "%s.diff_id", base);
+				int lfd = openat(dirfd(d), rec, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+				bool busy = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0;
+				if (lfd >= 0)
+					close(lfd);
+				if (busy)
+					continue;
+			}
 			if (de->d_name[0] == '.' &&
 			    (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || now - st.st_mtime < 86400))
 				continue;

@@ -690,3 +690,40 @@ int jb_registry_manifest_delete(struct jb_registry *r, const char *repo, const c
 	free(rs.body);
 	return rc;
 }
+
+int jb_registry_tags(struct jb_registry *r, const char *repo, char ***ret, size_t *ret_n, struct jb_error *err)
+{
+	int rc;
+	if ((rc = check_repo(repo, err)) < 0)
+		return rc;
+	char url[800];
+	snprintf(url, sizeof url, "%s/v2/%s/tags/list?n=10000", r->base, repo);
+	struct resp rs = {.max = JB_OCI_MAX_DOC, .r = r};
+	rc = request(r, "GET", url, NULL, &rs, false, 0, err);
+	if (rc == 0 && rs.status != 200)
+		rc = http_error(r, &rs, repo, err);
+	json_t *j = rc == 0 ? json_loadb(rs.body ? rs.body : "", rs.len, 0, NULL) : NULL;
+	free(rs.body);
+	if (rc < 0)
+		return rc;
+	json_t *tags = json_object_get(j, "tags");
+	if (!j || (!json_is_array(tags) && !json_is_null(tags) && tags)) {
+		json_decref(j);
+		return jb_err(err, EBADMSG, "registry %s: %s: a tag list that is not one", r->host, repo);
+	}
+	size_t n = json_array_size(tags), k = 0;
+	char **v = calloc(n + 1, sizeof *v);
+	for (size_t i = 0; v && i < n; i++) {
+		const char *t = json_string_value(json_array_get(tags, i));
+		if (t && check_reference(t, NULL) == 0 && !(v[k++] = strdup(t))) {
+			jb_oci_strv_free(v);
+			v = NULL;
+		}
+	}
+	json_decref(j);
+	if (!v)
+		return -ENOMEM;
+	*ret = v;
+	*ret_n = k;
+	return 0;
+}

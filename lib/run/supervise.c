@@ -142,6 +142,18 @@ static int mount_root(struct sup *s)
 		const char *l = json_string_value(json_array_get(lower, i));
 		common = l && strlen(l) > plen && !strncmp(l, first, plen) && l[plen] == '/' && !strchr(l + plen + 1, '/');
 	}
+	/* the layers are in use as long as this process lives: image prune
+	 * leaves a layer alone while anyone holds its record shared */
+	for (size_t i = 0; i < n; i++) {
+		char rec[4200];
+		snprintf(rec, sizeof rec, "%s.diff_id", json_string_value(json_array_get(lower, i)));
+		int fd = open(rec, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_SH) < 0) {
+			close(fd);
+			fd = -1;
+		}
+		(void)fd; /* kept open, and locked, until the supervisor exits */
+	}
 	char opts[4096], merged[4200];
 	size_t o = (size_t)snprintf(opts, sizeof opts, "lowerdir=");
 	for (size_t i = 0; i < n && o < sizeof opts; i++) {

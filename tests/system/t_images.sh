@@ -69,6 +69,12 @@ ok $? "push in 4 MiB chunks with credentials"
 like "digest $digest" "$out" "the registry stores the manifest under the same digest"
 export JUMBO_REGISTRY_USER=$REGISTRY_USER JUMBO_REGISTRY_PASSWORD=$REGISTRY_PASSWORD
 img "$S1" push jumbo/minimal "$REGISTRY_HOST/jumbo/minimal:mono" > /dev/null; ok $? "push again as one PUT, credentials from the environment"
+printf '%s\n' "$REGISTRY_PASSWORD" > "$T/reg.pw"
+printf '[site]\nname = c\nidentity = /x\n[registry %s]\nuser = %s\npassword-file = %s\n' \
+	"$REGISTRY_HOST" "$REGISTRY_USER" "$T/reg.pw" > "$T/creds.conf"
+env -u JUMBO_REGISTRY_USER -u JUMBO_REGISTRY_PASSWORD "$JUMBO" --config "$T/creds.conf" image --store "$T/store4" \
+	pull "$REGISTRY_HOST/jumbo/minimal:mono" > /dev/null
+ok $? "pull with the credentials of a [registry HOST] section (password-file)"
 objs=$(/usr/bin/python3 -c '
 import sys, swiftclient
 c = swiftclient.Connection(authurl=sys.argv[1], user=sys.argv[2], key=sys.argv[3])
@@ -84,6 +90,13 @@ is "$(img "$S2" ls --json | jsonget /dev/stdin 0.digest)" "$digest" "ls --json s
 dirs=$(img "$S2" unpack "$REGISTRY_HOST/jumbo/minimal:1"); ok $? "its layers are unpacked"
 [ -x "$dirs/usr/bin/python3" ]; ok $? "into a directory with python3"
 is "$(cat "$dirs.diff_id")" "$diff" "the unpacked layer records the diff_id it was checked against"
+
+is "$(img "$S2" ls "$REGISTRY_HOST/jumbo/minimal" | sort | tr '\n' ' ')" \
+	"$REGISTRY_HOST/jumbo/minimal:1 $REGISTRY_HOST/jumbo/minimal:mono " "image ls HOST/REPO lists the registry's tags"
+img "$S1" push jumbo/minimal "$REGISTRY_HOST/scratch/gone:1" > /dev/null
+img "$S2" rm --remote "$REGISTRY_HOST/scratch/gone:1" > /dev/null; ok $? "image rm --remote deletes a manifest"
+out=$(img "$S2" --store "$T/store5" pull "$REGISTRY_HOST/scratch/gone:1" 2>&1); is $? 1 "it is gone from the registry"
+like 'MANIFEST_UNKNOWN' "$out" "(manifest unknown)"
 
 # interop: skopeo pulls what jumbo pushed, and umoci unpacks it
 skopeo copy --quiet --src-tls-verify=false --src-creds "$REGISTRY_USER:$REGISTRY_PASSWORD" \

@@ -188,6 +188,16 @@ is "$code" 413 "a 2 MB body: 413"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$JUMBO_API/api/v1/jobs/ffffffffffff")" 404 "an unknown job: 404"
 like 'jumbo_jobs\{state="completed"\} [1-9]' "$(curl -s "$JUMBO_API/metrics")" "/metrics counts jobs by state"
 
+# --- an image removed while a job runs in it ---
+idp=$(JB run --detach -- python3 -c 'import time; time.sleep(2); import json, csv, email.parser; print("still whole")')
+for _ in $(seq 50); do [ "$(JB jobs --json "$idp" | jsonget /dev/stdin state)" = running ] && break; sleep 0.1; done
+sleep 0.3
+"$JUMBO" image --store "$T/alpha/images" rm jumbo/minimal > /dev/null; ok $? "image rm while a job runs in it"
+is "$(ls "$T/alpha/images/layers" | grep -vc diff_id)" 1 "its unpacked layer stays while the job runs"
+is "$(JB logs -f "$idp")" "still whole" "and the job ends well"
+"$JUMBO" image --store "$T/alpha/images" prune > /dev/null; ok $? "image prune"
+is "$(ls "$T/alpha/images/layers" | grep -c .)" 0 "once the job is over, the layer goes"
+
 # --- nothing left ---
 sleep 0.3
 is "$(pgrep -fc -- "--supervise $T/" || true)" 0 "no supervisor is left"

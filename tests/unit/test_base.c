@@ -82,6 +82,10 @@ static const char good[] =
 	"[peer inbound-only]\n"
 	"; no address: it only connects in\n"
 	"fingerprint = SHA256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n"
+	"[registry 127.0.0.1:5000]\n"
+	"user = jumbo\n"
+	"password = s3cret\n"
+	"insecure = true\n"
 	"[rule later]\n"
 	"glob = *.h5\n";
 
@@ -102,6 +106,10 @@ static void test_config(void)
 	p = jb_config_peer(c, "inbound-only");
 	ok(p && !p->address, "a peer may have no address");
 	ok(jb_config_peer_by_fp(c, p->fp) == p, "peer found by fingerprint");
+	const struct jb_registry_conf *rg = jb_config_registry(c, "127.0.0.1:5000");
+	ok(rg && rg->user && !strcmp(rg->user, "jumbo") && rg->password && !strcmp(rg->password, "s3cret") &&
+	   rg->insecure && !rg->ca, "a [registry HOST] section: user, password, insecure");
+	ok(!jb_config_registry(c, "127.0.0.1"), "registries are looked up by host and port");
 	jb_config_free(c);
 
 	static const struct {
@@ -123,6 +131,12 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\n[ peer ]\n", "bad.conf:4: [peer] without a name"},
 		{"[site]\nname = a\nidentity = /x\n\n[peers b]\n", "bad.conf:5: unknown section '[peers b]'"},
 		{"[site]\nname = a\nidentity = /x\n[peer-b]\n", "bad.conf:4: unknown section '[peer-b]'"},
+		{"[site]\nname = a\nidentity = /x\n[registry r:1]\ntoken = x\n", "unknown key 'token' in [registry r:1]"},
+		{"[site]\nname = a\nidentity = /x\n[registry r/x]\n", "'r/x' is not a registry host"},
+		{"[site]\nname = a\nidentity = /x\n[registry r]\n[registry r]\n", "registry 'r' defined twice"},
+		{"[site]\nname = a\nidentity = /x\n[registry r]\ninsecure = yes\n", "insecure is true or false"},
+		{"[site]\nname = a\nidentity = /x\n[registry r]\npassword-file = /nonexistent\n",
+		 "cannot read password-file /nonexistent"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
