@@ -115,19 +115,27 @@ static const char *entry_name(json_t *e)
 	return json_string_value(json_object_get(json_object_get(e, "annotations"), REF_NAME));
 }
 
+/* Take name out of the index's manifests; whether it was there. */
+static bool index_remove(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach (arr, i, e)
+		if (entry_name(e) && !strcmp(entry_name(e), name)) {
+			json_array_remove(arr, i);
+			return true;
+		}
+	return false;
+}
+
 int jb_oci_store_tag(struct jb_oci_store *s, const char *name, const struct jb_oci_desc *d, struct jb_error *err)
 {
 	int rc = 0;
 	flock(oci_store_fd(s), LOCK_EX);
 	json_t *j = index_read(s, err, &rc);
 	if (j) {
-		json_t *arr = json_object_get(j, "manifests"), *e;
-		size_t i;
-		json_array_foreach (arr, i, e)
-			if (entry_name(e) && !strcmp(entry_name(e), name)) {
-				json_array_remove(arr, i);
-				break;
-			}
+		json_t *arr = json_object_get(j, "manifests");
+		index_remove(arr, name);
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", d->media_type, "digest",
 						     d->digest, "size", (json_int_t)d->size, "annotations", REF_NAME, name));
 		rc = index_write(s, j, err);
@@ -143,16 +151,8 @@ int jb_oci_store_untag(struct jb_oci_store *s, const char *name, struct jb_error
 	flock(oci_store_fd(s), LOCK_EX);
 	json_t *j = index_read(s, err, &rc);
 	if (j) {
-		json_t *arr = json_object_get(j, "manifests"), *e;
-		size_t i;
-		rc = -ENOENT;
-		json_array_foreach (arr, i, e)
-			if (entry_name(e) && !strcmp(entry_name(e), name)) {
-				json_array_remove(arr, i);
-				rc = 0;
-				break;
-			}
-		rc = rc < 0 ? jb_err(err, ENOENT, "%s: no such image", name) : index_write(s, j, err);
+		rc = index_remove(json_object_get(j, "manifests"), name) ? index_write(s, j, err)
+									  : jb_err(err, ENOENT, "%s: no such image", name);
 		json_decref(j);
 	}
 	flock(oci_store_fd(s), LOCK_UN);

@@ -86,37 +86,19 @@ static void raw_close(struct raw *r)
 	EVP_MD_CTX_free(r->md);
 }
 
-/* A layer path made relative and checked: no absolute path, no "..", no
- * empty result but the root itself (returned as ""). */
+/* A layer path made relative and checked: not absolute, no "..", no NUL,
+ * not too long ("" for the root itself). */
 static int clean_path(const char *in, char *out, size_t outlen)
 {
-	if (!in || in[0] == '/')
+	char *c = NULL;
+	if (!in || in[0] == '/' || jb_path_clean(in, &c, NULL) < 0)
 		return -EINVAL;
-	size_t o = 0;
-	const char *p = in;
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *e = strchrnul(p, '/');
-		size_t len = (size_t)(e - p);
-		if (len == 2 && p[0] == '.' && p[1] == '.')
-			return -EINVAL;
-		if (len > JB_NAME_MAX)
-			return -ENAMETOOLONG;
-		if (!(len == 1 && p[0] == '.')) {
-			if (o + len + 2 > outlen)
-				return -ENAMETOOLONG;
-			if (o)
-				out[o++] = '/';
-			memcpy(out + o, p, len);
-			o += len;
-		}
-		p = e;
-	}
-	out[o] = 0;
-	return 0;
+	size_t n = strlen(c);
+	int r = n < outlen ? 0 : -ENAMETOOLONG;
+	if (r == 0)
+		memcpy(out, c, n + 1);
+	free(c);
+	return r;
 }
 
 static int open_in_root(int root, const char *rel, int flags)

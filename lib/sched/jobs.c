@@ -830,6 +830,22 @@ static char *which(const char *prog)
 	return NULL;
 }
 
+static void jobs_free(struct jb_jobs *j)
+{
+	if (j->wake >= 0)
+		close(j->wake);
+	sqlite3_close(j->db);
+	free(j->self_exe);
+	free(j->crun);
+	free(j->state);
+	free(j->jobdir);
+	free(j->images);
+	free(j->rootreal);
+	pthread_cond_destroy(&j->idle);
+	pthread_mutex_destroy(&j->lock);
+	free(j);
+}
+
 int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_jobs **ret, struct jb_error *err)
 {
 	struct jb_jobs *j = calloc(1, sizeof *j);
@@ -883,16 +899,7 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_jobs
 	*ret = j;
 	return 0;
 fail:
-	if (j->wake >= 0)
-		close(j->wake);
-	sqlite3_close(j->db);
-	free(j->self_exe);
-	free(j->crun);
-	free(j->state);
-	free(j->jobdir);
-	free(j->images);
-	free(j->rootreal);
-	free(j);
+	jobs_free(j);
 	return r;
 }
 
@@ -919,15 +926,5 @@ void jb_jobs_close(struct jb_jobs *j)
 	for (size_t i = 0; i < j->nw; i++)
 		if (j->w[i].pidfd >= 0)
 			close(j->w[i].pidfd);
-	close(j->wake);
-	sqlite3_close(j->db);
-	free(j->self_exe);
-	free(j->crun);
-	free(j->state);
-	free(j->jobdir);
-	free(j->images);
-	free(j->rootreal);
-	pthread_cond_destroy(&j->idle);
-	pthread_mutex_destroy(&j->lock);
-	free(j);
+	jobs_free(j);
 }
