@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN  ?= build-asan
 FUZZ  ?= build-fuzz
 
-.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-wan bench-wan-verify fuzz clean
+.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-wan bench-wan-verify bench-images fuzz clean
 
 all: build
 
@@ -47,6 +47,10 @@ bench-wan-verify: build
 # CPU-seconds per GiB of the sender and the receiver (stable under load)
 bench-cpu: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/loopback/cpu
+
+# Image pull/push against skopeo+umoci, job start against crun (root)
+bench-images: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/images/run
 
 # Grow the wire, OCI and layer corpora with libFuzzer (needs clang): make fuzz SECONDS=300
 SECONDS ?= 120

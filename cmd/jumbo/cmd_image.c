@@ -189,14 +189,21 @@ static int do_push(struct jb_oci_store *s, const struct image_opts *io, int argc
 	reg_opts(io, remote, &o);
 	char digest[JB_OCI_DIGEST_MAX];
 	struct jb_error err = {0};
-	if (jb_oci_push(s, argv[0], remote, &o, io->chunk, digest, &err) < 0) {
+	struct jb_oci_push_stats st;
+	if (jb_oci_push(s, argv[0], remote, &o, io->chunk, digest, &st, &err) < 0) {
 		cli_error("push %s: %s", remote, err.msg);
 		return 1;
 	}
-	if (io->json)
-		print_json(json_pack("{s:s, s:s}", "name", remote, "digest", digest));
-	else
-		printf("pushed %s\ndigest %s\n", remote, digest);
+	if (io->json) {
+		print_json(json_pack("{s:s, s:s, s:i, s:i, s:i, s:I}", "name", remote, "digest", digest, "blobs_sent",
+				     (int)st.sent, "blobs_present", (int)st.present, "blobs_mounted", (int)st.mounted,
+				     "bytes_sent", (json_int_t)st.bytes_sent));
+	} else {
+		char sz[32];
+		jb_format_bytes(st.bytes_sent, sz, sizeof sz);
+		printf("pushed %s\ndigest %s, blobs: %u sent (%s), %u already there, %u mounted from another repository\n",
+		       remote, digest, st.sent, sz, st.present, st.mounted);
+	}
 	return 0;
 }
 

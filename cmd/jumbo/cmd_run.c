@@ -109,6 +109,8 @@ static int follow(struct jb_api_client *c, const char *id, bool json, bool cance
 	uint64_t off[2] = {0, 0};
 	char state[32] = "";
 	bool asked = false;
+	/* poll often at first (most of a short job's wait), then every 100 ms */
+	useconds_t delay = 2000;
 	for (;;) {
 		if (pump_logs(c, id, off, state, &err) < 0) {
 			cli_error("job %s: %s", id, err.msg);
@@ -130,7 +132,8 @@ static int follow(struct jb_api_client *c, const char *id, bool json, bool cance
 			json_decref(r);
 			asked = true;
 		}
-		usleep(100 * 1000);
+		usleep(delay);
+		delay = delay * 2 > 100000 ? 100000 : delay * 2;
 	}
 	long st;
 	json_t *job = NULL;

@@ -67,3 +67,6 @@ JB_EXPORT int jb_path_clean(const char *in, char **ret, struct jb_error *err);
 JB_EXPORT int jb_open_beneath(int dirfd, const char *rel, int flags, mode_t mode);
 /* mkdir -p of rel below dirfd, each step resolved beneath. */
 JB_EXPORT int jb_mkdirs_beneath(int dirfd, const char *rel, mode_t mode);
+/* rm -rf of name below dirfd, never following a link: 0 (also when it was
+ * not there) or -errno. */
+JB_EXPORT int jb_remove_tree(int dirfd, const char *name);

@@ -159,11 +159,14 @@ JB_EXPORT int jb_registry_blob_exists(struct jb_registry *r, const char *repo, c
 /* A blob into the store, through its digest and size check. */
 JB_EXPORT int jb_registry_blob_get(struct jb_registry *r, const char *repo, const struct jb_oci_desc *d,
 				   struct jb_oci_store *s, struct jb_error *err);
-/* size bytes of fd as the blob digest: skipped when the registry has it,
- * else one PUT, or PATCHes of chunk bytes then a PUT when chunk is not 0
- * and the blob is larger. */
+/* size bytes of fd as the blob digest: skipped when the registry has it
+ * (JB_BLOB_PRESENT), mounted from the repository mount_from of the same
+ * registry when it is there (may be NULL; JB_BLOB_MOUNTED), else sent (0) in
+ * one PUT, or in PATCHes of chunk bytes then a PUT when chunk is not 0 and
+ * the blob is larger. */
+enum { JB_BLOB_SENT = 0, JB_BLOB_PRESENT = 1, JB_BLOB_MOUNTED = 2 };
 JB_EXPORT int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *digest, int fd, int64_t size,
-				   size_t chunk, struct jb_error *err);
+				   size_t chunk, const char *mount_from, struct jb_error *err);
 
 /* ---- images in the store ----
  * A name is [HOST[:PORT]/]REPO[:TAG][@DIGEST], as docker and skopeo write
@@ -211,11 +214,17 @@ JB_EXPORT void jb_oci_image_free(struct jb_oci_image *img);
  * blob through its digest check, and file it under its name. */
 JB_EXPORT int jb_oci_pull(struct jb_oci_store *s, const char *name, const struct jb_registry_opts *o,
 			  struct jb_oci_image *img, struct jb_error *err);
-/* Send the image local to the registry as remote: the blobs it lacks, then
- * the manifest.  chunk as for jb_registry_blob_put. */
+/* Send the image local to the registry as remote: the blobs it lacks
+ * (mounted from another repository of the registry where the store has seen
+ * them), then the manifest.  chunk as for jb_registry_blob_put; stats may be
+ * NULL. */
+struct jb_oci_push_stats {
+	unsigned sent, present, mounted; /* blobs */
+	uint64_t bytes_sent;
+};
 JB_EXPORT int jb_oci_push(struct jb_oci_store *s, const char *local, const char *remote,
 			  const struct jb_registry_opts *o, size_t chunk, char ret_digest[JB_OCI_DIGEST_MAX],
-			  struct jb_error *err);
+			  struct jb_oci_push_stats *stats, struct jb_error *err);
 /* The directories of the image's layers, bottom first (NULL-terminated,
  * free with jb_oci_strv_free), each unpacked once and checked against its
  * diff_id before it is used. */

@@ -352,6 +352,76 @@ void jb_oci_image_free(struct jb_oci_image *img)
 	memset(img, 0, sizeof *img);
 }
 
+/* ---- where blobs were seen: registry repositories, for cross-repository
+ * mounts on push (DIR/blob-locations: "DIGEST HOST REPO" lines) ---- */
+
+#define MAX_LOCATIONS 20000
+
+static void locations_add(struct jb_oci_store *s, const char *host, const char *repo, const char *const *digests,
+			  size_t n)
+{
+	char p[4200], line[1024];
+	snprintf(p, sizeof p, "%s/blob-locations", oci_store_dir(s));
+	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	flock(fd, LOCK_EX);
+	FILE *f = fdopen(fd, "r+");
+	if (!f) {
+		close(fd);
+		return;
+	}
+	size_t lines = 0;
+	bool *have = calloc(n, sizeof *have);
+	while (have && fgets(line, sizeof line, f)) {
+		lines++;
+		char d[JB_OCI_DIGEST_MAX], h[300], rp[300];
+		if (sscanf(line, "%135s %299s %299s", d, h, rp) != 3 || strcmp(h, host) || strcmp(rp, repo))
+			continue;
+		for (size_t i = 0; i < n; i++)
+			have[i] |= !strcmp(d, digests[i]);
+	}
+	if (lines > MAX_LOCATIONS && ftruncate(fd, 0) == 0)
+		rewind(f); /* forget them all now and then: it is only a hint */
+	fseek(f, 0, SEEK_END);
+	for (size_t i = 0; have && i < n; i++)
+		if (!have[i])
+			fprintf(f, "%s %s %s\n", digests[i], host, repo);
+	free(have);
+	fclose(f);
+}
+
+/* Another repository of host where digest was seen, or false. */
+static bool location_find(struct jb_oci_store *s, const char *host, const char *digest, const char *not_repo,
+			  char *repo, size_t n)
+{
+	char p[4200], line[1024];
+	snprintf(p, sizeof p, "%s/blob-locations", oci_store_dir(s));
+	FILE *f = fopen(p, "re");
+	bool found = false;
+	while (f && !found && fgets(line, sizeof line, f)) {
+		char d[JB_OCI_DIGEST_MAX], h[300], rp[300];
+		if (sscanf(line, "%135s %299s %299s", d, h, rp) == 3 && !strcmp(d, digest) && !strcmp(h, host) &&
+		    strcmp(rp, not_repo)) {
+			snprintf(repo, n, "%s", rp);
+			found = true;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void locations_of_image(struct jb_oci_store *s, const struct jb_oci_ref *ref, const struct jb_oci_image *img)
+{
+	const char *d[JB_OCI_MAX_LAYERS + 1];
+	size_t n = 0;
+	d[n++] = img->m.config.digest;
+	for (size_t i = 0; i < img->m.nlayers; i++)
+		d[n++] = img->m.layers[i].digest;
+	locations_add(s, ref->host, ref->repo, d, n);
+}
+
 /* ---- pull and push ---- */
 
 static int open_registry(const struct jb_oci_ref *ref, const struct jb_registry_opts *o, struct jb_registry **r,
@@ -441,6 +511,8 @@ int jb_oci_pull(struct jb_oci_store *s, const char *name, const struct jb_regist
 		goto forget;
 	jb_oci_strv_free(dirs);
 	rc = jb_oci_store_tag(s, canon, &d, err);
+	if (rc == 0)
+		locations_of_image(s, &ref, img);
 forget:
 	/* a failed pull takes away the blobs it brought */
 	for (size_t i = 0; rc < 0 && i <= nneed; i++) {
@@ -462,8 +534,9 @@ out:
 }
 
 int jb_oci_push(struct jb_oci_store *s, const char *local, const char *remote, const struct jb_registry_opts *o,
-		size_t chunk, char ret_digest[JB_OCI_DIGEST_MAX], struct jb_error *err)
+		size_t chunk, char ret_digest[JB_OCI_DIGEST_MAX], struct jb_oci_push_stats *stats, struct jb_error *err)
 {
+	struct jb_oci_push_stats st = {0};
 	struct jb_oci_image img;
 	struct jb_oci_ref ref;
 	struct jb_registry *r = NULL;
@@ -487,10 +560,22 @@ int jb_oci_push(struct jb_oci_store *s, const char *local, const char *remote, c
 			rc = jb_err(err, ENOENT, "%s: blob %s is missing from the store", local, blobs[i]->digest);
 			goto out;
 		}
-		rc = jb_registry_blob_put(r, ref.repo, blobs[i]->digest, fd, blobs[i]->size, chunk, err);
+		char from[300];
+		bool known = location_find(s, ref.host, blobs[i]->digest, ref.repo, from, sizeof from);
+		rc = jb_registry_blob_put(r, ref.repo, blobs[i]->digest, fd, blobs[i]->size, chunk, known ? from : NULL,
+					  err);
 		close(fd);
 		if (rc < 0)
 			goto out;
+		if (rc == JB_BLOB_SENT) {
+			st.sent++;
+			st.bytes_sent += (uint64_t)blobs[i]->size;
+		} else if (rc == JB_BLOB_PRESENT) {
+			st.present++;
+		} else {
+			st.mounted++;
+		}
+		rc = 0;
 	}
 	char *buf = NULL;
 	size_t len;
@@ -499,6 +584,10 @@ int jb_oci_push(struct jb_oci_store *s, const char *local, const char *remote, c
 	rc = jb_registry_manifest_put(r, ref.repo, ref.digest[0] ? ref.digest : ref.tag, buf, len, img.manifest_mt,
 				      ret_digest, err);
 	free(buf);
+	if (rc == 0)
+		locations_of_image(s, &ref, &img);
+	if (rc == 0 && stats)
+		*stats = st;
 out:
 	jb_registry_close(r);
 	jb_oci_image_free(&img);
@@ -544,7 +633,7 @@ int jb_oci_image_layers(struct jb_oci_store *s, const struct jb_oci_image *img, 
 					    seen, img->c.diff_ids[i]);
 				break;
 			}
-			oci_remove_tree(lfd, hex); /* no record: unpack it again */
+			jb_remove_tree(lfd, hex); /* no record: unpack it again */
 		}
 		enum jb_oci_compression c;
 		if (jb_oci_layer_compression(l->media_type, &c) < 0) {
@@ -560,7 +649,7 @@ int jb_oci_image_layers(struct jb_oci_store *s, const struct jb_oci_image *img, 
 		}
 		char tmp[64];
 		snprintf(tmp, sizeof tmp, ".tmp.%.16s.%d", hex, (int)getpid());
-		oci_remove_tree(lfd, tmp);
+		jb_remove_tree(lfd, tmp);
 		int tfd = -1;
 		if (mkdirat(lfd, tmp, 0755) < 0 || (tfd = openat(lfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 			rc = jb_err(err, errno, "%s/layers/%s: %s", oci_store_dir(s), tmp, strerror(errno));
@@ -585,7 +674,7 @@ int jb_oci_image_layers(struct jb_oci_store *s, const struct jb_oci_image *img, 
 		close(tfd);
 		if (rc == 0 && renameat(lfd, tmp, lfd, hex) < 0 && errno != EEXIST && errno != ENOTEMPTY)
 			rc = jb_err(err, errno, "layer %s: %s", l->digest, strerror(errno));
-		oci_remove_tree(lfd, tmp); /* a failure's half, or the loser of a race */
+		jb_remove_tree(lfd, tmp); /* a failure's half, or the loser of a race */
 	}
 	close(lfd);
 	if (rc < 0) {
@@ -701,7 +790,7 @@ int jb_oci_store_prune(struct jb_oci_store *s, size_t *ret_removed, struct jb_er
 			if (de->d_name[0] == '.' &&
 			    (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || now - st.st_mtime < 86400))
 				continue;
-			if (oci_remove_tree(dirfd(d), de->d_name) == 0 && k == 0)
+			if (jb_remove_tree(dirfd(d), de->d_name) == 0 && k == 0)
 				removed++;
 		}
 		closedir(d);

@@ -7,8 +7,6 @@ void oci_sha256_text(const unsigned char md[32], char out[JB_OCI_DIGEST_MAX]);
 /* The store's directory, and a descriptor of it (also its lock). */
 const char *oci_store_dir(const struct jb_oci_store *s);
 int oci_store_fd(const struct jb_oci_store *s);
-/* Remove name below dfd, whatever it is, never following a link. */
-int oci_remove_tree(int dfd, const char *name);
 /* A document stored as a blob (nothing done when it is there already). */
 int oci_put_doc(struct jb_oci_store *s, const char *buf, size_t len, char digest[JB_OCI_DIGEST_MAX],
 		struct jb_error *err);

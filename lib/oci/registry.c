@@ -591,7 +591,7 @@ static int absolute(struct jb_registry *r, const char *loc, char *out, size_t n,
 }
 
 int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *digest, int fd, int64_t size,
-			 size_t chunk, struct jb_error *err)
+			 size_t chunk, const char *mount_from, struct jb_error *err)
 {
 	int rc;
 	if ((rc = check_repo(repo, err)) < 0)
@@ -599,11 +599,24 @@ int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *di
 	if (jb_oci_digest_check(digest) < 0)
 		return jb_err(err, EINVAL, "'%s' is not a digest", digest);
 	if ((rc = jb_registry_blob_exists(r, repo, digest, err)) != 0)
-		return rc < 0 ? rc : 0; /* already there: nothing to send */
+		return rc < 0 ? rc : JB_BLOB_PRESENT; /* already there: nothing to send */
 	char url[2600], loc[2400];
-	snprintf(url, sizeof url, "%s/v2/%s/blobs/uploads/", r->base, repo);
 	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
-	rc = request(r, "POST", url, NULL, &rs, false, 0, err);
+	if (mount_from && check_repo(mount_from, NULL) == 0 && strcmp(mount_from, repo)) {
+		/* the registry has it in another repository: mounting it there costs
+		 * no bytes (201); a registry that will not mount starts an upload (202) */
+		char *ed = curl_easy_escape(r->curl, digest, 0);
+		snprintf(url, sizeof url, "%s/v2/%s/blobs/uploads/?mount=%s&from=%s", r->base, repo, ed, mount_from);
+		curl_free(ed);
+		rc = request(r, "POST", url, NULL, &rs, false, 0, err);
+		if (rc == 0 && rs.status == 201) {
+			free(rs.body);
+			return JB_BLOB_MOUNTED;
+		}
+	} else {
+		snprintf(url, sizeof url, "%s/v2/%s/blobs/uploads/", r->base, repo);
+		rc = request(r, "POST", url, NULL, &rs, false, 0, err);
+	}
 	if (rc == 0 && rs.status != 202)
 		rc = http_error(r, &rs, "starting an upload", err);
 	if (rc == 0)

@@ -150,33 +150,6 @@ static int open_parent(int root, char *rel, const char **name)
 	return fd;
 }
 
-/* Remove what is at name, whatever it is (a later entry replaces it). */
-int oci_remove_tree(int dfd, const char *name)
-{
-	struct stat st;
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dfd, name, 0) < 0 ? -errno : 0;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
-	struct dirent *de;
-	int r = 0;
-	while (r == 0 && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			r = oci_remove_tree(dirfd(d), de->d_name);
-	closedir(d);
-	if (r == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0)
-		r = -errno;
-	return r;
-}
-
 static int set_meta(int dfd, const char *name, struct archive_entry *e, bool is_link)
 {
 	int fl = AT_SYMLINK_NOFOLLOW;
@@ -264,14 +237,14 @@ static int unpack_entry(struct archive *tar, int root, struct archive_entry *e, 
 		const char *victim = name + strlen(WH_PREFIX);
 		if (!*victim || !strcmp(victim, ".") || !strcmp(victim, ".."))
 			r = -EINVAL;
-		else if ((r = oci_remove_tree(dfd, victim)) == 0 && mknodat(dfd, victim, S_IFCHR | 0, makedev(0, 0)) < 0)
+		else if ((r = jb_remove_tree(dfd, victim)) == 0 && mknodat(dfd, victim, S_IFCHR | 0, makedev(0, 0)) < 0)
 			r = -errno;
 	} else {
 		struct stat st;
 		bool exists = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 		/* a directory entry over an existing directory only updates it */
 		if (exists && !(type == AE_IFDIR && S_ISDIR(st.st_mode)))
-			r = oci_remove_tree(dfd, name);
+			r = jb_remove_tree(dfd, name);
 		if (r == 0) {
 			const char *hl = archive_entry_hardlink(e);
 			if (hl) {

@@ -258,17 +258,11 @@ static void finish(struct jb_jobs *j, const char *id)
 	pthread_mutex_unlock(&j->lock);
 	jb_log(JB_LOG_INFO, "job %s: %s%s%s", id, state_names[s], reason[0] ? ": " : "", reason);
 	/* the container's writable layer goes; its workspace and logs stay */
-	static const char *const scratch[] = {"upper", "work"};
-	for (size_t i = 0; i < JB_ARRAY_SIZE(scratch); i++) {
-		char p[4300];
-		snprintf(p, sizeof p, "%s/%s", dir, scratch[i]);
-		pid_t c = fork();
-		if (c == 0) {
-			execl("/bin/rm", "rm", "-rf", "--one-file-system", p, (char *)NULL);
-			_exit(127);
-		}
-		if (c > 0)
-			waitpid(c, NULL, 0);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		jb_remove_tree(dfd, "upper");
+		jb_remove_tree(dfd, "work");
+		close(dfd);
 	}
 }
 

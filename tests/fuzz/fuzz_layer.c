@@ -14,7 +14,6 @@
 
 #include "jumbo/oci.h"
 
-int oci_remove_tree(int dfd, const char *name);
 
 static int count_entries(const char *dir)
 {
@@ -48,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(dfd);
 		if (count_entries(base) != 1)
 			__builtin_trap(); /* something was written beside the layer root */
-		oci_remove_tree(bfd, "root");
+		jb_remove_tree(bfd, "root");
 	}
 	if (fd >= 0)
 		close(fd);

@@ -67,8 +67,13 @@ like 'HTTP 401' "$out" "with the registry's answer"
 out=$(img "$S1" --creds "$REGISTRY_USER:$REGISTRY_PASSWORD" --chunk 4M push jumbo/minimal "$REGISTRY_HOST/jumbo/minimal:1" 2>&1)
 ok $? "push in 4 MiB chunks with credentials"
 like "digest $digest" "$out" "the registry stores the manifest under the same digest"
+like "blobs: 2 sent" "$out" "both blobs were sent"
 export JUMBO_REGISTRY_USER=$REGISTRY_USER JUMBO_REGISTRY_PASSWORD=$REGISTRY_PASSWORD
-img "$S1" push jumbo/minimal "$REGISTRY_HOST/jumbo/minimal:mono" > /dev/null; ok $? "push again as one PUT, credentials from the environment"
+out=$(img "$S1" push jumbo/minimal "$REGISTRY_HOST/jumbo/minimal:mono"); ok $? "push again, credentials from the environment"
+like "0 sent .*2 already there" "$out" "nothing is sent twice"
+img "$S1" push --json jumbo/minimal "$REGISTRY_HOST/copies/minimal:1" > "$T/mount.json"; ok $? "push into another repository"
+is "$(jsonget "$T/mount.json" blobs_mounted):$(jsonget "$T/mount.json" bytes_sent)" "2:0" \
+	"its blobs are mounted from the first one, not sent"
 printf '%s\n' "$REGISTRY_PASSWORD" > "$T/reg.pw"
 printf '[site]\nname = c\nidentity = /x\n[registry %s]\nuser = %s\npassword-file = %s\n' \
 	"$REGISTRY_HOST" "$REGISTRY_USER" "$T/reg.pw" > "$T/creds.conf"
