@@ -17,7 +17,7 @@ static volatile sig_atomic_t g_interrupted;
 static void on_interrupt(int sig) { g_interrupted = 1; }
 
 /* --api, else $JUMBO_API, else [site] api of the configuration. */
-static int connect_api(struct cli *g, const char *api, struct jb_api_client **ret)
+int cli_api(struct cli *g, const char *api, struct jb_api_client **ret)
 {
 	struct jb_config *c = NULL;
 	if (!api || !*api)
@@ -103,7 +103,7 @@ static int pump_logs(struct jb_api_client *c, const char *id, uint64_t off[2], c
 static bool final_state(const char *s) { return *s && strcmp(s, "pending") && strcmp(s, "running"); }
 
 /* Wait for a job, streaming its output; the exit status for jumbo. */
-static int follow(struct jb_api_client *c, const char *id, bool json, bool cancel_on_interrupt)
+int cli_follow(struct jb_api_client *c, const char *id, bool json, bool cancel_on_interrupt)
 {
 	struct jb_error err = {0};
 	uint64_t off[2] = {0, 0};
@@ -265,7 +265,7 @@ int cmd_run(struct cli *g, int argc, char **argv)
 	json_decref(data);
 	json_decref(env);
 	struct jb_api_client *c = NULL;
-	if (connect_api(g, api, &c) < 0) {
+	if (cli_api(g, api, &c) < 0) {
 		json_decref(req);
 		return 125;
 	}
@@ -298,7 +298,7 @@ int cmd_run(struct cli *g, int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_interrupt};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	int rc = follow(c, id, json, true);
+	int rc = cli_follow(c, id, json, true);
 	jb_api_client_close(c);
 	return rc;
 usage:
@@ -348,7 +348,7 @@ int cmd_jobs(struct cli *g, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	struct jb_api_client *c = NULL;
-	if (connect_api(g, api, &c) < 0)
+	if (cli_api(g, api, &c) < 0)
 		return 1;
 	struct jb_error err = {0};
 	long st;
@@ -420,11 +420,11 @@ int cmd_logs(struct cli *g, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	struct jb_api_client *c = NULL;
-	if (connect_api(g, api, &c) < 0)
+	if (cli_api(g, api, &c) < 0)
 		return 1;
 	int rc = 0;
 	if (fol) {
-		rc = follow(c, argv[optind], false, false);
+		rc = cli_follow(c, argv[optind], false, false);
 	} else {
 		uint64_t off[2] = {0, 0};
 		char state[32];
@@ -462,7 +462,7 @@ int cmd_kill(struct cli *g, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	struct jb_api_client *c = NULL;
-	if (connect_api(g, api, &c) < 0)
+	if (cli_api(g, api, &c) < 0)
 		return 1;
 	int rc = 0;
 	for (int i = optind; i < argc; i++) {

@@ -23,6 +23,15 @@ int cmd_run(struct cli *g, int argc, char **argv);
 int cmd_jobs(struct cli *g, int argc, char **argv);
 int cmd_logs(struct cli *g, int argc, char **argv);
 int cmd_kill(struct cli *g, int argc, char **argv);
+int cmd_datasets(struct cli *g, int argc, char **argv);
+int cmd_provenance(struct cli *g, int argc, char **argv);
+int cmd_rerun(struct cli *g, int argc, char **argv);
+
+/* cmd_run.c: the daemon's API (--api, $JUMBO_API, [site] api), and
+ * following a job's output to its end (the exit status for jumbo) */
+struct jb_api_client;
+int cli_api(struct cli *g, const char *api, struct jb_api_client **ret);
+int cli_follow(struct jb_api_client *c, const char *id, bool json, bool cancel_on_interrupt);
 
 /* common.c */
 int cli_load_config(struct cli *g, struct jb_config **ret);

@@ -104,19 +104,37 @@ int main(int argc, char **argv)
 	struct jb_server *srv = NULL;
 	struct jb_api *api = NULL;
 	struct jb_jobs *jobs = NULL;
+	struct jb_catalog *cat = NULL;
+	static struct jb_landing landing;
 	if (jb_server_new(c, &srv, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
 		jb_config_free(c);
 		return 1;
 	}
-	/* jobs are this site's second service: without crun, transfers still run */
-	if (jb_jobs_open(c, "/proc/self/exe", &jobs, &err) < 0) {
+	/* the catalog of datasets; then jobs, this site's second service:
+	 * without crun, transfers still run */
+	char catpath[4200];
+	snprintf(catpath, sizeof catpath, "%s/catalog.db", c->state);
+	if (jb_catalog_open(catpath, &cat, &err) < 0) {
+		fprintf(stderr, "jumbod: %s\n", err.msg);
+		jb_server_free(srv);
+		jb_config_free(c);
+		return 1;
+	}
+	if (jb_jobs_open(c, "/proc/self/exe", cat, &jobs, &err) < 0) {
 		jb_log(JB_LOG_WARN, "%s; jobs are off", err.msg);
 		memset(&err, 0, sizeof err);
 	}
-	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, jobs, &api, &err) < 0) {
+	landing.c = c;
+	landing.cat = cat;
+	landing.jobs = jobs;
+	if (!realpath(c->root, landing.rootreal))
+		snprintf(landing.rootreal, sizeof landing.rootreal, "%s", c->root);
+	jb_server_on_commit(srv, jb_landing_commit, &landing);
+	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, jobs, cat, &api, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
 		jb_jobs_close(jobs);
+		jb_catalog_close(cat);
 		jb_server_free(srv);
 		jb_config_free(c);
 		return 1;
@@ -141,15 +159,17 @@ int main(int argc, char **argv)
 	jb_server_run(srv);
 	jb_log(JB_LOG_INFO, "site %s: stopping", c->name);
 	jb_api_stop(api);
-	jb_jobs_close(jobs); /* running jobs go on under their supervisors */
 	if (jb_server_drain(srv, DRAIN_MS) < 0) {
 		/* threads still hold the journal and TLS state: leave without the
 		 * exit handlers that would tear those down under them */
 		jb_log(JB_LOG_WARN, "site %s: stopped without waiting for the rest", c->name);
 		_exit(0);
 	}
+	/* after the sessions: their commits start jobs */
+	jb_jobs_close(jobs); /* running jobs go on under their supervisors */
 	jb_log(JB_LOG_INFO, "site %s: stopped", c->name);
 	jb_server_free(srv);
+	jb_catalog_close(cat);
 	jb_config_free(c);
 	return 0;
 }

@@ -7,7 +7,7 @@
 struct jb_api;
 /* jobs may be NULL: the jobs endpoints answer 503. */
 JB_EXPORT int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_jobs *jobs,
-			   struct jb_api **ret, struct jb_error *err);
+			   struct jb_catalog *cat, struct jb_api **ret, struct jb_error *err);
 JB_EXPORT int jb_api_port(const struct jb_api *a);
 JB_EXPORT void jb_api_stop(struct jb_api *a);
 

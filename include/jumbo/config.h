@@ -20,6 +20,18 @@ struct jb_registry_conf {
 	bool insecure;         /* plain HTTP although it is not on loopback */
 };
 
+/* [rule NAME]: when a dataset whose path matches glob lands, run a job. */
+struct jb_rule {
+	char *name;
+	char *glob;            /* fnmatch(3) against the path below the data root; '*' crosses '/' */
+	char *image;
+	char *command;         /* words, quoted as in a shell; {input} {name} {path} {dir} replaced */
+	char *output;          /* where /work/out is committed, below the data root; {rule} {job} {name} */
+	double cpus;
+	char *memory;
+	double timeout;
+};
+
 struct jb_config {
 	char *path;           /* where it was read from */
 	char *name;           /* [site] name */
@@ -34,6 +46,8 @@ struct jb_config {
 	size_t npeers;
 	struct jb_registry_conf *registries;
 	size_t nregistries;
+	struct jb_rule *rules;
+	size_t nrules;
 };
 
 JB_EXPORT int jb_config_load(const char *path, struct jb_config **ret, struct jb_error *err);

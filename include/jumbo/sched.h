@@ -14,6 +14,7 @@
 
 #include "jumbo/config.h"
 #include "jumbo/run.h"
+#include "jumbo/store.h"
 
 #define JB_JOB_ID_LEN 12
 
@@ -21,13 +22,17 @@ struct jb_jobs;
 /* Open the job table of the site, re-attach to running jobs, start watching.
  * self_exe is the program that runs supervisors ("jumbod", given
  * --supervise DIR). */
-JB_EXPORT int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_jobs **ret, struct jb_error *err);
+JB_EXPORT int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_catalog *cat,
+			   struct jb_jobs **ret, struct jb_error *err);
 /* Stop watching; running jobs go on under their supervisors. */
 JB_EXPORT void jb_jobs_close(struct jb_jobs *j);
 
 /* Submit a job described in JSON:
  *   {"image": NAME, "args": [..], "env": [..], "data": [PATH | {"name": N, "path": P}],
- *    "cpus": 1.5, "memory": "2G" | bytes, "pids": N, "gpus": N, "timeout": seconds, "network": false}
+ *    "cpus": 1.5, "memory": "2G" | bytes, "pids": N, "gpus": N, "timeout": seconds, "network": false,
+ *    "output": DIR ("{job}" is the job's id; default results/{job}), "rule": NAME}
+ * What a completed job leaves in /work/out is committed below the data root
+ * at its output directory, as datasets whose source is the job.
  * Bad requests are refused here with a message (-EINVAL, -ENOENT for a path
  * or image that is not there, -ENODEV for GPUs the site does not have). */
 JB_EXPORT int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
@@ -41,3 +46,31 @@ JB_EXPORT int jb_jobs_log_path(struct jb_jobs *j, const char *id, const char *st
 /* Counts by state, for /metrics. */
 JB_EXPORT void jb_jobs_counts(struct jb_jobs *j, unsigned counts[8]);
 JB_EXPORT const char *const *jb_job_states(void);
+
+/* A dataset landed at rel (below the data root): a job for each rule of c
+ * whose glob matches.  Returns how many were submitted. */
+JB_EXPORT int jb_jobs_land(struct jb_jobs *j, const struct jb_config *c, const char *rel);
+/* The rules of c, as JSON. */
+JB_EXPORT json_t *jb_rules_json(const struct jb_config *c);
+
+/* Where the dataset at path comes from: {"dataset", "job" (with its
+ * "inputs"), "from": [the same for each input]} back to the transfers (or
+ * the files found in place) at its roots. */
+JB_EXPORT json_t *jb_provenance(struct jb_jobs *j, struct jb_catalog *cat, const char *path, struct jb_error *err);
+/* Run job again: the same command, environment, limits and datasets, the
+ * image pinned by the digest it ran with; refused (-ESTALE) when an input
+ * no longer has the digest it had. */
+JB_EXPORT int jb_jobs_rerun(struct jb_jobs *j, const char *job, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
+
+/* The glue between transfers and jobs: jb_landing_commit is the transfer
+ * service's commit hook (jb_server_on_commit, ud a struct jb_landing): each
+ * file committed into the data root becomes a dataset in the catalog, and
+ * the rules it matches start their jobs (jobs may be NULL). */
+struct jb_landing {
+	const struct jb_config *c;
+	struct jb_catalog *cat;
+	struct jb_jobs *jobs;
+	char rootreal[4096];
+};
+JB_EXPORT void jb_landing_commit(void *ud, int dirfd, const char *name, uint64_t size, const char *digest,
+				 const char *origin, const char *session);

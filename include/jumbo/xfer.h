@@ -89,10 +89,18 @@ JB_EXPORT void jb_list_free(struct jb_list_entry *e, size_t n);
 /* The digest jumbo reports for a local file, for independent checks. */
 JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40], struct jb_error *err);
 
+/* Told of each file a session commits into the data root: its directory
+ * (a descriptor, valid during the call), its name, size, whole-file digest
+ * ("xxh3t:HEX"), the site it came from and the session's id (hex). */
+typedef void (*jb_commit_fn)(void *ud, int dirfd, const char *name, uint64_t size, const char *digest,
+			     const char *origin, const char *session);
+
 /* The site daemon's transfer service. */
 struct jb_server;
 JB_EXPORT int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_error *err);
 JB_EXPORT int jb_server_port(const struct jb_server *s);
+/* Set before jb_server_run: called from the receiving session's thread. */
+JB_EXPORT void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *ud);
 /* Accepts until jb_server_stop(); returns 0 then.  At most 512 connection
  * threads run at once (authenticated or not); further connections are closed
  * as soon as they are accepted, with a warning in the log. */

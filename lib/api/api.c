@@ -19,6 +19,7 @@ struct jb_api {
 	const struct jb_config *c;
 	struct jb_server *srv;
 	struct jb_jobs *jobs;
+	struct jb_catalog *cat;
 	struct MHD_Daemon *d;
 	int port;
 	char fp[72];
@@ -64,7 +65,8 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state, e
 
 static int errno_status(int code)
 {
-	return code == ENOENT ? 404 : code == EPERM || code == EACCES ? 403 : code == EALREADY ? 409 : code == ENODEV ? 422 : 400;
+	return code == ENOENT ? 404 : code == EPERM || code == EACCES ? 403 : code == EALREADY || code == ESTALE ? 409
+	       : code == ENODEV ? 422 : 400;
 }
 
 /* /api/v1/jobs[/ID[/kill|/logs]] */
@@ -110,8 +112,13 @@ static enum MHD_Result jobs_route(struct jb_api *a, struct MHD_Connection *conn,
 	if (!job)
 		return error_json(conn, 404, "no such job");
 	if (!*sub) {
-		if (!strcmp(method, "GET"))
+		if (!strcmp(method, "GET")) {
+			if (a->cat) {
+				json_object_set_new(job, "inputs", jb_catalog_inputs(a->cat, id));
+				json_object_set_new(job, "outputs", jb_catalog_outputs(a->cat, id));
+			}
 			return reply_json(conn, 200, job);
+		}
 		json_decref(job);
 		if (strcmp(method, "DELETE"))
 			return error_json(conn, 405, "method not allowed");
@@ -127,6 +134,16 @@ static enum MHD_Result jobs_route(struct jb_api *a, struct MHD_Connection *conn,
 		if (r < 0)
 			return error_json(conn, errno_status(-r), err.msg);
 		return reply_json(conn, 202, json_pack("{s:s, s:s}", "id", id, "status", "cancelling"));
+	}
+	if (!strcmp(sub, "/rerun")) {
+		if (strcmp(method, "POST"))
+			return error_json(conn, 405, "method not allowed");
+		char nid[JB_JOB_ID_LEN + 1];
+		int r = jb_jobs_rerun(a->jobs, id, nid, &err);
+		if (r < 0)
+			return error_json(conn, errno_status(-r), err.msg);
+		json_t *nj = jb_jobs_get(a->jobs, nid);
+		return reply_json(conn, 201, nj ? nj : json_pack("{s:s}", "id", nid));
 	}
 	if (!strcmp(sub, "/logs")) {
 		if (strcmp(method, "GET"))
@@ -199,6 +216,32 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	}
 	if (!strncmp(url, "/api/v1/jobs", 12))
 		return jobs_route(a, conn, url + 12, method, b);
+	if (!strcmp(url, "/api/v1/datasets") || !strcmp(url, "/api/v1/provenance")) {
+		if (strcmp(method, "GET"))
+			return error_json(conn, 405, "method not allowed");
+		const char *path = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "path");
+		char *clean = NULL;
+		struct jb_error err = {0};
+		if (path && jb_path_clean(path, &clean, &err) < 0)
+			return error_json(conn, 400, err.msg);
+		json_t *ans;
+		if (!strcmp(url, "/api/v1/datasets")) {
+			ans = json_pack("{s:o}", "datasets", jb_catalog_list(a->cat, clean ? clean : ""));
+		} else if (!clean) {
+			free(clean);
+			return error_json(conn, 400, "provenance of what? (?path=PATH)");
+		} else if (!(ans = jb_provenance(a->jobs, a->cat, clean, &err))) {
+			free(clean);
+			return error_json(conn, errno_status(err.code), err.msg);
+		}
+		free(clean);
+		return reply_json(conn, 200, ans);
+	}
+	if (!strcmp(url, "/api/v1/rules")) {
+		if (strcmp(method, "GET"))
+			return error_json(conn, 405, "method not allowed");
+		return reply_json(conn, 200, json_pack("{s:o}", "rules", jb_rules_json(a->c)));
+	}
 	if (strcmp(method, "GET"))
 		return reply_json(conn, 405, json_pack("{s:s}", "error", "method not allowed"));
 	if (!strcmp(url, "/api/v1/health")) {
@@ -254,8 +297,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return reply_json(conn, 404, json_pack("{s:s}", "error", "not found"));
 }
 
-int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_jobs *jobs, struct jb_api **ret,
-		 struct jb_error *err)
+int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_jobs *jobs, struct jb_catalog *cat,
+		 struct jb_api **ret, struct jb_error *err)
 {
 	char host[256];
 	int port;
@@ -274,6 +317,7 @@ int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_job
 	a->c = c;
 	a->srv = srv;
 	a->jobs = jobs;
+	a->cat = cat;
 	uint8_t fp[32];
 	if (jb_identity_fingerprint(c->identity, fp, NULL) == 0)
 		jb_fp_format(fp, a->fp);

@@ -120,6 +120,15 @@ void jb_config_free(struct jb_config *c)
 		free(c->registries[i].ca);
 	}
 	free(c->registries);
+	for (size_t i = 0; i < c->nrules; i++) {
+		free(c->rules[i].name);
+		free(c->rules[i].glob);
+		free(c->rules[i].image);
+		free(c->rules[i].command);
+		free(c->rules[i].output);
+		free(c->rules[i].memory);
+	}
+	free(c->rules);
 	free(c);
 }
 
@@ -172,9 +181,10 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 		return -ENOMEM;
 	}
 	c->path = strdup(path ? path : "<string>");
-	enum { NONE, SITE, PEER, REGISTRY, OTHER } sec = NONE;
+	enum { NONE, SITE, PEER, REGISTRY, RULE, OTHER } sec = NONE;
 	struct jb_peer *peer = NULL;
 	struct jb_registry_conf *reg = NULL;
+	struct jb_rule *rule = NULL;
 	int lineno = 0;
 	char *line = copy;
 	while (line) {
@@ -248,6 +258,31 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 					goto fail;
 				}
 				sec = REGISTRY;
+			} else if (!strncmp(sect, "rule", 4) && isspace((unsigned char)sect[4])) {
+				char *rname = trim(sect + 5);
+				if (!valid_name(rname)) {
+					r = jb_err(err, EINVAL, "%s:%d: invalid rule name '%s' (letters, digits, '-', '_', '.')",
+						   c->path, lineno, rname);
+					goto fail;
+				}
+				for (size_t i = 0; i < c->nrules; i++)
+					if (!strcmp(c->rules[i].name, rname)) {
+						r = jb_err(err, EINVAL, "%s:%d: rule '%s' defined twice", c->path, lineno, rname);
+						goto fail;
+					}
+				struct jb_rule *nr = realloc(c->rules, (c->nrules + 1) * sizeof *nr);
+				if (!nr) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				c->rules = nr;
+				rule = &c->rules[c->nrules++];
+				memset(rule, 0, sizeof *rule);
+				if (!(rule->name = strdup(rname))) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				sec = RULE;
 			} else if (!strncmp(sect, "peer", 4)) {
 				/* "[peer]" or "[peers x]" is a typo for [peer NAME], not a later
 				 * module's section: ignoring it would drop a pin without a word */
@@ -356,6 +391,38 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 			}
 			if (r < 0)
 				goto fail;
+		} else if (sec == RULE) {
+			char *end = NULL;
+			if (!strcmp(key, "glob")) {
+				r = set_str(&rule->glob, val);
+			} else if (!strcmp(key, "image")) {
+				r = set_str(&rule->image, val);
+			} else if (!strcmp(key, "command")) {
+				r = set_str(&rule->command, val);
+			} else if (!strcmp(key, "output")) {
+				r = set_str(&rule->output, val);
+			} else if (!strcmp(key, "memory")) {
+				uint64_t m;
+				if (jb_parse_size(val, &m) < 0 || m < (4u << 20))
+					r = jb_err(err, EINVAL, "%s:%d: rule %s: memory is a size of 4M or more", c->path, lineno,
+						   rule->name);
+				else
+					r = set_str(&rule->memory, val);
+			} else if (!strcmp(key, "cpus") || !strcmp(key, "timeout")) {
+				double v = strtod(val, &end);
+				if (end == val || *end || v <= 0)
+					r = jb_err(err, EINVAL, "%s:%d: rule %s: %s is a number above 0", c->path, lineno,
+						   rule->name, key);
+				else if (!strcmp(key, "cpus"))
+					rule->cpus = v;
+				else
+					rule->timeout = v;
+			} else {
+				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [rule %s]", c->path, lineno, key,
+					   rule->name);
+			}
+			if (r < 0)
+				goto fail;
 		} else if (sec == NONE) {
 			r = jb_err(err, EINVAL, "%s:%d: key '%s' outside any section", c->path, lineno, key);
 			goto fail;
@@ -363,6 +430,11 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 	next:
 		line = nl ? nl + 1 : NULL;
 	}
+	for (size_t i = 0; i < c->nrules; i++)
+		if (!c->rules[i].glob || !c->rules[i].image) {
+			r = jb_err(err, EINVAL, "%s: rule %s needs a glob and an image", c->path, c->rules[i].name);
+			goto fail;
+		}
 	static const uint8_t zero[32];
 	for (size_t i = 0; i < c->npeers; i++)
 		if (!memcmp(c->peers[i].fp, zero, 32)) {

@@ -17,8 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "jumbo/sched.h"
-#include "jumbo/xfer.h"
+#include "jobs-internal.h"
 
 #define MAX_RUNNING 256
 
@@ -37,6 +36,7 @@ struct watched {
 
 struct jb_jobs {
 	const struct jb_config *c;
+	struct jb_catalog *cat; /* may be NULL: no inputs or outputs recorded */
 	char *self_exe, *crun, *state, *jobdir, *images, *rootreal;
 	enum jb_cgroup_mode cgroups;
 	sqlite3 *db;
@@ -67,7 +67,7 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS job("
 	" id TEXT PRIMARY KEY, state INTEGER NOT NULL, spec TEXT NOT NULL, image TEXT NOT NULL,"
 	" digest TEXT, created REAL NOT NULL, started REAL, finished REAL, exit_code INTEGER,"
-	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0);";
+	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT);";
 
 /* One statement with text and numbers bound in order: "s" text, "i" int64,
  * "d" double, "n" null. */
@@ -127,10 +127,12 @@ static json_t *row_json(sqlite3_stmt *st)
 		json_object_set_new(o, "reason", json_string((const char *)sqlite3_column_text(st, 9)));
 	if (sqlite3_column_type(st, 11) != SQLITE_NULL)
 		json_object_set_new(o, "max_memory", json_integer(sqlite3_column_int64(st, 11)));
+	if (sqlite3_column_type(st, 13) != SQLITE_NULL)
+		json_object_set_new(o, "output", json_string((const char *)sqlite3_column_text(st, 13)));
 	return o;
 }
 
-#define COLS "id, state, spec, image, digest, created, started, finished, exit_code, reason, sup_pid, max_memory, cancel"
+#define COLS "id, state, spec, image, digest, created, started, finished, exit_code, reason, sup_pid, max_memory, cancel, output"
 
 json_t *jb_jobs_get(struct jb_jobs *j, const char *id)
 {
@@ -238,7 +240,25 @@ static void finish(struct jb_jobs *j, const char *id)
 		       : r.oom ? OOM
 		       : r.exit_code == 0 ? COMPLETED : FAILED;
 	char reason[700] = "";
-	if (r.error[0])
+	if (s == COMPLETED && j->cat) {
+		/* what the job left in /work/out becomes datasets of the data root */
+		json_t *job = jb_jobs_get(j, id);
+		const char *out = json_string_value(json_object_get(job, "output"));
+		char ws[4300];
+		snprintf(ws, sizeof ws, "%s/workspace", dir);
+		unsigned n = 0;
+		struct jb_error oerr = {0};
+		if (out && jobs_commit_outputs(j->cat, j->rootreal, j->c->name, id, ws, out, &n, &oerr) < 0) {
+			s = FAILED;
+			snprintf(reason, sizeof reason, "its outputs could not be committed: %s", oerr.msg);
+		} else if (n) {
+			jb_log(JB_LOG_INFO, "job %s: %u output%s committed under %s", id, n, n == 1 ? "" : "s", out);
+		}
+		json_decref(job);
+	}
+	if (reason[0])
+		;
+	else if (r.error[0])
 		snprintf(reason, sizeof reason, "%s", r.error);
 	else if (s == OOM)
 		snprintf(reason, sizeof reason, "out of memory: killed (exit status %d)", r.exit_code);
@@ -420,6 +440,8 @@ static void *start_job(void *arg)
 	for (size_t i = 0; rc == 0 && i < s->spec.ndata; i++)
 		if (s->spec.data[i].remote)
 			rc = fetch(j, s->id, &s->spec.data[i], &err);
+	if (rc == 0 && j->cat)
+		rc = jobs_record_inputs(j->cat, j->rootreal, s->id, &s->spec, &err);
 	if (rc == 0) {
 		pthread_mutex_lock(&j->lock);
 		exec(j, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
@@ -550,7 +572,8 @@ static int parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, st
 	memset(sp, 0, sizeof *sp);
 	if (!json_is_object(req))
 		return jb_err(err, EINVAL, "a job is a JSON object");
-	const char *known[] = {"image", "args", "env", "data", "cpus", "memory", "pids", "gpus", "timeout", "network"};
+	const char *known[] = {"image", "args",    "env",     "data",   "cpus", "memory",  "pids",
+			       "gpus",  "timeout", "network", "output", "rule", "rerun_of"};
 	const char *key;
 	json_t *v;
 	json_object_foreach (req, key, v) {
@@ -657,6 +680,16 @@ static int parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, st
 	if ((x = json_object_get(req, "gpus")) && (!json_is_integer(x) || json_integer_value(x) < 0))
 		return jb_err(err, EINVAL, "\"gpus\" must be a count");
 	sp->gpus = x ? (unsigned)json_integer_value(x) : 0;
+	if ((x = json_object_get(req, "output"))) {
+		char *clean = NULL;
+		if (!json_is_string(x) || jb_path_clean(json_string_value(x), &clean, NULL) < 0 || !*clean) {
+			free(clean);
+			return jb_err(err, EINVAL, "\"output\" must be a directory below the data root");
+		}
+		free(clean);
+	}
+	if ((x = json_object_get(req, "rule")) && !json_is_string(x))
+		return jb_err(err, EINVAL, "\"rule\" must be a string");
 	if (sp->gpus) {
 		unsigned have = jb_gpu_count();
 		if (have < sp->gpus)
@@ -686,11 +719,32 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	}
 	jb_hex(rnd, sizeof rnd, s->id);
 	s->j = j;
+	/* where its /work/out goes: the request's directory ({job} is its id), or results/ID */
+	const char *ot = json_string_value(json_object_get(req, "output"));
+	char output[JB_PATH_MAX + 64];
+	size_t o = 0;
+	for (const char *p = ot ? ot : "results/{job}"; *p && o < sizeof output - JB_JOB_ID_LEN - 1;)
+		if (!strncmp(p, "{job}", 5)) {
+			memcpy(output + o, s->id, JB_JOB_ID_LEN);
+			o += JB_JOB_ID_LEN;
+			p += 5;
+		} else {
+			output[o++] = *p++;
+		}
+	output[o] = 0;
+	char *clean = NULL;
+	if (jb_path_clean(output, &clean, err) < 0 || !*clean) {
+		free(clean);
+		jb_job_spec_free(&s->spec);
+		free(s);
+		return jb_err(err, EINVAL, "\"output\" must be a directory below the data root");
+	}
 	char *spec = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
 	pthread_mutex_lock(&j->lock);
-	r = spec ? exec(j, "INSERT INTO job(id, state, spec, image, created) VALUES(?,?,?,?,?)", "sissd", s->id,
-			(int64_t)PENDING, spec, s->spec.image, wall())
+	r = spec ? exec(j, "INSERT INTO job(id, state, spec, image, created, output) VALUES(?,?,?,?,?,?)", "sissds",
+			s->id, (int64_t)PENDING, spec, s->spec.image, wall(), clean)
 		 : -ENOMEM;
+	free(clean);
 	if (r == 0)
 		j->starting++;
 	pthread_mutex_unlock(&j->lock);
@@ -716,6 +770,58 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	pthread_attr_destroy(&at);
 	jb_log(JB_LOG_INFO, "job %s: submitted (%s)", id, json_string_value(json_object_get(req, "image")));
 	return 0;
+}
+
+int jb_jobs_rerun(struct jb_jobs *j, const char *job, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+{
+	json_t *o = jb_jobs_get(j, job);
+	if (!o)
+		return jb_err(err, ENOENT, "no job %s", job);
+	int r = 0;
+	const char *digest = json_string_value(json_object_get(o, "digest"));
+	const char *state = json_string_value(json_object_get(o, "state"));
+	if (!digest || !strcmp(state, "pending") || !strcmp(state, "running")) {
+		r = jb_err(err, EALREADY, "job %s %s", job, digest ? "has not ended" : "never ran: no image to pin");
+		goto out;
+	}
+	/* the same inputs: each file must still have the digest it had */
+	if (j->cat) {
+		json_t *inputs = jb_catalog_inputs(j->cat, job), *in;
+		size_t i;
+		json_array_foreach (inputs, i, in) {
+			const char *p = json_string_value(json_object_get(in, "path"));
+			const char *d = json_string_value(json_object_get(in, "digest"));
+			char now[64];
+			struct jb_error e2 = {0};
+			if (jobs_dataset_digest(j->cat, j->rootreal, p, now, &e2) < 0) {
+				r = jb_err(err, ESTALE, "input %s of job %s is gone: %s", p, job, e2.msg);
+				break;
+			}
+			if (strcmp(now, d)) {
+				r = jb_err(err, ESTALE, "input %s of job %s has changed (%s then, %s now)", p, job, d, now);
+				break;
+			}
+		}
+		json_decref(inputs);
+		if (r < 0)
+			goto out;
+	}
+	json_t *spec = json_deep_copy(json_object_get(o, "spec"));
+	struct jb_oci_ref ref;
+	char pinned[700];
+	if (jb_oci_ref_parse(json_string_value(json_object_get(spec, "image")), &ref, NULL) == 0) {
+		snprintf(ref.digest, sizeof ref.digest, "%s", digest);
+		jb_oci_ref_name(&ref, pinned, sizeof pinned);
+		json_object_set_new(spec, "image", json_string(pinned));
+	}
+	json_object_del(spec, "output");
+	json_object_set_new(spec, "rerun_of", json_string(job));
+	/* the datasets by path: what the original was given, checked above */
+	r = jb_jobs_submit(j, spec, id, err);
+	json_decref(spec);
+out:
+	json_decref(o);
+	return r;
 }
 
 int jb_jobs_kill(struct jb_jobs *j, const char *id, struct jb_error *err)
@@ -840,12 +946,14 @@ static void jobs_free(struct jb_jobs *j)
 	free(j);
 }
 
-int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_jobs **ret, struct jb_error *err)
+int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_catalog *cat, struct jb_jobs **ret,
+		 struct jb_error *err)
 {
 	struct jb_jobs *j = calloc(1, sizeof *j);
 	if (!j)
 		return -ENOMEM;
 	j->c = c;
+	j->cat = cat;
 	j->wake = -1;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->idle, NULL);

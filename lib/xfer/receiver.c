@@ -337,6 +337,11 @@ static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB
 		goto fail;
 	}
 	journal_commit(s->journal, f->jid, root);
+	if (s->on_commit) {
+		char d[40];
+		digest_format(root, d);
+		s->on_commit(s->on_commit_ud, f->dirfd, base_name(f->path), f->size, d, s->origin, s->session_id);
+	}
 	file_done(s, i, 0, NULL);
 	return;
 fail:

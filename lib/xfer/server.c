@@ -62,7 +62,15 @@ struct jb_server {
 	uint64_t conns_refused; /* accept loop only: over MAX_CONNS */
 	double conns_warned;
 	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out;
+	jb_commit_fn on_commit;
+	void *on_commit_ud;
 };
+
+void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *ud)
+{
+	s->on_commit = fn;
+	s->on_commit_ud = ud;
+}
 
 /* Take a connection off the list of running ones; srv->lock held. */
 static void conn_unlink(struct conn *cn)
@@ -386,6 +394,10 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	l->s = s;
 	l->srv = srv;
 	l->expected = s->nstreams;
+	if (!s->sender) {
+		s->on_commit = srv->on_commit;
+		s->on_commit_ud = srv->on_commit_ud;
+	}
 	s->streams_ready = streams_ready;
 	s->streams_ready_ud = l;
 	l->encrypt = s->encrypt;
@@ -393,6 +405,7 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	memcpy(l->peer_fp, fp, 32);
 	RAND_bytes(l->id, 16);
 	RAND_bytes(l->secret, 32);
+	jb_hex(l->id, 8, s->session_id);
 	pthread_mutex_lock(&srv->lock);
 	if (srv->nlive >= MAX_SESSIONS) {
 		pthread_mutex_unlock(&srv->lock);

@@ -156,6 +156,10 @@ struct session {
 	bool (*streams_ready)(void *ud);
 	void *streams_ready_ud;
 	bool no_bye;         /* a receiving client: done at the last FILE_DONE */
+	/* the server's: told of each file committed (not of those already there) */
+	jb_commit_fn on_commit;
+	void *on_commit_ud;
+	char session_id[17]; /* hex of the first 8 bytes of the session id */
 	pthread_mutex_t pdir_lock; /* the last parent directory resolved: */
 	char *pdir;          /* its path (pdir_len bytes) */
 	size_t pdir_len;

@@ -8,7 +8,7 @@ like 'send .*get .*ls ' "$(tr '\n' ' ' < "$T/help")" "--help lists the commands"
 "$JUMBO" >/dev/null 2>&1; is $? 2 "no command: exit 2"
 out=$("$JUMBO" frobnicate 2>&1); is $? 2 "unknown command: exit 2"
 like "unknown command 'frobnicate'" "$out" "and says so"
-for c in send get ls keygen fingerprint sum image run jobs logs kill; do
+for c in send get ls keygen fingerprint sum image run jobs logs kill datasets provenance rerun; do
 	"$JUMBO" $c --help > /dev/null; ok $? "jumbo $c --help exits 0"
 done
 "$JUMBOD" --help | grep -q -- '--check'; ok $? "jumbod --help documents --check"
@@ -48,8 +48,11 @@ cp "$T/beta/jumbo.conf" "$T/peer2.conf"; printf '\n[peers alpha]\nfingerprint = 
 line=$(grep -n '^\[peers alpha\]$' "$T/peer2.conf" | cut -d: -f1)
 out=$("$JUMBOD" --config "$T/peer2.conf" --check 2>&1); is $? 1 "--check refuses [peers alpha]"
 like "peer2.conf:$line: unknown section '\[peers alpha\]' \(did you mean \[peer NAME\]\?\)" "$out" "naming file and line"
-cp "$T/beta/jumbo.conf" "$T/later.conf"; printf '\n[rule nightly]\nfrom = x\n' >> "$T/later.conf"
-"$JUMBOD" --config "$T/later.conf" --check > /dev/null; ok $? "--check still ignores an unknown section such as [rule nightly]"
+cp "$T/beta/jumbo.conf" "$T/later.conf"; printf '\n[backend slurm]\nfrom = x\n' >> "$T/later.conf"
+"$JUMBOD" --config "$T/later.conf" --check > /dev/null; ok $? "--check still ignores a section of a later module such as [backend slurm]"
+cp "$T/beta/jumbo.conf" "$T/rule.conf"; printf '\n[rule nightly]\nfrom = x\n' >> "$T/rule.conf"
+out=$("$JUMBOD" --config "$T/rule.conf" --check 2>&1); is $? 1 "--check refuses an unknown key of a [rule]"
+like "rule.conf:[0-9]+: unknown key 'from' in \[rule nightly\]" "$out" "naming file, line and key"
 echo hi > "$T/hi.txt"
 JUMBO_CONFIG=$T/alpha/jumbo.conf "$JUMBO" send -q "$T/hi.txt" beta:env.txt; ok $? "\$JUMBO_CONFIG is used"
 mkdir -p "$T/home/.config/jumbo"; cp "$T/alpha/jumbo.conf" "$T/home/.config/jumbo/jumbo.conf"

@@ -86,8 +86,13 @@ static const char good[] =
 	"user = jumbo\n"
 	"password = s3cret\n"
 	"insecure = true\n"
-	"[rule later]\n"
-	"glob = *.h5\n";
+	"[rule fit]\n"
+	"glob = run*/*.h5\n"
+	"image = jumbo/scipy\n"
+	"command = python3 /opt/fit.py {input} 'two words'\n"
+	"memory = 4G\n"
+	"cpus = 2\n"
+	"timeout = 3600\n";
 
 static void test_config(void)
 {
@@ -110,6 +115,10 @@ static void test_config(void)
 	ok(rg && rg->user && !strcmp(rg->user, "jumbo") && rg->password && !strcmp(rg->password, "s3cret") &&
 	   rg->insecure && !rg->ca, "a [registry HOST] section: user, password, insecure");
 	ok(!jb_config_registry(c, "127.0.0.1"), "registries are looked up by host and port");
+	ok(c->nrules == 1 && !strcmp(c->rules[0].name, "fit") && !strcmp(c->rules[0].glob, "run*/*.h5") &&
+	   !strcmp(c->rules[0].image, "jumbo/scipy") && !strcmp(c->rules[0].memory, "4G") && c->rules[0].cpus == 2 &&
+	   c->rules[0].timeout == 3600 && strstr(c->rules[0].command, "'two words'"),
+	   "a [rule NAME] section: glob, image, command, limits");
 	jb_config_free(c);
 
 	static const struct {
@@ -137,6 +146,12 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\n[registry r]\ninsecure = yes\n", "insecure is true or false"},
 		{"[site]\nname = a\nidentity = /x\n[registry r]\npassword-file = /nonexistent\n",
 		 "cannot read password-file /nonexistent"},
+		{"[site]\nname = a\nidentity = /x\n[rule r]\nglob = *\n", "rule r needs a glob and an image"},
+		{"[site]\nname = a\nidentity = /x\n[rule r]\nmemory = lots\n", "memory is a size"},
+		{"[site]\nname = a\nidentity = /x\n[rule r]\ncpus = -1\n", "cpus is a number above 0"},
+		{"[site]\nname = a\nidentity = /x\n[rule r]\nwhen = now\n", "unknown key 'when' in [rule r]"},
+		{"[site]\nname = a\nidentity = /x\n[rule r]\n[rule r]\n", "rule 'r' defined twice"},
+		{"[site]\nname = a\nidentity = /x\n[rule a b]\n", "invalid rule name 'a b'"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);

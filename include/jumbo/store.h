@@ -1,0 +1,47 @@
+/* jumbo store: the site's catalog of datasets (SQLite, STATE/catalog.db).
+ *
+ * A dataset is a file of the data root, as it was at one moment: its path,
+ * size, whole-file digest (xxh3t:, as transfers report it; SHA-256 too for
+ * the outputs of jobs), where it came from (the site that sent it and the
+ * transfer session, or the job that wrote it) and when it arrived.  A path
+ * written again gets a new row; the older rows stay (provenance refers to
+ * them by digest) but are no longer current.
+ *
+ * Jobs record what they read (job inputs: path and digest) and what they
+ * wrote (datasets whose source is the job), so that the chain from any
+ * result back to the transfers that brought its inputs can be followed. */
+#pragma once
+#include <jansson.h>
+
+#include "jumbo/base.h"
+
+struct jb_catalog;
+JB_EXPORT int jb_catalog_open(const char *path, struct jb_catalog **ret, struct jb_error *err);
+JB_EXPORT void jb_catalog_close(struct jb_catalog *c);
+
+struct jb_dataset_in {
+	const char *path;    /* relative to the data root */
+	uint64_t size;
+	const char *digest;  /* xxh3t:HEX */
+	const char *sha256;  /* may be NULL */
+	const char *origin;  /* the site it came from (this site for a job's output) */
+	const char *source;  /* "transfer", "job" or "found" */
+	const char *source_id;
+	int64_t mtime_ns;    /* of the file when it was recorded */
+};
+/* Record a dataset; the path's earlier rows stop being current. */
+JB_EXPORT int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct jb_error *err);
+/* The current datasets at prefix (a file, or everything below a
+ * directory; "" for all), as a JSON array sorted by path. */
+JB_EXPORT json_t *jb_catalog_list(struct jb_catalog *c, const char *prefix);
+/* The current dataset at path, or NULL. */
+JB_EXPORT json_t *jb_catalog_get(struct jb_catalog *c, const char *path);
+/* Any dataset (current or not) with this digest and path, or NULL. */
+JB_EXPORT json_t *jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest);
+
+/* A job's inputs: one row per file it was given. */
+JB_EXPORT int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path, const char *digest,
+				   struct jb_error *err);
+JB_EXPORT json_t *jb_catalog_inputs(struct jb_catalog *c, const char *job);
+/* The datasets a job wrote. */
+JB_EXPORT json_t *jb_catalog_outputs(struct jb_catalog *c, const char *job);

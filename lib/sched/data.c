@@ -1,0 +1,262 @@
+/* What a job reads and writes, in the catalog: its inputs (each file of
+ * each dataset it was given, with the digest it had), and its outputs (the
+ * files it left in /work/out, committed into the data root as datasets of
+ * their own, with the job as their source). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jobs-internal.h"
+
+#define MAX_FILES 10000
+#define DIGEST_BLOCK (8u << 20) /* the block size of jumbo send's default: the same xxh3t */
+
+/* The dataset of a file at rel (below the data root): the catalog's when it
+ * still describes the file (same size and time), else its digest computed
+ * now and recorded as "found". */
+int jobs_dataset_digest(struct jb_catalog *cat, const char *root, const char *rel, char digest[64],
+			struct jb_error *err)
+{
+	char abs[JB_PATH_MAX + 256];
+	struct stat st;
+	snprintf(abs, sizeof abs, "%s/%s", root, rel);
+	if (lstat(abs, &st) < 0)
+		return jb_err(err, errno, "%s: %s", rel, strerror(errno));
+	int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	json_t *d = jb_catalog_get(cat, rel);
+	if (d && (uint64_t)json_integer_value(json_object_get(d, "size")) == (uint64_t)st.st_size &&
+	    json_integer_value(json_object_get(d, "mtime_ns")) == mt) {
+		snprintf(digest, 64, "%s", json_string_value(json_object_get(d, "digest")));
+		json_decref(d);
+		return 0;
+	}
+	json_decref(d);
+	char x[40];
+	int r = jb_file_digest(abs, DIGEST_BLOCK, x, err);
+	if (r < 0)
+		return r;
+	snprintf(digest, 64, "%s", x);
+	struct jb_dataset_in in = {.path = rel, .size = (uint64_t)st.st_size, .digest = x, .origin = "",
+				   .source = "found", .mtime_ns = mt};
+	return jb_catalog_add(cat, &in, err);
+}
+
+/* Each regular file below dir (absolute), as paths relative to root. */
+typedef int (*file_fn)(void *ud, const char *rel, struct jb_error *err);
+
+static int walk(const char *root, const char *rel, file_fn fn, void *ud, size_t *count, struct jb_error *err)
+{
+	char abs[JB_PATH_MAX + 256];
+	snprintf(abs, sizeof abs, "%s/%s", root, rel);
+	struct stat st;
+	if (lstat(abs, &st) < 0)
+		return jb_err(err, errno, "%s: %s", rel, strerror(errno));
+	if (S_ISREG(st.st_mode)) {
+		if (++*count > MAX_FILES)
+			return jb_err(err, E2BIG, "more than %d files", MAX_FILES);
+		return fn(ud, rel, err);
+	}
+	if (!S_ISDIR(st.st_mode))
+		return 0; /* links and special files are not datasets */
+	DIR *d = opendir(abs);
+	if (!d)
+		return jb_err(err, errno, "%s: %s", rel, strerror(errno));
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strncmp(de->d_name, ".", 1))
+			continue; /* hidden: partial files of transfers in progress */
+		char sub[JB_PATH_MAX];
+		if ((size_t)snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= sizeof sub) {
+			r = jb_err(err, ENAMETOOLONG, "%s/%s: path too long", rel, de->d_name);
+			break;
+		}
+		r = walk(root, sub, fn, ud, count, err);
+	}
+	closedir(d);
+	return r;
+}
+
+struct inputs {
+	struct jb_catalog *cat;
+	const char *root, *job;
+};
+
+static int one_input(void *ud, const char *rel, struct jb_error *err)
+{
+	struct inputs *in = ud;
+	char digest[64];
+	int r = jobs_dataset_digest(in->cat, in->root, rel, digest, err);
+	return r < 0 ? r : jb_catalog_add_input(in->cat, in->job, rel, digest, err);
+}
+
+int jobs_record_inputs(struct jb_catalog *cat, const char *root, const char *job, const struct jb_job_spec *spec,
+		       struct jb_error *err)
+{
+	struct inputs in = {.cat = cat, .root = root, .job = job};
+	size_t rl = strlen(root), count = 0;
+	for (size_t i = 0; i < spec->ndata; i++) {
+		const char *src = spec->data[i].source;
+		if (!src || strncmp(src, root, rl) || (src[rl] && src[rl] != '/'))
+			continue;
+		const char *rel = src[rl] ? src + rl + 1 : "";
+		int r = walk(root, rel, one_input, &in, &count, err);
+		if (r < 0)
+			return jb_err_prefix(err, "the inputs of job %s", job);
+	}
+	return 0;
+}
+
+/* ---- outputs ---- */
+
+struct outputs {
+	struct jb_catalog *cat;
+	const char *root, *job, *site, *out_rel, *ws;
+	int rootfd;
+	unsigned n;
+};
+
+/* Copy workspace/out/REL to ROOT/OUT/REL through a hidden partial file,
+ * hashing it (SHA-256) as it goes, then its xxh3t, then the catalog. */
+static int one_output(void *ud, const char *rel, struct jb_error *err)
+{
+	struct outputs *o = ud;
+	char src[JB_PATH_MAX + 256], dst_rel[JB_PATH_MAX], dir_rel[JB_PATH_MAX], part[JB_PATH_MAX];
+	/* rel is relative to the workspace: "out/..." */
+	const char *inner = rel + 4;
+	snprintf(src, sizeof src, "%s/%s", o->ws, rel);
+	if ((size_t)snprintf(dst_rel, sizeof dst_rel, "%s/%s", o->out_rel, inner) >= sizeof dst_rel)
+		return jb_err(err, ENAMETOOLONG, "output %s: path too long", inner);
+	snprintf(dir_rel, sizeof dir_rel, "%s", dst_rel);
+	char *slash = strrchr(dir_rel, '/');
+	*slash = 0;
+	const char *base = slash + 1;
+	/* an O_PATH descriptor, resolved beneath the root: the *at calls take it */
+	int wd = jb_mkdirs_beneath(o->rootfd, dir_rel, 0755);
+	if (wd < 0)
+		return jb_err(err, -wd, "output %s: %s: %s", inner, dir_rel, strerror(-wd));
+	snprintf(part, sizeof part, ".%s.jumbo-part", base);
+	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int out = openat(wd, part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	int r = in < 0 || out < 0 ? -errno : 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	uint64_t size = 0;
+	static __thread char buf[1 << 20];
+	while (r == 0) {
+		ssize_t n = read(in, buf, sizeof buf);
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		r = jb_write_full(out, buf, (size_t)n);
+		size += (uint64_t)n;
+	}
+	unsigned char h[32];
+	unsigned int hl = 0;
+	EVP_DigestFinal_ex(md, h, &hl);
+	EVP_MD_CTX_free(md);
+	struct stat st = {0};
+	if (r == 0 && (fsync(out) < 0 || fstat(out, &st) < 0))
+		r = -errno;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (r == 0 && renameat(wd, part, wd, base) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(wd, part, 0);
+		close(wd);
+		return jb_err(err, -r, "output %s: %s", inner, strerror(-r));
+	}
+	close(wd);
+	char sha[80], x[40], abs[JB_PATH_MAX + 256];
+	memcpy(sha, "sha256:", 7);
+	jb_hex(h, 32, sha + 7);
+	snprintf(abs, sizeof abs, "%s/%s", o->root, dst_rel);
+	if ((r = jb_file_digest(abs, DIGEST_BLOCK, x, err)) < 0)
+		return r;
+	struct jb_dataset_in d = {.path = dst_rel, .size = size, .digest = x, .sha256 = sha, .origin = o->site,
+				  .source = "job", .source_id = o->job,
+				  .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
+	o->n++;
+	return jb_catalog_add(o->cat, &d, err);
+}
+
+int jobs_commit_outputs(struct jb_catalog *cat, const char *root, const char *site, const char *job,
+			const char *workspace, const char *out_rel, unsigned *ret_n, struct jb_error *err)
+{
+	char p[JB_PATH_MAX + 256];
+	struct stat st;
+	*ret_n = 0;
+	snprintf(p, sizeof p, "%s/out", workspace);
+	if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0; /* the job wrote no outputs */
+	struct outputs o = {.cat = cat, .root = root, .job = job, .site = site, .out_rel = out_rel, .ws = workspace};
+	o.rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (o.rootfd < 0)
+		return jb_err(err, errno, "%s: %s", root, strerror(errno));
+	size_t count = 0;
+	int r = walk(workspace, "out", one_output, &o, &count, err);
+	close(o.rootfd);
+	*ret_n = o.n;
+	return r;
+}
+
+/* ---- provenance ---- */
+
+#define MAX_DEPTH 16
+
+static json_t *chain(struct jb_jobs *j, struct jb_catalog *cat, json_t *ds, int depth)
+{
+	json_t *node = json_pack("{s:O}", "dataset", ds);
+	const char *src = json_string_value(json_object_get(ds, "source"));
+	const char *job = json_string_value(json_object_get(ds, "job"));
+	if (!j || !src || strcmp(src, "job") || !job || depth >= MAX_DEPTH)
+		return node;
+	json_t *jb = jb_jobs_get(j, job);
+	if (!jb)
+		return node;
+	json_t *inputs = jb_catalog_inputs(cat, job), *from = json_array();
+	size_t i;
+	json_t *in;
+	json_array_foreach (inputs, i, in) {
+		const char *p = json_string_value(json_object_get(in, "path"));
+		const char *d = json_string_value(json_object_get(in, "digest"));
+		json_t *ids = jb_catalog_find(cat, p, d);
+		if (ids) {
+			json_array_append_new(from, chain(j, cat, ids, depth + 1));
+			json_decref(ids);
+		} else {
+			json_array_append_new(from, json_pack("{s:{s:s, s:s}}", "dataset", "path", p, "digest", d));
+		}
+	}
+	json_object_set_new(jb, "inputs", inputs);
+	json_object_set_new(node, "job", jb);
+	json_object_set_new(node, "from", from);
+	return node;
+}
+
+json_t *jb_provenance(struct jb_jobs *j, struct jb_catalog *cat, const char *path, struct jb_error *err)
+{
+	char *clean = NULL;
+	if (jb_path_clean(path, &clean, err) < 0)
+		return NULL;
+	json_t *ds = jb_catalog_get(cat, clean);
+	if (!ds) {
+		jb_err(err, ENOENT, "%s is not a dataset of this site", clean);
+		free(clean);
+		return NULL;
+	}
+	free(clean);
+	json_t *c = chain(j, cat, ds, 0);
+	json_decref(ds);
+	return c;
+}

@@ -1,0 +1,212 @@
+/* The catalog: datasets, and what jobs read.  One SQLite connection in
+ * serialized mode (the transfer sessions, the job watcher and the API all
+ * write or read it), WAL, synchronous=NORMAL. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "jumbo/store.h"
+
+struct jb_catalog {
+	sqlite3 *db;
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS dataset("
+	" id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL, digest TEXT NOT NULL,"
+	" sha256 TEXT, origin TEXT NOT NULL, source TEXT NOT NULL, source_id TEXT, arrived REAL NOT NULL,"
+	" current INTEGER NOT NULL DEFAULT 1, mtime_ns INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS dataset_path ON dataset(path, current);"
+	"CREATE INDEX IF NOT EXISTS dataset_source ON dataset(source_id);"
+	"CREATE TABLE IF NOT EXISTS job_input("
+	" job TEXT NOT NULL, path TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY(job, path));";
+
+int jb_catalog_open(const char *path, struct jb_catalog **ret, struct jb_error *err)
+{
+	struct jb_catalog *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	char *msg = NULL;
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_exec(c->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		int r = jb_err(err, EIO, "%s: %s", path, msg ? msg : sqlite3_errmsg(c->db));
+		sqlite3_free(msg);
+		sqlite3_close(c->db);
+		free(c);
+		return r;
+	}
+	sqlite3_busy_timeout(c->db, 5000);
+	*ret = c;
+	return 0;
+}
+
+void jb_catalog_close(struct jb_catalog *c)
+{
+	if (!c)
+		return;
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static double wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct jb_error *err)
+{
+	sqlite3_stmt *a = NULL, *b = NULL;
+	int rc = 0;
+	/* one transaction: a path is current exactly once */
+	sqlite3_mutex_enter(sqlite3_db_mutex(c->db));
+	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->db, "UPDATE dataset SET current=0 WHERE path=? AND current=1", -1, &a, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->db,
+			       "INSERT INTO dataset(path, size, digest, sha256, origin, source, source_id, arrived, mtime_ns) "
+			       "VALUES(?,?,?,?,?,?,?,?,?)",
+			       -1, &b, NULL) != SQLITE_OK) {
+		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		goto out;
+	}
+	bind_text(a, 1, d->path);
+	bind_text(b, 1, d->path);
+	sqlite3_bind_int64(b, 2, (sqlite3_int64)d->size);
+	bind_text(b, 3, d->digest);
+	bind_text(b, 4, d->sha256);
+	bind_text(b, 5, d->origin);
+	bind_text(b, 6, d->source);
+	bind_text(b, 7, d->source_id);
+	sqlite3_bind_double(b, 8, wall());
+	sqlite3_bind_int64(b, 9, d->mtime_ns);
+	if (sqlite3_step(a) != SQLITE_DONE || sqlite3_step(b) != SQLITE_DONE)
+		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+out:
+	sqlite3_finalize(a);
+	sqlite3_finalize(b);
+	sqlite3_exec(c->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_mutex_leave(sqlite3_db_mutex(c->db));
+	return rc;
+}
+
+#define COLS "path, size, digest, sha256, origin, source, source_id, arrived, current, mtime_ns"
+
+static json_t *row(sqlite3_stmt *st)
+{
+	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:b, s:I}", "path", sqlite3_column_text(st, 0), "size",
+			      (json_int_t)sqlite3_column_int64(st, 1), "digest", sqlite3_column_text(st, 2), "origin",
+			      sqlite3_column_text(st, 4), "source", sqlite3_column_text(st, 5), "arrived",
+			      sqlite3_column_double(st, 7), "current", sqlite3_column_int(st, 8), "mtime_ns",
+			      (json_int_t)sqlite3_column_int64(st, 9));
+	if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+		json_object_set_new(o, "sha256", json_string((const char *)sqlite3_column_text(st, 3)));
+	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+		const char *src = (const char *)sqlite3_column_text(st, 5);
+		json_object_set_new(o, !strcmp(src, "job") ? "job" : "transfer",
+				    json_string((const char *)sqlite3_column_text(st, 6)));
+	}
+	return o;
+}
+
+/* Rows of a query whose text parameters are given in order. */
+static json_t *query(struct jb_catalog *c, const char *sql, int n, const char *a, const char *b)
+{
+	sqlite3_stmt *st;
+	json_t *arr = json_array();
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return arr;
+	if (n > 0)
+		bind_text(st, 1, a);
+	if (n > 1)
+		bind_text(st, 2, b);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(arr, row(st));
+	sqlite3_finalize(st);
+	return arr;
+}
+
+json_t *jb_catalog_list(struct jb_catalog *c, const char *prefix)
+{
+	if (!prefix || !*prefix)
+		return query(c, "SELECT " COLS " FROM dataset WHERE current=1 ORDER BY path", 0, NULL, NULL);
+	char like[JB_PATH_MAX + 8];
+	/* below a directory: "dir/" followed by anything, with LIKE's own
+	 * characters escaped */
+	size_t o = 0;
+	for (const char *p = prefix; *p && o < sizeof like - 4; p++) {
+		if (*p == '%' || *p == '_' || *p == '\\')
+			like[o++] = '\\';
+		like[o++] = *p;
+	}
+	like[o++] = '/';
+	like[o++] = '%';
+	like[o] = 0;
+	return query(c,
+		     "SELECT " COLS " FROM dataset WHERE current=1 AND (path=? OR path LIKE ? ESCAPE '\\') ORDER BY path",
+		     2, prefix, like);
+}
+
+static json_t *first(json_t *arr)
+{
+	json_t *o = json_incref(json_array_get(arr, 0));
+	json_decref(arr);
+	return o;
+}
+
+json_t *jb_catalog_get(struct jb_catalog *c, const char *path)
+{
+	return first(query(c, "SELECT " COLS " FROM dataset WHERE current=1 AND path=?", 1, path, NULL));
+}
+
+json_t *jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest)
+{
+	return first(query(c, "SELECT " COLS " FROM dataset WHERE path=? AND digest=? ORDER BY id DESC", 2, path, digest));
+}
+
+json_t *jb_catalog_outputs(struct jb_catalog *c, const char *job)
+{
+	return query(c, "SELECT " COLS " FROM dataset WHERE source='job' AND source_id=? ORDER BY path", 1, job, NULL);
+}
+
+int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path, const char *digest,
+			 struct jb_error *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO job_input(job, path, digest) VALUES(?,?,?)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+	bind_text(st, 1, job);
+	bind_text(st, 2, path);
+	bind_text(st, 3, digest);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+json_t *jb_catalog_inputs(struct jb_catalog *c, const char *job)
+{
+	sqlite3_stmt *st;
+	json_t *arr = json_array();
+	if (sqlite3_prepare_v2(c->db, "SELECT path, digest FROM job_input WHERE job=? ORDER BY path", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return arr;
+	bind_text(st, 1, job);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(arr, json_pack("{s:s, s:s}", "path", sqlite3_column_text(st, 0), "digest",
+						     sqlite3_column_text(st, 1)));
+	sqlite3_finalize(st);
+	return arr;
+}
