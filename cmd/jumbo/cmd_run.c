@@ -16,19 +16,40 @@
 static volatile sig_atomic_t g_interrupted;
 static void on_interrupt(int sig) { g_interrupted = 1; }
 
-/* --api, else $JUMBO_API, else [site] api of the configuration. */
+/* --api, else $JUMBO_API, else [site] api of the configuration; the token
+ * from $JUMBO_TOKEN, else the site's own (STATE/api.token, for root on the
+ * daemon's host). */
 int cli_api(struct cli *g, const char *api, struct jb_api_client **ret)
 {
 	struct jb_config *c = NULL;
+	const char *tok = getenv("JUMBO_TOKEN");
+	char buf[JB_TOKEN_LEN + 2] = "";
 	if (!api || !*api)
 		api = getenv("JUMBO_API");
 	if (!api || !*api) {
 		if (cli_load_config(g, &c) < 0)
 			return -1;
 		api = c->api;
+	} else if (!tok || !*tok) {
+		const char *path = g->config_path && *g->config_path ? g->config_path : getenv("JUMBO_CONFIG");
+		if (path && *path)
+			jb_config_load(path, &c, NULL);
+	}
+	if ((!tok || !*tok) && c && c->state) {
+		char p[4200];
+		snprintf(p, sizeof p, "%s/api.token", c->state);
+		FILE *f = fopen(p, "re");
+		if (f) {
+			if (!fgets(buf, sizeof buf, f))
+				buf[0] = 0;
+			fclose(f);
+			buf[strcspn(buf, "\r\n")] = 0;
+			tok = buf;
+		}
 	}
 	struct jb_error err = {0};
-	int r = jb_api_client_open(api, ret, &err);
+	int r = jb_api_client_open(api, tok, ret, &err);
+	explicit_bzero(buf, sizeof buf);
 	jb_config_free(c);
 	if (r < 0)
 		cli_error("%s", err.msg);

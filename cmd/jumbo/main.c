@@ -22,6 +22,7 @@ static const struct {
 	{"datasets", cmd_datasets, "the site's catalog:            jumbo datasets [--json] [PATH]"},
 	{"provenance", cmd_provenance, "where a result comes from:     jumbo provenance PATH"},
 	{"rerun", cmd_rerun, "run a job again, compare:      jumbo rerun JOB"},
+	{"token", cmd_token, "API tokens of this site:       jumbo token create NAME | list | revoke NAME"},
 	{"image", cmd_image, "images and registries:         jumbo image pull|push|ls|rm|build|import ..."},
 	{"keygen", cmd_keygen, "make a site identity:          jumbo keygen --dir DIR [--name NAME]"},
 	{"fingerprint", cmd_fingerprint, "print an identity's fingerprint: jumbo fingerprint [--dir DIR]"},

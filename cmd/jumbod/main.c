@@ -105,6 +105,7 @@ int main(int argc, char **argv)
 	struct jb_api *api = NULL;
 	struct jb_jobs *jobs = NULL;
 	struct jb_catalog *cat = NULL;
+	struct jb_tokens *tokens = NULL;
 	static struct jb_landing landing;
 	if (jb_server_new(c, &srv, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
@@ -121,6 +122,14 @@ int main(int argc, char **argv)
 		jb_config_free(c);
 		return 1;
 	}
+	if (jb_tokens_open(c->state, &tokens, &err) < 0 || jb_tokens_site_token(tokens, c->state, &err) < 0) {
+		fprintf(stderr, "jumbod: %s\n", err.msg);
+		jb_tokens_close(tokens);
+		jb_catalog_close(cat);
+		jb_server_free(srv);
+		jb_config_free(c);
+		return 1;
+	}
 	if (jb_jobs_open(c, "/proc/self/exe", cat, &jobs, &err) < 0) {
 		jb_log(JB_LOG_WARN, "%s; jobs are off", err.msg);
 		memset(&err, 0, sizeof err);
@@ -131,10 +140,11 @@ int main(int argc, char **argv)
 	if (!realpath(c->root, landing.rootreal))
 		snprintf(landing.rootreal, sizeof landing.rootreal, "%s", c->root);
 	jb_server_on_commit(srv, jb_landing_commit, &landing);
-	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, jobs, cat, &api, &err) < 0) {
+	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, jobs, cat, tokens, &api, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
 		jb_jobs_close(jobs);
 		jb_catalog_close(cat);
+		jb_tokens_close(tokens);
 		jb_server_free(srv);
 		jb_config_free(c);
 		return 1;
@@ -170,6 +180,7 @@ int main(int argc, char **argv)
 	jb_log(JB_LOG_INFO, "site %s: stopped", c->name);
 	jb_server_free(srv);
 	jb_catalog_close(cat);
+	jb_tokens_close(tokens);
 	jb_config_free(c);
 	return 0;
 }

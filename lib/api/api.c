@@ -8,11 +8,14 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "jb_version.h"
 #include "jumbo/api.h"
 
 #define MAX_BODY (1u << 20)
+#define UNAUTHORIZED                                                                                            \
+	"{\"error\": \"a missing or wrong token: send Authorization: Bearer TOKEN (jumbo token create NAME)\"}"
 #define MAX_LOG_CHUNK (1u << 20)
 
 struct jb_api {
@@ -20,6 +23,7 @@ struct jb_api {
 	struct jb_server *srv;
 	struct jb_jobs *jobs;
 	struct jb_catalog *cat;
+	struct jb_tokens *tokens;
 	struct MHD_Daemon *d;
 	int port;
 	char fp[72];
@@ -214,6 +218,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	/* everything under /api/v1 but health wants a token */
+	if (!strncmp(url, "/api/v1/", 8) && strcmp(url, "/api/v1/health")) {
+		const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+		if (!a->tokens || !h || strncasecmp(h, "Bearer ", 7) || jb_tokens_check(a->tokens, h + 7, NULL) < 0) {
+			struct MHD_Response *r = MHD_create_response_from_buffer(
+				strlen(UNAUTHORIZED), (void *)UNAUTHORIZED, MHD_RESPMEM_PERSISTENT);
+			MHD_add_response_header(r, "Content-Type", "application/json");
+			MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"jumbo\"");
+			enum MHD_Result ret = MHD_queue_response(conn, 401, r);
+			MHD_destroy_response(r);
+			return ret;
+		}
+	}
 	if (!strncmp(url, "/api/v1/jobs", 12))
 		return jobs_route(a, conn, url + 12, method, b);
 	if (!strcmp(url, "/api/v1/datasets") || !strcmp(url, "/api/v1/provenance")) {
@@ -298,7 +315,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 }
 
 int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_jobs *jobs, struct jb_catalog *cat,
-		 struct jb_api **ret, struct jb_error *err)
+		 struct jb_tokens *tokens, struct jb_api **ret, struct jb_error *err)
 {
 	char host[256];
 	int port;
@@ -318,6 +335,7 @@ int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_job
 	a->srv = srv;
 	a->jobs = jobs;
 	a->cat = cat;
+	a->tokens = tokens;
 	uint8_t fp[32];
 	if (jb_identity_fingerprint(c->identity, fp, NULL) == 0)
 		jb_fp_format(fp, a->fp);

@@ -11,6 +11,7 @@
 
 struct jb_api_client {
 	char base[320];
+	char authz[JB_TOKEN_LEN + 32];
 	CURL *curl;
 };
 
@@ -58,7 +59,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-int jb_api_client_open(const char *hostport, struct jb_api_client **ret, struct jb_error *err)
+int jb_api_client_open(const char *hostport, const char *token, struct jb_api_client **ret, struct jb_error *err)
 {
 	static bool once;
 	if (!once) {
@@ -80,6 +81,8 @@ int jb_api_client_open(const char *hostport, struct jb_api_client **ret, struct 
 		hp = fixed;
 	}
 	snprintf(c->base, sizeof c->base, "http://%s", hp);
+	if (token && *token)
+		snprintf(c->authz, sizeof c->authz, "Authorization: Bearer %.*s", JB_TOKEN_LEN, token);
 	*ret = c;
 	return 0;
 }
@@ -109,12 +112,17 @@ static int perform(struct jb_api_client *c, const char *method, const char *path
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
 	struct curl_slist *hd = NULL;
+	if (c->authz[0])
+		hd = curl_slist_append(hd, c->authz);
 	if (body) {
 		hd = curl_slist_append(hd, "Content-Type: application/json");
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	} else if (!strcmp(method, "POST")) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
 	}
-	if (strcmp(method, body ? "POST" : "GET"))
+	if (hd)
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	if (strcmp(method, body || !strcmp(method, "POST") ? "POST" : "GET"))
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	CURLcode cc = curl_easy_perform(h);
 	curl_slist_free_all(hd);
@@ -141,8 +149,8 @@ int jb_api_call(struct jb_api_client *c, const char *method, const char *path, j
 				   method, path, *status);
 		else if (*status >= 400) {
 			const char *m = json_string_value(json_object_get(j, "error"));
-			r = jb_err(err, *status == 404 ? ENOENT : *status == 409 ? EALREADY : EINVAL, "%s",
-				   m ? m : "an error without a message");
+			r = jb_err(err, *status == 404 ? ENOENT : *status == 409 ? EALREADY : *status == 401 ? EACCES : EINVAL,
+				   "%s", m ? m : "an error without a message");
 			json_decref(j);
 		} else {
 			*ret = j;

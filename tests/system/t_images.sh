@@ -139,15 +139,15 @@ if command -v crun > /dev/null; then
 	printf 'energy\n1.5\n2.5\n' > "$T/run7.csv"
 	jb send "$T/run7.csv" beta:/landed/ > /dev/null 2>&1; ok $? "a dataset lands on beta"
 	BAPI=127.0.0.1:$(jsonget "$T/beta/ready" api)
-	out=$("$JUMBO" run --api "$BAPI" -i "$REGISTRY_HOST/jumbo/minimal:1" -d landed -- python3 -c '
+	out=$("$JUMBO" --config "$T/beta/jumbo.conf" run --api "$BAPI" -i "$REGISTRY_HOST/jumbo/minimal:1" -d landed -- python3 -c '
 vals = [float(l) for l in open("/data/landed/run7.csv").read().split()[1:]]
 open("/work/mean.txt", "w").write(str(sum(vals) / len(vals)))
 print("mean", sum(vals) / len(vals))' 2>&1)
 	is "$out" "mean 2.0" "a job in the pulled image reads the landed dataset from /data"
-	jid=$("$JUMBO" jobs --api "$BAPI" --json | jsonget /dev/stdin 0.id)
+	jid=$("$JUMBO" --config "$T/beta/jumbo.conf" jobs --api "$BAPI" --json | jsonget /dev/stdin 0.id)
 	is "$(cat "$T/beta/state/jobs/$jid/workspace/mean.txt")" 2.0 "and writes /work"
-	is "$("$JUMBO" jobs --api "$BAPI" --json "$jid" | jsonget /dev/stdin digest)" "$digest" "pinned to the image's digest"
-	out=$("$JUMBO" run --api "$BAPI" -i "$REGISTRY_HOST/umoci/hello:1" -- sh -c 'cat /opt/hello.txt; test -e /etc/debian_version || echo "whited out"' 2>&1)
+	is "$("$JUMBO" --config "$T/beta/jumbo.conf" jobs --api "$BAPI" --json "$jid" | jsonget /dev/stdin digest)" "$digest" "pinned to the image's digest"
+	out=$("$JUMBO" --config "$T/beta/jumbo.conf" run --api "$BAPI" -i "$REGISTRY_HOST/umoci/hello:1" -- sh -c 'cat /opt/hello.txt; test -e /etc/debian_version || echo "whited out"' 2>&1)
 	is "$out" "made by umoci
 whited out" "a job runs in the image skopeo pushed: its layer's file and its whiteout"
 else

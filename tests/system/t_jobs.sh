@@ -179,13 +179,28 @@ else
 	echo "ok $((_n += 1)) # SKIP this site has NVIDIA GPUs"
 fi
 out=$(JB run -m 1k -- true 2>&1); is $? 2 "a bad --memory: usage error"
-out=$(curl -s -XPOST "$JUMBO_API/api/v1/jobs" -d '{"image": "jumbo/minimal", "colour": 1}')
+# the API wants a token (the CLI above used the site's own, STATE/api.token)
+is "$(stat -c %a "$T/alpha/state/api.token")" 600 "the site's token file is private (0600)"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$JUMBO_API/api/v1/jobs")" 401 "no token: 401"
+is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer jbt_nope' "$JUMBO_API/api/v1/jobs")" 401 "a wrong token: 401"
+like 'jumbo token create' "$(curl -s "$JUMBO_API/api/v1/jobs")" "and the error says how to get one"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$JUMBO_API/api/v1/health")" 200 "health needs none"
+tok=$(JB token create ci-bot); ok $? "jumbo token create"
+like '^jbt_[0-9a-f]{64}$' "$tok" "prints the token once"
+is "$(JUMBO_TOKEN=$tok "$JUMBO" jobs --api "$JUMBO_API" --json | jsonget /dev/stdin 0.id)" "$(JB jobs --json | jsonget /dev/stdin 0.id)" \
+	"a token from \$JUMBO_TOKEN is accepted"
+like 'ci-bot +created' "$(JB token list)" "jumbo token list names it"
+JB token revoke ci-bot > /dev/null; ok $? "jumbo token revoke"
+out=$(JUMBO_TOKEN=$tok "$JUMBO" jobs --api "$JUMBO_API" 2>&1); is $? 1 "a revoked token is refused"
+like 'missing or wrong token' "$out" "clearly"
+AUTH="Authorization: Bearer $(cat "$T/alpha/state/api.token")"
+out=$(curl -s -H "$AUTH" -XPOST "$JUMBO_API/api/v1/jobs" -d '{"image": "jumbo/minimal", "colour": 1}')
 like 'unknown field \\"colour\\"' "$out" "the API refuses unknown fields"
-code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$JUMBO_API/api/v1/jobs" -d '{"image": ')
+code=$(curl -s -H "$AUTH" -o /dev/null -w '%{http_code}' -XPOST "$JUMBO_API/api/v1/jobs" -d '{"image": ')
 is "$code" 400 "malformed JSON: 400"
-code=$(head -c 2000000 /dev/zero | tr '\0' ' ' | curl -s -o /dev/null -w '%{http_code}' -XPOST "$JUMBO_API/api/v1/jobs" --data-binary @-)
+code=$(head -c 2000000 /dev/zero | tr '\0' ' ' | curl -s -H "$AUTH" -o /dev/null -w '%{http_code}' -XPOST "$JUMBO_API/api/v1/jobs" --data-binary @-)
 is "$code" 413 "a 2 MB body: 413"
-is "$(curl -s -o /dev/null -w '%{http_code}' "$JUMBO_API/api/v1/jobs/ffffffffffff")" 404 "an unknown job: 404"
+is "$(curl -s -H "$AUTH" -o /dev/null -w '%{http_code}' "$JUMBO_API/api/v1/jobs/ffffffffffff")" 404 "an unknown job: 404"
 like 'jumbo_jobs\{state="completed"\} [1-9]' "$(curl -s "$JUMBO_API/metrics")" "/metrics counts jobs by state"
 
 # --- an image removed while a job runs in it ---

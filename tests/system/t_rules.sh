@@ -36,7 +36,7 @@ site_start beta || exit 1
 set_address alpha beta
 export JUMBO_API=127.0.0.1:$(jsonget "$T/beta/ready" api)
 B() { "$JUMBO" --config "$T/beta/jumbo.conf" "$@"; }
-is "$(curl -s "$JUMBO_API/api/v1/rules" | jsonget /dev/stdin rules.0.glob)" "incoming/*.csv" "GET /api/v1/rules lists the rules"
+is "$(curl -s -H "Authorization: Bearer $(cat "$T/beta/state/api.token")" "$JUMBO_API/api/v1/rules" | jsonget /dev/stdin rules.0.glob)" "incoming/*.csv" "GET /api/v1/rules lists the rules"
 
 # a file lands and its rule runs
 printf 'energy\n1.5\n2.5\n3.5\n' > "$T/run7.csv"
