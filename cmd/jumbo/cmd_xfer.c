@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include "jumbo.h"
+#include "jumbo/api.h"
 
 struct xfer_args {
 	struct jb_xfer_opts o;
-	bool json, quiet;
+	bool json, quiet, detach;
+	const char *api;
 };
 
 static const char xfer_help[] =
@@ -22,6 +24,12 @@ static const char xfer_help[] =
 	"                       suffixes as iperf3 -b (e.g. 10G)\n"
 	"      --window SIZE    socket buffer per stream (default: kernel autotuning)\n"
 	"      --cc NAME        congestion control (default bbr where available)\n"
+	"      --detach         hand the transfer to this site's jumbod and return: it\n"
+	"                       runs there, retried while the peer is down, resumed\n"
+	"                       after restarts (jumbo transfers, wait, cancel); local\n"
+	"                       paths must be in the site's data root\n"
+	"      --api HOST:PORT  with --detach: the daemon's API (default $JUMBO_API,\n"
+	"                       then [site] api)\n"
 	"      --json           print one JSON result object on stdout\n"
 	"  -q, --quiet          no progress bar\n"
 	"  -h, --help           this text\n"
@@ -34,7 +42,8 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		{"block-size", required_argument, NULL, 'b'}, {"encrypt", no_argument, NULL, 'e'},
 		{"rate", required_argument, NULL, 'R'}, {"window", required_argument, NULL, 'w'},
 		{"cc", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0},
+		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
+		{"detach", no_argument, NULL, 'D'}, {"api", required_argument, NULL, 'A'}, {0},
 	};
 	jb_xfer_opts_init(&a->o);
 	int o;
@@ -77,6 +86,8 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		case 'C': a->o.tune.cc = optarg; break;
 		case 'j': a->json = true; break;
 		case 'q': a->quiet = true; break;
+		case 'D': a->detach = true; break;
+		case 'A': a->api = optarg; break;
 		case 'h': return 1;
 		default: return -1;
 		}
@@ -146,6 +157,71 @@ static void report(const char *verb, const struct xfer_args *a, const struct jb_
 		fprintf(stderr, "verified %s  %s\n", one->digest, one->path);
 }
 
+/* A local path made absolute (its parent resolved when it does not exist). */
+static char *absolute(const char *p)
+{
+	char *r = realpath(p, NULL);
+	if (r)
+		return r;
+	char *dup = strdup(p), *slash = strrchr(dup, '/'), *out = NULL;
+	char *parent = realpath(slash ? (slash == dup ? "/" : (*slash = 0, dup)) : ".", NULL);
+	if (parent && asprintf(&out, "%s/%s", strcmp(parent, "/") ? parent : "", slash ? slash + 1 : p) < 0)
+		out = NULL;
+	free(parent);
+	free(dup);
+	return out;
+}
+
+/* --detach: the request to the daemon, which runs it */
+static int detach(struct cli *g, const char *verb, const struct xfer_args *a, int argc, char **argv,
+		  const char *remote)
+{
+	bool send = !strcmp(verb, "send");
+	json_t *req = json_pack("{s:s, s:i, s:b}", "op", send ? "send" : "get", "streams", a->o.streams, "recursive",
+				a->o.recursive);
+	if (a->o.tune.rate_bps)
+		json_object_set_new(req, "rate", json_integer((json_int_t)(a->o.tune.rate_bps * (uint64_t)a->o.streams)));
+	if (send) {
+		json_t *srcs = json_array();
+		for (int i = optind; i < argc - 1; i++) {
+			char *p = absolute(argv[i]);
+			json_array_append_new(srcs, json_string(p ? p : argv[i]));
+			free(p);
+		}
+		json_object_set_new(req, "sources", srcs);
+		json_object_set_new(req, "dest", json_string(remote));
+	} else {
+		char *p = absolute(argv[argc - 1]);
+		json_object_set_new(req, "source", json_string(remote));
+		json_object_set_new(req, "dest", json_string(p ? p : argv[argc - 1]));
+		free(p);
+	}
+	struct jb_api_client *cl = NULL;
+	if (cli_api(g, a->api, &cl) < 0) {
+		json_decref(req);
+		return 1;
+	}
+	struct jb_error err = {0};
+	long st;
+	json_t *t = NULL;
+	int r = jb_api_call(cl, "POST", "/api/v1/transfers", req, &st, &t, &err);
+	json_decref(req);
+	jb_api_client_close(cl);
+	if (r < 0) {
+		cli_error("%s: %s", verb, err.msg);
+		return 1;
+	}
+	if (a->json) {
+		char *d = json_dumps(t, JSON_INDENT(2));
+		puts(d ? d : "{}");
+		free(d);
+	} else {
+		puts(json_string_value(json_object_get(t, "id")));
+	}
+	json_decref(t);
+	return 0;
+}
+
 static int run(struct cli *g, const char *verb, int argc, char **argv)
 {
 	struct xfer_args a = {0};
@@ -198,6 +274,12 @@ static int run(struct cli *g, const char *verb, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		}
+	if (a.detach) {
+		rc = detach(g, verb, &a, argc, argv, remote);
+		jb_remote_free(&rm);
+		jb_config_free(c);
+		return rc;
+	}
 	struct progress_bar bar = {.label = send ? argv[optind] : argv[argc - 1],
 				   .enabled = !a.quiet && !a.json && isatty(STDERR_FILENO)};
 	a.o.progress = progress_draw;

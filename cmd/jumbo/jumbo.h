@@ -27,6 +27,9 @@ int cmd_datasets(struct cli *g, int argc, char **argv);
 int cmd_provenance(struct cli *g, int argc, char **argv);
 int cmd_rerun(struct cli *g, int argc, char **argv);
 int cmd_token(struct cli *g, int argc, char **argv);
+int cmd_transfers(struct cli *g, int argc, char **argv);
+int cmd_wait(struct cli *g, int argc, char **argv);
+int cmd_cancel(struct cli *g, int argc, char **argv);
 
 /* cmd_run.c: the daemon's API (--api, $JUMBO_API, [site] api), and
  * following a job's output to its end (the exit status for jumbo) */

@@ -14,6 +14,9 @@ static const struct {
 } commands[] = {
 	{"send", cmd_send, "send local files to a site:   jumbo send [-r] [-P N] SRC... PEER:PATH"},
 	{"get", cmd_get, "fetch files from a site:       jumbo get [-r] [-P N] PEER:PATH DEST"},
+	{"transfers", cmd_transfers, "transfers jumbod runs:         jumbo transfers [--json] [ID]"},
+	{"wait", cmd_wait, "wait for them to end:          jumbo wait ID..."},
+	{"cancel", cmd_cancel, "cancel them:                   jumbo cancel ID..."},
 	{"ls", cmd_ls, "list a directory on a site:    jumbo ls [-l] [--json] PEER:PATH"},
 	{"run", cmd_run, "run a job in a container here:  jumbo run [-i IMAGE] [-d PATH] [-m 4G] -- CMD..."},
 	{"jobs", cmd_jobs, "list jobs:                     jumbo jobs [--json] [ID]"},

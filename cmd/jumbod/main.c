@@ -106,6 +106,7 @@ int main(int argc, char **argv)
 	struct jb_jobs *jobs = NULL;
 	struct jb_catalog *cat = NULL;
 	struct jb_tokens *tokens = NULL;
+	struct jb_transfers *transfers = NULL;
 	static struct jb_landing landing;
 	if (jb_server_new(c, &srv, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
@@ -134,14 +135,19 @@ int main(int argc, char **argv)
 		jb_log(JB_LOG_WARN, "%s; jobs are off", err.msg);
 		memset(&err, 0, sizeof err);
 	}
+	if (jb_transfers_open(c, &transfers, &err) < 0) {
+		jb_log(JB_LOG_WARN, "%s; durable transfers are off", err.msg);
+		memset(&err, 0, sizeof err);
+	}
 	landing.c = c;
 	landing.cat = cat;
 	landing.jobs = jobs;
 	if (!realpath(c->root, landing.rootreal))
 		snprintf(landing.rootreal, sizeof landing.rootreal, "%s", c->root);
 	jb_server_on_commit(srv, jb_landing_commit, &landing);
-	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, srv, jobs, cat, tokens, &api, &err) < 0) {
+	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, &(struct jb_api_services){srv, jobs, cat, tokens, transfers}, &api, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
+		jb_transfers_close(transfers);
 		jb_jobs_close(jobs);
 		jb_catalog_close(cat);
 		jb_tokens_close(tokens);
@@ -176,6 +182,7 @@ int main(int argc, char **argv)
 		_exit(0);
 	}
 	/* after the sessions: their commits start jobs */
+	jb_transfers_close(transfers); /* those running go on at the next start */
 	jb_jobs_close(jobs); /* running jobs go on under their supervisors */
 	jb_log(JB_LOG_INFO, "site %s: stopped", c->name);
 	jb_server_free(srv);

@@ -23,10 +23,18 @@ JB_EXPORT int jb_tokens_revoke(struct jb_tokens *t, const char *name, struct jb_
 JB_EXPORT int jb_tokens_site_token(struct jb_tokens *t, const char *state, struct jb_error *err);
 
 struct jb_api;
-/* jobs may be NULL: the jobs endpoints answer 503.  Every /api/v1 path but
- * /api/v1/health wants "Authorization: Bearer TOKEN" of tokens. */
-JB_EXPORT int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_jobs *jobs,
-			   struct jb_catalog *cat, struct jb_tokens *tokens, struct jb_api **ret, struct jb_error *err);
+/* The services the API answers for; jobs and transfers may be NULL (their
+ * endpoints answer 503).  Every /api/v1 path but /api/v1/health wants
+ * "Authorization: Bearer TOKEN" of tokens. */
+struct jb_api_services {
+	struct jb_server *srv;
+	struct jb_jobs *jobs;
+	struct jb_catalog *cat;
+	struct jb_tokens *tokens;
+	struct jb_transfers *transfers;
+};
+JB_EXPORT int jb_api_start(const struct jb_config *c, const struct jb_api_services *sv, struct jb_api **ret,
+			   struct jb_error *err);
 JB_EXPORT int jb_api_port(const struct jb_api *a);
 JB_EXPORT void jb_api_stop(struct jb_api *a);
 

@@ -74,3 +74,24 @@ struct jb_landing {
 };
 JB_EXPORT void jb_landing_commit(void *ud, int dirfd, const char *name, uint64_t size, const char *digest,
 				 const char *origin, const char *session);
+
+/* Durable transfers (STATE/transfers.db), run by jumbod for its clients:
+ *   {"op": "send", "sources": [PATH, ...], "dest": "PEER:PATH"}
+ *   {"op": "get", "source": "PEER:PATH", "dest": PATH}
+ * with "streams", "rate" (bits/s) and "recursive" as jumbo send and get.
+ * Paths are below the data root (relative, or absolute inside it).  States:
+ * queued, running, retrying (the peer or the link is down: again after 2 s,
+ * doubling, at most 5 minutes, 30 attempts), done, failed (with the
+ * reason), cancelled.  Survives restarts: a transfer that was running
+ * resumes from its verified blocks. */
+struct jb_transfers;
+JB_EXPORT int jb_transfers_open(const struct jb_config *c, struct jb_transfers **ret, struct jb_error *err);
+JB_EXPORT void jb_transfers_close(struct jb_transfers *t);
+JB_EXPORT int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_LEN + 1],
+				  struct jb_error *err);
+JB_EXPORT json_t *jb_transfers_get(struct jb_transfers *t, const char *id);
+JB_EXPORT json_t *jb_transfers_list(struct jb_transfers *t);
+JB_EXPORT int jb_transfers_cancel(struct jb_transfers *t, const char *id, struct jb_error *err);
+/* Counts by state (6) and the bytes the running ones have moved. */
+JB_EXPORT void jb_transfers_counts(struct jb_transfers *t, unsigned counts[6], uint64_t *bytes_done_running);
+JB_EXPORT const char *const *jb_transfer_states(void);

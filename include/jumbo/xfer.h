@@ -24,6 +24,9 @@ struct jb_xfer_opts {
 	jb_progress_fn progress;
 	void *progress_ud;
 	double connect_timeout;  /* seconds */
+	/* set from another thread to end the transfer (it fails, ECANCELED);
+	 * may be NULL */
+	const volatile int *cancel;
 };
 JB_EXPORT void jb_xfer_opts_init(struct jb_xfer_opts *o);
 

@@ -24,6 +24,7 @@ struct jb_api {
 	struct jb_jobs *jobs;
 	struct jb_catalog *cat;
 	struct jb_tokens *tokens;
+	struct jb_transfers *transfers;
 	struct MHD_Daemon *d;
 	int port;
 	char fp[72];
@@ -71,6 +72,60 @@ static int errno_status(int code)
 {
 	return code == ENOENT ? 404 : code == EPERM || code == EACCES ? 403 : code == EALREADY || code == ESTALE ? 409
 	       : code == ENODEV ? 422 : 400;
+}
+
+/* /api/v1/transfers[/ID[/cancel]] */
+static enum MHD_Result transfers_route(struct jb_api *a, struct MHD_Connection *conn, const char *rest,
+				       const char *method, struct body *b)
+{
+	struct jb_error err = {0};
+	if (!a->transfers)
+		return error_json(conn, 503, "transfers are not available on this site (see the daemon's log)");
+	if (!*rest) {
+		if (!strcmp(method, "GET"))
+			return reply_json(conn, 200, json_pack("{s:o}", "transfers", jb_transfers_list(a->transfers)));
+		if (strcmp(method, "POST"))
+			return error_json(conn, 405, "method not allowed");
+		if (b->too_big)
+			return error_json(conn, 413, "the request body is larger than 1 MiB");
+		json_error_t je;
+		json_t *req = json_loadb(b->buf ? b->buf : "", b->len, JSON_REJECT_DUPLICATES, &je);
+		if (!req) {
+			char msg[300];
+			snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
+			return error_json(conn, 400, msg);
+		}
+		char id[JB_JOB_ID_LEN + 1];
+		int r = jb_transfers_submit(a->transfers, req, id, &err);
+		json_decref(req);
+		if (r < 0)
+			return error_json(conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+		json_t *t = jb_transfers_get(a->transfers, id);
+		return reply_json(conn, 201, t ? t : json_pack("{s:s}", "id", id));
+	}
+	if (*rest != '/')
+		return error_json(conn, 404, "not found");
+	char id[64];
+	size_t idl = strcspn(rest + 1, "/");
+	if (idl == 0 || idl >= sizeof id)
+		return error_json(conn, 404, "no such transfer");
+	memcpy(id, rest + 1, idl);
+	id[idl] = 0;
+	const char *sub = rest + 1 + idl;
+	json_t *t = jb_transfers_get(a->transfers, id);
+	if (!t)
+		return error_json(conn, 404, "no such transfer");
+	if (!*sub && !strcmp(method, "GET"))
+		return reply_json(conn, 200, t);
+	json_decref(t);
+	if ((!*sub && !strcmp(method, "DELETE")) || (!strcmp(sub, "/cancel") && !strcmp(method, "POST"))) {
+		int r = jb_transfers_cancel(a->transfers, id, &err);
+		if (r < 0)
+			return error_json(conn, errno_status(-r), err.msg);
+		return reply_json(conn, 202, json_pack("{s:s, s:s}", "id", id, "status", "cancelling"));
+	}
+	return error_json(conn, !*sub || !strcmp(sub, "/cancel") ? 405 : 404,
+			  !*sub || !strcmp(sub, "/cancel") ? "method not allowed" : "not found");
 }
 
 /* /api/v1/jobs[/ID[/kill|/logs]] */
@@ -233,6 +288,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	}
 	if (!strncmp(url, "/api/v1/jobs", 12))
 		return jobs_route(a, conn, url + 12, method, b);
+	if (!strncmp(url, "/api/v1/transfers", 17))
+		return transfers_route(a, conn, url + 17, method, b);
 	if (!strcmp(url, "/api/v1/datasets") || !strcmp(url, "/api/v1/provenance")) {
 		if (strcmp(method, "GET"))
 			return error_json(conn, 405, "method not allowed");
@@ -294,6 +351,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			     (unsigned long long)st.sessions, (unsigned long long)st.refused,
 			     (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out) < 0)
 			return MHD_NO;
+		if (a->transfers) {
+			unsigned tc[6];
+			uint64_t moving;
+			jb_transfers_counts(a->transfers, tc, &moving);
+			char *more = NULL;
+			size_t ml = 0;
+			FILE *f = open_memstream(&more, &ml);
+			if (f) {
+				fprintf(f, "%s# HELP jumbo_transfers Durable transfers by state.\n# TYPE jumbo_transfers gauge\n", body);
+				for (int i = 0; i < 6; i++)
+					fprintf(f, "jumbo_transfers{state=\"%s\"} %u\n", jb_transfer_states()[i], tc[i]);
+				fprintf(f, "# HELP jumbo_transfer_bytes_in_flight Bytes the running durable transfers have moved.\n"
+					   "# TYPE jumbo_transfer_bytes_in_flight gauge\njumbo_transfer_bytes_in_flight %llu\n",
+					(unsigned long long)moving);
+				fclose(f);
+				free(body);
+				body = more;
+			}
+		}
 		if (a->jobs) {
 			unsigned counts[8];
 			jb_jobs_counts(a->jobs, counts);
@@ -314,8 +390,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return reply_json(conn, 404, json_pack("{s:s}", "error", "not found"));
 }
 
-int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_jobs *jobs, struct jb_catalog *cat,
-		 struct jb_tokens *tokens, struct jb_api **ret, struct jb_error *err)
+int jb_api_start(const struct jb_config *c, const struct jb_api_services *sv, struct jb_api **ret, struct jb_error *err)
 {
 	char host[256];
 	int port;
@@ -332,10 +407,11 @@ int jb_api_start(const struct jb_config *c, struct jb_server *srv, struct jb_job
 		return -ENOMEM;
 	}
 	a->c = c;
-	a->srv = srv;
-	a->jobs = jobs;
-	a->cat = cat;
-	a->tokens = tokens;
+	a->srv = sv->srv;
+	a->jobs = sv->jobs;
+	a->cat = sv->cat;
+	a->tokens = sv->tokens;
+	a->transfers = sv->transfers;
 	uint8_t fp[32];
 	if (jb_identity_fingerprint(c->identity, fp, NULL) == 0)
 		jb_fp_format(fp, a->fp);

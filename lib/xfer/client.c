@@ -307,6 +307,8 @@ static int finish(struct session *s, struct ctl *ctl, int r, const struct jb_rem
 		  struct jb_error *err)
 {
 	session_close_streams(s);
+	if (s->cancelled && r < 0)
+		r = jb_err(err, ECANCELED, "cancelled");
 	if (ret)
 		fill_result(s, rm, ret);
 	if (r == 0 && ret && ret->files_ok != ret->files) {
@@ -339,6 +341,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	snprintf(s.origin, sizeof s.origin, "%s", cl->c->name);
 	s.progress = o->progress;
 	s.progress_ud = o->progress_ud;
+	s.cancel = o->cancel;
 	s.corrupt_block = test_hook_corrupt();
 	s.window_set = o->tune.window != 0;
 	for (size_t i = 0; i < nsrc && r == 0; i++)
@@ -435,6 +438,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	s.journal = cl->journal;
 	s.progress = o->progress;
 	s.progress_ud = o->progress_ud;
+	s.cancel = o->cancel;
 	if ((r = dest_setup(&s, AT_FDCWD, dest, false, false, NULL, err)) < 0) {
 		session_free(&s);
 		return r;

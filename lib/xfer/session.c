@@ -318,6 +318,16 @@ int stream_joined(struct stream *st)
 
 void session_tick(struct session *s, bool force)
 {
+	if (s->cancel && *s->cancel && !s->cancelled) {
+		/* asked to stop from outside: every connection is shut down, and
+		 * the loops end on the failures that follow */
+		s->cancelled = true;
+		if (s->ctl && s->ctl->fd >= 0)
+			shutdown(s->ctl->fd, SHUT_RDWR);
+		for (int i = 0; i < s->nstreams; i++)
+			if (s->streams[i].fd >= 0)
+				shutdown(s->streams[i].fd, SHUT_RDWR);
+	}
 	double now = jb_now();
 	if (!s->progress || (!force && now - s->last_progress < 0.2))
 		return;

@@ -160,6 +160,8 @@ struct session {
 	jb_commit_fn on_commit;
 	void *on_commit_ud;
 	char session_id[17]; /* hex of the first 8 bytes of the session id */
+	const volatile int *cancel; /* a client's: end when it becomes non-zero */
+	bool cancelled;
 	pthread_mutex_t pdir_lock; /* the last parent directory resolved: */
 	char *pdir;          /* its path (pdir_len bytes) */
 	size_t pdir_len;

@@ -8,7 +8,7 @@ like 'send .*get .*ls ' "$(tr '\n' ' ' < "$T/help")" "--help lists the commands"
 "$JUMBO" >/dev/null 2>&1; is $? 2 "no command: exit 2"
 out=$("$JUMBO" frobnicate 2>&1); is $? 2 "unknown command: exit 2"
 like "unknown command 'frobnicate'" "$out" "and says so"
-for c in send get ls keygen fingerprint sum image run jobs logs kill datasets provenance rerun token; do
+for c in send get ls keygen fingerprint sum image run jobs logs kill datasets provenance rerun token transfers wait cancel; do
 	"$JUMBO" $c --help > /dev/null; ok $? "jumbo $c --help exits 0"
 done
 "$JUMBOD" --help | grep -q -- '--check'; ok $? "jumbod --help documents --check"

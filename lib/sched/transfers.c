@@ -1,0 +1,570 @@
+/* Durable transfers: handed to jumbod (jumbo send --detach, the REST API),
+ * kept in STATE/transfers.db, run by a few worker threads with the site's
+ * own identity, retried with backoff while the peer or the link is down,
+ * resumed from the verified blocks after any failure or restart, ended
+ * done, failed (with the reason) or cancelled. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <sys/random.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobs-internal.h"
+
+#define WORKERS 4
+#define MAX_ATTEMPTS 30
+#define MAX_BACKOFF 300.0
+
+enum tstate { T_QUEUED, T_RUNNING, T_RETRYING, T_DONE, T_FAILED, T_CANCELLED, T_NSTATES };
+static const char *const tnames[T_NSTATES] = {"queued", "running", "retrying", "done", "failed", "cancelled"};
+
+struct active {
+	char id[JB_JOB_ID_LEN + 1];
+	volatile int cancel;
+	uint64_t bytes_done, bytes_total;
+	double seconds;
+	bool used;
+};
+
+struct jb_transfers {
+	const struct jb_config *c;
+	char *rootreal, *state;
+	double backoff;
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop;
+	pthread_t workers[WORKERS];
+	struct active act[WORKERS];
+};
+
+static double wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS transfer("
+	" id TEXT PRIMARY KEY, op TEXT NOT NULL, request TEXT NOT NULL, peer TEXT NOT NULL, state INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL, created REAL NOT NULL, started REAL,"
+	" finished REAL, bytes_total INTEGER, bytes_sent INTEGER, seconds REAL, gbps REAL, files INTEGER,"
+	" error TEXT, cancel INTEGER NOT NULL DEFAULT 0);";
+
+#define TCOLS "id, op, request, peer, state, attempts, next_try, created, started, finished, bytes_total, bytes_sent, seconds, gbps, files, error"
+
+static json_t *trow(struct jb_transfers *t, sqlite3_stmt *st)
+{
+	json_t *req = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+	int s = sqlite3_column_int(st, 4) % T_NSTATES;
+	json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:i, s:f}", "id", sqlite3_column_text(st, 0), "op",
+			      sqlite3_column_text(st, 1), "request", req ? req : json_object(), "peer",
+			      sqlite3_column_text(st, 3), "state", tnames[s], "attempts", sqlite3_column_int(st, 5),
+			      "created", sqlite3_column_double(st, 7));
+	static const char *const opt[] = {"next_try", "started", "finished", "bytes_total", "bytes_sent", "seconds",
+					  "gbps", "files", "error"};
+	for (int i = 0; i < 9; i++) {
+		int col = i == 0 ? 6 : 7 + i;
+		if (sqlite3_column_type(st, col) == SQLITE_NULL || (i == 0 && s != T_RETRYING))
+			continue;
+		int ty = sqlite3_column_type(st, col);
+		json_object_set_new(o, opt[i],
+				    ty == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(st, col))
+				    : ty == SQLITE_FLOAT ? json_real(sqlite3_column_double(st, col))
+							 : json_string((const char *)sqlite3_column_text(st, col)));
+	}
+	/* a running transfer: its progress, from its worker */
+	if (s == T_RUNNING)
+		for (int i = 0; i < WORKERS; i++)
+			if (t->act[i].used && !strcmp(t->act[i].id, (const char *)sqlite3_column_text(st, 0))) {
+				json_object_set_new(o, "progress",
+						    json_pack("{s:I, s:I, s:f}", "bytes_done", (json_int_t)t->act[i].bytes_done,
+							      "bytes_total", (json_int_t)t->act[i].bytes_total, "seconds",
+							      t->act[i].seconds));
+			}
+	return o;
+}
+
+json_t *jb_transfers_get(struct jb_transfers *t, const char *id)
+{
+	sqlite3_stmt *st;
+	json_t *o = NULL;
+	pthread_mutex_lock(&t->lock);
+	if (sqlite3_prepare_v2(t->db, "SELECT " TCOLS " FROM transfer WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			o = trow(t, st);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return o;
+}
+
+json_t *jb_transfers_list(struct jb_transfers *t)
+{
+	sqlite3_stmt *st;
+	json_t *a = json_array();
+	pthread_mutex_lock(&t->lock);
+	if (sqlite3_prepare_v2(t->db, "SELECT " TCOLS " FROM transfer ORDER BY created DESC", -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(a, trow(t, st));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return a;
+}
+
+void jb_transfers_counts(struct jb_transfers *t, unsigned counts[6], uint64_t *bytes_done_running)
+{
+	sqlite3_stmt *st;
+	memset(counts, 0, 6 * sizeof *counts);
+	*bytes_done_running = 0;
+	pthread_mutex_lock(&t->lock);
+	if (sqlite3_prepare_v2(t->db, "SELECT state, count(*) FROM transfer GROUP BY state", -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			counts[sqlite3_column_int(st, 0) % T_NSTATES] = (unsigned)sqlite3_column_int(st, 1);
+		sqlite3_finalize(st);
+	}
+	for (int i = 0; i < WORKERS; i++)
+		if (t->act[i].used)
+			*bytes_done_running += t->act[i].bytes_done;
+	pthread_mutex_unlock(&t->lock);
+}
+
+const char *const *jb_transfer_states(void) { return tnames; }
+
+/* One statement under the lock: "s" text, "i" int64, "d" double. */
+static void texec(struct jb_transfers *t, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	va_start(ap, types);
+	if (sqlite3_prepare_v2(t->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		for (int i = 0; types[i]; i++) {
+			if (types[i] == 's') {
+				const char *v = va_arg(ap, const char *);
+				if (v)
+					sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT);
+				else
+					sqlite3_bind_null(st, i + 1);
+			} else if (types[i] == 'i') {
+				sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			} else {
+				sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+			}
+		}
+		if (sqlite3_step(st) != SQLITE_DONE)
+			jb_log(JB_LOG_ERROR, "transfers: %s", sqlite3_errmsg(t->db));
+		sqlite3_finalize(st);
+	}
+	va_end(ap);
+}
+
+/* ---- running one ---- */
+
+static void on_progress(const struct jb_progress *p, void *ud)
+{
+	struct active *a = ud;
+	a->bytes_done = p->bytes_done;
+	a->bytes_total = p->bytes_total;
+	a->seconds = p->seconds;
+}
+
+/* Failures worth trying again: the peer or the path to it, not the request. */
+static bool transient(int code)
+{
+	switch (code) {
+	case ECONNREFUSED: case ECONNRESET: case ECONNABORTED: case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
+	case ENETDOWN: case EPIPE: case ESHUTDOWN: case EAGAIN: case ENOTCONN: case EIO: case ENOSPC: case EPROTO:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int run_one(struct jb_transfers *t, struct active *a, const char *op, json_t *req, struct jb_xfer_result *res,
+		   struct jb_error *err)
+{
+	struct jb_remote rm;
+	struct jb_client *cl = NULL;
+	struct jb_xfer_opts o;
+	jb_xfer_opts_init(&o);
+	json_t *x;
+	if ((x = json_object_get(req, "streams")))
+		o.streams = (int)json_integer_value(x);
+	if ((x = json_object_get(req, "rate"))) /* for the whole transfer: spread over the streams */
+		o.tune.rate_bps = JB_MAX((uint64_t)json_integer_value(x) / (uint64_t)o.streams, 8000);
+	o.recursive = json_is_true(json_object_get(req, "recursive"));
+	o.progress = on_progress;
+	o.progress_ud = a;
+	o.cancel = &a->cancel;
+	const char *remote = json_string_value(json_object_get(req, !strcmp(op, "send") ? "dest" : "source"));
+	int r = jb_remote_parse(t->c, remote, &rm, err);
+	if (r == 0)
+		r = jb_err(err, EINVAL, "%s is not PEER:PATH", remote);
+	if (r < 0)
+		return r;
+	char jd[4200];
+	snprintf(jd, sizeof jd, "%s/fetch", t->state);
+	r = jb_client_new(t->c, &cl, err);
+	if (r == 0)
+		r = jb_client_set_journal_dir(cl, jd);
+	if (r == 0 && !strcmp(op, "send")) {
+		json_t *srcs = json_object_get(req, "sources");
+		size_t n = json_array_size(srcs);
+		char **v = calloc(n + 1, sizeof *v);
+		for (size_t i = 0; v && i < n; i++)
+			if (asprintf(&v[i], "%s/%s", t->rootreal, json_string_value(json_array_get(srcs, i))) < 0)
+				v[i] = NULL;
+		r = v ? jb_client_push(cl, &rm, v, n, &o, res, err) : -ENOMEM;
+		for (size_t i = 0; v && i < n; i++)
+			free(v[i]);
+		free(v);
+	} else if (r == 0) {
+		char dest[JB_PATH_MAX + 256];
+		snprintf(dest, sizeof dest, "%s/%s", t->rootreal, json_string_value(json_object_get(req, "dest")));
+		r = jb_client_pull(cl, &rm, dest, &o, res, err);
+	}
+	jb_client_free(cl);
+	jb_remote_free(&rm);
+	return r;
+}
+
+static void *worker(void *arg)
+{
+	struct jb_transfers *t = ((void **)arg)[0];
+	struct active *a = ((void **)arg)[1];
+	free(arg);
+	for (;;) {
+		pthread_mutex_lock(&t->lock);
+		char id[JB_JOB_ID_LEN + 1] = "", op[8] = "";
+		json_t *req = NULL;
+		int attempts = 0;
+		while (!t->stop) {
+			sqlite3_stmt *st;
+			double now = wall(), soonest = now + 5;
+			if (sqlite3_prepare_v2(t->db,
+					       "SELECT id, op, request, attempts, next_try FROM transfer WHERE state IN (0, 2) "
+					       "ORDER BY next_try, created",
+					       -1, &st, NULL) == SQLITE_OK) {
+				while (sqlite3_step(st) == SQLITE_ROW) {
+					double nt = sqlite3_column_double(st, 4);
+					if (nt > now) {
+						soonest = nt < soonest ? nt : soonest;
+						continue;
+					}
+					snprintf(id, sizeof id, "%s", sqlite3_column_text(st, 0));
+					snprintf(op, sizeof op, "%s", sqlite3_column_text(st, 1));
+					req = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+					attempts = sqlite3_column_int(st, 3);
+					break;
+				}
+				sqlite3_finalize(st);
+			}
+			if (id[0])
+				break;
+			struct timespec until = {.tv_sec = (time_t)soonest,
+						 .tv_nsec = (long)((soonest - (double)(time_t)soonest) * 1e9)};
+			pthread_cond_timedwait(&t->wake, &t->lock, &until);
+		}
+		if (t->stop) {
+			pthread_mutex_unlock(&t->lock);
+			json_decref(req);
+			return NULL;
+		}
+		texec(t, "UPDATE transfer SET state=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL WHERE id=?",
+		      "ids", (int64_t)T_RUNNING, wall(), id);
+		memset(a, 0, sizeof *a);
+		snprintf(a->id, sizeof a->id, "%s", id);
+		a->used = true;
+		pthread_mutex_unlock(&t->lock);
+
+		jb_log(JB_LOG_INFO, "transfer %s: %s, attempt %d", id, op, attempts + 1);
+		struct jb_xfer_result res = {0};
+		struct jb_error err = {0};
+		int r = run_one(t, a, op, req, &res, &err);
+		json_decref(req);
+
+		pthread_mutex_lock(&t->lock);
+		sqlite3_stmt *st;
+		bool cancel = a->cancel;
+		if (!cancel && sqlite3_prepare_v2(t->db, "SELECT cancel FROM transfer WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+			cancel = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+		}
+		if (r == 0) {
+			texec(t, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, seconds=?, gbps=?, files=? "
+				 "WHERE id=?",
+			      "idiiddis", (int64_t)T_DONE, wall(), (int64_t)res.bytes_total, (int64_t)res.bytes_sent, res.seconds,
+			      res.seconds > 0 ? res.bytes_sent * 8.0 / res.seconds / 1e9 : 0.0, (int64_t)res.files, id);
+			jb_log(JB_LOG_INFO, "transfer %s: done, %llu bytes moved in %.2f s", id,
+			       (unsigned long long)res.bytes_sent, res.seconds);
+		} else if (t->stop) {
+			/* jumbod is stopping: this goes on at its next start */
+			texec(t, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			      wall(), "jumbod stopped during the transfer; resuming", id);
+		} else if (cancel) {
+			texec(t, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_CANCELLED,
+			      wall(), "cancelled", id);
+			jb_log(JB_LOG_INFO, "transfer %s: cancelled", id);
+		} else if (transient(err.code ? err.code : -r) && attempts + 1 < MAX_ATTEMPTS) {
+			double wait = t->backoff;
+			for (int i = 0; i < attempts && wait < MAX_BACKOFF; i++)
+				wait *= 2;
+			wait = wait > MAX_BACKOFF ? MAX_BACKOFF : wait;
+			texec(t, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			      wall() + wait, err.msg, id);
+			jb_log(JB_LOG_WARN, "transfer %s: %s; trying again in %.0f s", id, err.msg, wait);
+		} else {
+			texec(t, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_FAILED, wall(),
+			      err.msg[0] ? err.msg : strerror(-r), id);
+			jb_log(JB_LOG_WARN, "transfer %s: failed: %s", id, err.msg);
+		}
+		a->used = false;
+		pthread_mutex_unlock(&t->lock);
+		jb_xfer_result_free(&res);
+	}
+}
+
+/* ---- submission ---- */
+
+/* A path below the data root, given relative to it or as an absolute path
+ * inside it: relative, cleaned, and (for sources) existing beneath it. */
+static int below_root(struct jb_transfers *t, const char *p, bool must_exist, char **ret, struct jb_error *err)
+{
+	size_t rl = strlen(t->rootreal);
+	const char *rel = p;
+	if (p[0] == '/') {
+		if (strncmp(p, t->rootreal, rl) || (p[rl] && p[rl] != '/'))
+			return jb_err(err, EPERM, "%s is outside the data root %s (jumbod sends only from there)", p,
+				      t->rootreal);
+		rel = p + rl;
+	}
+	char *clean = NULL;
+	int r = jb_path_clean(rel, &clean, err);
+	if (r < 0)
+		return r;
+	if (must_exist) {
+		int root = open(t->rootreal, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int fd = root < 0 ? -errno : jb_open_beneath(root, clean, O_PATH, 0);
+		if (root >= 0)
+			close(root);
+		if (fd < 0) {
+			r = jb_err(err, -fd == EXDEV || -fd == ELOOP ? EPERM : -fd, "%s: %s", p,
+				   -fd == EXDEV || -fd == ELOOP ? "outside the data root" : strerror(-fd));
+			free(clean);
+			return r;
+		}
+		close(fd);
+	}
+	*ret = clean;
+	return 0;
+}
+
+int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+{
+	if (!json_is_object(req))
+		return jb_err(err, EINVAL, "a transfer is a JSON object");
+	const char *key;
+	json_t *v;
+	json_object_foreach (req, key, v)
+		if (strcmp(key, "op") && strcmp(key, "sources") && strcmp(key, "source") && strcmp(key, "dest") &&
+		    strcmp(key, "streams") && strcmp(key, "rate") && strcmp(key, "recursive"))
+			return jb_err(err, EINVAL, "unknown field \"%s\"", key);
+	const char *op = json_string_value(json_object_get(req, "op"));
+	if (!op || (strcmp(op, "send") && strcmp(op, "get")))
+		return jb_err(err, EINVAL, "\"op\" is \"send\" or \"get\"");
+	json_t *x;
+	if ((x = json_object_get(req, "streams")) &&
+	    (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 64))
+		return jb_err(err, EINVAL, "\"streams\" is 1 to 64");
+	if ((x = json_object_get(req, "rate")) && (!json_is_integer(x) || json_integer_value(x) < 0))
+		return jb_err(err, EINVAL, "\"rate\" is bits per second");
+	json_t *clean = json_object();
+	json_object_set_new(clean, "op", json_string(op));
+	if ((x = json_object_get(req, "streams")))
+		json_object_set(clean, "streams", x);
+	if ((x = json_object_get(req, "rate")))
+		json_object_set(clean, "rate", x);
+	if (json_is_true(json_object_get(req, "recursive")))
+		json_object_set_new(clean, "recursive", json_true());
+	const char *remote = json_string_value(json_object_get(req, !strcmp(op, "send") ? "dest" : "source"));
+	struct jb_remote rm;
+	int r = remote ? jb_remote_parse(t->c, remote, &rm, err) : jb_err(err, EINVAL, "\"%s\" is missing",
+									  !strcmp(op, "send") ? "dest" : "source");
+	if (r == 0)
+		r = jb_err(err, EINVAL, "%s is not PEER:PATH", remote);
+	if (r < 0) {
+		json_decref(clean);
+		return r;
+	}
+	char peer[128];
+	snprintf(peer, sizeof peer, "%s", rm.peer ? rm.peer->name : rm.address);
+	if (!rm.peer) {
+		jb_remote_free(&rm);
+		json_decref(clean);
+		return jb_err(err, EINVAL, "%s: jumbod transfers go to configured peers (PEER:PATH)", remote);
+	}
+	jb_remote_free(&rm);
+	json_object_set_new(clean, !strcmp(op, "send") ? "dest" : "source", json_string(remote));
+	if (!strcmp(op, "send")) {
+		json_t *srcs = json_object_get(req, "sources"), *out = json_array();
+		if (!json_is_array(srcs) || !json_array_size(srcs) || json_array_size(srcs) > 4096) {
+			json_decref(out);
+			json_decref(clean);
+			return jb_err(err, EINVAL, "\"sources\" is an array of 1 to 4096 paths below the data root");
+		}
+		size_t i;
+		json_array_foreach (srcs, i, x) {
+			char *c = NULL;
+			if (!json_is_string(x) || (r = below_root(t, json_string_value(x), true, &c, err)) < 0) {
+				json_decref(out);
+				json_decref(clean);
+				return r < 0 ? r : jb_err(err, EINVAL, "\"sources\" are paths");
+			}
+			json_array_append_new(out, json_string(c));
+			free(c);
+		}
+		json_object_set_new(clean, "sources", out);
+	} else {
+		const char *dest = json_string_value(json_object_get(req, "dest"));
+		char *c = NULL;
+		if (!dest || (r = below_root(t, dest, false, &c, err)) < 0) {
+			json_decref(clean);
+			return dest ? r : jb_err(err, EINVAL, "\"dest\" is a path below the data root");
+		}
+		json_object_set_new(clean, "dest", json_string(c));
+		free(c);
+	}
+	uint8_t rnd[JB_JOB_ID_LEN / 2];
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+		json_decref(clean);
+		return jb_err(err, EIO, "no randomness for an id");
+	}
+	jb_hex(rnd, sizeof rnd, id);
+	char *text = json_dumps(clean, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(clean);
+	if (!text)
+		return -ENOMEM;
+	pthread_mutex_lock(&t->lock);
+	double now = wall();
+	texec(t, "INSERT INTO transfer(id, op, request, peer, state, next_try, created) VALUES(?,?,?,?,?,?,?)", "ssssidd",
+	      id, op, text, peer, (int64_t)T_QUEUED, now, now);
+	pthread_cond_broadcast(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+	free(text);
+	jb_log(JB_LOG_INFO, "transfer %s: queued (%s to %s)", id, op, peer);
+	return 0;
+}
+
+int jb_transfers_cancel(struct jb_transfers *t, const char *id, struct jb_error *err)
+{
+	json_t *o = jb_transfers_get(t, id);
+	if (!o)
+		return jb_err(err, ENOENT, "no transfer %s", id);
+	const char *s = json_string_value(json_object_get(o, "state"));
+	int r = 0;
+	pthread_mutex_lock(&t->lock);
+	if (!strcmp(s, "queued") || !strcmp(s, "retrying")) {
+		texec(t, "UPDATE transfer SET state=?, finished=?, error=?, cancel=1 WHERE id=?", "idss", (int64_t)T_CANCELLED,
+		      wall(), "cancelled", id);
+	} else if (!strcmp(s, "running")) {
+		texec(t, "UPDATE transfer SET cancel=1 WHERE id=?", "s", id);
+		for (int i = 0; i < WORKERS; i++)
+			if (t->act[i].used && !strcmp(t->act[i].id, id))
+				t->act[i].cancel = 1;
+	} else {
+		r = jb_err(err, EALREADY, "transfer %s has ended (%s)", id, s);
+	}
+	pthread_mutex_unlock(&t->lock);
+	json_decref(o);
+	return r;
+}
+
+int jb_transfers_open(const struct jb_config *c, struct jb_transfers **ret, struct jb_error *err)
+{
+	struct jb_transfers *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->c = c;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_cond_init(&t->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	const char *b = getenv("JUMBO_RETRY_SECONDS"); /* the first wait; doubles, at most 5 minutes */
+	t->backoff = b && atof(b) > 0 ? atof(b) : 2;
+	char p[4200];
+	snprintf(p, sizeof p, "%s/transfers.db", c->state);
+	char *msg = NULL;
+	int r = 0;
+	if (!(t->rootreal = realpath(c->root, NULL)) || !(t->state = strdup(c->state))) {
+		r = jb_err(err, errno ? errno : ENOMEM, "transfers: %s", strerror(errno ? errno : ENOMEM));
+		goto fail;
+	}
+	if (sqlite3_open_v2(p, &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_exec(t->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		r = jb_err(err, EIO, "%s: %s", p, msg ? msg : sqlite3_errmsg(t->db));
+		sqlite3_free(msg);
+		goto fail;
+	}
+	sqlite3_busy_timeout(t->db, 5000);
+	/* what was running when jumbod stopped goes on, from its verified blocks */
+	texec(t, "UPDATE transfer SET state=?, next_try=?, error=? WHERE state=?", "idsi", (int64_t)T_RETRYING, wall(),
+	      "jumbod stopped during the transfer; resuming", (int64_t)T_RUNNING);
+	for (int i = 0; i < WORKERS; i++) {
+		void **arg = malloc(2 * sizeof *arg);
+		if (!arg) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		arg[0] = t;
+		arg[1] = &t->act[i];
+		if (pthread_create(&t->workers[i], NULL, worker, arg) != 0) {
+			free(arg);
+			r = jb_err(err, EAGAIN, "transfers: cannot start a worker");
+			t->stop = true;
+			for (int k = 0; k < i; k++)
+				pthread_join(t->workers[k], NULL);
+			goto fail;
+		}
+	}
+	*ret = t;
+	return 0;
+fail:
+	sqlite3_close(t->db);
+	free(t->rootreal);
+	free(t->state);
+	free(t);
+	return r;
+}
+
+void jb_transfers_close(struct jb_transfers *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	/* running transfers end now; they resume at the next start */
+	for (int i = 0; i < WORKERS; i++)
+		if (t->act[i].used)
+			t->act[i].cancel = 1;
+	pthread_cond_broadcast(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+	for (int i = 0; i < WORKERS; i++)
+		pthread_join(t->workers[i], NULL);
+	sqlite3_close(t->db);
+	free(t->rootreal);
+	free(t->state);
+	pthread_cond_destroy(&t->wake);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
