@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN  ?= build-asan
 FUZZ  ?= build-fuzz
 
-.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-wan bench-wan-verify bench-images fuzz clean
+.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-wan bench-wan-verify bench-images bench-api fuzz clean
 
 all: build
 
@@ -51,6 +51,10 @@ bench-cpu: build
 # Image pull/push against skopeo+umoci, job start against crun (root)
 bench-images: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/images/run
+
+# The REST API under wrk at 1,000 req/s: p50/p90/p99, jumbod's RSS
+bench-api: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/api/run
 
 # Grow the wire, OCI and layer corpora with libFuzzer (needs clang): make fuzz SECONDS=300
 SECONDS ?= 120

@@ -14,6 +14,7 @@
 #include "jumbo/api.h"
 
 #define MAX_BODY (1u << 20)
+#define API_THREADS 4
 #define UNAUTHORIZED                                                                                            \
 	"{\"error\": \"a missing or wrong token: send Authorization: Bearer TOKEN (jumbo token create NAME)\"}"
 #define MAX_LOG_CHUNK (1u << 20)
@@ -41,7 +42,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 
 static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, json_t *j)
 {
-	char *body = json_dumps(j, JSON_INDENT(2));
+	char *body = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	return reply(conn, status, "application/json", body ? body : strdup("{}"));
 }
@@ -415,11 +416,14 @@ int jb_api_start(const struct jb_config *c, const struct jb_api_services *sv, st
 	uint8_t fp[32];
 	if (jb_identity_fingerprint(c->identity, fp, NULL) == 0)
 		jb_fp_format(fp, a->fp);
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* a pool of threads, each with its epoll: a long answer (a table of
+	 * transfers) does not hold up the others */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	a->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-				MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_LIMIT, 64u,
+				MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
 				request_done, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);
