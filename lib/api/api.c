@@ -47,6 +47,37 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
 	return reply(conn, status, "application/json", body ? body : strdup("{}"));
 }
 
+/* The dashboard's files (web/, embedded at build time by build-aux/embed.py). */
+struct jb_web_asset {
+	const char *path, *type;
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct jb_web_asset jb_web_assets[];
+
+/* true when url is one of them, and *ret is the answer queued */
+static bool serve_asset(struct MHD_Connection *conn, const char *url, enum MHD_Result *ret)
+{
+	if (!strcmp(url, "/") || !strcmp(url, "/ui") || !strcmp(url, "/ui/"))
+		url = "/ui/index.html";
+	for (const struct jb_web_asset *w = jb_web_assets; w->path; w++) {
+		if (strcmp(w->path, url))
+			continue;
+		struct MHD_Response *r =
+			MHD_create_response_from_buffer(w->len, (void *)w->data, MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(r, "Content-Type", w->type);
+		MHD_add_response_header(r, "Cache-Control", "no-cache");
+		/* its own scripts and the API only; the token stays in the tab */
+		MHD_add_response_header(r, "Content-Security-Policy",
+					"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+		MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+		*ret = MHD_queue_response(conn, 200, r);
+		MHD_destroy_response(r);
+		return true;
+	}
+	return false;
+}
+
 static enum MHD_Result error_json(struct MHD_Connection *conn, unsigned status, const char *msg)
 {
 	return reply_json(conn, status, json_pack("{s:s}", "error", msg));
@@ -259,6 +290,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return MHD_YES;
 	}
 	struct body *b = *state;
+	if (!strcmp(method, "HEAD"))
+		method = "GET"; /* libmicrohttpd sends the headers only */
 	if (*upload_size) {
 		if (b->len + *upload_size > MAX_BODY) {
 			b->too_big = true;
@@ -319,6 +352,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	}
 	if (strcmp(method, "GET"))
 		return reply_json(conn, 405, json_pack("{s:s}", "error", "method not allowed"));
+	if (!strcmp(url, "/") || !strncmp(url, "/ui", 3)) {
+		enum MHD_Result r;
+		if (serve_asset(conn, url, &r))
+			return r;
+	}
 	if (!strcmp(url, "/api/v1/health")) {
 		struct jb_server_stats st;
 		jb_server_stats(a->srv, &st);
