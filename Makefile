@@ -19,7 +19,8 @@ build: deps $(BUILD)/build.ninja
 $(ASAN)/build.ninja:
 	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
-# The demo: two sites on loopback, a generated 1 GiB file, throughput and digest.
+# The demo: two sites on loopback, a generated 1 GiB file, throughput and digest,
+# then a landing rule's job on it, its output and provenance, the dashboard.
 demo: build
 	BUILD=$(abspath $(BUILD)) bash tests/demo
 
