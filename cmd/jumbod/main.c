@@ -123,6 +123,12 @@ int main(int argc, char **argv)
 		jb_config_free(c);
 		return 1;
 	}
+	if (!realpath(c->root, landing.rootreal))
+		snprintf(landing.rootreal, sizeof landing.rootreal, "%s", c->root);
+	int settled = jb_catalog_reconcile(cat, landing.rootreal);
+	if (settled > 0)
+		jb_log(JB_LOG_INFO, "catalog: %d file%s committed just before a stop recorded", settled,
+		       settled == 1 ? "" : "s");
 	if (jb_tokens_open(c->state, &tokens, &err) < 0 || jb_tokens_site_token(tokens, c->state, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
 		jb_tokens_close(tokens);
@@ -142,8 +148,6 @@ int main(int argc, char **argv)
 	landing.c = c;
 	landing.cat = cat;
 	landing.jobs = jobs;
-	if (!realpath(c->root, landing.rootreal))
-		snprintf(landing.rootreal, sizeof landing.rootreal, "%s", c->root);
 	jb_server_on_commit(srv, jb_landing_commit, &landing);
 	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, &(struct jb_api_services){srv, jobs, cat, tokens, transfers}, &api, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);

@@ -72,8 +72,8 @@ struct jb_landing {
 	struct jb_jobs *jobs;
 	char rootreal[4096];
 };
-JB_EXPORT void jb_landing_commit(void *ud, int dirfd, const char *name, uint64_t size, const char *digest,
-				 const char *origin, const char *session);
+JB_EXPORT void jb_landing_commit(void *ud, int phase, int dirfd, const char *name, uint64_t size, int64_t mtime_ns,
+				 const char *digest, const char *origin, const char *session);
 
 /* Durable transfers (STATE/transfers.db), run by jumbod for its clients:
  *   {"op": "send", "sources": [PATH, ...], "dest": "PEER:PATH"}

@@ -28,9 +28,17 @@ struct jb_dataset_in {
 	const char *source;  /* "transfer", "job" or "found" */
 	const char *source_id;
 	int64_t mtime_ns;    /* of the file when it was recorded */
+	bool pending;        /* the file is about to get its name: settle it after */
 };
 /* Record a dataset; the path's earlier rows stop being current. */
 JB_EXPORT int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct jb_error *err);
+/* A pending dataset's end: ok, it becomes the path's current one; not ok,
+ * it goes.  (path and digest name it.) */
+JB_EXPORT int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest, bool ok,
+				struct jb_error *err);
+/* After a crash: each pending dataset whose file is there with its size and
+ * time is settled ok, the others go.  Returns how many were settled ok. */
+JB_EXPORT int jb_catalog_reconcile(struct jb_catalog *c, const char *root);
 /* The current datasets at prefix (a file, or everything below a
  * directory; "" for all), as a JSON array sorted by path. */
 JB_EXPORT json_t *jb_catalog_list(struct jb_catalog *c, const char *prefix);

@@ -94,9 +94,13 @@ JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40]
 
 /* Told of each file a session commits into the data root: its directory
  * (a descriptor, valid during the call), its name, size, whole-file digest
- * ("xxh3t:HEX"), the site it came from and the session's id (hex). */
-typedef void (*jb_commit_fn)(void *ud, int dirfd, const char *name, uint64_t size, const char *digest,
-			     const char *origin, const char *session);
+ * ("xxh3t:HEX"), time, the site it came from and the session's id (hex); twice:
+ * JB_COMMIT_BEFORE when the file is whole and synced under its partial
+ * name, then JB_COMMIT_AFTER once it has its name (or JB_COMMIT_FAILED), so
+ * that what the hook records can be settled after a crash in between. */
+enum { JB_COMMIT_BEFORE, JB_COMMIT_AFTER, JB_COMMIT_FAILED };
+typedef void (*jb_commit_fn)(void *ud, int phase, int dirfd, const char *name, uint64_t size, int64_t mtime_ns,
+			     const char *digest, const char *origin, const char *session);
 
 /* The site daemon's transfer service. */
 struct jb_server;

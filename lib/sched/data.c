@@ -169,25 +169,31 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 		close(in);
 	if (out >= 0)
 		close(out);
+	char sha[80], x[40], abs[2 * JB_PATH_MAX + 512];
+	memcpy(sha, "sha256:", 7);
+	jb_hex(h, 32, sha + 7);
+	/* the xxh3t of the partial file, and a pending dataset, before the name */
+	snprintf(abs, sizeof abs, "%s/%s/%s", o->root, dir_rel, part);
+	if (r == 0 && jb_file_digest(abs, DIGEST_BLOCK, x, err) < 0)
+		r = -(err->code ? err->code : EIO);
+	struct jb_dataset_in d = {.path = dst_rel, .size = size, .digest = x, .sha256 = sha, .origin = o->site,
+				  .source = "job", .source_id = o->job,
+				  .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, .pending = true};
+	if (r == 0 && jb_catalog_add(o->cat, &d, err) < 0)
+		r = -(err->code ? err->code : EIO);
+	bool pending = r == 0;
 	if (r == 0 && renameat(wd, part, wd, base) < 0)
 		r = -errno;
+	if (pending)
+		jb_catalog_settle(o->cat, dst_rel, x, r == 0, NULL);
 	if (r < 0) {
 		unlinkat(wd, part, 0);
 		close(wd);
-		return jb_err(err, -r, "output %s: %s", inner, strerror(-r));
+		return err->msg[0] ? r : jb_err(err, -r, "output %s: %s", inner, strerror(-r));
 	}
 	close(wd);
-	char sha[80], x[40], abs[JB_PATH_MAX + 256];
-	memcpy(sha, "sha256:", 7);
-	jb_hex(h, 32, sha + 7);
-	snprintf(abs, sizeof abs, "%s/%s", o->root, dst_rel);
-	if ((r = jb_file_digest(abs, DIGEST_BLOCK, x, err)) < 0)
-		return r;
-	struct jb_dataset_in d = {.path = dst_rel, .size = size, .digest = x, .sha256 = sha, .origin = o->site,
-				  .source = "job", .source_id = o->job,
-				  .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
 	o->n++;
-	return jb_catalog_add(o->cat, &d, err);
+	return 0;
 }
 
 int jobs_commit_outputs(struct jb_catalog *cat, const char *root, const char *site, const char *job,

@@ -177,8 +177,8 @@ json_t *jb_rules_json(const struct jb_config *c)
 	return arr;
 }
 
-void jb_landing_commit(void *ud, int dirfd, const char *name, uint64_t size, const char *digest, const char *origin,
-		       const char *session)
+void jb_landing_commit(void *ud, int phase, int dirfd, const char *name, uint64_t size, int64_t mtime_ns,
+		       const char *digest, const char *origin, const char *session)
 {
 	struct jb_landing *l = ud;
 	char proc[64], dir[JB_PATH_MAX], rel[JB_PATH_MAX];
@@ -193,15 +193,19 @@ void jb_landing_commit(void *ud, int dirfd, const char *name, uint64_t size, con
 	if ((size_t)snprintf(rel, sizeof rel, "%s%s%s", dir[rl] ? dir + rl + 1 : "", dir[rl] ? "/" : "", name) >=
 	    sizeof rel)
 		return;
-	struct stat st;
-	int64_t mt = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
-			     ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
-			     : 0;
 	struct jb_error err = {0};
-	struct jb_dataset_in d = {.path = rel, .size = size, .digest = digest, .origin = origin, .source = "transfer",
-				  .source_id = session, .mtime_ns = mt};
-	if (l->cat && jb_catalog_add(l->cat, &d, &err) < 0)
-		jb_log(JB_LOG_ERROR, "%s landed, but the catalog did not take it: %s", rel, err.msg);
-	if (l->jobs)
+	if (phase == JB_COMMIT_BEFORE) {
+		/* pending until the file has its name: a crash in between is
+		 * settled by jb_catalog_reconcile at the next start */
+		struct jb_dataset_in d = {.path = rel, .size = size, .digest = digest, .origin = origin,
+					  .source = "transfer", .source_id = session, .mtime_ns = mtime_ns,
+					  .pending = true};
+		if (l->cat && jb_catalog_add(l->cat, &d, &err) < 0)
+			jb_log(JB_LOG_ERROR, "%s landed, but the catalog did not take it: %s", rel, err.msg);
+		return;
+	}
+	if (l->cat && jb_catalog_settle(l->cat, rel, digest, phase == JB_COMMIT_AFTER, &err) < 0)
+		jb_log(JB_LOG_ERROR, "%s: the catalog: %s", rel, err.msg);
+	if (phase == JB_COMMIT_AFTER && l->jobs)
 		jb_jobs_land(l->jobs, l->c, rel);
 }

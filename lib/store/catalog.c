@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "jumbo/store.h"
@@ -18,7 +19,8 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS dataset("
 	" id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL, digest TEXT NOT NULL,"
 	" sha256 TEXT, origin TEXT NOT NULL, source TEXT NOT NULL, source_id TEXT, arrived REAL NOT NULL,"
-	" current INTEGER NOT NULL DEFAULT 1, mtime_ns INTEGER NOT NULL DEFAULT 0);"
+	" current INTEGER NOT NULL DEFAULT 1, mtime_ns INTEGER NOT NULL DEFAULT 0,"
+	" pending INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS dataset_path ON dataset(path, current);"
 	"CREATE INDEX IF NOT EXISTS dataset_source ON dataset(source_id);"
 	"CREATE TABLE IF NOT EXISTS job_input("
@@ -74,10 +76,13 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 	/* one transaction: a path is current exactly once */
 	sqlite3_mutex_enter(sqlite3_db_mutex(c->db));
 	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(c->db, "UPDATE dataset SET current=0 WHERE path=? AND current=1", -1, &a, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(c->db,
-			       "INSERT INTO dataset(path, size, digest, sha256, origin, source, source_id, arrived, mtime_ns) "
-			       "VALUES(?,?,?,?,?,?,?,?,?)",
+			       d->pending ? "SELECT 1 WHERE ?1 IS NULL" /* a pending row leaves the current one */
+					  : "UPDATE dataset SET current=0 WHERE path=? AND current=1",
+			       -1, &a, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->db,
+			       "INSERT INTO dataset(path, size, digest, sha256, origin, source, source_id, arrived, mtime_ns, "
+			       "current, pending) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 			       -1, &b, NULL) != SQLITE_OK) {
 		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
 		goto out;
@@ -92,7 +97,10 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 	bind_text(b, 7, d->source_id);
 	sqlite3_bind_double(b, 8, wall());
 	sqlite3_bind_int64(b, 9, d->mtime_ns);
-	if (sqlite3_step(a) != SQLITE_DONE || sqlite3_step(b) != SQLITE_DONE)
+	sqlite3_bind_int(b, 10, !d->pending);
+	sqlite3_bind_int(b, 11, d->pending);
+	int sa = sqlite3_step(a);
+	if ((sa != SQLITE_DONE && sa != SQLITE_ROW) || sqlite3_step(b) != SQLITE_DONE)
 		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
 out:
 	sqlite3_finalize(a);
@@ -173,7 +181,74 @@ json_t *jb_catalog_get(struct jb_catalog *c, const char *path)
 
 json_t *jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest)
 {
-	return first(query(c, "SELECT " COLS " FROM dataset WHERE path=? AND digest=? ORDER BY id DESC", 2, path, digest));
+	return first(query(c, "SELECT " COLS " FROM dataset WHERE path=? AND digest=? AND pending=0 ORDER BY id DESC", 2,
+			   path, digest));
+}
+
+int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest, bool ok, struct jb_error *err)
+{
+	int rc = 0;
+	sqlite3_mutex_enter(sqlite3_db_mutex(c->db));
+	sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	static const char *const sql_ok[] = {
+		"UPDATE dataset SET current=0 WHERE path=?1 AND current=1",
+		"UPDATE dataset SET current=1, pending=0 WHERE id=(SELECT max(id) FROM dataset WHERE path=?1 AND digest=?2 "
+		"AND pending=1)",
+		"DELETE FROM dataset WHERE path=?1 AND digest=?2 AND pending=1",
+	};
+	static const char *const sql_gone[] = {"DELETE FROM dataset WHERE path=?1 AND digest=?2 AND pending=1"};
+	const char *const *sql = ok ? sql_ok : sql_gone;
+	size_t n = ok ? 3 : 1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(c->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+			break;
+		}
+		bind_text(st, 1, path);
+		if (sqlite3_bind_parameter_count(st) > 1)
+			bind_text(st, 2, digest);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		sqlite3_finalize(st);
+	}
+	sqlite3_exec(c->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_mutex_leave(sqlite3_db_mutex(c->db));
+	return rc;
+}
+
+int jb_catalog_reconcile(struct jb_catalog *c, const char *root)
+{
+	sqlite3_stmt *st;
+	json_t *rows = json_array();
+	if (sqlite3_prepare_v2(c->db, "SELECT path, digest, size, mtime_ns FROM dataset WHERE pending=1", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		json_decref(rows);
+		return -EIO;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:I}", "p", sqlite3_column_text(st, 0), "d",
+						      sqlite3_column_text(st, 1), "s", (json_int_t)sqlite3_column_int64(st, 2),
+						      "m", (json_int_t)sqlite3_column_int64(st, 3)));
+	sqlite3_finalize(st);
+	int settled = 0;
+	size_t i;
+	json_t *r;
+	json_array_foreach (rows, i, r) {
+		const char *p = json_string_value(json_object_get(r, "p"));
+		char abs[JB_PATH_MAX + 256];
+		struct stat sb;
+		snprintf(abs, sizeof abs, "%s/%s", root, p);
+		/* the rename happened when the name holds a file of that size and time */
+		bool there = lstat(abs, &sb) == 0 && S_ISREG(sb.st_mode) &&
+			     (json_int_t)sb.st_size == json_integer_value(json_object_get(r, "s")) &&
+			     (json_int_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec ==
+				     json_integer_value(json_object_get(r, "m"));
+		if (jb_catalog_settle(c, p, json_string_value(json_object_get(r, "d")), there, NULL) == 0 && there)
+			settled++;
+	}
+	json_decref(rows);
+	return settled;
 }
 
 json_t *jb_catalog_outputs(struct jb_catalog *c, const char *job)

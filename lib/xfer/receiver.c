@@ -325,6 +325,9 @@ static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB
 		file_done(s, i, 0, NULL);
 		return;
 	}
+	char d[40];
+	digest_format(root, d);
+	bool told = false;
 	int r = open_partial(s, f);
 	if (r < 0)
 		goto fail;
@@ -332,19 +335,29 @@ static void finalize(struct session *s, uint32_t i, const uint8_t sender_root[JB
 				 {.tv_sec = f->mtime_ns / 1000000000, .tv_nsec = f->mtime_ns % 1000000000}};
 	/* Permission bits only: a peer never makes set-user-ID, set-group-ID or sticky files. */
 	if (ftruncate(f->fd, (off_t)f->size) < 0 || fdatasync(f->fd) < 0 || fchmod(f->fd, f->mode & 0777) < 0 ||
-	    futimens(f->fd, ts) < 0 || renameat(f->dirfd, f->partial, f->dirfd, base_name(f->path)) < 0) {
+	    futimens(f->fd, ts) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (s->on_commit) {
+		s->on_commit(s->on_commit_ud, JB_COMMIT_BEFORE, f->dirfd, base_name(f->path), f->size, f->mtime_ns, d, s->origin,
+			     s->session_id);
+		told = true;
+	}
+	if (renameat(f->dirfd, f->partial, f->dirfd, base_name(f->path)) < 0) {
 		r = -errno;
 		goto fail;
 	}
 	journal_commit(s->journal, f->jid, root);
-	if (s->on_commit) {
-		char d[40];
-		digest_format(root, d);
-		s->on_commit(s->on_commit_ud, f->dirfd, base_name(f->path), f->size, d, s->origin, s->session_id);
-	}
+	if (told)
+		s->on_commit(s->on_commit_ud, JB_COMMIT_AFTER, f->dirfd, base_name(f->path), f->size, f->mtime_ns, d, s->origin,
+			     s->session_id);
 	file_done(s, i, 0, NULL);
 	return;
 fail:
+	if (told)
+		s->on_commit(s->on_commit_ud, JB_COMMIT_FAILED, f->dirfd, base_name(f->path), f->size, f->mtime_ns, d, s->origin,
+			     s->session_id);
 	snprintf(msg, sizeof msg, "%s: cannot commit: %s", f->path, strerror(-r));
 	jb_log(JB_LOG_ERROR, "%s", msg);
 	file_done(s, i, -r, msg);
