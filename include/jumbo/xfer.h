@@ -124,5 +124,7 @@ JB_EXPORT int jb_server_drain(struct jb_server *s, int timeout_ms);
 JB_EXPORT void jb_server_free(struct jb_server *s);
 struct jb_server_stats {
 	uint64_t sessions, sessions_active, refused, bytes_in, bytes_out;
+	uint64_t streams_active;  /* data streams of the sessions running now */
+	uint64_t blocks_bad;      /* blocks that failed their digest and were asked for again */
 };
 JB_EXPORT void jb_server_stats(const struct jb_server *s, struct jb_server_stats *ret);

@@ -386,9 +386,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			     "# HELP jumbo_bytes_received_total Verified payload bytes received.\n# TYPE jumbo_bytes_received_total counter\n"
 			     "jumbo_bytes_received_total %llu\n"
 			     "# HELP jumbo_bytes_sent_total Payload bytes sent.\n# TYPE jumbo_bytes_sent_total counter\n"
-			     "jumbo_bytes_sent_total %llu\n",
+			     "jumbo_bytes_sent_total %llu\n"
+			     "# HELP jumbo_streams_active Data streams of the sessions running now.\n# TYPE jumbo_streams_active gauge\n"
+			     "jumbo_streams_active %llu\n"
+			     "# HELP jumbo_blocks_resent_total Blocks that failed their digest and were sent again.\n"
+			     "# TYPE jumbo_blocks_resent_total counter\njumbo_blocks_resent_total %llu\n",
 			     (unsigned long long)st.sessions, (unsigned long long)st.refused,
-			     (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out) < 0)
+			     (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+			     (unsigned long long)st.streams_active, (unsigned long long)st.blocks_bad) < 0)
 			return MHD_NO;
 		if (a->transfers) {
 			unsigned tc[6];
@@ -404,6 +409,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				fprintf(f, "# HELP jumbo_transfer_bytes_in_flight Bytes the running durable transfers have moved.\n"
 					   "# TYPE jumbo_transfer_bytes_in_flight gauge\njumbo_transfer_bytes_in_flight %llu\n",
 					(unsigned long long)moving);
+				/* each running transfer's throughput, and the retries of all */
+				json_t *list = jb_transfers_list(a->transfers), *t;
+				size_t i;
+				unsigned long long retries = 0;
+				fprintf(f, "# HELP jumbo_transfer_gbps Throughput of each running durable transfer.\n"
+					   "# TYPE jumbo_transfer_gbps gauge\n");
+				json_array_foreach (list, i, t) {
+					long long at = json_integer_value(json_object_get(t, "attempts"));
+					retries += at > 1 ? (unsigned long long)(at - 1) : 0;
+					json_t *p = json_object_get(t, "progress");
+					double secs = json_number_value(json_object_get(p, "seconds"));
+					if (p && secs > 0)
+						fprintf(f, "jumbo_transfer_gbps{id=\"%s\",peer=\"%s\"} %.4f\n",
+							json_string_value(json_object_get(t, "id")),
+							json_string_value(json_object_get(t, "peer")),
+							(double)json_integer_value(json_object_get(p, "bytes_done")) * 8 / secs / 1e9);
+				}
+				fprintf(f, "# HELP jumbo_transfer_retries_total Attempts of durable transfers after their first.\n"
+					   "# TYPE jumbo_transfer_retries_total counter\njumbo_transfer_retries_total %llu\n",
+					retries);
+				json_decref(list);
 				fclose(f);
 				free(body);
 				body = more;

@@ -61,7 +61,7 @@ struct jb_server {
 	atomic_int nconns;      /* written under lock, read without */
 	uint64_t conns_refused; /* accept loop only: over MAX_CONNS */
 	double conns_warned;
-	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out;
+	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out, streams_active, blocks_bad;
 	jb_commit_fn on_commit;
 	void *on_commit_ud;
 };
@@ -183,6 +183,8 @@ void jb_server_stats(const struct jb_server *s, struct jb_server_stats *r)
 	r->bytes_in = atomic_load(&s->bytes_in);
 	r->bytes_out = atomic_load(&s->bytes_out);
 	r->sessions_active = (uint64_t)s->nlive;
+	r->streams_active = atomic_load(&s->streams_active);
+	r->blocks_bad = atomic_load(&s->blocks_bad);
 }
 
 static void joined_reply(int fd, SSL *ssl, uint16_t status)
@@ -470,7 +472,10 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	}
 	atomic_fetch_add(&srv->sessions, 1);
 	jb_log(JB_LOG_INFO, "%s: %s %s with %d streams", peer->name, opname, *path ? path : "/", s->nstreams);
+	atomic_fetch_add(&srv->streams_active, (uint64_t)s->nstreams);
 	r = s->sender ? sender_run(s, &err) : receiver_run(s, &err);
+	atomic_fetch_sub(&srv->streams_active, (uint64_t)s->nstreams);
+	atomic_fetch_add(&srv->blocks_bad, atomic_load(&s->blocks_bad));
 	pthread_mutex_lock(&srv->lock);
 	cn->state = CONN_NEW;
 	cn->s = NULL;

@@ -82,6 +82,11 @@ out=$(A send --detach "$T/alpha/root/nothing" beta:/x/ 2>&1); is $? 1 "a source 
 out=$(A get --detach beta:/in/b.txt /tmp/elsewhere.txt 2>&1); is $? 1 "a destination outside the data root is refused"
 out=$(A send --detach "$T/alpha/root/b.txt" nobody:/x 2>&1); is $? 1 "an unknown peer is refused"
 like "nobody" "$out" "named"
-like 'jumbo_transfers\{state="done"\} [3-9]' "$(curl -s "http://$JUMBO_API/metrics")" \
-	"/metrics counts transfers by state"
+metrics=$(curl -s "http://$JUMBO_API/metrics")
+like 'jumbo_transfers\{state="done"\} [3-9]' "$metrics" "/metrics counts transfers by state"
+like 'jumbo_transfer_retries_total [1-9]' "$metrics" "and their retries"
+# a block damaged on its way to beta is asked for again: beta counts it
+JUMBO_TEST_CORRUPT_BLOCK=0 jb send -q "$T/alpha/root/a.bin" beta:/again/ > /dev/null 2>&1; ok $? "a send with a damaged block succeeds"
+like 'jumbo_blocks_resent_total [1-9]' "$(curl -s "http://127.0.0.1:$(jsonget "$T/beta/ready" api)/metrics")" \
+	"and the receiving site's /metrics counts the block sent again"
 done_testing

@@ -38,9 +38,14 @@ export JUMBO_API=127.0.0.1:$(jsonget "$T/beta/ready" api)
 B() { "$JUMBO" --config "$T/beta/jumbo.conf" "$@"; }
 is "$(curl -s -H "Authorization: Bearer $(cat "$T/beta/state/api.token")" "$JUMBO_API/api/v1/rules" | jsonget /dev/stdin rules.0.glob)" "incoming/*.csv" "GET /api/v1/rules lists the rules"
 
-# a file lands and its rule runs
-printf 'energy\n1.5\n2.5\n3.5\n' > "$T/run7.csv"
-jb send "$T/run7.csv" beta:/incoming/ > /dev/null 2>&1; ok $? "alpha sends run7.csv to beta"
+# a file lands and its rule runs: alpha's jumbod sends it (two daemons)
+site_start alpha || exit 1
+AAPI=127.0.0.1:$(jsonget "$T/alpha/ready" api)
+printf 'energy\n1.5\n2.5\n3.5\n' > "$T/alpha/root/run7.csv"
+cp "$T/alpha/root/run7.csv" "$T/run7.csv"
+tid=$("$JUMBO" --config "$T/alpha/jumbo.conf" send --detach --api "$AAPI" "$T/alpha/root/run7.csv" beta:/incoming/)
+"$JUMBO" --config "$T/alpha/jumbo.conf" wait --api "$AAPI" "$tid" 2> /dev/null
+ok $? "alpha's jumbod sends run7.csv to beta's"
 for _ in $(seq 100); do
 	st=$(B jobs --json | jsonget /dev/stdin 0.state 2>/dev/null)
 	[ "$st" = completed ] || [ "$st" = failed ] && break
