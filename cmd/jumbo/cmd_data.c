@@ -8,17 +8,26 @@
 #include "jumbo.h"
 #include "jumbo/api.h"
 
-/* Options shared by these commands: --api, --json, --help. */
-static int parse_common(int argc, char **argv, const char *usage, const char **api, bool *json)
+/* Options shared by these commands: --api, --json, --help (and --sha256). */
+static bool want_sha256;
+static int parse_common(int argc, char **argv, const char *usage, const char **api, bool *json, bool sha_ok)
 {
 	static const struct option opts[] = {
-		{"api", required_argument, NULL, 'A'}, {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0},
+		{"api", required_argument, NULL, 'A'}, {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+		{"sha256", no_argument, NULL, 'S'},    {0},
 	};
 	int o;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'A': *api = optarg; break;
 		case 'j': *json = true; break;
+		case 'S':
+			if (!sha_ok) {
+				fputs(usage, stderr);
+				return -1;
+			}
+			want_sha256 = true;
+			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default: fputs(usage, stderr); return -1;
 		}
@@ -63,9 +72,10 @@ static char *escape(const char *s)
 }
 
 static const char datasets_usage[] =
-	"Usage: jumbo datasets [--json] [--api HOST:PORT] [PATH]\n\n"
+	"Usage: jumbo datasets [--json] [--sha256] [--api HOST:PORT] [PATH]\n\n"
 	"The datasets of this site's catalog below PATH (a file, or a directory of the\n"
 	"data root; default: all): path, size, digest, where it came from.\n"
+	"      --sha256         compute and record the SHA-256 of those that have none\n"
 	"      --json           the catalog's records\n"
 	"      --api HOST:PORT  the daemon's API (default $JUMBO_API, then [site] api)\n"
 	"  -h, --help           this text\n";
@@ -74,7 +84,7 @@ int cmd_datasets(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = parse_common(argc, argv, datasets_usage, &api, &json);
+	int r = parse_common(argc, argv, datasets_usage, &api, &json, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind > 1) {
@@ -83,10 +93,10 @@ int cmd_datasets(struct cli *g, int argc, char **argv)
 	}
 	char *e = escape(optind < argc ? argv[optind] : "");
 	char path[JB_PATH_MAX * 3 + 64];
-	snprintf(path, sizeof path, "/api/v1/datasets?path=%s", e ? e : "");
+	snprintf(path, sizeof path, "/api/v1/datasets%s?path=%s", want_sha256 ? "/sha256" : "", e ? e : "");
 	free(e);
 	json_t *ans = NULL;
-	if (get_json(g, api, "GET", path, &ans) < 0)
+	if (get_json(g, api, want_sha256 ? "POST" : "GET", path, &ans) < 0)
 		return 1;
 	json_t *list = json_object_get(ans, "datasets");
 	if (json) {
@@ -103,8 +113,9 @@ int cmd_datasets(struct cli *g, int argc, char **argv)
 			const char *src = json_string_value(json_object_get(d, "source"));
 			const char *job = json_string_value(json_object_get(d, "job"));
 			const char *origin = json_string_value(json_object_get(d, "origin"));
+			const char *sha = json_string_value(json_object_get(d, "sha256"));
 			printf("%-40s %10s  %s  %s  %s%s%s\n", json_string_value(json_object_get(d, "path")), sz,
-			       json_string_value(json_object_get(d, "digest")), when,
+			       want_sha256 && sha ? sha : json_string_value(json_object_get(d, "digest")), when,
 			       !strcmp(src, "job") ? "job " : !strcmp(src, "transfer") ? "from " : "found",
 			       !strcmp(src, "job") ? (job ? job : "?") : origin ? origin : "", "");
 		}
@@ -162,7 +173,7 @@ int cmd_provenance(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = parse_common(argc, argv, provenance_usage, &api, &json);
+	int r = parse_common(argc, argv, provenance_usage, &api, &json, false);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind != 1) {
@@ -198,7 +209,7 @@ int cmd_rerun(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = parse_common(argc, argv, rerun_usage, &api, &json);
+	int r = parse_common(argc, argv, rerun_usage, &api, &json, false);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind != 1) {

@@ -47,6 +47,11 @@ JB_EXPORT json_t *jb_catalog_get(struct jb_catalog *c, const char *path);
 /* Any dataset (current or not) with this digest and path, or NULL. */
 JB_EXPORT json_t *jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest);
 
+/* The SHA-256 of the current datasets at prefix (or below it) that have
+ * none, computed from their files (those whose size or time has changed
+ * are left out): the datasets, as JSON, with "sha256" where it is known. */
+JB_EXPORT json_t *jb_catalog_sha256(struct jb_catalog *c, const char *root, const char *prefix, struct jb_error *err);
+
 /* A job's inputs: one row per file it was given. */
 JB_EXPORT int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path, const char *digest,
 				   struct jb_error *err);

@@ -324,6 +324,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return jobs_route(a, conn, url + 12, method, b);
 	if (!strncmp(url, "/api/v1/transfers", 17))
 		return transfers_route(a, conn, url + 17, method, b);
+	if (!strcmp(url, "/api/v1/datasets/sha256")) {
+		/* SHA-256 on demand: computed from the files, recorded */
+		if (strcmp(method, "POST"))
+			return error_json(conn, 405, "method not allowed");
+		const char *path = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "path");
+		char *clean = NULL;
+		struct jb_error err = {0};
+		if (path && jb_path_clean(path, &clean, &err) < 0)
+			return error_json(conn, 400, err.msg);
+		char rootreal[4096];
+		if (!realpath(a->c->root, rootreal))
+			snprintf(rootreal, sizeof rootreal, "%s", a->c->root);
+		json_t *l = jb_catalog_sha256(a->cat, rootreal, clean ? clean : "", &err);
+		free(clean);
+		if (!l)
+			return error_json(conn, 500, err.msg);
+		return reply_json(conn, 200, json_pack("{s:o}", "datasets", l));
+	}
 	if (!strcmp(url, "/api/v1/datasets") || !strcmp(url, "/api/v1/provenance")) {
 		if (strcmp(method, "GET"))
 			return error_json(conn, 405, "method not allowed");

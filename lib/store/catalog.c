@@ -1,6 +1,8 @@
 /* The catalog: datasets, and what jobs read.  One SQLite connection in
  * serialized mode (the transfer sessions, the job watcher and the API all
  * write or read it), WAL, synchronous=NORMAL. */
+#include <fcntl.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -284,4 +286,56 @@ json_t *jb_catalog_inputs(struct jb_catalog *c, const char *job)
 						     sqlite3_column_text(st, 1)));
 	sqlite3_finalize(st);
 	return arr;
+}
+
+json_t *jb_catalog_sha256(struct jb_catalog *c, const char *root, const char *prefix, struct jb_error *err)
+{
+	json_t *list = jb_catalog_list(c, prefix);
+	size_t i;
+	json_t *d;
+	static __thread unsigned char buf[1 << 20];
+	json_array_foreach (list, i, d) {
+		if (json_object_get(d, "sha256"))
+			continue;
+		const char *p = json_string_value(json_object_get(d, "path"));
+		char abs[JB_PATH_MAX + 256];
+		snprintf(abs, sizeof abs, "%s/%s", root, p);
+		int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0 || (json_int_t)st.st_size != json_integer_value(json_object_get(d, "size")) ||
+		    (json_int_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+			    json_integer_value(json_object_get(d, "mtime_ns"))) {
+			if (fd >= 0)
+				close(fd);
+			continue; /* gone or changed since it was recorded: its digest would not be the dataset's */
+		}
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+		ssize_t n;
+		while ((n = read(fd, buf, sizeof buf)) > 0)
+			EVP_DigestUpdate(md, buf, (size_t)n);
+		close(fd);
+		unsigned char h[32];
+		unsigned int hl = 0;
+		EVP_DigestFinal_ex(md, h, &hl);
+		EVP_MD_CTX_free(md);
+		if (n < 0)
+			continue;
+		char sha[80];
+		memcpy(sha, "sha256:", 7);
+		jb_hex(h, 32, sha + 7);
+		sqlite3_stmt *st2;
+		if (sqlite3_prepare_v2(c->db, "UPDATE dataset SET sha256=? WHERE path=? AND current=1", -1, &st2, NULL) !=
+		    SQLITE_OK) {
+			jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+			json_decref(list);
+			return NULL;
+		}
+		bind_text(st2, 1, sha);
+		bind_text(st2, 2, p);
+		sqlite3_step(st2);
+		sqlite3_finalize(st2);
+		json_object_set_new(d, "sha256", json_string(sha));
+	}
+	return list;
 }

@@ -67,6 +67,9 @@ is "$(jsonget "$T/ds.json" 1.path)" "$out/mean.txt" "the output is a dataset"
 is "$(jsonget "$T/ds.json" 1.source):$(jsonget "$T/ds.json" 1.job)" "job:$job" "made by the job"
 is "$(jsonget "$T/ds.json" 1.sha256)" "sha256:$(sha "$T/beta/root/$out/mean.txt")" "with its SHA-256"
 like "incoming/run7.csv .* from +alpha" "$(B datasets incoming)" "jumbo datasets PATH lists a directory"
+is "$(B datasets --sha256 --json incoming/run7.csv | jsonget /dev/stdin 0.sha256)" "sha256:$(sha "$T/run7.csv")" \
+	"jumbo datasets --sha256 computes and records the SHA-256 when asked"
+is "$(B datasets --json incoming/run7.csv | jsonget /dev/stdin 0.sha256)" "sha256:$(sha "$T/run7.csv")" "and it stays"
 
 # provenance
 B provenance --json "$out/mean.txt" > "$T/prov.json"; ok $? "jumbo provenance --json"
