@@ -987,6 +987,8 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 		goto fail;
 	}
 	sqlite3_busy_timeout(j->db, 5000);
+	/* tables made by an earlier version gain the newer columns */
+	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN output TEXT", NULL, NULL, NULL);
 	if ((j->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = jb_err(err, errno, "eventfd: %s", strerror(errno));
 		goto fail;

@@ -44,6 +44,10 @@ int jb_catalog_open(const char *path, struct jb_catalog **ret, struct jb_error *
 		return r;
 	}
 	sqlite3_busy_timeout(c->db, 5000);
+	/* tables made by an earlier version gain the newer columns (errors:
+	 * the column is there already) */
+	sqlite3_exec(c->db, "ALTER TABLE dataset ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
+	sqlite3_exec(c->db, "ALTER TABLE dataset ADD COLUMN pending INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
 	*ret = c;
 	return 0;
 }
