@@ -87,7 +87,9 @@ static const char run_usage[] =
 	"      --pids N           process limit (default 4096)\n"
 	"      --gpus N           NVIDIA GPUs (refused on a site without them)\n"
 	"  -t, --timeout D        kill the job after D (90, 90s, 15m, 2h, 1d)\n"
-	"      --network          the host's network (default: none, only loopback)\n"
+	"      --network[=MODE]   host: the host's network; veth: a network of its own joined\n"
+	"                         to the host (its address in 'jumbo jobs ID'; nothing beyond\n"
+	"                         the host); none (the default): only its own loopback\n"
 	"      --detach           print the job's id and return\n"
 	"      --api HOST:PORT    the daemon's API (default $JUMBO_API, then [site] api)\n"
 	"      --json             print the finished job as JSON (with --detach: the job)\n"
@@ -189,7 +191,7 @@ int cmd_run(struct cli *g, int argc, char **argv)
 		{"env", required_argument, NULL, 'e'},   {"cpus", required_argument, NULL, 'C'},
 		{"memory", required_argument, NULL, 'm'}, {"pids", required_argument, NULL, 'P'},
 		{"gpus", required_argument, NULL, 'G'},  {"timeout", required_argument, NULL, 't'},
-		{"network", no_argument, NULL, 'N'},     {"detach", no_argument, NULL, 'D'},
+		{"network", optional_argument, NULL, 'N'}, {"detach", no_argument, NULL, 'D'},
 		{"api", required_argument, NULL, 'A'},   {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},        {0},
 	};
@@ -256,7 +258,13 @@ int cmd_run(struct cli *g, int argc, char **argv)
 			json_object_set_new(req, "timeout", json_real(v));
 			break;
 		}
-		case 'N': json_object_set_new(req, "network", json_true()); break;
+		case 'N':
+			if (optarg && strcmp(optarg, "host") && strcmp(optarg, "veth") && strcmp(optarg, "none")) {
+				cli_error("run: --network is host, veth or none, not '%s'", optarg);
+				goto usage;
+			}
+			json_object_set_new(req, "network", json_string(optarg ? optarg : "host"));
+			break;
 		case 'D': detach = true; break;
 		case 'A': api = optarg; break;
 		case 'j': json = true; break;

@@ -32,6 +32,9 @@ struct jb_job_spec {
 	unsigned gpus;
 	double timeout;           /* seconds, 0: none */
 	bool network;             /* share the host's network (default: an empty namespace) */
+	bool veth;                /* a namespace of its own joined to the host by a veth pair: */
+	char netns[96];           /*   its path (/var/run/netns/jb-ID), made before the bundle */
+	char address[32];         /*   the job's address there, reachable from the host */
 };
 JB_EXPORT void jb_job_spec_free(struct jb_job_spec *s);
 

@@ -272,7 +272,9 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	/* namespaces: everything of its own, the network too unless asked */
 	json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type", "ipc",
 			       "type", "uts", "type", "cgroup");
-	if (!spec->network)
+	if (spec->veth && spec->netns[0])
+		json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "network", "path", spec->netns));
+	else if (!spec->network)
 		json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
 	/* limits */
 	json_t *res = json_pack("{s:[{s:b, s:s}], s:{s:I}}", "devices", "allow", 0, "access", "rwm", "pids", "limit",
@@ -328,7 +330,8 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	if ((r = dump(dir, "config.json", cfg, err)) < 0)
 		return r;
 	/* its own names: without a network, no name server to wait for */
-	snprintf(p, sizeof p, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", id);
+	snprintf(p, sizeof p, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n",
+		 spec->veth && spec->address[0] ? spec->address : "127.0.1.1", id);
 	if ((r = write_file(dir, "hosts", p, err)) < 0)
 		return r;
 	if (spec->network) {

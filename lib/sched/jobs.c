@@ -67,7 +67,8 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS job("
 	" id TEXT PRIMARY KEY, state INTEGER NOT NULL, spec TEXT NOT NULL, image TEXT NOT NULL,"
 	" digest TEXT, created REAL NOT NULL, started REAL, finished REAL, exit_code INTEGER,"
-	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT);";
+	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT,"
+	" address TEXT);";
 
 /* One statement with text and numbers bound in order: "s" text, "i" int64,
  * "d" double, "n" null. */
@@ -129,10 +130,14 @@ static json_t *row_json(sqlite3_stmt *st)
 		json_object_set_new(o, "max_memory", json_integer(sqlite3_column_int64(st, 11)));
 	if (sqlite3_column_type(st, 13) != SQLITE_NULL)
 		json_object_set_new(o, "output", json_string((const char *)sqlite3_column_text(st, 13)));
+	if (sqlite3_column_type(st, 14) != SQLITE_NULL)
+		json_object_set_new(o, "address", json_string((const char *)sqlite3_column_text(st, 14)));
 	return o;
 }
 
-#define COLS "id, state, spec, image, digest, created, started, finished, exit_code, reason, sup_pid, max_memory, cancel, output"
+#define COLS                                                                                                      \
+	"id, state, spec, image, digest, created, started, finished, exit_code, reason, sup_pid, max_memory, cancel, " \
+	"output, address"
 
 json_t *jb_jobs_get(struct jb_jobs *j, const char *id)
 {
@@ -207,6 +212,8 @@ static void watch(struct jb_jobs *j, const char *id, pid_t pid, bool child)
 	wake(j);
 }
 
+static void net_teardown(const char *id);
+
 /* The supervisor is gone: its result decides the job's end. */
 static void finish(struct jb_jobs *j, const char *id)
 {
@@ -214,6 +221,10 @@ static void finish(struct jb_jobs *j, const char *id)
 	struct jb_job_result r;
 	struct jb_error err = {0};
 	job_dir(j, id, dir, sizeof dir);
+	char nsp[128];
+	snprintf(nsp, sizeof nsp, "/var/run/netns/jb-%s", id);
+	if (access(nsp, F_OK) == 0)
+		net_teardown(id); /* its network goes with it */
 	int rc = jb_job_result_read(dir, &r, &err);
 	if (rc < 0) {
 		/* no result: the supervisor died with its job; stop what may be left */
@@ -332,6 +343,89 @@ static void *watcher(void *arg)
 	}
 }
 
+/* ---- a network of its own, joined to the host (veth) ----
+ * The namespace /var/run/netns/jb-ID holds one end of a veth pair, eth0,
+ * with 10.213.X.Y+2/30; the host's end, jbID, has +1.  No NAT and no
+ * forwarding are set up: the host (a notebook's proxy) reaches the job,
+ * the job reaches the host's address on the pair and nothing beyond. */
+
+#define VETH_POOL 0x0ad50000u /* 10.213.0.0/16 */
+
+static int run_ip(const char *const *argv)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		execvp("ip", (char **)argv);
+		_exit(127);
+	}
+	int st = 0;
+	if (p < 0 || waitpid(p, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static void net_teardown(const char *id)
+{
+	char ns[32];
+	snprintf(ns, sizeof ns, "jb-%s", id);
+	const char *del[] = {"ip", "netns", "delete", ns, NULL};
+	run_ip(del); /* the veth pair goes with it */
+}
+
+static int net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, struct jb_error *err)
+{
+	/* the lowest /30 no running job has */
+	bool used[16384] = {false};
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db, "SELECT address FROM job WHERE state IN (0, 1) AND address IS NOT NULL", -1, &st,
+			       NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			unsigned a, b, c, d;
+			if (sscanf((const char *)sqlite3_column_text(st, 0), "%u.%u.%u.%u", &a, &b, &c, &d) == 4)
+				used[((c << 8) | d) / 4 % 16384] = true;
+		}
+		sqlite3_finalize(st);
+	}
+	unsigned idx = 1;
+	while (idx < 16384 && used[idx])
+		idx++;
+	uint32_t base = VETH_POOL + idx * 4;
+	char host[24], addr[24], ns[32], hostdev[20], cidr[32], hcidr[32];
+	snprintf(host, sizeof host, "10.213.%u.%u", (base >> 8) & 255, (base + 1) & 255);
+	snprintf(addr, sizeof addr, "10.213.%u.%u", (base >> 8) & 255, (base + 2) & 255);
+	snprintf(cidr, sizeof cidr, "%s/30", addr);
+	snprintf(hcidr, sizeof hcidr, "%s/30", host);
+	exec(j, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
+	pthread_mutex_unlock(&j->lock);
+	if (idx >= 16384)
+		return jb_err(err, EADDRNOTAVAIL, "no address left for a job's network");
+	snprintf(ns, sizeof ns, "jb-%s", id);
+	snprintf(hostdev, sizeof hostdev, "jb%s", id);
+	const char *const steps[][12] = {
+		{"ip", "netns", "add", ns, NULL},
+		{"ip", "link", "add", hostdev, "type", "veth", "peer", "name", "eth0", "netns", ns, NULL},
+		{"ip", "addr", "add", hcidr, "dev", hostdev, NULL},
+		{"ip", "link", "set", hostdev, "up", NULL},
+		{"ip", "-n", ns, "addr", "add", cidr, "dev", "eth0", NULL},
+		{"ip", "-n", ns, "link", "set", "eth0", "up", NULL},
+		{"ip", "-n", ns, "link", "set", "lo", "up", NULL},
+	};
+	for (size_t i = 0; i < JB_ARRAY_SIZE(steps); i++)
+		if (run_ip(steps[i]) < 0) {
+			net_teardown(id);
+			return jb_err(err, EIO, "the job's network: 'ip %s %s %s' failed (is iproute2 installed?)", steps[i][1],
+				      steps[i][2], steps[i][3]);
+		}
+	snprintf(sp->netns, sizeof sp->netns, "/var/run/netns/%s", ns);
+	snprintf(sp->address, sizeof sp->address, "%s", addr);
+	jb_log(JB_LOG_INFO, "job %s: its network: %s, the host at %s", id, addr, host);
+	return 0;
+}
+
 /* ---- starting ---- */
 
 struct start {
@@ -442,6 +536,8 @@ static void *start_job(void *arg)
 			rc = fetch(j, s->id, &s->spec.data[i], &err);
 	if (rc == 0 && j->cat)
 		rc = jobs_record_inputs(j->cat, j->rootreal, s->id, &s->spec, &err);
+	if (rc == 0 && s->spec.veth)
+		rc = net_setup(j, s->id, &s->spec, &err);
 	if (rc == 0) {
 		pthread_mutex_lock(&j->lock);
 		exec(j, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
@@ -452,10 +548,14 @@ static void *start_job(void *arg)
 		rc = jb_bundle_make(dir, s->id, &s->spec, &img, layers, &bo, &err);
 	}
 	if (rc == 0 && cancelled(j, s->id)) {
+		if (s->spec.veth)
+			net_teardown(s->id);
 		set_state(j, s->id, CANCELLED, "cancelled before it started");
 		goto out;
 	}
 	if (rc < 0) {
+		if (s->spec.veth)
+			net_teardown(s->id);
 		set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
 		goto out;
 	}
@@ -674,9 +774,17 @@ static int parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, st
 	if ((x = json_object_get(req, "timeout")) && (!json_is_number(x) || json_number_value(x) <= 0))
 		return jb_err(err, EINVAL, "\"timeout\" must be a number of seconds above 0");
 	sp->timeout = x ? json_number_value(x) : 0;
-	if ((x = json_object_get(req, "network")) && !json_is_boolean(x))
-		return jb_err(err, EINVAL, "\"network\" must be true or false");
-	sp->network = json_is_true(x);
+	if ((x = json_object_get(req, "network"))) {
+		const char *m = json_string_value(x);
+		if (json_is_boolean(x))
+			sp->network = json_is_true(x);
+		else if (m && !strcmp(m, "host"))
+			sp->network = true;
+		else if (m && !strcmp(m, "veth"))
+			sp->veth = true;
+		else if (!m || strcmp(m, "none"))
+			return jb_err(err, EINVAL, "\"network\" is \"none\", \"host\" or \"veth\"");
+	}
 	if ((x = json_object_get(req, "gpus")) && (!json_is_integer(x) || json_integer_value(x) < 0))
 		return jb_err(err, EINVAL, "\"gpus\" must be a count");
 	sp->gpus = x ? (unsigned)json_integer_value(x) : 0;
@@ -989,6 +1097,7 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 	sqlite3_busy_timeout(j->db, 5000);
 	/* tables made by an earlier version gain the newer columns */
 	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN output TEXT", NULL, NULL, NULL);
+	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN address TEXT", NULL, NULL, NULL);
 	if ((j->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = jb_err(err, errno, "eventfd: %s", strerror(errno));
 		goto fail;

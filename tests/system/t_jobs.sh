@@ -88,6 +88,30 @@ no host: ConnectionRefusedError" "no network: only loopback of its own; names re
 out=$(JB run --network -- python3 -c "
 import socket; s = socket.create_connection(('127.0.0.1', $api_port), 3); print('reached the host')" 2>&1)
 is "$out" "reached the host" "--network shares the host's network"
+# a network of its own, joined to the host by a veth pair: the host reaches
+# the job, the job reaches nothing beyond the host
+idn=$(JB run --detach --network=veth -- python3 -c '
+import http.server, socket
+s = socket.socket()
+try:
+    s.connect(("192.0.2.1", 80)); print("reached beyond")
+except OSError as e:
+    print("beyond:", e.errno == 101)
+http.server.HTTPServer(("", 8000), http.server.SimpleHTTPRequestHandler).serve_forever()')
+for _ in $(seq 50); do [ "$(JB jobs --json "$idn" | jsonget /dev/stdin state)" = running ] && break; sleep 0.1; done
+addr=$(JB jobs --json "$idn" | jsonget /dev/stdin address)
+like '^10\.213\.[0-9]+\.[0-9]+$' "$addr" "--network=veth: the job has an address of its own ($addr)"
+code=000
+for _ in $(seq 50); do code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$addr:8000/"); [ "$code" = 200 ] && break; sleep 0.1; done
+is "$code" 200 "the host reaches a server in the job there"
+ip netns list | grep -q "jb-$idn"; ok $? "its namespace is jb-ID"
+JB kill "$idn" > /dev/null
+for _ in $(seq 50); do [ "$(JB jobs --json "$idn" | jsonget /dev/stdin state)" = cancelled ] && break; sleep 0.1; done
+like 'beyond: True' "$(JB logs "$idn" 2>/dev/null)" "and the job reaches nothing beyond the host (no route)"
+ip netns list | grep -q "jb-$idn"; is $? 1 "when it ends, its namespace goes"
+ip link | grep -q " jb$idn"; is $? 1 "and so does its veth pair"
+out=$(JB run --network=wifi -- true 2>&1); is $? 2 "an unknown network mode is a usage error"
+
 out=$(JB run -- python3 -c 'import os; print(os.getpid(), [p for p in os.listdir("/proc") if p.isdigit()])' 2>&1)
 is "$out" "1 ['1']" "its own PID namespace: the job is process 1, alone"
 
