@@ -345,7 +345,10 @@ static int do_rm(struct jb_oci_store *s, const struct image_opts *io, int argc, 
 	}
 	size_t removed = 0;
 	struct jb_error err = {0};
-	if (jb_oci_store_prune(s, &removed, &err) < 0) {
+	int pr = jb_oci_store_prune(s, &removed, &err);
+	if (pr == -EBUSY) {
+		fprintf(stderr, "jumbo: image rm: %s\n", err.msg); /* the names are gone; the blobs wait */
+	} else if (pr < 0) {
 		cli_error("image rm: %s", err.msg);
 		rc = 1;
 	} else if (io->json)

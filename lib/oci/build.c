@@ -393,6 +393,7 @@ int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const ch
 	}
 	struct jb_oci_desc layer = {0};
 	char diff_id[JB_OCI_DIGEST_MAX];
+	int busy = oci_busy_begin(s);
 	rc = jb_oci_layer_from_tar(s, pfd[0], &layer, diff_id, err);
 	close(pfd[0]);
 	int status = 0;
@@ -406,6 +407,7 @@ int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const ch
 			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
 			    log_fd >= 0 ? ": see its log" : "");
 	if (rc < 0) {
+		oci_busy_end(busy);
 		free(layer.media_type);
 		return rc;
 	}
@@ -437,6 +439,7 @@ int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const ch
 	char by[300];
 	snprintf(by, sizeof by, "jumbo image build %s (mmdebstrap %s)", recipe_name, r->suite);
 	rc = oci_finish_image(s, canon, cc, &layer, diff_id, by, created, img, err);
+	oci_busy_end(busy);
 	free(layer.media_type);
 	return rc;
 }

@@ -432,7 +432,37 @@ static int open_registry(const struct jb_oci_ref *ref, const struct jb_registry_
 	return jb_registry_open(ref->host, o, r, err);
 }
 
+/* Writers of blobs not yet named (pull, import, build) hold DIR/.busy
+ * shared while they work; prune takes it exclusive or leaves everything. */
+int oci_busy_begin(struct jb_oci_store *s)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/.busy", oci_store_dir(s));
+	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		flock(fd, LOCK_SH);
+	return fd;
+}
+
+void oci_busy_end(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+static int pull(struct jb_oci_store *s, const char *name, const struct jb_registry_opts *o, struct jb_oci_image *img,
+		struct jb_error *err);
+
 int jb_oci_pull(struct jb_oci_store *s, const char *name, const struct jb_registry_opts *o, struct jb_oci_image *img,
+		struct jb_error *err)
+{
+	int busy = oci_busy_begin(s);
+	int r = pull(s, name, o, img, err);
+	oci_busy_end(busy);
+	return r;
+}
+
+static int pull(struct jb_oci_store *s, const char *name, const struct jb_registry_opts *o, struct jb_oci_image *img,
 		struct jb_error *err)
 {
 	struct jb_oci_ref ref;
@@ -720,11 +750,29 @@ static bool set_has(const struct set *st, const char *hex)
 	return false;
 }
 
+static int prune(struct jb_oci_store *s, size_t *ret_removed, struct jb_error *err);
+
 /* Remove the blobs and unpacked layers that no named image needs.  Temporary
  * files of a pull in progress are left alone unless a day old, and so are
  * the layers a running job has mounted (its supervisor holds their record
  * HEX.diff_id locked). */
 int jb_oci_store_prune(struct jb_oci_store *s, size_t *ret_removed, struct jb_error *err)
+{
+	char bp[4200];
+	snprintf(bp, sizeof bp, "%s/.busy", oci_store_dir(s));
+	int busy = open(bp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (busy >= 0 && flock(busy, LOCK_EX | LOCK_NB) < 0) {
+		close(busy);
+		return jb_err(err, EBUSY, "a pull, import or build is writing to the store: nothing removed now "
+					  "(jumbo image prune later)");
+	}
+	int r = prune(s, ret_removed, err);
+	if (busy >= 0)
+		close(busy);
+	return r;
+}
+
+static int prune(struct jb_oci_store *s, size_t *ret_removed, struct jb_error *err)
 {
 	struct set keep = {0};
 	struct jb_oci_named *v = NULL;

@@ -297,7 +297,19 @@ out:
 	return rc;
 }
 
+static int import(struct jb_oci_store *s, const char *path, const char *name, struct jb_oci_image *img,
+		  struct jb_error *err);
+
 int jb_oci_import(struct jb_oci_store *s, const char *path, const char *name, struct jb_oci_image *img,
+		  struct jb_error *err)
+{
+	int busy = oci_busy_begin(s);
+	int r = import(s, path, name, img, err);
+	oci_busy_end(busy);
+	return r;
+}
+
+static int import(struct jb_oci_store *s, const char *path, const char *name, struct jb_oci_image *img,
 		  struct jb_error *err)
 {
 	struct archive_set set = {0};

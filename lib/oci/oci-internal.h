@@ -37,3 +37,6 @@ static inline void oci_utf8_end(struct oci_utf8 *u)
 		freelocale(u->loc);
 	}
 }
+/* Around the writing of blobs that have no name yet: prune waits for none. */
+int oci_busy_begin(struct jb_oci_store *s);
+void oci_busy_end(int fd);

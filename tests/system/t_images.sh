@@ -221,6 +221,18 @@ ok $? "a registry with token auth starts"
 )
 read -r _n _fail < "$T/sub.count"
 
+# prune waits for no writer: while a pull, import or build holds the store,
+# it removes nothing (and says so); rm still forgets the name
+flock -s "$S2/.busy" sleep 3 &
+holder=$!
+sleep 0.3
+out=$(img "$S2" prune 2>&1); is $? 1 "prune while a pull writes to the store fails"
+like 'is writing to the store: nothing removed' "$out" "and says why"
+img "$S2" tag "$REGISTRY_HOST/jumbo/minimal:1" spare/minimal:1 > /dev/null
+out=$(img "$S2" rm spare/minimal:1 2>&1); is $? 0 "rm then still forgets the name"
+like 'nothing removed now' "$out" "and keeps the blobs for a later prune"
+wait "$holder"
+
 # rm: names go, then the blobs no name needs
 img "$S2" rm "$REGISTRY_HOST/umoci/hello:1" > "$T/rm.out"; ok $? "image rm"
 like 'blobs? no longer needed, removed' "$(cat "$T/rm.out")" "reports what it removed"
