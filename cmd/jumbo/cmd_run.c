@@ -467,6 +467,31 @@ int cmd_logs(struct cli *g, int argc, char **argv)
 	return rc;
 }
 
+int cli_post_each(struct cli *g, const char *api, const char *verb, const char *base, const char *action, int n,
+		  char **ids)
+{
+	struct jb_api_client *c = NULL;
+	if (cli_api(g, api, &c) < 0)
+		return 1;
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		struct jb_error err = {0};
+		long st;
+		json_t *ans = NULL;
+		char path[160];
+		snprintf(path, sizeof path, "%s/%.64s/%s", base, ids[i], action);
+		if (jb_api_call(c, "POST", path, NULL, &st, &ans, &err) < 0) {
+			cli_error("%s %s: %s", verb, ids[i], err.msg);
+			rc = 1;
+		} else {
+			printf("cancelling %s\n", ids[i]);
+		}
+		json_decref(ans);
+	}
+	jb_api_client_close(c);
+	return rc;
+}
+
 int cmd_kill(struct cli *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -490,24 +515,5 @@ int cmd_kill(struct cli *g, int argc, char **argv)
 		cli_error("kill: usage: jumbo kill ID...");
 		return EXIT_USAGE;
 	}
-	struct jb_api_client *c = NULL;
-	if (cli_api(g, api, &c) < 0)
-		return 1;
-	int rc = 0;
-	for (int i = optind; i < argc; i++) {
-		struct jb_error err = {0};
-		long st;
-		json_t *ans = NULL;
-		char path[160];
-		snprintf(path, sizeof path, "/api/v1/jobs/%.64s/kill", argv[i]);
-		if (jb_api_call(c, "POST", path, NULL, &st, &ans, &err) < 0) {
-			cli_error("kill %s: %s", argv[i], err.msg);
-			rc = 1;
-		} else {
-			printf("cancelling %s\n", argv[i]);
-		}
-		json_decref(ans);
-	}
-	jb_api_client_close(c);
-	return rc;
+	return cli_post_each(g, api, "kill", "/api/v1/jobs", "kill", argc - optind, argv + optind);
 }

@@ -183,24 +183,5 @@ int cmd_cancel(struct cli *g, int argc, char **argv)
 		cli_error("cancel: usage: jumbo cancel ID...");
 		return EXIT_USAGE;
 	}
-	struct jb_api_client *c = NULL;
-	if (cli_api(g, api, &c) < 0)
-		return 1;
-	int rc = 0;
-	for (int i = optind; i < argc; i++) {
-		char path[128];
-		snprintf(path, sizeof path, "/api/v1/transfers/%.64s/cancel", argv[i]);
-		struct jb_error err = {0};
-		long st;
-		json_t *t = NULL;
-		if (jb_api_call(c, "POST", path, NULL, &st, &t, &err) < 0) {
-			cli_error("cancel %s: %s", argv[i], err.msg);
-			rc = 1;
-		} else {
-			printf("cancelling %s\n", argv[i]);
-		}
-		json_decref(t);
-	}
-	jb_api_client_close(c);
-	return rc;
+	return cli_post_each(g, api, "cancel", "/api/v1/transfers", "cancel", argc - optind, argv + optind);
 }

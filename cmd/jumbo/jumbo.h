@@ -36,6 +36,9 @@ int cmd_cancel(struct cli *g, int argc, char **argv);
 struct jb_api_client;
 int cli_api(struct cli *g, const char *api, struct jb_api_client **ret);
 int cli_follow(struct jb_api_client *c, const char *id, bool json, bool cancel_on_interrupt);
+/* POST BASE/ID/ACTION for each of ids; "cancelling ID" or the error. */
+int cli_post_each(struct cli *g, const char *api, const char *verb, const char *base, const char *action, int n,
+		  char **ids);
 
 /* common.c */
 int cli_load_config(struct cli *g, struct jb_config **ret);

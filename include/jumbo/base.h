@@ -51,6 +51,7 @@ JB_EXPORT int jb_parse_rate(const char *s, uint64_t *ret_bps);
 JB_EXPORT void jb_format_bytes(uint64_t n, char *buf, size_t len);
 JB_EXPORT void jb_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 */
 JB_EXPORT double jb_now(void); /* monotonic seconds */
+JB_EXPORT double jb_wall(void); /* seconds since the epoch (times kept in records) */
 
 /* Full reads/writes on blocking descriptors (retry EINTR/short). */
 JB_EXPORT int jb_read_full(int fd, void *buf, size_t n);  /* 0, -EPIPE on EOF, -errno */

@@ -106,6 +106,57 @@ static int errno_status(int code)
 	       : code == ENODEV ? 422 : 400;
 }
 
+/* POST to a collection: the body's JSON handed to submit, 201 and the new
+ * object (get), or the refusal. */
+typedef int (*submit_fn)(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
+typedef json_t *(*get_fn)(void *svc, const char *id);
+
+static enum MHD_Result post_new(struct MHD_Connection *conn, struct body *b, void *svc, submit_fn submit, get_fn get)
+{
+	if (b->too_big)
+		return error_json(conn, 413, "the request body is larger than 1 MiB");
+	json_error_t je;
+	json_t *req = json_loadb(b->buf ? b->buf : "", b->len, JSON_REJECT_DUPLICATES, &je);
+	if (!req) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
+		return error_json(conn, 400, msg);
+	}
+	char id[JB_JOB_ID_LEN + 1];
+	struct jb_error err = {0};
+	int r = submit(svc, req, id, &err);
+	json_decref(req);
+	if (r < 0)
+		return error_json(conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+	json_t *o = get(svc, id);
+	return reply_json(conn, 201, o ? o : json_pack("{s:s}", "id", id));
+}
+
+static int submit_job(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+{
+	return jb_jobs_submit(svc, req, id, err);
+}
+static json_t *get_job(void *svc, const char *id) { return jb_jobs_get(svc, id); }
+static int submit_transfer(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+{
+	return jb_transfers_submit(svc, req, id, err);
+}
+static json_t *get_transfer(void *svc, const char *id) { return jb_transfers_get(svc, id); }
+
+/* "/ID[/SUB]" after a collection's path: the id, and *sub at what follows */
+static bool split_id(const char *rest, char id[64], const char **sub)
+{
+	if (*rest != '/')
+		return false;
+	size_t idl = strcspn(rest + 1, "/");
+	if (idl == 0 || idl >= 64)
+		return false;
+	memcpy(id, rest + 1, idl);
+	id[idl] = 0;
+	*sub = rest + 1 + idl;
+	return true;
+}
+
 /* /api/v1/transfers[/ID[/cancel]] */
 static enum MHD_Result transfers_route(struct jb_api *a, struct MHD_Connection *conn, const char *rest,
 				       const char *method, struct body *b)
@@ -118,32 +169,12 @@ static enum MHD_Result transfers_route(struct jb_api *a, struct MHD_Connection *
 			return reply_json(conn, 200, json_pack("{s:o}", "transfers", jb_transfers_list(a->transfers)));
 		if (strcmp(method, "POST"))
 			return error_json(conn, 405, "method not allowed");
-		if (b->too_big)
-			return error_json(conn, 413, "the request body is larger than 1 MiB");
-		json_error_t je;
-		json_t *req = json_loadb(b->buf ? b->buf : "", b->len, JSON_REJECT_DUPLICATES, &je);
-		if (!req) {
-			char msg[300];
-			snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
-			return error_json(conn, 400, msg);
-		}
-		char id[JB_JOB_ID_LEN + 1];
-		int r = jb_transfers_submit(a->transfers, req, id, &err);
-		json_decref(req);
-		if (r < 0)
-			return error_json(conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
-		json_t *t = jb_transfers_get(a->transfers, id);
-		return reply_json(conn, 201, t ? t : json_pack("{s:s}", "id", id));
+		return post_new(conn, b, a->transfers, submit_transfer, get_transfer);
 	}
-	if (*rest != '/')
-		return error_json(conn, 404, "not found");
 	char id[64];
-	size_t idl = strcspn(rest + 1, "/");
-	if (idl == 0 || idl >= sizeof id)
-		return error_json(conn, 404, "no such transfer");
-	memcpy(id, rest + 1, idl);
-	id[idl] = 0;
-	const char *sub = rest + 1 + idl;
+	const char *sub;
+	if (!split_id(rest, id, &sub))
+		return error_json(conn, 404, *rest == '/' ? "no such transfer" : "not found");
 	json_t *t = jb_transfers_get(a->transfers, id);
 	if (!t)
 		return error_json(conn, 404, "no such transfer");
@@ -172,33 +203,12 @@ static enum MHD_Result jobs_route(struct jb_api *a, struct MHD_Connection *conn,
 			return reply_json(conn, 200, json_pack("{s:o}", "jobs", jb_jobs_list(a->jobs)));
 		if (strcmp(method, "POST"))
 			return error_json(conn, 405, "method not allowed");
-		if (b->too_big)
-			return error_json(conn, 413, "the request body is larger than 1 MiB");
-		json_error_t je;
-		json_t *req = json_loadb(b->buf ? b->buf : "", b->len, JSON_REJECT_DUPLICATES, &je);
-		if (!req) {
-			char msg[300];
-			snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
-			return error_json(conn, 400, msg);
-		}
-		char id[JB_JOB_ID_LEN + 1];
-		int r = jb_jobs_submit(a->jobs, req, id, &err);
-		json_decref(req);
-		if (r < 0)
-			return error_json(conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
-		json_t *job = jb_jobs_get(a->jobs, id);
-		return reply_json(conn, 201, job ? job : json_pack("{s:s}", "id", id));
+		return post_new(conn, b, a->jobs, submit_job, get_job);
 	}
-	if (*rest != '/')
-		return error_json(conn, 404, "not found");
-	rest++;
 	char id[64];
-	size_t idl = strcspn(rest, "/");
-	if (idl == 0 || idl >= sizeof id)
-		return error_json(conn, 404, "no such job");
-	memcpy(id, rest, idl);
-	id[idl] = 0;
-	const char *sub = rest + idl;
+	const char *sub;
+	if (!split_id(rest, id, &sub))
+		return error_json(conn, 404, *rest == '/' ? "no such job" : "not found");
 	json_t *job = jb_jobs_get(a->jobs, id);
 	if (!job)
 		return error_json(conn, 404, "no such job");

@@ -129,3 +129,10 @@ int jb_write_full(int fd, const void *buf, size_t n)
 	}
 	return 0;
 }
+
+double jb_wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}

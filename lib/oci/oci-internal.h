@@ -40,3 +40,8 @@ static inline void oci_utf8_end(struct oci_utf8 *u)
 /* Around the writing of blobs that have no name yet: prune waits for none. */
 int oci_busy_begin(struct jb_oci_store *s);
 void oci_busy_end(int fd);
+/* A small stored blob (manifest, config) read whole and hashed again. */
+int oci_read_doc(struct jb_oci_store *s, const char *digest, char **ret, size_t *ret_len, struct jb_error *err);
+/* The manifest (by the descriptor) and config of a stored image. */
+int oci_load_image(struct jb_oci_store *s, const struct jb_oci_desc *d, struct jb_oci_image *img,
+		   struct jb_error *err);

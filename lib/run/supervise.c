@@ -37,13 +37,6 @@ struct sup {
 	struct jb_job_result res;
 };
 
-static double wall(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void path(const struct sup *s, const char *name, char *out, size_t n) { snprintf(out, n, "%s/%s", s->dir, name); }
 
 /* Run crun with args; its stdout/stderr go to the job's files when
@@ -256,7 +249,7 @@ int jb_run_supervise(const char *dir)
 	s.crun_root = json_string_value(json_object_get(s.cfg, "crun_root"));
 	s.cgroups = (enum jb_cgroup_mode)json_integer_value(json_object_get(s.cfg, "cgroups"));
 	s.timeout = json_number_value(json_object_get(s.cfg, "timeout"));
-	s.res.started = wall();
+	s.res.started = jb_wall();
 	sigemptyset(&s.mask);
 	sigaddset(&s.mask, SIGCHLD);
 	sigaddset(&s.mask, SIGTERM);
@@ -307,12 +300,12 @@ int jb_run_supervise(const char *dir)
 			goto done;
 		}
 	}
-	s.res.started = wall();
+	s.res.started = jb_wall();
 	double deadline = s.timeout > 0 ? s.res.started + s.timeout : 0;
 	for (;;) {
 		struct timespec ts = {.tv_sec = 1};
 		if (deadline) {
-			double left = deadline - wall();
+			double left = deadline - jb_wall();
 			if (left <= 0 && !s.res.timed_out && !s.res.cancelled) {
 				s.res.timed_out = true;
 				const char *args[] = {"kill", s.id, "KILL", NULL};
@@ -355,7 +348,7 @@ int jb_run_supervise(const char *dir)
 	}
 	read_cgroup(&s);
 done:
-	s.res.finished = wall();
+	s.res.finished = jb_wall();
 	write_result(&s);
 	if (created) {
 		const char *args[] = {"delete", "-f", s.id, NULL};

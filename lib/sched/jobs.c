@@ -19,43 +19,10 @@
 
 #include "jobs-internal.h"
 
-#define MAX_RUNNING 256
-
-enum state { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OOM, LOST, NSTATES };
 static const char *const state_names[NSTATES + 1] = {"pending", "running", "completed", "failed",
 						     "cancelled", "timeout", "oom", "lost", NULL};
 
 const char *const *jb_job_states(void) { return state_names; }
-
-struct watched {
-	char id[JB_JOB_ID_LEN + 1];
-	pid_t pid;
-	int pidfd;
-	bool child; /* ours to reap (not after a restart) */
-};
-
-struct jb_jobs {
-	const struct jb_config *c;
-	struct jb_catalog *cat; /* may be NULL: no inputs or outputs recorded */
-	char *self_exe, *crun, *state, *jobdir, *images, *rootreal;
-	enum jb_cgroup_mode cgroups;
-	sqlite3 *db;
-	pthread_mutex_t lock;
-	struct watched w[MAX_RUNNING];
-	size_t nw;
-	int wake; /* eventfd: the watch list changed, or stop */
-	bool stop;
-	pthread_t watcher;
-	unsigned starting; /* start threads in flight */
-	pthread_cond_t idle;
-};
-
-static double wall(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void job_dir(const struct jb_jobs *j, const char *id, char *out, size_t n) { snprintf(out, n, "%s/%s", j->jobdir, id); }
 
@@ -70,41 +37,12 @@ static const char schema[] =
 	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT,"
 	" address TEXT);";
 
-/* One statement with text and numbers bound in order: "s" text, "i" int64,
- * "d" double, "n" null. */
-static int exec(struct jb_jobs *j, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		jb_log(JB_LOG_ERROR, "jobs: %s", sqlite3_errmsg(j->db));
-		return -EIO;
-	}
-	va_list ap;
-	va_start(ap, types);
-	for (int i = 0; types[i]; i++) {
-		switch (types[i]) {
-		case 's': sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
-		case 'i': sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
-		case 'd': sqlite3_bind_double(st, i + 1, va_arg(ap, double)); break;
-		default: sqlite3_bind_null(st, i + 1); break;
-		}
-	}
-	va_end(ap);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		jb_log(JB_LOG_ERROR, "jobs: %s", sqlite3_errmsg(j->db));
-		return -EIO;
-	}
-	return 0;
-}
-
 static void set_state(struct jb_jobs *j, const char *id, enum state s, const char *reason)
 {
 	pthread_mutex_lock(&j->lock);
-	exec(j, "UPDATE job SET state=?, reason=COALESCE(?, reason), finished=CASE WHEN ?>=2 THEN ? ELSE finished END "
+	sched_exec(j->db, "UPDATE job SET state=?, reason=COALESCE(?, reason), finished=CASE WHEN ?>=2 THEN ? ELSE finished END "
 		"WHERE id=?",
-	     "isids", (int64_t)s, reason, (int64_t)s, wall(), id);
+	     "isids", (int64_t)s, reason, (int64_t)s, jb_wall(), id);
 	pthread_mutex_unlock(&j->lock);
 	if (s >= COMPLETED)
 		jb_log(JB_LOG_INFO, "job %s: %s%s%s", id, state_names[s], reason ? ": " : "", reason ? reason : "");
@@ -212,8 +150,6 @@ static void watch(struct jb_jobs *j, const char *id, pid_t pid, bool child)
 	wake(j);
 }
 
-static void net_teardown(const char *id);
-
 /* The supervisor is gone: its result decides the job's end. */
 static void finish(struct jb_jobs *j, const char *id)
 {
@@ -224,7 +160,7 @@ static void finish(struct jb_jobs *j, const char *id)
 	char nsp[128];
 	snprintf(nsp, sizeof nsp, "/var/run/netns/jb-%s", id);
 	if (access(nsp, F_OK) == 0)
-		net_teardown(id); /* its network goes with it */
+		jobs_net_teardown(id); /* its network goes with it */
 	int rc = jb_job_result_read(dir, &r, &err);
 	if (rc < 0) {
 		/* no result: the supervisor died with its job; stop what may be left */
@@ -282,7 +218,7 @@ static void finish(struct jb_jobs *j, const char *id)
 	else if (r.exit_code)
 		snprintf(reason, sizeof reason, "exit status %d", r.exit_code);
 	pthread_mutex_lock(&j->lock);
-	exec(j, "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, max_memory=? "
+	sched_exec(j->db, "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, max_memory=? "
 		"WHERE id=?",
 	     "iisddis", (int64_t)s, (int64_t)(r.error[0] ? -1 : r.exit_code), reason[0] ? reason : NULL, r.started,
 	     r.finished, (int64_t)r.max_memory, id);
@@ -343,89 +279,6 @@ static void *watcher(void *arg)
 	}
 }
 
-/* ---- a network of its own, joined to the host (veth) ----
- * The namespace /var/run/netns/jb-ID holds one end of a veth pair, eth0,
- * with 10.213.X.Y+2/30; the host's end, jbID, has +1.  No NAT and no
- * forwarding are set up: the host (a notebook's proxy) reaches the job,
- * the job reaches the host's address on the pair and nothing beyond. */
-
-#define VETH_POOL 0x0ad50000u /* 10.213.0.0/16 */
-
-static int run_ip(const char *const *argv)
-{
-	pid_t p = fork();
-	if (p == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0);
-		dup2(nul, 1);
-		execvp("ip", (char **)argv);
-		_exit(127);
-	}
-	int st = 0;
-	if (p < 0 || waitpid(p, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static void net_teardown(const char *id)
-{
-	char ns[32];
-	snprintf(ns, sizeof ns, "jb-%s", id);
-	const char *del[] = {"ip", "netns", "delete", ns, NULL};
-	run_ip(del); /* the veth pair goes with it */
-}
-
-static int net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, struct jb_error *err)
-{
-	/* the lowest /30 no running job has */
-	bool used[16384] = {false};
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT address FROM job WHERE state IN (0, 1) AND address IS NOT NULL", -1, &st,
-			       NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			unsigned a, b, c, d;
-			if (sscanf((const char *)sqlite3_column_text(st, 0), "%u.%u.%u.%u", &a, &b, &c, &d) == 4)
-				used[((c << 8) | d) / 4 % 16384] = true;
-		}
-		sqlite3_finalize(st);
-	}
-	unsigned idx = 1;
-	while (idx < 16384 && used[idx])
-		idx++;
-	uint32_t base = VETH_POOL + idx * 4;
-	char host[24], addr[24], ns[32], hostdev[20], cidr[32], hcidr[32];
-	snprintf(host, sizeof host, "10.213.%u.%u", (base >> 8) & 255, (base + 1) & 255);
-	snprintf(addr, sizeof addr, "10.213.%u.%u", (base >> 8) & 255, (base + 2) & 255);
-	snprintf(cidr, sizeof cidr, "%s/30", addr);
-	snprintf(hcidr, sizeof hcidr, "%s/30", host);
-	exec(j, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
-	pthread_mutex_unlock(&j->lock);
-	if (idx >= 16384)
-		return jb_err(err, EADDRNOTAVAIL, "no address left for a job's network");
-	snprintf(ns, sizeof ns, "jb-%s", id);
-	snprintf(hostdev, sizeof hostdev, "jb%s", id);
-	const char *const steps[][12] = {
-		{"ip", "netns", "add", ns, NULL},
-		{"ip", "link", "add", hostdev, "type", "veth", "peer", "name", "eth0", "netns", ns, NULL},
-		{"ip", "addr", "add", hcidr, "dev", hostdev, NULL},
-		{"ip", "link", "set", hostdev, "up", NULL},
-		{"ip", "-n", ns, "addr", "add", cidr, "dev", "eth0", NULL},
-		{"ip", "-n", ns, "link", "set", "eth0", "up", NULL},
-		{"ip", "-n", ns, "link", "set", "lo", "up", NULL},
-	};
-	for (size_t i = 0; i < JB_ARRAY_SIZE(steps); i++)
-		if (run_ip(steps[i]) < 0) {
-			net_teardown(id);
-			return jb_err(err, EIO, "the job's network: 'ip %s %s %s' failed (is iproute2 installed?)", steps[i][1],
-				      steps[i][2], steps[i][3]);
-		}
-	snprintf(sp->netns, sizeof sp->netns, "/var/run/netns/%s", ns);
-	snprintf(sp->address, sizeof sp->address, "%s", addr);
-	jb_log(JB_LOG_INFO, "job %s: its network: %s, the host at %s", id, addr, host);
-	return 0;
-}
-
 /* ---- starting ---- */
 
 struct start {
@@ -446,54 +299,6 @@ static bool cancelled(struct jb_jobs *j, const char *id)
 	}
 	pthread_mutex_unlock(&j->lock);
 	return c;
-}
-
-static int data_source(struct jb_jobs *j, const char *path, char **ret, struct jb_error *err);
-
-/* A peer's dataset into the data root, then checked as any local one. */
-static int fetch(struct jb_jobs *j, const char *id, struct jb_mount_ro *m, struct jb_error *err)
-{
-	struct jb_remote rm;
-	struct jb_client *cl = NULL;
-	struct jb_xfer_result res = {0};
-	char dest[JB_PATH_MAX + 256], jd[4200];
-	int r = jb_remote_parse(j->c, m->remote, &rm, err);
-	if (r < 0)
-		return r;
-	/* into the directory that will hold it: ROOT/PEER/dirname(PATH)/ */
-	snprintf(dest, sizeof dest, "%s/%s", j->rootreal, m->local);
-	char *slash = strrchr(dest, '/');
-	*slash = 0;
-	int root = open(j->rootreal, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int dfd = root < 0 ? -errno : jb_mkdirs_beneath(root, dest + strlen(j->rootreal) + 1, 0755);
-	if (root >= 0)
-		close(root);
-	if (dfd < 0) {
-		jb_remote_free(&rm);
-		return jb_err(err, -dfd, "data '%s': %s: %s", m->remote, dest, strerror(-dfd));
-	}
-	close(dfd);
-	strcat(dest, "/");
-	snprintf(jd, sizeof jd, "%s/fetch", j->state);
-	struct jb_xfer_opts o;
-	jb_xfer_opts_init(&o);
-	o.recursive = true;
-	jb_log(JB_LOG_INFO, "job %s: fetching %s into %s", id, m->remote, dest);
-	r = jb_client_new(j->c, &cl, err);
-	if (r == 0)
-		r = jb_client_set_journal_dir(cl, jd);
-	if (r == 0)
-		r = jb_client_pull(cl, &rm, dest, &o, &res, err);
-	if (r == 0 && res.files_ok != res.files)
-		r = jb_err(err, EIO, "data '%s': %u of %u files arrived verified", m->remote, res.files_ok, res.files);
-	if (r < 0 && err->msg[0] && !strstr(err->msg, m->remote))
-		jb_err_prefix(err, "data '%s'", m->remote);
-	jb_xfer_result_free(&res);
-	jb_client_free(cl);
-	jb_remote_free(&rm);
-	if (r < 0)
-		return r;
-	return data_source(j, m->local, &m->source, err);
 }
 
 static void *start_job(void *arg)
@@ -533,14 +338,14 @@ static void *start_job(void *arg)
 		rc = jb_oci_image_layers(store, &img, &layers, &err);
 	for (size_t i = 0; rc == 0 && i < s->spec.ndata; i++)
 		if (s->spec.data[i].remote)
-			rc = fetch(j, s->id, &s->spec.data[i], &err);
+			rc = jobs_fetch(j, s->id, &s->spec.data[i], &err);
 	if (rc == 0 && j->cat)
 		rc = jobs_record_inputs(j->cat, j->rootreal, s->id, &s->spec, &err);
 	if (rc == 0 && s->spec.veth)
-		rc = net_setup(j, s->id, &s->spec, &err);
+		rc = jobs_net_setup(j, s->id, &s->spec, &err);
 	if (rc == 0) {
 		pthread_mutex_lock(&j->lock);
-		exec(j, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
+		sched_exec(j->db, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
 		pthread_mutex_unlock(&j->lock);
 		char croot[4200];
 		snprintf(croot, sizeof croot, "%s/crun", j->state);
@@ -549,13 +354,13 @@ static void *start_job(void *arg)
 	}
 	if (rc == 0 && cancelled(j, s->id)) {
 		if (s->spec.veth)
-			net_teardown(s->id);
+			jobs_net_teardown(s->id);
 		set_state(j, s->id, CANCELLED, "cancelled before it started");
 		goto out;
 	}
 	if (rc < 0) {
 		if (s->spec.veth)
-			net_teardown(s->id);
+			jobs_net_teardown(s->id);
 		set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
 		goto out;
 	}
@@ -577,8 +382,8 @@ static void *start_job(void *arg)
 		goto out;
 	}
 	pthread_mutex_lock(&j->lock);
-	exec(j, "UPDATE job SET state=?, sup_pid=?, started=? WHERE id=? AND state=?", "iidsi", (int64_t)RUNNING,
-	     (int64_t)pid, wall(), s->id, (int64_t)PENDING);
+	sched_exec(j->db, "UPDATE job SET state=?, sup_pid=?, started=? WHERE id=? AND state=?", "iidsi", (int64_t)RUNNING,
+	     (int64_t)pid, jb_wall(), s->id, (int64_t)PENDING);
 	pthread_mutex_unlock(&j->lock);
 	jb_log(JB_LOG_INFO, "job %s: running %s (%s)", s->id, img.name, img.digest);
 	watch(j, s->id, pid, true);
@@ -596,224 +401,12 @@ out:
 	return NULL;
 }
 
-/* ---- submission: everything checked before the job exists ---- */
-
-static int str_array(json_t *a, const char *what, char ***out, bool need_eq, struct jb_error *err)
-{
-	*out = NULL;
-	if (!a)
-		return 0;
-	if (!json_is_array(a) || json_array_size(a) > 4096)
-		return jb_err(err, EINVAL, "\"%s\" must be an array of strings", what);
-	char **v = calloc(json_array_size(a) + 1, sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	size_t i;
-	json_t *x;
-	json_array_foreach (a, i, x) {
-		const char *s = json_string_value(x);
-		if (!s || strlen(s) > 65536 || (need_eq && (!strchr(s, '=') || s[0] == '='))) {
-			jb_oci_strv_free(v);
-			return jb_err(err, EINVAL, "\"%s\"[%zu] must be a string%s", what, i, need_eq ? " NAME=VALUE" : "");
-		}
-		if (!(v[i] = strdup(s))) {
-			jb_oci_strv_free(v);
-			return -ENOMEM;
-		}
-	}
-	*out = v;
-	return 0;
-}
-
-/* A dataset path under the data root: resolved beneath it (no "..", no
- * link out), made absolute for the bind mount. */
-static int data_source(struct jb_jobs *j, const char *path, char **ret, struct jb_error *err)
-{
-	char *clean = NULL;
-	int r = jb_path_clean(path, &clean, err);
-	if (r < 0)
-		return jb_err_prefix(err, "data '%s'", path);
-	int root = open(j->c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int fd = root < 0 ? -errno : jb_open_beneath(root, clean, O_PATH, 0);
-	if (root >= 0)
-		close(root);
-	if (fd < 0) {
-		r = jb_err(err, -fd == EXDEV || -fd == ELOOP ? EPERM : -fd, "data '%s': %s", path,
-			   -fd == EXDEV || -fd == ELOOP ? "outside the data root" : strerror(-fd));
-		free(clean);
-		return r;
-	}
-	char proc[64], real[JB_PATH_MAX];
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, real, sizeof real - 1);
-	close(fd);
-	free(clean);
-	if (n <= 0)
-		return jb_err(err, EIO, "data '%s': cannot resolve it", path);
-	real[n] = 0;
-	size_t rl = strlen(j->rootreal);
-	if (strncmp(real, j->rootreal, rl) || (real[rl] && real[rl] != '/' && rl > 1))
-		return jb_err(err, EPERM, "data '%s': outside the data root", path);
-	return (*ret = strdup(real)) ? 0 : -ENOMEM;
-}
-
-static bool valid_name(const char *s)
-{
-	if (!*s || strlen(s) > 64 || !strcmp(s, ".") || !strcmp(s, ".."))
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("._-", *s)))
-			return false;
-	return true;
-}
-
-static int parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, struct jb_error *err)
-{
-	memset(sp, 0, sizeof *sp);
-	if (!json_is_object(req))
-		return jb_err(err, EINVAL, "a job is a JSON object");
-	const char *known[] = {"image", "args",    "env",     "data",   "cpus", "memory",  "pids",
-			       "gpus",  "timeout", "network", "output", "rule", "rerun_of"};
-	const char *key;
-	json_t *v;
-	json_object_foreach (req, key, v) {
-		bool ok = false;
-		for (size_t i = 0; i < JB_ARRAY_SIZE(known); i++)
-			ok |= !strcmp(key, known[i]);
-		if (!ok)
-			return jb_err(err, EINVAL, "unknown field \"%s\"", key);
-	}
-	const char *image = json_string_value(json_object_get(req, "image"));
-	if (!image)
-		return jb_err(err, EINVAL, "\"image\" is missing");
-	struct jb_oci_ref ref;
-	int r = jb_oci_ref_parse(image, &ref, err);
-	if (r < 0)
-		return r;
-	if (!(sp->image = strdup(image)))
-		return -ENOMEM;
-	if ((r = str_array(json_object_get(req, "args"), "args", &sp->args, false, err)) < 0 ||
-	    (r = str_array(json_object_get(req, "env"), "env", &sp->env, true, err)) < 0)
-		return r;
-	json_t *data = json_object_get(req, "data");
-	if (data && (!json_is_array(data) || json_array_size(data) > 64))
-		return jb_err(err, EINVAL, "\"data\" must be an array of at most 64 paths");
-	size_t i;
-	json_t *d;
-	if (data && !(sp->data = calloc(json_array_size(data), sizeof *sp->data)))
-		return -ENOMEM;
-	json_array_foreach (data, i, d) {
-		const char *path = json_is_string(d) ? json_string_value(d) : json_string_value(json_object_get(d, "path"));
-		const char *name = json_string_value(json_object_get(d, "name"));
-		if (!path)
-			return jb_err(err, EINVAL, "\"data\"[%zu] needs a path", i);
-		char base[256];
-		if (!name) {
-			const char *b = path + strlen(path);
-			while (b > path && b[-1] == '/')
-				b--;
-			const char *e = b;
-			while (b > path && b[-1] != '/')
-				b--;
-			snprintf(base, sizeof base, "%.*s", (int)(e - b), b);
-			name = base;
-		}
-		if (!valid_name(name))
-			return jb_err(err, EINVAL, "data '%s': '%s' cannot name a directory under /data (give NAME=PATH)", path,
-				      name);
-		for (size_t k = 0; k < sp->ndata; k++)
-			if (!strcmp(sp->data[k].name, name))
-				return jb_err(err, EINVAL, "two datasets named '%s' under /data", name);
-		if (!(sp->data[sp->ndata].name = strdup(name)))
-			return -ENOMEM;
-		struct jb_mount_ro *mr = &sp->data[sp->ndata++];
-		struct jb_remote rm;
-		int isremote = jb_remote_parse(j->c, path, &rm, err);
-		if (isremote < 0)
-			return isremote;
-		if (isremote) {
-			/* a dataset of a peer: fetched into the data root, under the
-			 * peer's name, when the job starts */
-			char *clean = NULL;
-			if (!rm.peer) {
-				jb_remote_free(&rm);
-				return jb_err(err, EINVAL, "data '%s': fetch from a configured peer (PEER:PATH)", path);
-			}
-			r = jb_path_clean(rm.path, &clean, err);
-			if (r == 0 && !*clean)
-				r = jb_err(err, EINVAL, "data '%s': name a file or directory, not the peer's whole root", path);
-			if (r == 0 && (asprintf(&mr->local, "%s/%s", rm.peer->name, clean) < 0 || !(mr->remote = strdup(path))))
-				r = -ENOMEM;
-			free(clean);
-			jb_remote_free(&rm);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if ((r = data_source(j, path, &mr->source, err)) < 0)
-			return r;
-	}
-	json_t *x;
-	if ((x = json_object_get(req, "cpus")) && (!json_is_number(x) || json_number_value(x) <= 0 ||
-						   json_number_value(x) > 4096))
-		return jb_err(err, EINVAL, "\"cpus\" must be a number above 0");
-	sp->cpus = x ? json_number_value(x) : 0;
-	if ((x = json_object_get(req, "memory"))) {
-		uint64_t m = 0;
-		if (json_is_integer(x) && json_integer_value(x) > 0)
-			m = (uint64_t)json_integer_value(x);
-		else if (!json_is_string(x) || jb_parse_size(json_string_value(x), &m) < 0)
-			return jb_err(err, EINVAL, "\"memory\" must be a size such as 512M or 4G");
-		if (m < (4u << 20))
-			return jb_err(err, EINVAL, "\"memory\" must be at least 4M");
-		sp->memory = m;
-	}
-	if ((x = json_object_get(req, "pids")) && (!json_is_integer(x) || json_integer_value(x) < 1))
-		return jb_err(err, EINVAL, "\"pids\" must be a positive integer");
-	sp->pids = x ? (uint64_t)json_integer_value(x) : 0;
-	if ((x = json_object_get(req, "timeout")) && (!json_is_number(x) || json_number_value(x) <= 0))
-		return jb_err(err, EINVAL, "\"timeout\" must be a number of seconds above 0");
-	sp->timeout = x ? json_number_value(x) : 0;
-	if ((x = json_object_get(req, "network"))) {
-		const char *m = json_string_value(x);
-		if (json_is_boolean(x))
-			sp->network = json_is_true(x);
-		else if (m && !strcmp(m, "host"))
-			sp->network = true;
-		else if (m && !strcmp(m, "veth"))
-			sp->veth = true;
-		else if (!m || strcmp(m, "none"))
-			return jb_err(err, EINVAL, "\"network\" is \"none\", \"host\" or \"veth\"");
-	}
-	if ((x = json_object_get(req, "gpus")) && (!json_is_integer(x) || json_integer_value(x) < 0))
-		return jb_err(err, EINVAL, "\"gpus\" must be a count");
-	sp->gpus = x ? (unsigned)json_integer_value(x) : 0;
-	if ((x = json_object_get(req, "output"))) {
-		char *clean = NULL;
-		if (!json_is_string(x) || jb_path_clean(json_string_value(x), &clean, NULL) < 0 || !*clean) {
-			free(clean);
-			return jb_err(err, EINVAL, "\"output\" must be a directory below the data root");
-		}
-		free(clean);
-	}
-	if ((x = json_object_get(req, "rule")) && !json_is_string(x))
-		return jb_err(err, EINVAL, "\"rule\" must be a string");
-	if (sp->gpus) {
-		unsigned have = jb_gpu_count();
-		if (have < sp->gpus)
-			return jb_err(err, ENODEV, "the job asks for %u GPU%s and this site has %s", sp->gpus,
-				      sp->gpus == 1 ? "" : "s",
-				      have ? "fewer" : "none (no NVIDIA driver: /dev/nvidiactl is missing)");
-	}
-	return 0;
-}
-
 int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
 {
 	struct start *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	int r = parse_spec(j, req, &s->spec, err);
+	int r = jobs_parse_spec(j, req, &s->spec, err);
 	if (r < 0) {
 		jb_job_spec_free(&s->spec);
 		free(s);
@@ -849,8 +442,8 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	}
 	char *spec = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
 	pthread_mutex_lock(&j->lock);
-	r = spec ? exec(j, "INSERT INTO job(id, state, spec, image, created, output) VALUES(?,?,?,?,?,?)", "sissds",
-			s->id, (int64_t)PENDING, spec, s->spec.image, wall(), clean)
+	r = spec ? sched_exec(j->db, "INSERT INTO job(id, state, spec, image, created, output) VALUES(?,?,?,?,?,?)", "sissds",
+			s->id, (int64_t)PENDING, spec, s->spec.image, jb_wall(), clean)
 		 : -ENOMEM;
 	free(clean);
 	if (r == 0)
@@ -941,7 +534,7 @@ int jb_jobs_kill(struct jb_jobs *j, const char *id, struct jb_error *err)
 	int r = 0;
 	if (!strcmp(st, "pending")) {
 		pthread_mutex_lock(&j->lock);
-		exec(j, "UPDATE job SET cancel=1 WHERE id=?", "s", id);
+		sched_exec(j->db, "UPDATE job SET cancel=1 WHERE id=?", "s", id);
 		pthread_mutex_unlock(&j->lock);
 	} else if (!strcmp(st, "running")) {
 		/* through the pidfd: never a recycled pid */

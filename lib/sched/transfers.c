@@ -41,13 +41,6 @@ struct jb_transfers {
 	struct active act[WORKERS];
 };
 
-static double wall(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=NORMAL;"
@@ -139,33 +132,6 @@ void jb_transfers_counts(struct jb_transfers *t, unsigned counts[6], uint64_t *b
 
 const char *const *jb_transfer_states(void) { return tnames; }
 
-/* One statement under the lock: "s" text, "i" int64, "d" double. */
-static void texec(struct jb_transfers *t, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *st;
-	va_list ap;
-	va_start(ap, types);
-	if (sqlite3_prepare_v2(t->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		for (int i = 0; types[i]; i++) {
-			if (types[i] == 's') {
-				const char *v = va_arg(ap, const char *);
-				if (v)
-					sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT);
-				else
-					sqlite3_bind_null(st, i + 1);
-			} else if (types[i] == 'i') {
-				sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-			} else {
-				sqlite3_bind_double(st, i + 1, va_arg(ap, double));
-			}
-		}
-		if (sqlite3_step(st) != SQLITE_DONE)
-			jb_log(JB_LOG_ERROR, "transfers: %s", sqlite3_errmsg(t->db));
-		sqlite3_finalize(st);
-	}
-	va_end(ap);
-}
-
 /* ---- running one ---- */
 
 static void on_progress(const struct jb_progress *p, void *ud)
@@ -248,7 +214,7 @@ static void *worker(void *arg)
 		int attempts = 0;
 		while (!t->stop) {
 			sqlite3_stmt *st;
-			double now = wall(), soonest = now + 5;
+			double now = jb_wall(), soonest = now + 5;
 			if (sqlite3_prepare_v2(t->db,
 					       "SELECT id, op, request, attempts, next_try FROM transfer WHERE state IN (0, 2) "
 					       "ORDER BY next_try, created",
@@ -278,8 +244,8 @@ static void *worker(void *arg)
 			json_decref(req);
 			return NULL;
 		}
-		texec(t, "UPDATE transfer SET state=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL WHERE id=?",
-		      "ids", (int64_t)T_RUNNING, wall(), id);
+		sched_exec(t->db, "UPDATE transfer SET state=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL WHERE id=?",
+		      "ids", (int64_t)T_RUNNING, jb_wall(), id);
 		memset(a, 0, sizeof *a);
 		snprintf(a->id, sizeof a->id, "%s", id);
 		a->used = true;
@@ -300,30 +266,30 @@ static void *worker(void *arg)
 			sqlite3_finalize(st);
 		}
 		if (r == 0) {
-			texec(t, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, seconds=?, gbps=?, files=? "
+			sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, seconds=?, gbps=?, files=? "
 				 "WHERE id=?",
-			      "idiiddis", (int64_t)T_DONE, wall(), (int64_t)res.bytes_total, (int64_t)res.bytes_sent, res.seconds,
+			      "idiiddis", (int64_t)T_DONE, jb_wall(), (int64_t)res.bytes_total, (int64_t)res.bytes_sent, res.seconds,
 			      res.seconds > 0 ? res.bytes_sent * 8.0 / res.seconds / 1e9 : 0.0, (int64_t)res.files, id);
 			jb_log(JB_LOG_INFO, "transfer %s: done, %llu bytes moved in %.2f s", id,
 			       (unsigned long long)res.bytes_sent, res.seconds);
 		} else if (t->stop) {
 			/* jumbod is stopping: this goes on at its next start */
-			texec(t, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
-			      wall(), "jumbod stopped during the transfer; resuming", id);
+			sched_exec(t->db, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			      jb_wall(), "jumbod stopped during the transfer; resuming", id);
 		} else if (cancel) {
-			texec(t, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_CANCELLED,
-			      wall(), "cancelled", id);
+			sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_CANCELLED,
+			      jb_wall(), "cancelled", id);
 			jb_log(JB_LOG_INFO, "transfer %s: cancelled", id);
 		} else if (transient(err.code ? err.code : -r) && attempts + 1 < MAX_ATTEMPTS) {
 			double wait = t->backoff;
 			for (int i = 0; i < attempts && wait < MAX_BACKOFF; i++)
 				wait *= 2;
 			wait = wait > MAX_BACKOFF ? MAX_BACKOFF : wait;
-			texec(t, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
-			      wall() + wait, err.msg, id);
+			sched_exec(t->db, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			      jb_wall() + wait, err.msg, id);
 			jb_log(JB_LOG_WARN, "transfer %s: %s; trying again in %.0f s", id, err.msg, wait);
 		} else {
-			texec(t, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_FAILED, wall(),
+			sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_FAILED, jb_wall(),
 			      err.msg[0] ? err.msg : strerror(-r), id);
 			jb_log(JB_LOG_WARN, "transfer %s: failed: %s", id, err.msg);
 		}
@@ -454,8 +420,8 @@ int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_L
 	if (!text)
 		return -ENOMEM;
 	pthread_mutex_lock(&t->lock);
-	double now = wall();
-	texec(t, "INSERT INTO transfer(id, op, request, peer, state, next_try, created) VALUES(?,?,?,?,?,?,?)", "ssssidd",
+	double now = jb_wall();
+	sched_exec(t->db, "INSERT INTO transfer(id, op, request, peer, state, next_try, created) VALUES(?,?,?,?,?,?,?)", "ssssidd",
 	      id, op, text, peer, (int64_t)T_QUEUED, now, now);
 	pthread_cond_broadcast(&t->wake);
 	pthread_mutex_unlock(&t->lock);
@@ -473,10 +439,10 @@ int jb_transfers_cancel(struct jb_transfers *t, const char *id, struct jb_error 
 	int r = 0;
 	pthread_mutex_lock(&t->lock);
 	if (!strcmp(s, "queued") || !strcmp(s, "retrying")) {
-		texec(t, "UPDATE transfer SET state=?, finished=?, error=?, cancel=1 WHERE id=?", "idss", (int64_t)T_CANCELLED,
-		      wall(), "cancelled", id);
+		sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, error=?, cancel=1 WHERE id=?", "idss", (int64_t)T_CANCELLED,
+		      jb_wall(), "cancelled", id);
 	} else if (!strcmp(s, "running")) {
-		texec(t, "UPDATE transfer SET cancel=1 WHERE id=?", "s", id);
+		sched_exec(t->db, "UPDATE transfer SET cancel=1 WHERE id=?", "s", id);
 		for (int i = 0; i < WORKERS; i++)
 			if (t->act[i].used && !strcmp(t->act[i].id, id))
 				t->act[i].cancel = 1;
@@ -518,7 +484,7 @@ int jb_transfers_open(const struct jb_config *c, struct jb_transfers **ret, stru
 	}
 	sqlite3_busy_timeout(t->db, 5000);
 	/* what was running when jumbod stopped goes on, from its verified blocks */
-	texec(t, "UPDATE transfer SET state=?, next_try=?, error=? WHERE state=?", "idsi", (int64_t)T_RETRYING, wall(),
+	sched_exec(t->db, "UPDATE transfer SET state=?, next_try=?, error=? WHERE state=?", "idsi", (int64_t)T_RETRYING, jb_wall(),
 	      "jumbod stopped during the transfer; resuming", (int64_t)T_RUNNING);
 	for (int i = 0; i < WORKERS; i++) {
 		void **arg = malloc(2 * sizeof *arg);

@@ -60,13 +60,6 @@ void jb_catalog_close(struct jb_catalog *c)
 	free(c);
 }
 
-static double wall(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
@@ -101,7 +94,7 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 	bind_text(b, 5, d->origin);
 	bind_text(b, 6, d->source);
 	bind_text(b, 7, d->source_id);
-	sqlite3_bind_double(b, 8, wall());
+	sqlite3_bind_double(b, 8, jb_wall());
 	sqlite3_bind_int64(b, 9, d->mtime_ns);
 	sqlite3_bind_int(b, 10, !d->pending);
 	sqlite3_bind_int(b, 11, d->pending);

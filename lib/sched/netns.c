@@ -1,0 +1,92 @@
+/* A job's network of its own, joined to the host by a veth pair. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "jobs-internal.h"
+
+/* ---- a network of its own, joined to the host (veth) ----
+ * The namespace /var/run/netns/jb-ID holds one end of a veth pair, eth0,
+ * with 10.213.X.Y+2/30; the host's end, jbID, has +1.  No NAT and no
+ * forwarding are set up: the host (a notebook's proxy) reaches the job,
+ * the job reaches the host's address on the pair and nothing beyond. */
+
+#define VETH_POOL 0x0ad50000u /* 10.213.0.0/16 */
+
+static int run_ip(const char *const *argv)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		execvp("ip", (char **)argv);
+		_exit(127);
+	}
+	int st = 0;
+	if (p < 0 || waitpid(p, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+void jobs_net_teardown(const char *id)
+{
+	char ns[32];
+	snprintf(ns, sizeof ns, "jb-%s", id);
+	const char *del[] = {"ip", "netns", "delete", ns, NULL};
+	run_ip(del); /* the veth pair goes with it */
+}
+
+int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, struct jb_error *err)
+{
+	/* the lowest /30 no running job has */
+	bool used[16384] = {false};
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db, "SELECT address FROM job WHERE state IN (0, 1) AND address IS NOT NULL", -1, &st,
+			       NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			unsigned a, b, c, d;
+			if (sscanf((const char *)sqlite3_column_text(st, 0), "%u.%u.%u.%u", &a, &b, &c, &d) == 4)
+				used[((c << 8) | d) / 4 % 16384] = true;
+		}
+		sqlite3_finalize(st);
+	}
+	unsigned idx = 1;
+	while (idx < 16384 && used[idx])
+		idx++;
+	uint32_t base = VETH_POOL + idx * 4;
+	char host[24], addr[24], ns[32], hostdev[20], cidr[32], hcidr[32];
+	snprintf(host, sizeof host, "10.213.%u.%u", (base >> 8) & 255, (base + 1) & 255);
+	snprintf(addr, sizeof addr, "10.213.%u.%u", (base >> 8) & 255, (base + 2) & 255);
+	snprintf(cidr, sizeof cidr, "%s/30", addr);
+	snprintf(hcidr, sizeof hcidr, "%s/30", host);
+	sched_exec(j->db, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
+	pthread_mutex_unlock(&j->lock);
+	if (idx >= 16384)
+		return jb_err(err, EADDRNOTAVAIL, "no address left for a job's network");
+	snprintf(ns, sizeof ns, "jb-%s", id);
+	snprintf(hostdev, sizeof hostdev, "jb%s", id);
+	const char *const steps[][12] = {
+		{"ip", "netns", "add", ns, NULL},
+		{"ip", "link", "add", hostdev, "type", "veth", "peer", "name", "eth0", "netns", ns, NULL},
+		{"ip", "addr", "add", hcidr, "dev", hostdev, NULL},
+		{"ip", "link", "set", hostdev, "up", NULL},
+		{"ip", "-n", ns, "addr", "add", cidr, "dev", "eth0", NULL},
+		{"ip", "-n", ns, "link", "set", "eth0", "up", NULL},
+		{"ip", "-n", ns, "link", "set", "lo", "up", NULL},
+	};
+	for (size_t i = 0; i < JB_ARRAY_SIZE(steps); i++)
+		if (run_ip(steps[i]) < 0) {
+			jobs_net_teardown(id);
+			return jb_err(err, EIO, "the job's network: 'ip %s %s %s' failed (is iproute2 installed?)", steps[i][1],
+				      steps[i][2], steps[i][3]);
+		}
+	snprintf(sp->netns, sizeof sp->netns, "/var/run/netns/%s", ns);
+	snprintf(sp->address, sizeof sp->address, "%s", addr);
+	jb_log(JB_LOG_INFO, "job %s: its network: %s, the host at %s", id, addr, host);
+	return 0;
+}
+
