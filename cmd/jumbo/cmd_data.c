@@ -8,9 +8,10 @@
 #include "jumbo.h"
 #include "jumbo/api.h"
 
-/* Options shared by these commands: --api, --json, --help (and --sha256). */
+/* Options shared by the commands that ask the API: --api, --json, --help
+ * (and, for datasets, --sha256).  1 after --help, -1 on a bad option. */
 static bool want_sha256;
-static int parse_common(int argc, char **argv, const char *usage, const char **api, bool *json, bool sha_ok)
+int cli_api_opts(int argc, char **argv, const char *usage, const char **api, bool *json, bool sha_ok)
 {
 	static const struct option opts[] = {
 		{"api", required_argument, NULL, 'A'}, {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
@@ -84,7 +85,7 @@ int cmd_datasets(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = parse_common(argc, argv, datasets_usage, &api, &json, true);
+	int r = cli_api_opts(argc, argv, datasets_usage, &api, &json, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind > 1) {
@@ -173,7 +174,7 @@ int cmd_provenance(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = parse_common(argc, argv, provenance_usage, &api, &json, false);
+	int r = cli_api_opts(argc, argv, provenance_usage, &api, &json, false);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind != 1) {
@@ -209,7 +210,7 @@ int cmd_rerun(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = parse_common(argc, argv, rerun_usage, &api, &json, false);
+	int r = cli_api_opts(argc, argv, rerun_usage, &api, &json, false);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind != 1) {

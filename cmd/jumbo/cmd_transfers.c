@@ -8,23 +8,6 @@
 #include "jumbo.h"
 #include "jumbo/api.h"
 
-static int opts(int argc, char **argv, const char *usage, const char **api, bool *json)
-{
-	static const struct option o[] = {
-		{"api", required_argument, NULL, 'A'}, {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0},
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		switch (c) {
-		case 'A': *api = optarg; break;
-		case 'j': *json = true; break;
-		case 'h': fputs(usage, stdout); return 1;
-		default: fputs(usage, stderr); return -1;
-		}
-	}
-	return 0;
-}
-
 static void dump(json_t *j)
 {
 	char *d = json_dumps(j, JSON_INDENT(2));
@@ -67,7 +50,7 @@ int cmd_transfers(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = opts(argc, argv, transfers_usage, &api, &json);
+	int r = cli_api_opts(argc, argv, transfers_usage, &api, &json, false);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind > 1) {
@@ -116,7 +99,7 @@ int cmd_wait(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = opts(argc, argv, wait_usage, &api, &json);
+	int r = cli_api_opts(argc, argv, wait_usage, &api, &json, false);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (optind >= argc) {
@@ -176,7 +159,7 @@ int cmd_cancel(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = opts(argc, argv, cancel_usage, &api, &json);
+	int r = cli_api_opts(argc, argv, cancel_usage, &api, &json, false);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (optind >= argc) {

@@ -117,3 +117,15 @@ image_store() {
 	[ -f "$cache/minimal.key" ] || { sed 's/^/# /' "$cache/build.log" | tail -20; return 1; }
 	cp -a "$cache/store" "$dir"
 }
+
+# need CMD...: skip the whole test (TAP "1..0 # SKIP") unless every command is
+# installed; need_root WHY: unless it runs as root
+need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" > /dev/null && continue
+		echo "1..0 # SKIP $c is not installed (build-aux/deps installs it)"
+		exit 0
+	done
+}
+need_root() { [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP $1"; exit 0; }; }

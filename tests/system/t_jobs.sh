@@ -7,16 +7,8 @@
 # a supervisor killed; bad input; nothing left mounted or running.
 . "$(dirname "$0")/lib.sh"
 
-for c in crun mmdebstrap; do
-	if ! command -v $c >/dev/null; then
-		echo "1..0 # SKIP $c is not installed (build-aux/deps installs it)"
-		exit 0
-	fi
-done
-if [ "$(id -u)" != 0 ]; then
-	echo "1..0 # SKIP jobs need root (crun, overlay mounts, cgroups)"
-	exit 0
-fi
+need crun mmdebstrap
+need_root "jobs need root (crun, overlay mounts, cgroups)"
 the_end() { # supervisors outlive jumbod by design: the test stops its own
 	for d in "$T"/*/state/jobs/*/; do
 		[ -f "$d/supervisor.pid" ] && kill -9 "$(cat "$d/supervisor.pid")" 2>/dev/null

@@ -7,13 +7,8 @@
 # the reason and keeps the dataset.
 . "$(dirname "$0")/lib.sh"
 
-for c in crun mmdebstrap; do
-	if ! command -v $c >/dev/null; then
-		echo "1..0 # SKIP $c is not installed (build-aux/deps installs it)"
-		exit 0
-	fi
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP jobs need root"; exit 0; }
+need crun mmdebstrap
+need_root "jobs need root (crun, overlay mounts, cgroups)"
 
 two_sites
 image_store "$T/beta/images"; ok $? "an image store with jumbo/minimal"
