@@ -19,6 +19,15 @@ struct jb_mount_ro {
 	char *local;  /* for a remote: where it lands, relative to the data root */
 };
 
+/* A notebook's user: jovyan (1000) of group users (100), as in Jupyter's
+ * images. */
+#define JB_NOTEBOOK_UID 1000u
+#define JB_NOTEBOOK_GID 100u
+#define JB_NOTEBOOK_HOME "/home/jovyan"
+/* The host's address for jobs on a veth network (on its loopback, routed
+ * through each job's pair): where a notebook finds the JupyterHub API. */
+#define JB_SITE_ADDRESS "10.213.0.1"
+
 /* What a job asks for. */
 struct jb_job_spec {
 	char *image;              /* a name in the store */
@@ -35,6 +44,11 @@ struct jb_job_spec {
 	bool veth;                /* a namespace of its own joined to the host by a veth pair: */
 	char netns[96];           /*   its path (/var/run/netns/jb-ID), made before the bundle */
 	char address[32];         /*   the job's address there, reachable from the host */
+	/* a notebook (see jumbod(8), NOTEBOOKS): */
+	char *home;               /* a host directory mounted read-write at /home/jovyan, or NULL */
+	char *data_all;           /* the data root, mounted read-only at /data, or NULL */
+	unsigned uid, gid;        /* with user_set: the process's ids over the image's user */
+	bool user_set;
 };
 JB_EXPORT void jb_job_spec_free(struct jb_job_spec *s);
 

@@ -65,6 +65,8 @@ void jb_job_spec_free(struct jb_job_spec *s)
 		free(s->data[i].local);
 	}
 	free(s->data);
+	free(s->home);
+	free(s->data_all);
 	memset(s, 0, sizeof *s);
 }
 
@@ -144,6 +146,41 @@ static int resolve_user(const char *user, char *const *layers, unsigned *uid, un
 	return jb_err(err, ENOENT, "the image's user '%s' is not in its /etc/passwd", user);
 }
 
+/* A notebook's /etc/passwd: the image's, with jovyan (1000:100, home
+ * /home/jovyan) unless uid 1000 is there already. */
+static int write_passwd(const char *dir, char *const *layers, struct jb_error *err)
+{
+	size_t n = 0, len = 0;
+	while (layers && layers[n])
+		n++;
+	char *buf = calloc(1, 65536 + 256), p[4200], line[1024];
+	if (!buf)
+		return -ENOMEM;
+	bool have = false;
+	for (size_t i = n; i-- > 0;) {
+		snprintf(p, sizeof p, "%s/etc/passwd", layers[i]);
+		FILE *f = fopen(p, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof line, f) && len + strlen(line) < 65536) {
+			unsigned u;
+			if (sscanf(line, "%*[^:]:%*[^:]:%u:", &u) == 1 && u == JB_NOTEBOOK_UID)
+				have = true;
+			len += (size_t)sprintf(buf + len, "%s%s", line, strchr(line, '\n') ? "" : "\n");
+		}
+		fclose(f);
+		break;
+	}
+	if (!len)
+		len = (size_t)sprintf(buf, "root:x:0:0:root:/root:/bin/sh\n");
+	if (!have)
+		sprintf(buf + len, "jovyan:x:%u:%u:Jupyter user:" JB_NOTEBOOK_HOME ":/bin/bash\n", JB_NOTEBOOK_UID,
+			JB_NOTEBOOK_GID);
+	int r = write_file(dir, "passwd", buf, err);
+	free(buf);
+	return r;
+}
+
 static json_t *mount_of(const char *dst, const char *type, const char *src, const char *opts)
 {
 	json_t *o = json_array();
@@ -218,16 +255,24 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 		return jb_err(err, EINVAL, "%s has no command: give one after --", img->name);
 	}
 	unsigned uid, gid;
-	int r = resolve_user(img->c.user, layers, &uid, &gid, err);
+	int r = spec->user_set ? 0 : resolve_user(img->c.user, layers, &uid, &gid, err);
 	if (r < 0) {
 		json_decref(args);
 		return r;
+	}
+	if (spec->user_set) {
+		uid = spec->uid;
+		gid = spec->gid;
 	}
 	json_t *env = strv(img->c.env);
 	if (!env_has(env, "PATH", 4))
 		env_set(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	for (char *const *e = spec->env; e && *e; e++)
 		env_set(env, *e);
+	if (spec->home) {
+		env_set(env, "HOME=" JB_NOTEBOOK_HOME);
+		env_set(env, "USER=jovyan");
+	}
 	if (!env_has(env, "HOME", 4))
 		env_set(env, uid == 0 ? "HOME=/root" : "HOME=/work");
 	char jid[96];
@@ -244,6 +289,8 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 		(int)uid, "gid", (int)gid, "args", args, "env", env, "cwd",
 		img->c.workdir && img->c.workdir[0] == '/' ? img->c.workdir : "/work", "capabilities", capsobj,
 		"rlimits", "type", "RLIMIT_NOFILE", "hard", 4096, "soft", 4096, "noNewPrivileges", 1);
+	if (spec->home)
+		json_object_set_new(process, "cwd", json_string(JB_NOTEBOOK_HOME));
 	/* mounts */
 	json_t *m = json_array();
 	json_array_append_new(m, mount_of("/proc", "proc", "proc", "nosuid,noexec,nodev"));
@@ -258,12 +305,16 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 		snprintf(p, sizeof p, "/data/%s", spec->data[i].name);
 		json_array_append_new(m, mount_of(p, "bind", spec->data[i].source, "rbind,ro,nosuid,nodev"));
 	}
+	if (spec->data_all)
+		json_array_append_new(m, mount_of("/data", "bind", spec->data_all, "rbind,ro,nosuid,nodev"));
+	if (spec->home)
+		json_array_append_new(m, mount_of(JB_NOTEBOOK_HOME, "bind", spec->home, "rbind,rw,nosuid,nodev"));
 	snprintf(p, sizeof p, "%s/workspace", dir);
 	json_array_append_new(m, mount_of("/work", "bind", p, "rbind,rw,nosuid,nodev"));
 	if (uid != 0 && chown(p, uid, gid) < 0)
 		jb_log(JB_LOG_WARN, "job %s: cannot give /work to uid %u: %s", id, uid, strerror(errno));
-	static const char *const etc[] = {"hosts", "resolv.conf", "hostname"};
-	for (size_t i = 0; i < JB_ARRAY_SIZE(etc); i++) {
+	static const char *const etc[] = {"hosts", "resolv.conf", "hostname", "passwd"};
+	for (size_t i = 0; i < JB_ARRAY_SIZE(etc) - !spec->home; i++) {
 		char dst[64];
 		snprintf(p, sizeof p, "%s/%s", dir, etc[i]);
 		snprintf(dst, sizeof dst, "/etc/%s", etc[i]);
@@ -330,11 +381,19 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	if ((r = dump(dir, "config.json", cfg, err)) < 0)
 		return r;
 	/* its own names: without a network, no name server to wait for */
-	snprintf(p, sizeof p, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n",
-		 spec->veth && spec->address[0] ? spec->address : "127.0.1.1", id);
+	snprintf(p, sizeof p, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
+		 spec->veth && spec->address[0] ? spec->address : "127.0.1.1", id,
+		 spec->veth ? JB_SITE_ADDRESS "\tjumbo-host\n" : "");
 	if ((r = write_file(dir, "hosts", p, err)) < 0)
 		return r;
-	if (spec->network) {
+	if (spec->home && (r = write_passwd(dir, layers, err)) < 0)
+		return r;
+	if (spec->veth) {
+		r = write_file(dir, "resolv.conf",
+			       "# a network of its own: the host (jumbo-host, in /etc/hosts) and nothing beyond\n"
+			       "options timeout:1 attempts:1\n",
+			       err);
+	} else if (spec->network) {
 		char *rc = NULL;
 		FILE *f = fopen("/etc/resolv.conf", "re");
 		size_t n = 0;

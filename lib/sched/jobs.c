@@ -352,7 +352,7 @@ static void *start_job(void *arg)
 		struct jb_bundle_opts bo = {.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups};
 		rc = jb_bundle_make(dir, s->id, &s->spec, &img, layers, &bo, &err);
 	}
-	if (rc == 0 && cancelled(j, s->id)) {
+	if (cancelled(j, s->id)) { /* also when preparing it failed after the cancel (a pull cut short) */
 		if (s->spec.veth)
 			jobs_net_teardown(s->id);
 		set_state(j, s->id, CANCELLED, "cancelled before it started");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "jobs-internal.h"
 
@@ -11,7 +12,10 @@
  * The namespace /var/run/netns/jb-ID holds one end of a veth pair, eth0,
  * with 10.213.X.Y+2/30; the host's end, jbID, has +1.  No NAT and no
  * forwarding are set up: the host (a notebook's proxy) reaches the job,
- * the job reaches the host's address on the pair and nothing beyond. */
+ * the job reaches the host's address on the pair and the site's address
+ * for jobs (JB_SITE_ADDRESS, on the host's loopback: where a notebook finds
+ * the JupyterHub API), and nothing beyond; the host forwards nothing that
+ * comes in on the pair, even with forwarding on elsewhere. */
 
 #define VETH_POOL 0x0ad50000u /* 10.213.0.0/16 */
 
@@ -58,7 +62,7 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 	while (idx < 16384 && used[idx])
 		idx++;
 	uint32_t base = VETH_POOL + idx * 4;
-	char host[24], addr[24], ns[32], hostdev[20], cidr[32], hcidr[32];
+	char host[24], addr[24], ns[32], hostdev[20], cidr[32], hcidr[32], fwd[96];
 	snprintf(host, sizeof host, "10.213.%u.%u", (base >> 8) & 255, (base + 1) & 255);
 	snprintf(addr, sizeof addr, "10.213.%u.%u", (base >> 8) & 255, (base + 2) & 255);
 	snprintf(cidr, sizeof cidr, "%s/30", addr);
@@ -70,6 +74,7 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 	snprintf(ns, sizeof ns, "jb-%s", id);
 	snprintf(hostdev, sizeof hostdev, "jb%s", id);
 	const char *const steps[][12] = {
+		{"ip", "addr", "replace", JB_SITE_ADDRESS "/32", "dev", "lo", NULL},
 		{"ip", "netns", "add", ns, NULL},
 		{"ip", "link", "add", hostdev, "type", "veth", "peer", "name", "eth0", "netns", ns, NULL},
 		{"ip", "addr", "add", hcidr, "dev", hostdev, NULL},
@@ -77,6 +82,7 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 		{"ip", "-n", ns, "addr", "add", cidr, "dev", "eth0", NULL},
 		{"ip", "-n", ns, "link", "set", "eth0", "up", NULL},
 		{"ip", "-n", ns, "link", "set", "lo", "up", NULL},
+		{"ip", "-n", ns, "route", "add", JB_SITE_ADDRESS "/32", "via", host, NULL},
 	};
 	for (size_t i = 0; i < JB_ARRAY_SIZE(steps); i++)
 		if (run_ip(steps[i]) < 0) {
@@ -84,6 +90,16 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 			return jb_err(err, EIO, "the job's network: 'ip %s %s %s' failed (is iproute2 installed?)", steps[i][1],
 				      steps[i][2], steps[i][3]);
 		}
+	/* nothing from the job goes beyond the host */
+	snprintf(fwd, sizeof fwd, "/proc/sys/net/ipv4/conf/%s/forwarding", hostdev);
+	int ff = open(fwd, O_WRONLY | O_CLOEXEC);
+	if (ff < 0 || write(ff, "0", 1) != 1) {
+		if (ff >= 0)
+			close(ff);
+		jobs_net_teardown(id);
+		return jb_err(err, EIO, "the job's network: cannot turn forwarding off on %s", hostdev);
+	}
+	close(ff);
 	snprintf(sp->netns, sizeof sp->netns, "/var/run/netns/%s", ns);
 	snprintf(sp->address, sizeof sp->address, "%s", addr);
 	jb_log(JB_LOG_INFO, "job %s: its network: %s, the host at %s", id, addr, host);

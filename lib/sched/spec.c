@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "jobs-internal.h"
 
@@ -79,13 +81,72 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* A notebook's user or server name: it names a directory. */
+static bool valid_user(const char *s)
+{
+	if (!*s || strlen(s) > 64 || *s == '.' || *s == '-')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      strchr("._@+-_", *s)))
+			return false;
+	return true;
+}
+
+/* "notebook": {"user": NAME, "server": NAME}: a veth network, the user's
+ * workspace (STATE/workspaces/USER, made for uid 1000) at /home/jovyan,
+ * run as 1000:100, and the whole data root at /data unless datasets are
+ * named. */
+static int notebook_spec(struct jb_jobs *j, json_t *nb, struct jb_job_spec *sp, struct jb_error *err)
+{
+	const char *user = json_string_value(json_object_get(nb, "user"));
+	json_t *server = json_object_get(nb, "server");
+	const char *key;
+	json_t *v;
+	if (!json_is_object(nb))
+		return jb_err(err, EINVAL, "\"notebook\" is an object {\"user\": NAME, \"server\": NAME}");
+	json_object_foreach (nb, key, v)
+		if (strcmp(key, "user") && strcmp(key, "server"))
+			return jb_err(err, EINVAL, "unknown field \"notebook.%s\"", key);
+	if (!user || !valid_user(user))
+		return jb_err(err, EINVAL,
+			      "\"notebook.user\" must be 1 to 64 letters, digits and ._@+-_ (not first . or -)");
+	if (server && (!json_is_string(server) || (json_string_length(server) && !valid_user(json_string_value(server)))))
+		return jb_err(err, EINVAL, "\"notebook.server\" must be empty or 1 to 64 letters, digits and ._@+-");
+	if (sp->network)
+		return jb_err(err, EINVAL, "a notebook has a network of its own (\"network\": \"veth\")");
+	sp->veth = true;
+	sp->uid = JB_NOTEBOOK_UID;
+	sp->gid = JB_NOTEBOOK_GID;
+	sp->user_set = true;
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s/workspaces", j->state);
+	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	snprintf(dir, sizeof dir, "%s/workspaces/%s", j->state, user);
+	if (mkdir(dir, 0700) == 0) {
+		if (chown(dir, sp->uid, sp->gid) < 0)
+			return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	} else if (errno != EEXIST) {
+		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	}
+	struct stat st;
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return jb_err(err, ENOTDIR, "%s: the workspace is not a directory", dir);
+	if (!(sp->home = strdup(dir)))
+		return -ENOMEM;
+	if (!sp->ndata && !(sp->data_all = strdup(j->rootreal)))
+		return -ENOMEM;
+	return 0;
+}
+
 int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, struct jb_error *err)
 {
 	memset(sp, 0, sizeof *sp);
 	if (!json_is_object(req))
 		return jb_err(err, EINVAL, "a job is a JSON object");
 	const char *known[] = {"image", "args",    "env",     "data",   "cpus", "memory",  "pids",
-			       "gpus",  "timeout", "network", "output", "rule", "rerun_of"};
+			       "gpus",  "timeout", "network", "output", "rule", "rerun_of", "notebook"};
 	const char *key;
 	json_t *v;
 	json_object_foreach (req, key, v) {
@@ -210,6 +271,8 @@ int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, stru
 	}
 	if ((x = json_object_get(req, "rule")) && !json_is_string(x))
 		return jb_err(err, EINVAL, "\"rule\" must be a string");
+	if ((x = json_object_get(req, "notebook")) && (r = notebook_spec(j, x, sp, err)) < 0)
+		return r;
 	if (sp->gpus) {
 		unsigned have = jb_gpu_count();
 		if (have < sp->gpus)
