@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN  ?= build-asan
 FUZZ  ?= build-fuzz
 
-.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-wan bench-wan-verify bench-images bench-api fuzz clean
+.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-wan bench-wan-verify bench-images bench-api bench-notebooks fuzz clean
 
 all: build
 
@@ -56,6 +56,10 @@ bench-images: build
 # The REST API under wrk at 1,000 req/s: p50/p90/p99, jumbod's RSS
 bench-api: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/api/run
+
+# JupyterHub spawn to ready: jumbo's spawner against LocalProcessSpawner (root)
+bench-notebooks: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/notebooks/run
 
 # Grow the wire, OCI and layer corpora with libFuzzer (needs clang): make fuzz SECONDS=300
 SECONDS ?= 120
