@@ -131,6 +131,8 @@ struct jb_registry_opts {
 	long timeout_s;               /* a transfer that moves nothing this long ends; 0: 30 s */
 	jb_registry_progress_fn progress; /* blob bytes moved, may be NULL */
 	void *progress_ud;
+	bool (*cancelled)(void *ud);  /* asked while a request waits or moves: true ends it (-ECANCELED); may be NULL */
+	void *cancel_ud;
 };
 struct jb_registry;
 JB_EXPORT int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct jb_registry **ret,

@@ -30,6 +30,8 @@ struct jb_registry {
 	bool basic_sent;
 	jb_registry_progress_fn progress;
 	void *progress_ud;
+	bool (*cancelled)(void *ud);
+	void *cancel_ud;
 };
 
 /* One response: headers kept, the body into memory (bounded) or into a blob
@@ -87,6 +89,8 @@ int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct 
 	if (o) {
 		r->progress = o->progress;
 		r->progress_ud = o->progress_ud;
+		r->cancelled = o->cancelled;
+		r->cancel_ud = o->cancel_ud;
 	}
 	if (!(r->curl = curl_easy_init()))
 		goto nomem;
@@ -360,6 +364,13 @@ static int authenticate(struct jb_registry *r, const char *challenge, struct jb_
 
 /* ---- requests ---- */
 
+static int xferinfo(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)dt, (void)dn, (void)ut, (void)un;
+	struct jb_registry *r = ud;
+	return r->cancelled(r->cancel_ud) ? 1 : 0;
+}
+
 static int perform(struct jb_registry *r, const char *method, const char *url, struct curl_slist *hdrs,
 		   struct resp *rs, bool upload, int64_t upload_len, struct jb_error *err)
 {
@@ -371,6 +382,11 @@ static int perform(struct jb_registry *r, const char *method, const char *url, s
 	/* a stalled transfer ends; a slow one does not */
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, r->timeout_s);
+	if (r->cancelled) {
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	}
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -416,6 +432,8 @@ static int perform(struct jb_registry *r, const char *method, const char *url, s
 	}
 	if (rs->too_big)
 		return jb_err(err, E2BIG, "registry %s: the answer to %s is larger than %zu bytes", r->host, method, rs->max);
+	if (cc == CURLE_ABORTED_BY_CALLBACK)
+		return jb_err(err, ECANCELED, "registry %s: %s %s: cancelled", r->host, method, url);
 	if (cc != CURLE_OK)
 		return jb_err(err, cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ? ECONNREFUSED : EIO,
 			      "registry %s: %s", r->host, curl_easy_strerror(cc));

@@ -301,6 +301,24 @@ static bool cancelled(struct jb_jobs *j, const char *id)
 	return c;
 }
 
+/* A pull asks this while it waits: a job cancelled while pending stops its
+ * pull within about 200 ms. */
+struct pull_cancel {
+	struct jb_jobs *j;
+	const char *id;
+	struct timespec last;
+};
+static bool pull_cancelled(void *ud)
+{
+	struct pull_cancel *pc = ud;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - pc->last.tv_sec) * 1000000000L + (now.tv_nsec - pc->last.tv_nsec) < 200000000L)
+		return false;
+	pc->last = now;
+	return cancelled(pc->j, pc->id);
+}
+
 static void *start_job(void *arg)
 {
 	struct start *s = arg;
@@ -320,8 +338,11 @@ static void *start_job(void *arg)
 			if (jb_oci_ref_parse(s->spec.image, &ref, NULL) == 0 && ref.host[0]) {
 				/* credentials: [registry HOST], else the daemon's environment */
 				const struct jb_registry_conf *rconf = jb_config_registry(j->c, ref.host);
+				struct pull_cancel pc = {.j = j, .id = s->id};
 				struct jb_registry_opts o = {.user = getenv("JUMBO_REGISTRY_USER"),
-							     .password = getenv("JUMBO_REGISTRY_PASSWORD")};
+							     .password = getenv("JUMBO_REGISTRY_PASSWORD"),
+							     .cancelled = pull_cancelled,
+							     .cancel_ud = &pc};
 				if (rconf) {
 					o.user = rconf->user;
 					o.password = rconf->password;

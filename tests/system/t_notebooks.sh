@@ -208,8 +208,8 @@ like '[Tt]imeout|timed out' "$ev" "after the start timeout ($(echo "$ev" | jsong
 JE=$(curl -s -H "Authorization: Bearer $BT" "$API/api/v1/jobs" | /usr/bin/python3 -c '
 import json, sys
 print([j["id"] for j in json.load(sys.stdin)["jobs"] if j["spec"].get("notebook", {}).get("user") == "erin"][0])')
-for _ in $(seq 1 400); do [ "$(job "$JE" | jsonget /dev/stdin state)" = pending ] || break; sleep 0.1; done
-is "$(job "$JE" | jsonget /dev/stdin state)" cancelled "the hub's stop cancels the job that could not start"
+for _ in $(seq 1 50); do [ "$(job "$JE" | jsonget /dev/stdin state)" = pending ] || break; sleep 0.1; done
+is "$(job "$JE" | jsonget /dev/stdin state)" cancelled "the hub's stop cancels the job that could not start, its pull cut short"
 
 # --- an idle server is culled ---
 hubapi POST /users/carol/server '{"profile":"cull"}' > /dev/null
