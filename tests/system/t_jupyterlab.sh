@@ -52,7 +52,7 @@ for i in range(500):
     x = random.uniform(-1, 1); print("%.6f,%.6f" % (x, 3 * x + 0.5 + random.gauss(0, 0.05)))' > "$T/alpha/root/run7/points.csv"
 jb send -r "$T/alpha/root/run7" beta:incoming/ > /dev/null 2>&1; ok $? "alpha sends run7/points.csv to beta"
 
-"$SRC/contrib/jupyterhub/hub-up" "$HUB" --jumbo-config "$T/beta/jumbo.conf" \
+JUMBO_CLI=$JUMBO "$SRC/contrib/jupyterhub/hub-up" "$HUB" --jumbo-config "$T/beta/jumbo.conf" \
 	--api "http://127.0.0.1:$(jsonget "$T/beta/ready" api)" --no-install --port "$PORT" --hub-port "$HPORT" \
 	--proxy-api-port "$PPORT" --auth dummy --password s3cret --poll 5 > /dev/null; ok $? "beta's hub is up (hub-up)"
 

@@ -78,7 +78,7 @@ cat > "$T/profiles.json" <<EOF
 ]
 EOF
 hubup() {
-	"$SRC/contrib/jupyterhub/hub-up" "$HUB" --jumbo-config "$T/beta/jumbo.conf" --api "$API" --no-install \
+	JUMBO_CLI=$JUMBO "$SRC/contrib/jupyterhub/hub-up" "$HUB" --jumbo-config "$T/beta/jumbo.conf" --api "$API" --no-install \
 		--port "$PORT" --hub-port "$HPORT" --proxy-api-port "$PPORT" --auth dummy --password s3cret \
 		--admin admin --profiles "$T/profiles.json" --poll 2 --start-timeout 20 --cull 0 "$@"
 }
@@ -110,7 +110,7 @@ EOP
 }
 progress_end() { # USER: the last event of the spawn's progress stream
 	curl -s -N --max-time 60 -H "Authorization: token $ADM" "$URL/hub/api/users/$1/server/progress" |
-		grep '^data:' | tail -1 | sed 's/^data: //'
+		grep '^data:' | tee "$T/progress-$1" | tail -1 | sed 's/^data: //'
 }
 usertoken() { hubapi POST "/users/$1/tokens" '{"note":"test"}' | jsonget /dev/stdin token; }
 
@@ -171,7 +171,7 @@ for host, port in (('$AB', 8888), ('10.213.0.1', $HPORT)):
 like "$AB refused" "$out" "alice's container has no route to bob's server"
 like "10.213.0.1 open" "$out" "but reaches the hub's API"
 is "$(inalice cat /data/incoming/run7/points.csv | head -1)" "x,y" "the data root is at /data"
-out=$(inalice sh -c 'echo x > /data/incoming/new 2>&1; echo rc=$?')
+out=$(inalice sh -c '(echo x > /data/incoming/new) 2>/dev/null; echo rc=$?')
 like 'rc=[1-9]' "$out" "read-only"
 like 'jumbo-host' "$(inalice cat /etc/hosts)" "its own /etc/hosts names the host"
 like 'nothing beyond' "$(inalice cat /etc/resolv.conf)" "its own /etc/resolv.conf"
@@ -205,6 +205,8 @@ hubapi POST /users/erin/server '{"profile":"hang"}' > /dev/null
 ev=$(progress_end erin)
 like '"failed": true' "$ev" "a registry that never answers: the spawn fails"
 like '[Tt]imeout|timed out' "$ev" "after the start timeout ($(echo "$ev" | jsonget /dev/stdin message | cut -c1-100))"
+like "jumbo job [0-9a-f]{12}: preparing the image 127.0.0.1:$HANG/slow/image:1" "$(cat "$T/progress-erin")" \
+	"while it waited, the hub's progress said what jumbo was doing"
 JE=$(curl -s -H "Authorization: Bearer $BT" "$API/api/v1/jobs" | /usr/bin/python3 -c '
 import json, sys
 print([j["id"] for j in json.load(sys.stdin)["jobs"] if j["spec"].get("notebook", {}).get("user") == "erin"][0])')
