@@ -283,9 +283,28 @@ class JumboSpawner(Spawner):
                 )
             if job["state"] == "running" and job.get("address"):
                 self.address = job["address"]
-                return (self.address, self.notebook_port)
+                break
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.5)
+        # the server listening before the hub is told: its own wait backs
+        # off exponentially and would otherwise add most of a second
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
+        while True:
+            try:
+                _, w = await asyncio.wait_for(asyncio.open_connection(self.address, self.notebook_port), 1)
+                w.close()
+                return (self.address, self.notebook_port)
+            except (OSError, asyncio.TimeoutError):
+                pass
+            if loop.time() - checked > 1:
+                checked = loop.time()
+                job = await self._job()
+                if job is None or job["state"] in FINAL:
+                    state = job["state"] if job else "gone"
+                    reason = (job or {}).get("reason") or "its output: jumbo logs " + self.job_id
+                    raise JumboError("the notebook job %s %s before it listened: %s" % (self.job_id, state, reason))
+            await asyncio.sleep(0.05)
 
     async def poll(self):
         if not self.job_id:

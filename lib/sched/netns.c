@@ -1,5 +1,9 @@
 /* A job's network of its own, joined to the host by a veth pair. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/file.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +22,7 @@
  * comes in on the pair, even with forwarding on elsewhere. */
 
 #define VETH_POOL 0x0ad50000u /* 10.213.0.0/16 */
+#define VETH_LOCK "/run/jumbo-veth.lock"
 
 static int run_ip(const char *const *argv)
 {
@@ -45,9 +50,18 @@ void jobs_net_teardown(const char *id)
 
 int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, struct jb_error *err)
 {
-	/* the lowest /30 no running job has */
+	/* the lowest /30 that no job of this site and no interface of the host
+	 * has (another jumbod on the host allocates from the same pool), chosen
+	 * and set up under a host-wide lock */
 	bool used[16384] = {false};
 	sqlite3_stmt *st;
+	int lk = open(VETH_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lk < 0 || flock(lk, LOCK_EX) < 0) {
+		int e = errno;
+		if (lk >= 0)
+			close(lk);
+		return jb_err(err, e, "the job's network: %s: %s", VETH_LOCK, strerror(e));
+	}
 	pthread_mutex_lock(&j->lock);
 	if (sqlite3_prepare_v2(j->db, "SELECT address FROM job WHERE state IN (0, 1) AND address IS NOT NULL", -1, &st,
 			       NULL) == SQLITE_OK) {
@@ -58,19 +72,33 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 		}
 		sqlite3_finalize(st);
 	}
+	pthread_mutex_unlock(&j->lock);
+	struct ifaddrs *ifs = NULL;
+	if (getifaddrs(&ifs) == 0) {
+		for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+			if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET) {
+				uint32_t a = ntohl(((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr);
+				if ((a & 0xffff0000u) == VETH_POOL)
+					used[(a & 0xffffu) / 4] = true;
+			}
+		freeifaddrs(ifs);
+	}
 	unsigned idx = 1;
 	while (idx < 16384 && used[idx])
 		idx++;
+	if (idx >= 16384) {
+		close(lk);
+		return jb_err(err, EADDRNOTAVAIL, "no address left for a job's network");
+	}
 	uint32_t base = VETH_POOL + idx * 4;
 	char host[24], addr[24], ns[32], hostdev[20], cidr[32], hcidr[32], fwd[96];
 	snprintf(host, sizeof host, "10.213.%u.%u", (base >> 8) & 255, (base + 1) & 255);
 	snprintf(addr, sizeof addr, "10.213.%u.%u", (base >> 8) & 255, (base + 2) & 255);
 	snprintf(cidr, sizeof cidr, "%s/30", addr);
 	snprintf(hcidr, sizeof hcidr, "%s/30", host);
+	pthread_mutex_lock(&j->lock);
 	sched_exec(j->db, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
 	pthread_mutex_unlock(&j->lock);
-	if (idx >= 16384)
-		return jb_err(err, EADDRNOTAVAIL, "no address left for a job's network");
 	snprintf(ns, sizeof ns, "jb-%s", id);
 	snprintf(hostdev, sizeof hostdev, "jb%s", id);
 	const char *const steps[][12] = {
@@ -87,6 +115,7 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 	for (size_t i = 0; i < JB_ARRAY_SIZE(steps); i++)
 		if (run_ip(steps[i]) < 0) {
 			jobs_net_teardown(id);
+			close(lk);
 			return jb_err(err, EIO, "the job's network: 'ip %s %s %s' failed (is iproute2 installed?)", steps[i][1],
 				      steps[i][2], steps[i][3]);
 		}
@@ -97,9 +126,11 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 		if (ff >= 0)
 			close(ff);
 		jobs_net_teardown(id);
+		close(lk);
 		return jb_err(err, EIO, "the job's network: cannot turn forwarding off on %s", hostdev);
 	}
 	close(ff);
+	close(lk); /* the host's end has its address: the next allocation sees it */
 	snprintf(sp->netns, sizeof sp->netns, "/var/run/netns/%s", ns);
 	snprintf(sp->address, sizeof sp->address, "%s", addr);
 	jb_log(JB_LOG_INFO, "job %s: its network: %s, the host at %s", id, addr, host);
