@@ -343,7 +343,9 @@ class JumboSpawner(Spawner):
         said = set()
         while True:
             if not self.job_id:
-                yield {"progress": 10, "message": "asking jumbo for a notebook"}
+                if "asked" not in said:
+                    said.add("asked")
+                    yield {"progress": 10, "message": "asking jumbo for a notebook"}
                 await asyncio.sleep(0.1)
                 continue
             try:

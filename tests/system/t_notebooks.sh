@@ -74,6 +74,7 @@ cat > "$T/profiles.json" <<EOF
  {"slug": "pytorch", "display_name": "PyTorch", "image": "jumbo/notebook", "cpus": 2, "memory": "4G", "default": true},
  {"slug": "cull", "display_name": "Culled", "image": "jumbo/notebook", "cull_idle": 6},
  {"slug": "missing", "display_name": "Missing", "image": "jumbo/nosuch"},
+ {"slug": "gpu", "display_name": "GPU", "image": "jumbo/notebook", "gpus": 1},
  {"slug": "hang", "display_name": "Hangs", "image": "127.0.0.1:$HANG/slow/image:1", "note": "never stored: the pull hangs"}
 ]
 EOF
@@ -201,6 +202,12 @@ hubapi POST /users/dave/server '{"profile":"missing"}' > /dev/null
 ev=$(progress_end dave)
 like '"failed": true' "$ev" "a missing image: the spawn fails"
 like 'jumbo/nosuch' "$ev" "and the hub's message names the image ($(echo "$ev" | jsonget /dev/stdin message | cut -c1-120))"
+if [ ! -e /dev/nvidiactl ]; then
+	hubapi POST /users/dave/server '{"profile":"gpu"}' > /dev/null
+	like 'GPU.*this site has none' "$(progress_end dave)" "a GPU profile on a site without GPUs: the hub shows jumbo's refusal"
+else
+	pass "# SKIP this site has GPUs: the refusal is not tested"
+fi
 hubapi POST /users/erin/server '{"profile":"hang"}' > /dev/null
 ev=$(progress_end erin)
 like '"failed": true' "$ev" "a registry that never answers: the spawn fails"
