@@ -90,6 +90,8 @@ static const char run_usage[] =
 	"      --network[=MODE]   host: the host's network; veth: a network of its own joined\n"
 	"                         to the host (its address in 'jumbo jobs ID'; nothing beyond\n"
 	"                         the host); none (the default): only its own loopback\n"
+	"  -b, --backend NAME     where it runs: a [backend NAME] of the site (Slurm), or local\n"
+	"                         (the default: this host)\n"
 	"      --detach           print the job's id and return\n"
 	"      --api HOST:PORT    the daemon's API (default $JUMBO_API, then [site] api)\n"
 	"      --json             print the finished job as JSON (with --detach: the job)\n"
@@ -192,6 +194,7 @@ int cmd_run(struct cli *g, int argc, char **argv)
 		{"memory", required_argument, NULL, 'm'}, {"pids", required_argument, NULL, 'P'},
 		{"gpus", required_argument, NULL, 'G'},  {"timeout", required_argument, NULL, 't'},
 		{"network", optional_argument, NULL, 'N'}, {"detach", no_argument, NULL, 'D'},
+		{"backend", required_argument, NULL, 'b'},
 		{"api", required_argument, NULL, 'A'},   {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},        {0},
 	};
@@ -200,7 +203,7 @@ int cmd_run(struct cli *g, int argc, char **argv)
 	bool detach = false, json = false;
 	int o;
 	/* '+': the command after "--" (or the first non-option) is the job's */
-	while ((o = getopt_long(argc, argv, "+i:d:e:m:t:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+i:d:e:m:t:b:h", opts, NULL)) != -1) {
 		char *end;
 		switch (o) {
 		case 'i': json_object_set_new(req, "image", json_string(optarg)); break;
@@ -265,6 +268,7 @@ int cmd_run(struct cli *g, int argc, char **argv)
 			}
 			json_object_set_new(req, "network", json_string(optarg ? optarg : "host"));
 			break;
+		case 'b': json_object_set_new(req, "backend", json_string(optarg)); break;
 		case 'D': detach = true; break;
 		case 'A': api = optarg; break;
 		case 'j': json = true; break;

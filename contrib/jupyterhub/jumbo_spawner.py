@@ -74,8 +74,9 @@ class JumboSpawner(Spawner):
         config=True,
         help="""Environments a user picks from, shown as a form when there is more
         than one.  Each: {"slug", "display_name", "description", "image",
-        "cpus", "memory", "gpus", "cull_idle", "default"}; image, cpus, memory
-        and gpus go to jumbod as the job's, cull_idle over the spawner's.""",
+        "cpus", "memory", "gpus", "backend", "cull_idle", "default"}; image, cpus,
+        memory, gpus and backend (a [backend NAME] of the site: Slurm) go to
+        jumbod as the job's, cull_idle over the spawner's.""",
     )
     data = List(
         Unicode(),
@@ -257,7 +258,7 @@ class JumboSpawner(Spawner):
             "env": ["%s=%s" % (k, v) for k, v in env.items()],
             "notebook": {"user": escape_name(self.user.name), "server": escape_name(self.name or "")},
         }
-        for k in ("cpus", "memory", "gpus"):
+        for k in ("cpus", "memory", "gpus", "backend"):
             if prof.get(k):
                 req[k] = prof[k]
         data = (self.user_options or {}).get("data") or self.data

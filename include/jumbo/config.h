@@ -20,6 +20,19 @@ struct jb_registry_conf {
 	bool insecure;         /* plain HTTP although it is not on loopback */
 };
 
+/* [backend NAME]: a cluster engine jobs can be handed to (jumbo.conf(5),
+ * BACKENDS).  type is "slurm" or "local"; the other keys are
+ * the type's, checked by the backend when jumbod opens it. */
+struct jb_backend_conf {
+	char *name;
+	char *type;
+	char **keys, **vals;   /* nkv pairs, in file order */
+	size_t nkv;
+	int line;              /* of its header, for messages */
+};
+/* The value of key in a backend section, or NULL. */
+JB_EXPORT const char *jb_backend_conf_get(const struct jb_backend_conf *b, const char *key);
+
 /* [rule NAME]: when a dataset whose path matches glob lands, run a job. */
 struct jb_rule {
 	char *name;
@@ -30,6 +43,7 @@ struct jb_rule {
 	double cpus;
 	char *memory;
 	double timeout;
+	char *backend;         /* a [backend NAME], or NULL: this host */
 };
 
 struct jb_config {
@@ -48,6 +62,8 @@ struct jb_config {
 	size_t nregistries;
 	struct jb_rule *rules;
 	size_t nrules;
+	struct jb_backend_conf *backends;
+	size_t nbackends;
 };
 
 JB_EXPORT int jb_config_load(const char *path, struct jb_config **ret, struct jb_error *err);
@@ -57,6 +73,8 @@ JB_EXPORT void jb_config_free(struct jb_config *c);
 /* Checks what jumbod needs on top of parsing (root, listen, state). */
 JB_EXPORT int jb_config_check_daemon(const struct jb_config *c, struct jb_error *err);
 JB_EXPORT const struct jb_peer *jb_config_peer(const struct jb_config *c, const char *name);
+/* The [backend NAME] section, or NULL. */
+JB_EXPORT const struct jb_backend_conf *jb_config_backend(const struct jb_config *c, const char *name);
 /* The [registry HOST] section for host, or NULL. */
 JB_EXPORT const struct jb_registry_conf *jb_config_registry(const struct jb_config *c, const char *host);
 JB_EXPORT const struct jb_peer *jb_config_peer_by_fp(const struct jb_config *c, const uint8_t fp[32]);

@@ -47,6 +47,7 @@ struct jb_job_spec {
 	/* a notebook (see jumbod(8), NOTEBOOKS): */
 	char *home;               /* a host directory mounted read-write at /home/jovyan, or NULL */
 	char *data_all;           /* the data root, mounted read-only at /data, or NULL */
+	char *backend;            /* a [backend NAME] of the configuration, or NULL: this host */
 	unsigned uid, gid;        /* with user_set: the process's ids over the image's user */
 	bool user_set;
 };
@@ -63,6 +64,10 @@ struct jb_bundle_opts {
 	const char *crun;         /* the runtime binary */
 	const char *crun_root;    /* its state directory */
 	enum jb_cgroup_mode cgroups;
+	/* for a job another machine runs (a cluster backend): a host path as
+	 * that machine sees it; NULL: the same */
+	void (*map)(const void *ud, const char *path, char *out, size_t n);
+	const void *map_ud;
 };
 JB_EXPORT int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *spec,
 			     const struct jb_oci_image *img, char *const *layers, const struct jb_bundle_opts *o,

@@ -103,7 +103,7 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state, e
 static int errno_status(int code)
 {
 	return code == ENOENT ? 404 : code == EPERM || code == EACCES ? 403 : code == EALREADY || code == ESTALE ? 409
-	       : code == ENODEV ? 422 : 400;
+	       : code == ENODEV ? 422 : code == EHOSTDOWN ? 503 : 400;
 }
 
 /* POST to a collection: the body's JSON handed to submit, 201 and the new

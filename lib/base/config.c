@@ -127,9 +127,40 @@ void jb_config_free(struct jb_config *c)
 		free(c->rules[i].command);
 		free(c->rules[i].output);
 		free(c->rules[i].memory);
+		free(c->rules[i].backend);
 	}
 	free(c->rules);
+	for (size_t i = 0; i < c->nbackends; i++) {
+		struct jb_backend_conf *b = &c->backends[i];
+		free(b->name);
+		free(b->type);
+		for (size_t k = 0; k < b->nkv; k++) {
+			free(b->keys[k]);
+			if (b->vals[k])
+				explicit_bzero(b->vals[k], strlen(b->vals[k]));
+			free(b->vals[k]);
+		}
+		free(b->keys);
+		free(b->vals);
+	}
+	free(c->backends);
 	free(c);
+}
+
+const struct jb_backend_conf *jb_config_backend(const struct jb_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nbackends; i++)
+		if (!strcmp(c->backends[i].name, name))
+			return &c->backends[i];
+	return NULL;
+}
+
+const char *jb_backend_conf_get(const struct jb_backend_conf *b, const char *key)
+{
+	for (size_t k = 0; k < b->nkv; k++)
+		if (!strcmp(b->keys[k], key))
+			return b->vals[k];
+	return NULL;
 }
 
 const struct jb_registry_conf *jb_config_registry(const struct jb_config *c, const char *host)
@@ -181,7 +212,8 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 		return -ENOMEM;
 	}
 	c->path = strdup(path ? path : "<string>");
-	enum { NONE, SITE, PEER, REGISTRY, RULE, OTHER } sec = NONE;
+	enum { NONE, SITE, PEER, REGISTRY, RULE, BACKEND, OTHER } sec = NONE;
+	struct jb_backend_conf *be = NULL;
 	struct jb_peer *peer = NULL;
 	struct jb_registry_conf *reg = NULL;
 	struct jb_rule *rule = NULL;
@@ -283,6 +315,31 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 					goto fail;
 				}
 				sec = RULE;
+			} else if (!strncmp(sect, "backend", 7) && isspace((unsigned char)sect[7])) {
+				char *bname = trim(sect + 8);
+				if (!valid_name(bname) || !strcmp(bname, "local")) {
+					r = jb_err(err, EINVAL, "%s:%d: invalid backend name '%s' (letters, digits, '-', '_', '.'; "
+						   "'local' is this host's)", c->path, lineno, bname);
+					goto fail;
+				}
+				if (jb_config_backend(c, bname)) {
+					r = jb_err(err, EINVAL, "%s:%d: backend '%s' defined twice", c->path, lineno, bname);
+					goto fail;
+				}
+				struct jb_backend_conf *nb = realloc(c->backends, (c->nbackends + 1) * sizeof *nb);
+				if (!nb) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				c->backends = nb;
+				be = &c->backends[c->nbackends++];
+				memset(be, 0, sizeof *be);
+				be->line = lineno;
+				if (!(be->name = strdup(bname))) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				sec = BACKEND;
 			} else if (!strncmp(sect, "peer", 4)) {
 				/* "[peer]" or "[peers x]" is a typo for [peer NAME], not a later
 				 * module's section: ignoring it would drop a pin without a word */
@@ -408,6 +465,8 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 						   rule->name);
 				else
 					r = set_str(&rule->memory, val);
+			} else if (!strcmp(key, "backend")) {
+				r = set_str(&rule->backend, val);
 			} else if (!strcmp(key, "cpus") || !strcmp(key, "timeout")) {
 				double v = strtod(val, &end);
 				if (end == val || *end || v <= 0)
@@ -423,6 +482,35 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 			}
 			if (r < 0)
 				goto fail;
+		} else if (sec == BACKEND) {
+			if (!strcmp(key, "type")) {
+				if (strcmp(val, "slurm") && strcmp(val, "local"))
+					r = jb_err(err, EINVAL, "%s:%d: backend %s: type is slurm or local", c->path, lineno,
+						   be->name);
+				else
+					r = set_str(&be->type, val);
+			} else if (jb_backend_conf_get(be, key)) {
+				r = jb_err(err, EINVAL, "%s:%d: backend %s: '%s' given twice", c->path, lineno, be->name, key);
+			} else {
+				char **nk = realloc(be->keys, (be->nkv + 1) * sizeof *nk);
+				if (nk)
+					be->keys = nk;
+				char **nv = realloc(be->vals, (be->nkv + 1) * sizeof *nv);
+				if (nv)
+					be->vals = nv;
+				if (!nk || !nv)
+					r = -ENOMEM;
+				else if (!(be->keys[be->nkv] = strdup(key)) || !(be->vals[be->nkv] = strdup(val)))
+					r = -ENOMEM;
+				if (r == 0)
+					be->nkv++;
+				else if (nk && nv) {
+					free(be->keys[be->nkv]);
+					be->keys[be->nkv] = NULL;
+				}
+			}
+			if (r < 0)
+				goto fail;
 		} else if (sec == NONE) {
 			r = jb_err(err, EINVAL, "%s:%d: key '%s' outside any section", c->path, lineno, key);
 			goto fail;
@@ -430,9 +518,21 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 	next:
 		line = nl ? nl + 1 : NULL;
 	}
-	for (size_t i = 0; i < c->nrules; i++)
+	for (size_t i = 0; i < c->nrules; i++) {
 		if (!c->rules[i].glob || !c->rules[i].image) {
 			r = jb_err(err, EINVAL, "%s: rule %s needs a glob and an image", c->path, c->rules[i].name);
+			goto fail;
+		}
+		if (c->rules[i].backend && strcmp(c->rules[i].backend, "local") &&
+		    !jb_config_backend(c, c->rules[i].backend)) {
+			r = jb_err(err, EINVAL, "%s: rule %s: no [backend %s]", c->path, c->rules[i].name, c->rules[i].backend);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < c->nbackends; i++)
+		if (!c->backends[i].type) {
+			r = jb_err(err, EINVAL, "%s:%d: backend %s needs a type (slurm or local)", c->path,
+				   c->backends[i].line, c->backends[i].name);
 			goto fail;
 		}
 	static const uint8_t zero[32];

@@ -67,6 +67,7 @@ void jb_job_spec_free(struct jb_job_spec *s)
 	free(s->data);
 	free(s->home);
 	free(s->data_all);
+	free(s->backend);
 	memset(s, 0, sizeof *s);
 }
 
@@ -225,10 +226,19 @@ static void env_set(json_t *env, const char *kv)
 	json_array_append_new(env, json_string(kv));
 }
 
+/* path as the machine that runs the job sees it */
+static const char *mp(const struct jb_bundle_opts *o, const char *path, char *buf, size_t n)
+{
+	if (!o->map)
+		return path;
+	o->map(o->map_ud, path, buf, n);
+	return buf;
+}
+
 int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *spec, const struct jb_oci_image *img,
 		   char *const *layers, const struct jb_bundle_opts *o, struct jb_error *err)
 {
-	char p[4200];
+	char p[4200], q[4400];
 	static const char *const subdirs[] = {"upper", "work", "merged", "workspace"};
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
@@ -303,22 +313,26 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	json_array_append_new(m, mount_of("/tmp", "tmpfs", "tmpfs", "nosuid,nodev,mode=1777"));
 	for (size_t i = 0; i < spec->ndata; i++) {
 		snprintf(p, sizeof p, "/data/%s", spec->data[i].name);
-		json_array_append_new(m, mount_of(p, "bind", spec->data[i].source, "rbind,ro,nosuid,nodev"));
+		json_array_append_new(m, mount_of(p, "bind", mp(o, spec->data[i].source, q, sizeof q), "rbind,ro,nosuid,nodev"));
 	}
 	if (spec->data_all)
-		json_array_append_new(m, mount_of("/data", "bind", spec->data_all, "rbind,ro,nosuid,nodev"));
+		json_array_append_new(m, mount_of("/data", "bind", mp(o, spec->data_all, q, sizeof q), "rbind,ro,nosuid,nodev"));
 	if (spec->home)
-		json_array_append_new(m, mount_of(JB_NOTEBOOK_HOME, "bind", spec->home, "rbind,rw,nosuid,nodev"));
+		json_array_append_new(m, mount_of(JB_NOTEBOOK_HOME, "bind", mp(o, spec->home, q, sizeof q), "rbind,rw,nosuid,nodev"));
 	snprintf(p, sizeof p, "%s/workspace", dir);
-	json_array_append_new(m, mount_of("/work", "bind", p, "rbind,rw,nosuid,nodev"));
+	json_array_append_new(m, mount_of("/work", "bind", mp(o, p, q, sizeof q), "rbind,rw,nosuid,nodev"));
 	if (uid != 0 && chown(p, uid, gid) < 0)
 		jb_log(JB_LOG_WARN, "job %s: cannot give /work to uid %u: %s", id, uid, strerror(errno));
+	/* where outputs go, made for the job's user */
+	snprintf(q, sizeof q, "%s/workspace/out", dir);
+	if (mkdir(q, 0755) == 0 && uid != 0 && chown(q, uid, gid) < 0)
+		jb_log(JB_LOG_WARN, "job %s: cannot give /work/out to uid %u: %s", id, uid, strerror(errno));
 	static const char *const etc[] = {"hosts", "resolv.conf", "hostname", "passwd"};
 	for (size_t i = 0; i < JB_ARRAY_SIZE(etc) - !spec->home; i++) {
 		char dst[64];
 		snprintf(p, sizeof p, "%s/%s", dir, etc[i]);
 		snprintf(dst, sizeof dst, "/etc/%s", etc[i]);
-		json_array_append_new(m, mount_of(dst, "bind", p, "bind,ro"));
+		json_array_append_new(m, mount_of(dst, "bind", mp(o, p, q, sizeof q), "bind,ro"));
 	}
 	/* namespaces: everything of its own, the network too unless asked */
 	json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type", "ipc",
@@ -369,6 +383,10 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	char cg[128];
 	snprintf(cg, sizeof cg, "/jumbo/%s", id);
 	snprintf(p, sizeof p, "%s/merged", dir);
+	if (o->map) {
+		snprintf(q, sizeof q, "%s", p);
+		o->map(o->map_ud, q, p, sizeof p);
+	}
 	json_t *cfg = json_pack(
 		"{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:{s:s, s:o, s:o, s:[sssssssssss], s:[sssss]}}", "ociVersion", "1.0.2",
 		"process", process, "root", "path", p, "readonly", 0, "hostname", id, "mounts", m, "linux",
@@ -416,9 +434,10 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	while (layers && layers[n])
 		n++;
 	for (size_t i = n; i-- > 0;)
-		json_array_append_new(lower, json_string(layers[i]));
+		json_array_append_new(lower, json_string(mp(o, layers[i], q, sizeof q)));
+	char croot[4400];
 	json_t *sup = json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I}", "id", id, "crun", o->crun, "crun_root",
-				o->crun_root, "cgroups", (int)o->cgroups, "lower", lower, "timeout", spec->timeout,
+				mp(o, o->crun_root, croot, sizeof croot), "cgroups", (int)o->cgroups, "lower", lower, "timeout", spec->timeout,
 				"memory", (json_int_t)spec->memory);
 	return sup ? dump(dir, "supervise.json", sup, err) : -ENOMEM;
 }

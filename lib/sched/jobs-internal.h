@@ -26,6 +26,57 @@ int jobs_dataset_digest(struct jb_catalog *cat, const char *root, const char *re
 
 #define MAX_RUNNING 256
 
+/* ---- backends: cluster engines a job can be handed to (backend.c) ----
+ * jumbod prepares the job as for this host (image layers, bundle); the
+ * backend runs "jumbod --supervise DIR" where the engine puts it and says
+ * how that goes.  DIR, the data root and the image store must be visible
+ * there (the backend's path maps say where). */
+enum remote_state { R_PENDING, R_RUNNING, R_ENDED, R_UNKNOWN };
+struct remote_status {
+	enum remote_state st;
+	char state[48];   /* the engine's own word (RUNNING, OUT_OF_MEMORY, TASK_FAILED...) */
+	char reason[256]; /* its reason, when it gives one */
+	char node[128];   /* where it runs */
+};
+struct remote_job {
+	const char *id;       /* jumbo's job id */
+	const char *dir;      /* the job directory as the node sees it */
+	const char *jumbod;   /* the jumbod program on the node */
+	const struct jb_job_spec *spec;
+};
+struct jobs_backend;
+struct backend_ops {
+	const char *type;
+	int (*open)(struct jobs_backend *b, struct jb_error *err);
+	/* ext: the engine's id for the job, kept in the job's record */
+	int (*submit)(struct jobs_backend *b, const struct remote_job *rj, char ext[64], struct jb_error *err);
+	int (*status)(struct jobs_backend *b, const char *ext, struct remote_status *rs, struct jb_error *err);
+	int (*cancel)(struct jobs_backend *b, const char *ext, struct jb_error *err);
+	void (*close)(struct jobs_backend *b);
+};
+struct path_map {
+	char *from, *to; /* a path of this host's below from is to... on the nodes */
+};
+struct jobs_backend {
+	const struct backend_ops *ops;
+	const struct jb_backend_conf *conf;
+	char *jumbod;              /* jumbod on the nodes (key jumbod; default this one) */
+	struct path_map maps[3];   /* state, data, images */
+	size_t nmaps;
+	char error[512];           /* why it could not be opened; then it takes no job */
+	void *priv;
+};
+extern const struct backend_ops jobs_slurm_ops;
+/* The backends of the configuration, opened (one that fails keeps its error). */
+int jobs_backends_open(struct jb_jobs *j, struct jb_error *err);
+void jobs_backends_close(struct jb_jobs *j);
+struct jobs_backend *jobs_backend_find(struct jb_jobs *j, const char *name);
+/* path as the nodes of b see it */
+void jobs_backend_map(const struct jobs_backend *b, const char *path, char *out, size_t n);
+/* The keys a backend type takes (besides type, jumbod, state, data, images);
+ * NULL-terminated. */
+int jobs_backend_check_keys(const struct jb_backend_conf *bc, const char *const *known, struct jb_error *err);
+
 enum state { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OOM, LOST, NSTATES };
 
 struct watched {
@@ -48,6 +99,10 @@ struct jb_jobs {
 	bool stop;
 	pthread_t watcher;
 	unsigned starting; /* start threads in flight */
+	struct jobs_backend *backends;
+	size_t nbackends;
+	pthread_t poller; /* asks the backends about their jobs */
+	bool poller_started;
 	pthread_cond_t idle;
 };
 

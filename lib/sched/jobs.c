@@ -26,6 +26,8 @@ const char *const *jb_job_states(void) { return state_names; }
 
 static void job_dir(const struct jb_jobs *j, const char *id, char *out, size_t n) { snprintf(out, n, "%s/%s", j->jobdir, id); }
 
+static bool cancelled(struct jb_jobs *j, const char *id);
+
 /* ---- the table ---- */
 
 static const char schema[] =
@@ -35,7 +37,7 @@ static const char schema[] =
 	" id TEXT PRIMARY KEY, state INTEGER NOT NULL, spec TEXT NOT NULL, image TEXT NOT NULL,"
 	" digest TEXT, created REAL NOT NULL, started REAL, finished REAL, exit_code INTEGER,"
 	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT,"
-	" address TEXT);";
+	" address TEXT, backend TEXT, ext_id TEXT, node TEXT);";
 
 static void set_state(struct jb_jobs *j, const char *id, enum state s, const char *reason)
 {
@@ -70,12 +72,19 @@ static json_t *row_json(sqlite3_stmt *st)
 		json_object_set_new(o, "output", json_string((const char *)sqlite3_column_text(st, 13)));
 	if (sqlite3_column_type(st, 14) != SQLITE_NULL)
 		json_object_set_new(o, "address", json_string((const char *)sqlite3_column_text(st, 14)));
+	json_object_set_new(o, "backend", json_string(sqlite3_column_type(st, 15) != SQLITE_NULL
+							     ? (const char *)sqlite3_column_text(st, 15)
+							     : "local"));
+	if (sqlite3_column_type(st, 16) != SQLITE_NULL)
+		json_object_set_new(o, "backend_id", json_string((const char *)sqlite3_column_text(st, 16)));
+	if (sqlite3_column_type(st, 17) != SQLITE_NULL)
+		json_object_set_new(o, "node", json_string((const char *)sqlite3_column_text(st, 17)));
 	return o;
 }
 
 #define COLS                                                                                                      \
 	"id, state, spec, image, digest, created, started, finished, exit_code, reason, sup_pid, max_memory, cancel, " \
-	"output, address"
+	"output, address, backend, ext_id, node"
 
 json_t *jb_jobs_get(struct jb_jobs *j, const char *id)
 {
@@ -150,8 +159,9 @@ static void watch(struct jb_jobs *j, const char *id, pid_t pid, bool child)
 	wake(j);
 }
 
-/* The supervisor is gone: its result decides the job's end. */
-static void finish(struct jb_jobs *j, const char *id)
+/* The supervisor is gone: its result decides the job's end.  remote: the
+ * job ran under a backend, which ended it (or lost it) as rs says. */
+static void finish(struct jb_jobs *j, const char *id, const struct remote_status *remote)
 {
 	char dir[4200];
 	struct jb_job_result r;
@@ -162,6 +172,17 @@ static void finish(struct jb_jobs *j, const char *id)
 	if (access(nsp, F_OK) == 0)
 		jobs_net_teardown(id); /* its network goes with it */
 	int rc = jb_job_result_read(dir, &r, &err);
+	if (rc < 0 && remote) {
+		char why[600];
+		bool cxl = cancelled(j, id);
+		snprintf(why, sizeof why, "%s%s%s%s%s", cxl ? "cancelled" : "its backend ended it without a result: ",
+			 cxl ? "" : remote->state, remote->reason[0] && !cxl ? " (" : "", cxl ? "" : remote->reason,
+			 remote->reason[0] && !cxl ? ")" : "");
+		if (!cxl && remote->st == R_UNKNOWN)
+			snprintf(why, sizeof why, "lost by its backend: %s, and no result from its supervisor", remote->reason);
+		set_state(j, id, cxl ? CANCELLED : LOST, why);
+		return;
+	}
 	if (rc < 0) {
 		/* no result: the supervisor died with its job; stop what may be left */
 		char *argv[] = {j->crun, (char *)"--root", NULL, (char *)"delete", (char *)"-f", (char *)id, NULL};
@@ -265,7 +286,7 @@ static void *watcher(void *arg)
 				continue;
 			if (copy[i].child)
 				waitpid(copy[i].pid, NULL, 0);
-			finish(j, copy[i].id);
+			finish(j, copy[i].id, NULL);
 			pthread_mutex_lock(&j->lock);
 			for (size_t k = 0; k < j->nw; k++)
 				if (!strcmp(j->w[k].id, copy[i].id)) {
@@ -276,6 +297,80 @@ static void *watcher(void *arg)
 				}
 			pthread_mutex_unlock(&j->lock);
 		}
+	}
+}
+
+/* ---- jobs under backends: asked about every second ---- */
+
+static void poll_remote(struct jb_jobs *j)
+{
+	struct {
+		char id[JB_JOB_ID_LEN + 1], backend[128], ext[64];
+		int state;
+	} rows[MAX_RUNNING];
+	size_t n = 0;
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db, "SELECT id, backend, ext_id, state FROM job WHERE state IN (0, 1) AND ext_id IS NOT NULL",
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (n < MAX_RUNNING && sqlite3_step(st) == SQLITE_ROW) {
+			snprintf(rows[n].id, sizeof rows[n].id, "%s", sqlite3_column_text(st, 0));
+			snprintf(rows[n].backend, sizeof rows[n].backend, "%s", sqlite3_column_text(st, 1));
+			snprintf(rows[n].ext, sizeof rows[n].ext, "%s", sqlite3_column_text(st, 2));
+			rows[n++].state = sqlite3_column_int(st, 3);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&j->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct jobs_backend *be = jobs_backend_find(j, rows[i].backend);
+		if (!be || !be->ops)
+			continue; /* its backend is gone from the configuration or down: kept as it is */
+		struct remote_status rs;
+		struct jb_error err = {0};
+		if (be->ops->status(be, rows[i].ext, &rs, &err) < 0) {
+			static time_t last;
+			time_t now = time(NULL);
+			if (now - last >= 60) { /* a backend that does not answer: said once a minute */
+				jb_log(JB_LOG_WARN, "job %s: cannot ask %s about it: %s", rows[i].id, be->conf->name, err.msg);
+				last = now;
+			}
+			continue;
+		}
+		if (rs.node[0]) {
+			pthread_mutex_lock(&j->lock);
+			sched_exec(j->db, "UPDATE job SET node=? WHERE id=?", "ss", rs.node, rows[i].id);
+			pthread_mutex_unlock(&j->lock);
+		}
+		if (rs.st == R_RUNNING && rows[i].state == PENDING) {
+			char why[200];
+			snprintf(why, sizeof why, "running in %s (%s job %s on %s)", be->conf->name, be->conf->type, rows[i].ext,
+				 rs.node[0] ? rs.node : "?");
+			pthread_mutex_lock(&j->lock);
+			sched_exec(j->db, "UPDATE job SET state=?, started=?, reason=? WHERE id=? AND state=?", "idssi",
+				   (int64_t)RUNNING, jb_wall(), why, rows[i].id, (int64_t)PENDING);
+			pthread_mutex_unlock(&j->lock);
+			jb_log(JB_LOG_INFO, "job %s: %s", rows[i].id, why);
+		} else if (rs.st == R_ENDED || rs.st == R_UNKNOWN) {
+			finish(j, rows[i].id, &rs);
+		}
+	}
+}
+
+static void *poller(void *arg)
+{
+	struct jb_jobs *j = arg;
+	for (;;) {
+		for (int t = 0; t < 10; t++) {
+			pthread_mutex_lock(&j->lock);
+			bool stop = j->stop;
+			pthread_mutex_unlock(&j->lock);
+			if (stop)
+				return NULL;
+			struct timespec ts = {0, 100000000};
+			nanosleep(&ts, NULL);
+		}
+		poll_remote(j);
 	}
 }
 
@@ -319,6 +414,8 @@ static bool pull_cancelled(void *ud)
 	return cancelled(pc->j, pc->id);
 }
 
+static void map_for(const void *ud, const char *path, char *out, size_t n) { jobs_backend_map(ud, path, out, n); }
+
 static void *start_job(void *arg)
 {
 	struct start *s = arg;
@@ -329,6 +426,7 @@ static void *start_job(void *arg)
 	char **layers = NULL;
 	char dir[4200];
 	job_dir(j, s->id, dir, sizeof dir);
+	struct jobs_backend *be = s->spec.backend ? jobs_backend_find(j, s->spec.backend) : NULL;
 	int rc = jb_oci_store_open(j->images, &store, &err);
 	if (rc == 0) {
 		rc = jb_oci_image_open(store, s->spec.image, &img, &err);
@@ -371,6 +469,10 @@ static void *start_job(void *arg)
 		char croot[4200];
 		snprintf(croot, sizeof croot, "%s/crun", j->state);
 		struct jb_bundle_opts bo = {.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups};
+		if (be) {
+			bo.map = map_for;
+			bo.map_ud = be;
+		}
 		rc = jb_bundle_make(dir, s->id, &s->spec, &img, layers, &bo, &err);
 	}
 	if (cancelled(j, s->id)) { /* also when preparing it failed after the cancel (a pull cut short) */
@@ -383,6 +485,30 @@ static void *start_job(void *arg)
 		if (s->spec.veth)
 			jobs_net_teardown(s->id);
 		set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
+		goto out;
+	}
+	if (be) {
+		/* the supervisor where the backend puts it */
+		char ndir[4400], ext[64] = "";
+		jobs_backend_map(be, dir, ndir, sizeof ndir);
+		struct remote_job rj = {.id = s->id, .dir = ndir, .jumbod = be->jumbod, .spec = &s->spec};
+		rc = be->ops ? be->ops->submit(be, &rj, ext, &err)
+			     : jb_err(&err, EHOSTDOWN, "backend %s is not available: %s", be->conf->name, be->error);
+		if (rc < 0) {
+			if (s->spec.veth)
+				jobs_net_teardown(s->id);
+			set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
+			goto out;
+		}
+		char why[160];
+		snprintf(why, sizeof why, "queued in %s (%s job %s)", be->conf->name, be->conf->type, ext);
+		pthread_mutex_lock(&j->lock);
+		sched_exec(j->db, "UPDATE job SET backend=?, ext_id=?, reason=? WHERE id=?", "ssss", be->conf->name, ext, why,
+			   s->id);
+		pthread_mutex_unlock(&j->lock);
+		jb_log(JB_LOG_INFO, "job %s: %s", s->id, why);
+		if (cancelled(j, s->id)) /* cancelled while it was being submitted */
+			be->ops->cancel(be, ext, &err);
 		goto out;
 	}
 	/* the supervisor: this program again, in its own session */
@@ -553,10 +679,17 @@ int jb_jobs_kill(struct jb_jobs *j, const char *id, struct jb_error *err)
 		return jb_err(err, ENOENT, "no job %s", id);
 	const char *st = json_string_value(json_object_get(o, "state"));
 	int r = 0;
-	if (!strcmp(st, "pending")) {
+	const char *bname = json_string_value(json_object_get(o, "backend"));
+	const char *ext = json_string_value(json_object_get(o, "backend_id"));
+	struct jobs_backend *be = bname && strcmp(bname, "local") ? jobs_backend_find(j, bname) : NULL;
+	if (!strcmp(st, "pending") || (!strcmp(st, "running") && be)) {
 		pthread_mutex_lock(&j->lock);
 		sched_exec(j->db, "UPDATE job SET cancel=1 WHERE id=?", "s", id);
 		pthread_mutex_unlock(&j->lock);
+		/* handed to a backend already: it cancels it (the supervisor then
+		 * writes its result), else the start thread sees the flag */
+		if (be && ext && be->ops)
+			r = be->ops->cancel(be, ext, err);
 	} else if (!strcmp(st, "running")) {
 		/* through the pidfd: never a recycled pid */
 		pthread_mutex_lock(&j->lock);
@@ -599,7 +732,8 @@ static void reattach(struct jb_jobs *j)
 	char ids[MAX_RUNNING][JB_JOB_ID_LEN + 1];
 	int states[MAX_RUNNING];
 	size_t n = 0;
-	if (sqlite3_prepare_v2(j->db, "SELECT id, state FROM job WHERE state IN (0, 1)", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(j->db, "SELECT id, state FROM job WHERE state IN (0, 1) AND ext_id IS NULL", -1, &st, NULL) !=
+	    SQLITE_OK)
 		return;
 	while (n < MAX_RUNNING && sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(ids[n], sizeof ids[n], "%s", sqlite3_column_text(st, 0));
@@ -631,7 +765,7 @@ static void reattach(struct jb_jobs *j)
 			jb_log(JB_LOG_INFO, "job %s: still running, re-attached (supervisor %d)", ids[i], pid);
 			watch(j, ids[i], pid, false);
 		} else {
-			finish(j, ids[i]);
+			finish(j, ids[i], NULL);
 		}
 	}
 }
@@ -654,6 +788,7 @@ static char *which(const char *prog)
 
 static void jobs_free(struct jb_jobs *j)
 {
+	jobs_backends_close(j);
 	if (j->wake >= 0)
 		close(j->wake);
 	sqlite3_close(j->db);
@@ -712,15 +847,21 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 	/* tables made by an earlier version gain the newer columns */
 	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN output TEXT", NULL, NULL, NULL);
 	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN address TEXT", NULL, NULL, NULL);
+	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN backend TEXT", NULL, NULL, NULL);
+	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN ext_id TEXT", NULL, NULL, NULL);
+	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN node TEXT", NULL, NULL, NULL);
 	if ((j->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = jb_err(err, errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
 	reattach(j);
+	jobs_backends_open(j, err);
 	if (pthread_create(&j->watcher, NULL, watcher, j) != 0) {
 		r = jb_err(err, EAGAIN, "jobs: cannot start the watcher");
 		goto fail;
 	}
+	if (j->nbackends && pthread_create(&j->poller, NULL, poller, j) == 0)
+		j->poller_started = true;
 	jb_log(JB_LOG_INFO, "jobs: crun %s, cgroups %s, images in %s", j->crun, jb_cgroup_mode_name(j->cgroups),
 	       j->images);
 	*ret = j;
@@ -746,6 +887,8 @@ void jb_jobs_close(struct jb_jobs *j)
 	pthread_mutex_unlock(&j->lock);
 	wake(j);
 	pthread_join(j->watcher, NULL);
+	if (j->poller_started)
+		pthread_join(j->poller, NULL);
 	if (busy) {
 		jb_log(JB_LOG_WARN, "jobs: jobs still starting; leaving their state to the next start");
 		return;

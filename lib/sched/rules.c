@@ -145,6 +145,8 @@ int jb_jobs_land(struct jb_jobs *j, const struct jb_config *c, const char *rel)
 			json_object_set_new(req, "memory", json_string(r->memory));
 		if (r->timeout > 0)
 			json_object_set_new(req, "timeout", json_real(r->timeout));
+		if (r->backend)
+			json_object_set_new(req, "backend", json_string(r->backend));
 		char id[JB_JOB_ID_LEN + 1];
 		if (jb_jobs_submit(j, req, id, &err) < 0) {
 			jb_log(JB_LOG_ERROR, "rule %s: %s landed, but its job was refused: %s", r->name, rel, err.msg);
@@ -172,6 +174,7 @@ json_t *jb_rules_json(const struct jb_config *c)
 			json_object_set_new(o, "memory", json_string(r->memory));
 		if (r->timeout > 0)
 			json_object_set_new(o, "timeout", json_real(r->timeout));
+		json_object_set_new(o, "backend", json_string(r->backend ? r->backend : "local"));
 		json_array_append_new(arr, o);
 	}
 	return arr;

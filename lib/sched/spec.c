@@ -146,7 +146,7 @@ int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, stru
 	if (!json_is_object(req))
 		return jb_err(err, EINVAL, "a job is a JSON object");
 	const char *known[] = {"image", "args",    "env",     "data",   "cpus", "memory",  "pids",
-			       "gpus",  "timeout", "network", "output", "rule", "rerun_of", "notebook"};
+			       "gpus",  "timeout", "network", "output", "rule", "rerun_of", "notebook", "backend"};
 	const char *key;
 	json_t *v;
 	json_object_foreach (req, key, v) {
@@ -273,6 +273,20 @@ int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, stru
 		return jb_err(err, EINVAL, "\"rule\" must be a string");
 	if ((x = json_object_get(req, "notebook")) && (r = notebook_spec(j, x, sp, err)) < 0)
 		return r;
+	if ((x = json_object_get(req, "backend"))) {
+		const char *b = json_string_value(x);
+		if (!b)
+			return jb_err(err, EINVAL, "\"backend\" is the name of a [backend] of the site, or \"local\"");
+		if (strcmp(b, "local")) {
+			struct jobs_backend *be = jobs_backend_find(j, b);
+			if (!be)
+				return jb_err(err, ENOENT, "no backend '%s' on this site (its [backend NAME] sections, or local)", b);
+			if (!be->ops && strcmp(be->conf->type, "local"))
+				return jb_err(err, EHOSTDOWN, "backend '%s' is not available: %s", b, be->error);
+			if (be->ops && !(sp->backend = strdup(b)))
+				return -ENOMEM;
+		}
+	}
 	if (sp->gpus) {
 		unsigned have = jb_gpu_count();
 		if (have < sp->gpus)
