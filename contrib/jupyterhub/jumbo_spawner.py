@@ -101,6 +101,7 @@ class JumboSpawner(Spawner):
 
     job_id = Unicode("")
     address = Unicode("")
+    server_port = Integer(0)
 
     @default("env_keep")
     def _env_keep(self):
@@ -284,6 +285,8 @@ class JumboSpawner(Spawner):
                 )
             if job["state"] == "running" and job.get("address"):
                 self.address = job["address"]
+                # a backend that places the server itself (Marathon) says on which port
+                self.server_port = int(job.get("port") or self.notebook_port)
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.5)
@@ -293,9 +296,9 @@ class JumboSpawner(Spawner):
         checked = loop.time()
         while True:
             try:
-                _, w = await asyncio.wait_for(asyncio.open_connection(self.address, self.notebook_port), 1)
+                _, w = await asyncio.wait_for(asyncio.open_connection(self.address, self.server_port), 1)
                 w.close()
-                return (self.address, self.notebook_port)
+                return (self.address, self.server_port)
             except (OSError, asyncio.TimeoutError):
                 pass
             if loop.time() - checked > 1:

@@ -21,7 +21,7 @@ struct jb_registry_conf {
 };
 
 /* [backend NAME]: a cluster engine jobs can be handed to (jumbo.conf(5),
- * BACKENDS).  type is "slurm" or "local"; the other keys are
+ * BACKENDS).  type is "slurm", "marathon" or "local"; the other keys are
  * the type's, checked by the backend when jumbod opens it. */
 struct jb_backend_conf {
 	char *name;

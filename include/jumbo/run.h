@@ -24,6 +24,7 @@ struct jb_mount_ro {
 #define JB_NOTEBOOK_UID 1000u
 #define JB_NOTEBOOK_GID 100u
 #define JB_NOTEBOOK_HOME "/home/jovyan"
+#define JB_NOTEBOOK_PORT 8888 /* where jupyterhub-singleuser listens in a notebook job */
 /* The host's address for jobs on a veth network (on its loopback, routed
  * through each job's pair): where a notebook finds the JupyterHub API. */
 #define JB_SITE_ADDRESS "10.213.0.1"

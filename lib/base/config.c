@@ -484,9 +484,9 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 				goto fail;
 		} else if (sec == BACKEND) {
 			if (!strcmp(key, "type")) {
-				if (strcmp(val, "slurm") && strcmp(val, "local"))
-					r = jb_err(err, EINVAL, "%s:%d: backend %s: type is slurm or local", c->path, lineno,
-						   be->name);
+				if (strcmp(val, "slurm") && strcmp(val, "marathon") && strcmp(val, "local"))
+					r = jb_err(err, EINVAL, "%s:%d: backend %s: type is slurm, marathon or local", c->path,
+						   lineno, be->name);
 				else
 					r = set_str(&be->type, val);
 			} else if (jb_backend_conf_get(be, key)) {
@@ -531,7 +531,7 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 	}
 	for (size_t i = 0; i < c->nbackends; i++)
 		if (!c->backends[i].type) {
-			r = jb_err(err, EINVAL, "%s:%d: backend %s needs a type (slurm or local)", c->path,
+			r = jb_err(err, EINVAL, "%s:%d: backend %s needs a type (slurm, marathon or local)", c->path,
 				   c->backends[i].line, c->backends[i].name);
 			goto fail;
 		}

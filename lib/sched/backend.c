@@ -1,6 +1,6 @@
 /* Backends: the [backend NAME] sections of the configuration, opened when
  * jumbod starts; their common keys (jumbod, and the path maps state, data,
- * images); the table of operations each type gives (slurm.c). */
+ * images); the table of operations each type gives (slurm.c, marathon.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,8 @@ static const struct backend_ops *ops_of(const char *type)
 {
 	if (!strcmp(type, "slurm"))
 		return &jobs_slurm_ops;
+	if (!strcmp(type, "marathon"))
+		return &jobs_marathon_ops;
 	return NULL;
 }
 

@@ -37,8 +37,16 @@ struct remote_status {
 	char state[48];   /* the engine's own word (RUNNING, OUT_OF_MEMORY, TASK_FAILED...) */
 	char reason[256]; /* its reason, when it gives one */
 	char node[128];   /* where it runs */
+	char address[64]; /* where its port is reached (a notebook), with port */
+	int port;
+	bool idle;        /* pending with nothing staged: after running, it ended */
+	bool have_exit;   /* ended: the engine says how (no supervisor of jumbo's) */
+	int exit_code;
+	bool oom;
 };
 struct remote_job {
+	const struct jb_config *c;
+	const char *images;   /* the site's image store */
 	const char *id;       /* jumbo's job id */
 	const char *dir;      /* the job directory as the node sees it */
 	const char *jumbod;   /* the jumbod program on the node */
@@ -52,7 +60,11 @@ struct backend_ops {
 	int (*submit)(struct jobs_backend *b, const struct remote_job *rj, char ext[64], struct jb_error *err);
 	int (*status)(struct jobs_backend *b, const char *ext, struct remote_status *rs, struct jb_error *err);
 	int (*cancel)(struct jobs_backend *b, const char *ext, struct jb_error *err);
+	/* after the end: what the engine keeps of the job goes (may be NULL) */
+	void (*cleanup)(struct jobs_backend *b, const char *ext);
 	void (*close)(struct jobs_backend *b);
+	bool supervised; /* the engine runs jumbo's supervisor (else its own containers: jumbod keeps the timeout) */
+	bool networked;  /* the engine gives the job its network (no veth of jumbod's) */
 };
 struct path_map {
 	char *from, *to; /* a path of this host's below from is to... on the nodes */
@@ -67,6 +79,7 @@ struct jobs_backend {
 	void *priv;
 };
 extern const struct backend_ops jobs_slurm_ops;
+extern const struct backend_ops jobs_marathon_ops;
 /* The backends of the configuration, opened (one that fails keeps its error). */
 int jobs_backends_open(struct jb_jobs *j, struct jb_error *err);
 void jobs_backends_close(struct jb_jobs *j);

@@ -27,6 +27,7 @@ const char *const *jb_job_states(void) { return state_names; }
 static void job_dir(const struct jb_jobs *j, const char *id, char *out, size_t n) { snprintf(out, n, "%s/%s", j->jobdir, id); }
 
 static bool cancelled(struct jb_jobs *j, const char *id);
+static int cancel_flag(struct jb_jobs *j, const char *id);
 
 /* ---- the table ---- */
 
@@ -37,7 +38,7 @@ static const char schema[] =
 	" id TEXT PRIMARY KEY, state INTEGER NOT NULL, spec TEXT NOT NULL, image TEXT NOT NULL,"
 	" digest TEXT, created REAL NOT NULL, started REAL, finished REAL, exit_code INTEGER,"
 	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT,"
-	" address TEXT, backend TEXT, ext_id TEXT, node TEXT);";
+	" address TEXT, backend TEXT, ext_id TEXT, node TEXT, port INTEGER);";
 
 static void set_state(struct jb_jobs *j, const char *id, enum state s, const char *reason)
 {
@@ -79,12 +80,14 @@ static json_t *row_json(sqlite3_stmt *st)
 		json_object_set_new(o, "backend_id", json_string((const char *)sqlite3_column_text(st, 16)));
 	if (sqlite3_column_type(st, 17) != SQLITE_NULL)
 		json_object_set_new(o, "node", json_string((const char *)sqlite3_column_text(st, 17)));
+	if (sqlite3_column_type(st, 18) != SQLITE_NULL)
+		json_object_set_new(o, "port", json_integer(sqlite3_column_int(st, 18)));
 	return o;
 }
 
 #define COLS                                                                                                      \
 	"id, state, spec, image, digest, created, started, finished, exit_code, reason, sup_pid, max_memory, cancel, " \
-	"output, address, backend, ext_id, node"
+	"output, address, backend, ext_id, node, port"
 
 json_t *jb_jobs_get(struct jb_jobs *j, const char *id)
 {
@@ -172,6 +175,18 @@ static void finish(struct jb_jobs *j, const char *id, const struct remote_status
 	if (access(nsp, F_OK) == 0)
 		jobs_net_teardown(id); /* its network goes with it */
 	int rc = jb_job_result_read(dir, &r, &err);
+	int how = remote ? cancel_flag(j, id) : 0;
+	if (rc < 0 && remote && (remote->have_exit || how)) {
+		/* the engine ran the container itself and says how it ended, or
+		 * jumbod ended it (cancel 1, its timeout 2) */
+		memset(&r, 0, sizeof r);
+		r.exit_code = how == 2 ? 124 : how == 1 ? 137 : remote->exit_code;
+		r.oom = !how && remote->oom;
+		r.cancelled = how == 1;
+		r.timed_out = how == 2;
+		r.finished = jb_wall();
+		rc = 0;
+	}
 	if (rc < 0 && remote) {
 		char why[600];
 		bool cxl = cancelled(j, id);
@@ -302,6 +317,15 @@ static void *watcher(void *arg)
 
 /* ---- jobs under backends: asked about every second ---- */
 
+static bool over_time(struct jb_jobs *j, const char *id)
+{
+	json_t *o = jb_jobs_get(j, id);
+	double t = json_number_value(json_object_get(json_object_get(o, "spec"), "timeout"));
+	double started = json_number_value(json_object_get(o, "started"));
+	json_decref(o);
+	return t > 0 && started > 0 && jb_wall() - started > t;
+}
+
 static void poll_remote(struct jb_jobs *j)
 {
 	struct {
@@ -328,6 +352,14 @@ static void poll_remote(struct jb_jobs *j)
 			continue; /* its backend is gone from the configuration or down: kept as it is */
 		struct remote_status rs;
 		struct jb_error err = {0};
+		if (!be->ops->supervised && rows[i].state == RUNNING && over_time(j, rows[i].id)) {
+			/* no supervisor of jumbo's there: jumbod keeps the timeout */
+			pthread_mutex_lock(&j->lock);
+			sched_exec(j->db, "UPDATE job SET cancel=2 WHERE id=?", "s", rows[i].id);
+			pthread_mutex_unlock(&j->lock);
+			if (be->ops->cancel(be, rows[i].ext, &err) < 0)
+				jb_log(JB_LOG_WARN, "job %s: over its time limit, and %s", rows[i].id, err.msg);
+		}
 		if (be->ops->status(be, rows[i].ext, &rs, &err) < 0) {
 			static time_t last;
 			time_t now = time(NULL);
@@ -342,6 +374,18 @@ static void poll_remote(struct jb_jobs *j)
 			sched_exec(j->db, "UPDATE job SET node=? WHERE id=?", "ss", rs.node, rows[i].id);
 			pthread_mutex_unlock(&j->lock);
 		}
+		if (rs.address[0] && be->ops->networked) { /* where the engine put its port (a notebook) */
+			pthread_mutex_lock(&j->lock);
+			sched_exec(j->db, "UPDATE job SET address=?, port=? WHERE id=?", "sis", rs.address,
+				   (int64_t)(rs.port ? rs.port : JB_NOTEBOOK_PORT), rows[i].id);
+			pthread_mutex_unlock(&j->lock);
+		}
+		if (rs.st == R_PENDING && rs.idle && rows[i].state == RUNNING) {
+			/* it ran, and no task is left nor any failure told: it finished */
+			rs.st = R_ENDED;
+			rs.have_exit = true;
+			snprintf(rs.state, sizeof rs.state, "finished");
+		}
 		if (rs.st == R_RUNNING && rows[i].state == PENDING) {
 			char why[200];
 			snprintf(why, sizeof why, "running in %s (%s job %s on %s)", be->conf->name, be->conf->type, rows[i].ext,
@@ -353,6 +397,8 @@ static void poll_remote(struct jb_jobs *j)
 			jb_log(JB_LOG_INFO, "job %s: %s", rows[i].id, why);
 		} else if (rs.st == R_ENDED || rs.st == R_UNKNOWN) {
 			finish(j, rows[i].id, &rs);
+			if (be->ops->cleanup && rs.st == R_ENDED)
+				be->ops->cleanup(be, rows[i].ext);
 		}
 	}
 }
@@ -381,6 +427,22 @@ struct start {
 	char id[JB_JOB_ID_LEN + 1];
 	struct jb_job_spec spec;
 };
+
+/* 0, 1 cancelled, 2 over its timeout (kept by jumbod for engines without its supervisor) */
+static int cancel_flag(struct jb_jobs *j, const char *id)
+{
+	sqlite3_stmt *st;
+	int c = 0;
+	pthread_mutex_lock(&j->lock);
+	if (sqlite3_prepare_v2(j->db, "SELECT cancel FROM job WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			c = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&j->lock);
+	return c;
+}
 
 static bool cancelled(struct jb_jobs *j, const char *id)
 {
@@ -427,8 +489,11 @@ static void *start_job(void *arg)
 	char dir[4200];
 	job_dir(j, s->id, dir, sizeof dir);
 	struct jobs_backend *be = s->spec.backend ? jobs_backend_find(j, s->spec.backend) : NULL;
-	int rc = jb_oci_store_open(j->images, &store, &err);
-	if (rc == 0) {
+	/* an engine that runs its own containers (Marathon) takes the image from
+	 * a registry: here only the job's directory is made */
+	bool own = be && be->ops && !be->ops->supervised;
+	int rc = own ? 0 : jb_oci_store_open(j->images, &store, &err);
+	if (rc == 0 && !own) {
 		rc = jb_oci_image_open(store, s->spec.image, &img, &err);
 		if (rc == -ENOENT && strchr(s->spec.image, '/')) {
 			/* not here: from its registry, if it names one */
@@ -453,16 +518,32 @@ static void *start_job(void *arg)
 			}
 		}
 	}
-	if (rc == 0)
+	if (rc == 0 && !own)
 		rc = jb_oci_image_layers(store, &img, &layers, &err);
 	for (size_t i = 0; rc == 0 && i < s->spec.ndata; i++)
 		if (s->spec.data[i].remote)
 			rc = jobs_fetch(j, s->id, &s->spec.data[i], &err);
 	if (rc == 0 && j->cat)
 		rc = jobs_record_inputs(j->cat, j->rootreal, s->id, &s->spec, &err);
-	if (rc == 0 && s->spec.veth)
+	if (rc == 0 && s->spec.veth && !(be && be->ops && be->ops->networked))
 		rc = jobs_net_setup(j, s->id, &s->spec, &err);
-	if (rc == 0) {
+	if (rc == 0 && own) {
+		char ws[4300];
+		snprintf(ws, sizeof ws, "%s/workspace/out", dir);
+		int dfd = open(j->jobdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int w = dfd < 0 ? -errno : jb_mkdirs_beneath(dfd, ws + strlen(j->jobdir) + 1, 0755);
+		if (dfd >= 0)
+			close(dfd);
+		if (w < 0)
+			rc = jb_err(&err, -w, "%s: %s", ws, strerror(-w));
+		else
+			close(w);
+		if (rc == 0 && s->spec.home) { /* the notebook user's, as in a local job */
+			snprintf(ws, sizeof ws, "%s/workspace", dir);
+			if (chown(ws, s->spec.uid, s->spec.gid) < 0 || chown(strcat(ws, "/out"), s->spec.uid, s->spec.gid) < 0)
+				jb_log(JB_LOG_WARN, "job %s: %s: %s", s->id, ws, strerror(errno));
+		}
+	} else if (rc == 0) {
 		pthread_mutex_lock(&j->lock);
 		sched_exec(j->db, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
 		pthread_mutex_unlock(&j->lock);
@@ -475,14 +556,15 @@ static void *start_job(void *arg)
 		}
 		rc = jb_bundle_make(dir, s->id, &s->spec, &img, layers, &bo, &err);
 	}
+	bool ournet = s->spec.veth && !(be && be->ops && be->ops->networked);
 	if (cancelled(j, s->id)) { /* also when preparing it failed after the cancel (a pull cut short) */
-		if (s->spec.veth)
+		if (ournet)
 			jobs_net_teardown(s->id);
 		set_state(j, s->id, CANCELLED, "cancelled before it started");
 		goto out;
 	}
 	if (rc < 0) {
-		if (s->spec.veth)
+		if (ournet)
 			jobs_net_teardown(s->id);
 		set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
 		goto out;
@@ -491,11 +573,12 @@ static void *start_job(void *arg)
 		/* the supervisor where the backend puts it */
 		char ndir[4400], ext[64] = "";
 		jobs_backend_map(be, dir, ndir, sizeof ndir);
-		struct remote_job rj = {.id = s->id, .dir = ndir, .jumbod = be->jumbod, .spec = &s->spec};
+		struct remote_job rj = {.c = j->c, .images = j->images, .id = s->id, .dir = ndir, .jumbod = be->jumbod,
+					.spec = &s->spec};
 		rc = be->ops ? be->ops->submit(be, &rj, ext, &err)
 			     : jb_err(&err, EHOSTDOWN, "backend %s is not available: %s", be->conf->name, be->error);
 		if (rc < 0) {
-			if (s->spec.veth)
+			if (ournet)
 				jobs_net_teardown(s->id);
 			set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
 			goto out;
@@ -850,6 +933,7 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN backend TEXT", NULL, NULL, NULL);
 	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN ext_id TEXT", NULL, NULL, NULL);
 	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN node TEXT", NULL, NULL, NULL);
+	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN port INTEGER", NULL, NULL, NULL);
 	if ((j->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = jb_err(err, errno, "eventfd: %s", strerror(errno));
 		goto fail;

@@ -507,4 +507,5 @@ const struct backend_ops jobs_slurm_ops = {
 	.status = slurm_status,
 	.cancel = slurm_cancel,
 	.close = slurm_close,
+	.supervised = true,
 };
