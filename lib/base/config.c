@@ -201,6 +201,11 @@ static int set_str(char **dst, const char *v)
 	return 0;
 }
 
+/* the keys of [backend NAME] sections, by type (jumbo.conf(5), BACKENDS) */
+static const char *const backend_keys_common[] = {"jumbod", "state", "data", "images", NULL};
+static const char *const backend_keys_slurm[] = {"rest", "api-version", "user", "jwt-key", "token-file", "partition", "account", "qos", NULL};
+static const char *const backend_keys_marathon[] = {"url", "user", "password", "password-file", "token-file", "container", "registry", "app-prefix", NULL};
+
 int jb_config_parse(const char *text, const char *path, struct jb_config **ret, struct jb_error *err)
 {
 	struct jb_config *c = calloc(1, sizeof *c);
@@ -529,12 +534,29 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 			goto fail;
 		}
 	}
-	for (size_t i = 0; i < c->nbackends; i++)
-		if (!c->backends[i].type) {
-			r = jb_err(err, EINVAL, "%s:%d: backend %s needs a type (slurm, marathon or local)", c->path,
-				   c->backends[i].line, c->backends[i].name);
+	for (size_t i = 0; i < c->nbackends; i++) {
+		const struct jb_backend_conf *b = &c->backends[i];
+		if (!b->type) {
+			r = jb_err(err, EINVAL, "%s:%d: backend %s needs a type (slurm, marathon or local)", c->path, b->line,
+				   b->name);
 			goto fail;
 		}
+		const char *const *known = !strcmp(b->type, "slurm") ? backend_keys_slurm
+					   : !strcmp(b->type, "marathon") ? backend_keys_marathon
+									  : backend_keys_common;
+		for (size_t k = 0; k < b->nkv; k++) {
+			bool ok = false;
+			for (const char *const *p = backend_keys_common; *p && !ok; p++)
+				ok = !strcmp(*p, b->keys[k]);
+			for (const char *const *p = known; *p && !ok; p++)
+				ok = !strcmp(*p, b->keys[k]);
+			if (!ok) {
+				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [backend %s] of type %s", c->path, b->line,
+					   b->keys[k], b->name, b->type);
+				goto fail;
+			}
+		}
+	}
 	static const uint8_t zero[32];
 	for (size_t i = 0; i < c->npeers; i++)
 		if (!memcmp(c->peers[i].fp, zero, 32)) {

@@ -16,21 +16,6 @@ static const struct backend_ops *ops_of(const char *type)
 	return NULL;
 }
 
-int jobs_backend_check_keys(const struct jb_backend_conf *bc, const char *const *known, struct jb_error *err)
-{
-	static const char *const common[] = {"jumbod", "state", "data", "images", NULL};
-	for (size_t k = 0; k < bc->nkv; k++) {
-		bool ok = false;
-		for (const char *const *c = common; *c && !ok; c++)
-			ok = !strcmp(*c, bc->keys[k]);
-		for (const char *const *c = known; *c && !ok; c++)
-			ok = !strcmp(*c, bc->keys[k]);
-		if (!ok)
-			return jb_err(err, EINVAL, "backend %s: unknown key '%s' for type %s", bc->name, bc->keys[k], bc->type);
-	}
-	return 0;
-}
-
 void jobs_backend_map(const struct jobs_backend *b, const char *path, char *out, size_t n)
 {
 	for (size_t i = 0; i < b->nmaps; i++) {

@@ -86,9 +86,6 @@ void jobs_backends_close(struct jb_jobs *j);
 struct jobs_backend *jobs_backend_find(struct jb_jobs *j, const char *name);
 /* path as the nodes of b see it */
 void jobs_backend_map(const struct jobs_backend *b, const char *path, char *out, size_t n);
-/* The keys a backend type takes (besides type, jumbod, state, data, images);
- * NULL-terminated. */
-int jobs_backend_check_keys(const struct jb_backend_conf *bc, const char *const *known, struct jb_error *err);
 
 enum state { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OOM, LOST, NSTATES };
 

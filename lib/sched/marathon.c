@@ -112,11 +112,6 @@ static long call(struct marathon *m, const char *method, const char *path, const
 
 static int marathon_open(struct jobs_backend *b, struct jb_error *err)
 {
-	static const char *const known[] = {"url", "user", "password", "password-file", "token-file", "container",
-					    "registry", "app-prefix", NULL};
-	int r = jobs_backend_check_keys(b->conf, known, err);
-	if (r < 0)
-		return r;
 	struct marathon *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;

@@ -217,11 +217,6 @@ static void field(const char *line, const char *key, char *out, size_t n)
 
 static int slurm_open(struct jobs_backend *b, struct jb_error *err)
 {
-	static const char *const known[] = {"rest", "api-version", "user", "jwt-key", "token-file", "partition",
-					    "account", "qos", NULL};
-	int r = jobs_backend_check_keys(b->conf, known, err);
-	if (r < 0)
-		return r;
 	struct slurm *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;

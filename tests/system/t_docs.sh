@@ -88,7 +88,8 @@ grep -qiE "0x$magic\b" "$PROTO"; ok $? "PROTOCOL.md gives the HELLO magic 0x$mag
 
 # --- every configuration key is in jumbo.conf(5) ---
 c5=$(render "$SRC/man/jumbo.conf.5")
-keys=$(grep -oE '!strcmp\(key, "[a-z_]+"\)' "$CONFIG_C" | sed -E 's/.*"(.*)".*/\1/' | sort -u)
+keys=$( { grep -oE '!strcmp\(key, "[a-z_]+"\)' "$CONFIG_C" | sed -E 's/.*"(.*)".*/\1/'
+	grep -E '^static const char \*const backend_keys_' "$CONFIG_C" | grep -oE '"[a-z-]+"' | tr -d '"'; } | sort -u)
 ok "$([ "$(words "$keys")" -ge 8 ]; echo $?)" "config.c knows keys: $(oneline "$keys")"
 for k in $keys; do
 	printf '%s\n' "$c5" | grep -qE "^ +$k = "; ok $? "jumbo.conf.5 describes the key '$k'"
