@@ -110,7 +110,7 @@ like 'JobState=CANCELLED' "$(scontrol show job -o "$(job "$idc" | jsonget /dev/s
 # --- jumbod SIGKILLed while a Slurm job runs ---
 idr=$(B run --detach --backend slurm -i jumbo/notebook -- sh -c 'sleep 4; echo survived')
 for _ in $(seq 1 100); do [ "$(job "$idr" | jsonget /dev/stdin state)" = running ] && break; sleep 0.1; done
-kill -9 "$(cat "$T/beta/pid")"; wait "$(cat "$T/beta/pid")" 2>/dev/null; sleep 0.5
+{ kill -9 "$(cat "$T/beta/pid")"; wait "$(cat "$T/beta/pid")"; } 2>/dev/null; sleep 0.5
 site_start beta || exit 1
 set_address alpha beta
 export JUMBO_API=127.0.0.1:$(jsonget "$T/beta/ready" api)
