@@ -401,7 +401,7 @@ int cmd_jobs(struct cli *g, int argc, char **argv)
 			puts(d);
 		free(d);
 	} else {
-		printf("%-12s  %-9s  %-32s  %8s  %4s  %s\n", "ID", "STATE", "IMAGE", "TIME", "EXIT", "REASON");
+		printf("%-12s  %-9s  %-32s  %-16s  %8s  %4s  %s\n", "ID", "STATE", "IMAGE", "WHERE", "TIME", "EXIT", "REASON");
 		size_t i;
 		json_t *jb;
 		struct timespec now;
@@ -416,9 +416,14 @@ int cmd_jobs(struct cli *g, int argc, char **argv)
 			if (json_is_integer(e) && json_integer_value(e) >= 0)
 				snprintf(ec, sizeof ec, "%d", (int)json_integer_value(e));
 			const char *reason = json_string_value(json_object_get(jb, "reason"));
-			printf("%-12s  %-9s  %-32.32s  %8s  %4s  %s\n", json_string_value(json_object_get(jb, "id")),
+			/* where: local, or BACKEND[@NODE] */
+			const char *be = json_string_value(json_object_get(jb, "backend"));
+			const char *node = json_string_value(json_object_get(jb, "node"));
+			char where[128];
+			snprintf(where, sizeof where, "%s%s%s", be ? be : "local", node ? "@" : "", node ? node : "");
+			printf("%-12s  %-9s  %-32.32s  %-16.16s  %8s  %4s  %s\n", json_string_value(json_object_get(jb, "id")),
 			       json_string_value(json_object_get(jb, "state")), json_string_value(json_object_get(jb, "image")),
-			       dur, ec, reason ? reason : "");
+			       where, dur, ec, reason ? reason : "");
 		}
 	}
 	json_decref(list);
