@@ -80,6 +80,12 @@ struct jobs_backend {
 };
 extern const struct backend_ops jobs_slurm_ops;
 extern const struct backend_ops jobs_marathon_ops;
+/* http.c: one JSON request (an answer of at most 8 MiB); the HTTP status, or
+ * -1 with err when there was no answer; *ret is the answer's JSON or NULL. */
+typedef void CURL;
+struct curl_slist;
+long sched_http(CURL *c, pthread_mutex_t *lock, const char *method, const char *url, struct curl_slist *headers,
+		const char *user, const char *password, const char *body, json_t **ret, struct jb_error *err);
 /* The backends of the configuration, opened (one that fails keeps its error). */
 int jobs_backends_open(struct jb_jobs *j, struct jb_error *err);
 void jobs_backends_close(struct jb_jobs *j);

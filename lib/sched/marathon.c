@@ -26,26 +26,6 @@ struct marathon {
 	pthread_mutex_t lock;
 };
 
-struct buf {
-	char *p;
-	size_t n;
-};
-static size_t sink(char *d, size_t sz, size_t nm, void *ud)
-{
-	struct buf *b = ud;
-	size_t n = sz * nm;
-	if (b->n + n > (8u << 20))
-		return 0;
-	char *q = realloc(b->p, b->n + n + 1);
-	if (!q)
-		return 0;
-	memcpy(q + b->n, d, n);
-	b->p = q;
-	b->n += n;
-	q[b->n] = 0;
-	return n;
-}
-
 /* method path [body]: the HTTP status (-1: no answer), the JSON in *ret (may be NULL) */
 static long call(struct marathon *m, const char *method, const char *path, const char *body, json_t **ret,
 		 struct jb_error *err)
@@ -73,40 +53,11 @@ static long call(struct marathon *m, const char *method, const char *path, const
 		h = curl_slist_append(h, auth);
 		explicit_bzero(tok, sizeof tok);
 	}
-	struct buf b = {0};
-	long code = -1;
-	pthread_mutex_lock(&m->lock);
-	CURL *c = m->curl;
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (m->user) {
-		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(c, CURLOPT_USERNAME, m->user);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, m->password ? m->password : "");
-	}
-	if (body)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	CURLcode cc = curl_easy_perform(c);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	pthread_mutex_unlock(&m->lock);
+	long code = sched_http(m->curl, &m->lock, method, url, h, m->user, m->password, body, ret, err);
 	curl_slist_free_all(h);
 	explicit_bzero(auth, sizeof auth);
-	if (cc != CURLE_OK) {
-		free(b.p);
-		jb_err(err, ECONNREFUSED, "Marathon at %s: %s", m->url, curl_easy_strerror(cc));
-		return -1;
-	}
-	*ret = b.p ? json_loads(b.p, 0, NULL) : NULL; /* a 401 of Marathon's web server is HTML */
-	free(b.p);
+	if (code < 0)
+		jb_err_prefix(err, "Marathon");
 	return code;
 }
 

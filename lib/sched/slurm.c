@@ -85,26 +85,6 @@ static int token(struct slurm *s, char *out, size_t n, struct jb_error *err)
 
 /* ---- slurmrestd ---- */
 
-struct buf {
-	char *p;
-	size_t n;
-};
-static size_t sink(char *d, size_t sz, size_t nm, void *ud)
-{
-	struct buf *b = ud;
-	size_t n = sz * nm;
-	if (b->n + n > (4u << 20))
-		return 0;
-	char *q = realloc(b->p, b->n + n + 1);
-	if (!q)
-		return 0;
-	memcpy(q + b->n, d, n);
-	b->p = q;
-	b->n += n;
-	q[b->n] = 0;
-	return n;
-}
-
 /* method path [body]: the answer's JSON (*ret), the HTTP status */
 static long rest(struct slurm *s, const char *method, const char *path, const char *body, json_t **ret,
 		 struct jb_error *err)
@@ -119,41 +99,18 @@ static long rest(struct slurm *s, const char *method, const char *path, const ch
 	struct curl_slist *h = curl_slist_append(NULL, h1);
 	h = curl_slist_append(h, h2);
 	h = curl_slist_append(h, "Content-Type: application/json");
-	struct buf b = {0};
-	long code = -1;
-	pthread_mutex_lock(&s->lock);
-	CURL *c = s->curl;
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (body)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	CURLcode cc = curl_easy_perform(c);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	pthread_mutex_unlock(&s->lock);
+	long code = sched_http(s->curl, &s->lock, method, url, h, NULL, NULL, body, ret, err);
 	curl_slist_free_all(h);
 	explicit_bzero(tok, sizeof tok);
 	explicit_bzero(h1, sizeof h1);
-	if (cc != CURLE_OK) {
-		free(b.p);
-		jb_err(err, ECONNREFUSED, "slurmrestd at %s: %s", s->rest, curl_easy_strerror(cc));
+	if (code < 0) {
+		jb_err_prefix(err, "slurmrestd");
 		return -1;
 	}
-	*ret = b.p ? json_loads(b.p, 0, NULL) : NULL;
 	if (!*ret && code != 401 && code != 403) {
 		jb_err(err, EBADMSG, "slurmrestd at %s: %s %s answered %ld without JSON", s->rest, method, path, code);
-		free(b.p);
 		return -1;
 	}
-	free(b.p);
 	return code;
 }
 

@@ -124,6 +124,18 @@ image_store() {
 	[ "$dir" = - ] || cp -a "$store" "$dir"
 }
 
+# stop_jobs: the supervisors of this test's jobs (they outlive jumbod by
+# design) and their containers
+stop_jobs() {
+	local d s id
+	for d in "$T"/*/state/jobs/*/; do
+		[ -f "$d/supervisor.pid" ] && kill -9 "$(cat "$d/supervisor.pid")" 2>/dev/null
+	done
+	for s in "$T"/*/state/crun; do
+		[ -d "$s" ] && for id in $(ls "$s" 2>/dev/null); do crun --root "$s" delete -f "$id" > /dev/null 2>&1; done
+	done
+}
+
 # need CMD...: skip the whole test (TAP "1..0 # SKIP") unless every command is
 # installed; need_root WHY: unless it runs as root
 need() {

@@ -10,12 +10,7 @@
 need crun mmdebstrap
 need_root "jobs need root (crun, overlay mounts, cgroups)"
 the_end() { # supervisors outlive jumbod by design: the test stops its own
-	for d in "$T"/*/state/jobs/*/; do
-		[ -f "$d/supervisor.pid" ] && kill -9 "$(cat "$d/supervisor.pid")" 2>/dev/null
-	done
-	for s in "$T"/*/state/crun; do
-		[ -d "$s" ] && for id in $(ls "$s" 2>/dev/null); do crun --root "$s" delete -f "$id" >/dev/null 2>&1; done
-	done
+	stop_jobs
 	cleanup
 }
 trap the_end EXIT

@@ -18,12 +18,7 @@ chmod 755 "$T" # slurmrestd runs as nobody and reads slurm.conf there
 the_end() {
 	"$SRC/contrib/jupyterhub/hub-down" "$HUB" > /dev/null 2>&1
 	"$SRC/contrib/slurm/slurm-down" "$SL" > /dev/null 2>&1
-	for d in "$T"/*/state/jobs/*/; do
-		[ -f "$d/supervisor.pid" ] && kill -9 "$(cat "$d/supervisor.pid")" 2>/dev/null
-	done
-	for s in "$T"/*/state/crun; do
-		[ -d "$s" ] && for id in $(ls "$s" 2>/dev/null); do crun --root "$s" delete -f "$id" >/dev/null 2>&1; done
-	done
+	stop_jobs
 	cleanup
 }
 trap the_end EXIT
