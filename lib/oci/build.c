@@ -395,6 +395,14 @@ int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const ch
 	char diff_id[JB_OCI_DIGEST_MAX];
 	int busy = oci_busy_begin(s);
 	rc = jb_oci_layer_from_tar(s, pfd[0], &layer, diff_id, err);
+	/* the archive ended: what mmdebstrap still writes (tar's record padding)
+	 * is read to the end, or it dies of a broken pipe */
+	char drain[65536];
+	while (rc == 0) {
+		ssize_t n = read(pfd[0], drain, sizeof drain);
+		if (n == 0 || (n < 0 && errno != EINTR))
+			break;
+	}
 	close(pfd[0]);
 	int status = 0;
 	if (rc < 0)
