@@ -38,8 +38,11 @@ let page;
            "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
+  // script errors while a page is in use; JupyterLab's own, thrown while the
+  // browser leaves it (requests cut short), are kept apart
+  const errors = [], leaving = [];
+  let phase = "hub";
+  page.on("pageerror", (e) => (phase === "leaving" ? leaving : errors).push(String(e)));
   // log in
   await page.goto(`${hub}/hub/login`);
   await page.fill("#username_input", user);
@@ -79,6 +82,7 @@ let page;
   say({ saved: name });
   await page.screenshot({ path: `${dir}/3-trained.png` });
   // stop the server from the hub, start it again
+  phase = "leaving";
   await page.goto(`${hub}/hub/home`);
   await page.click("#stop");
   await page.waitForSelector("#start", { state: "visible", timeout: 60000 });
@@ -86,6 +90,7 @@ let page;
   await page.screenshot({ path: `${dir}/4-stopped.png` });
   // Start My Server, then (JupyterHub 3) Launch Server, leads to the form
   await page.goto(`${hub}/hub/home`);
+  phase = "hub";
   await page.click("#start");
   const next = await page.waitForSelector('input[name=profile], a:has-text("Launch Server")', { timeout: 30000 });
   if ((await next.evaluate((e) => e.tagName)) === "A") await next.click();
@@ -98,7 +103,7 @@ let page;
   const again = await page.waitForSelector('.jp-OutputArea-output:has-text("final loss")', { timeout: 60000 });
   say({ reopened: name, output_again: (await again.textContent()).trim() });
   await page.screenshot({ path: `${dir}/5-reopened.png` });
-  say({ errors });
+  say({ errors, errors_while_leaving: leaving });
   await browser.close();
 })().catch(async (e) => {
   say({ failed: String(e) });
