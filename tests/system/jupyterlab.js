@@ -98,12 +98,23 @@ let page;
   await page.waitForSelector("#start", { state: "visible", timeout: 60000 });
   say({ stopped: true });
   await page.screenshot({ path: `${dir}/4-stopped.png` });
-  // Start My Server, then (JupyterHub 3) Launch Server, leads to the form
-  await page.goto(`${hub}/hub/home`);
-  phase = "hub";
-  await page.click("#start");
-  const next = await page.waitForSelector('input[name=profile], a:has-text("Launch Server")', { timeout: 30000 });
-  if ((await next.evaluate((e) => e.tagName)) === "A") await next.click();
+  // Start My Server, then (JupyterHub 3) Launch Server, leads to the form;
+  // while the hub still finishes the stop, the page says so: load it again
+  let form = null;
+  for (let i = 0; i < 12 && !form; i++) {
+    await page.goto(`${hub}/hub/home`);
+    phase = "hub";
+    await page.click("#start", { timeout: 5000 }).catch(() => null);
+    const next = await page.waitForSelector('input[name=profile], a:has-text("Launch Server")', { timeout: 5000 })
+      .catch(() => null);
+    if (next && (await next.evaluate((e) => e.tagName)) === "A") {
+      await next.click();
+      form = await page.waitForSelector("input[name=profile]", { timeout: 5000 }).catch(() => null);
+    } else {
+      form = next;
+    }
+  }
+  if (!form) throw new Error("the spawn form did not come back after the stop");
   await pickProfile(page, "pytorch");
   await waitLab(page);
   say({ restarted: page.url() });
