@@ -93,7 +93,8 @@ let page;
   await page.screenshot({ path: `${dir}/3-trained.png` });
   // stop the server from the hub, start it again
   phase = "leaving";
-  await page.goto(`${hub}/hub/home`);
+  for (let i = 0; i < 5; i++)
+    if (await page.goto(`${hub}/hub/home`).then(() => true, () => false)) break;
   await page.click("#stop");
   await page.waitForSelector("#start", { state: "visible", timeout: 60000 });
   say({ stopped: true });
@@ -102,7 +103,11 @@ let page;
   // while the hub still finishes the stop, the page says so: load it again
   let form = null;
   for (let i = 0; i < 12 && !form; i++) {
-    await page.goto(`${hub}/hub/home`);
+    // a navigation the hub's page starts itself may cut this one short: try again
+    if (!(await page.goto(`${hub}/hub/home`).then(() => true, () => false))) {
+      await page.waitForTimeout(500);
+      continue;
+    }
     phase = "hub";
     await page.click("#start", { timeout: 5000 }).catch(() => null);
     const next = await page.waitForSelector('input[name=profile], a:has-text("Launch Server")', { timeout: 5000 })
