@@ -38,14 +38,8 @@ int cli_api(struct cli *g, const char *api, struct jb_api_client **ret)
 	if ((!tok || !*tok) && c && c->state) {
 		char p[4200];
 		snprintf(p, sizeof p, "%s/api.token", c->state);
-		FILE *f = fopen(p, "re");
-		if (f) {
-			if (!fgets(buf, sizeof buf, f))
-				buf[0] = 0;
-			fclose(f);
-			buf[strcspn(buf, "\r\n")] = 0;
+		if (jb_read_line_file(p, buf, sizeof buf) == 0)
 			tok = buf;
-		}
 	}
 	struct jb_error err = {0};
 	int r = jb_api_client_open(api, tok, ret, &err);

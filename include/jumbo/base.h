@@ -55,6 +55,9 @@ JB_EXPORT double jb_wall(void); /* seconds since the epoch (times kept in record
 
 /* Full reads/writes on blocking descriptors (retry EINTR/short). */
 JB_EXPORT int jb_read_full(int fd, void *buf, size_t n);  /* 0, -EPIPE on EOF, -errno */
+/* The first line of a small file (a password, a token) into buf, without
+ * its line end: 0, -ENODATA when it is empty, -errno. */
+JB_EXPORT int jb_read_line_file(const char *path, char *buf, size_t n);
 JB_EXPORT int jb_write_full(int fd, const void *buf, size_t n);
 JB_EXPORT int jb_pread_full(int fd, void *buf, size_t n, off_t off); /* 0, -ENODATA past EOF, -errno */
 

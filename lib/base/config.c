@@ -425,17 +425,13 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 				r = set_str(&reg->password, val);
 			} else if (!strcmp(key, "password-file")) {
 				/* the secret itself stays out of a file that may be world-readable */
-				FILE *pf = fopen(val, "re");
 				char pw[1024];
-				if (!pf || !fgets(pw, sizeof pw, pf)) {
-					r = jb_err(err, errno ? errno : EINVAL, "%s:%d: registry %s: cannot read password-file %s",
-						   c->path, lineno, reg->host, val);
-					if (pf)
-						fclose(pf);
+				int rr = jb_read_line_file(val, pw, sizeof pw);
+				if (rr < 0) {
+					r = jb_err(err, -rr, "%s:%d: registry %s: cannot read password-file %s", c->path, lineno,
+						   reg->host, val);
 					goto fail;
 				}
-				fclose(pf);
-				pw[strcspn(pw, "\r\n")] = 0;
 				r = set_str(&reg->password, pw);
 				explicit_bzero(pw, sizeof pw);
 			} else if (!strcmp(key, "ca")) {

@@ -77,6 +77,20 @@ double jb_now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+int jb_read_line_file(const char *path, char *buf, size_t n)
+{
+	buf[0] = 0;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	bool got = fgets(buf, (int)n, f) != NULL;
+	fclose(f);
+	if (!got)
+		buf[0] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	return buf[0] ? 0 : -ENODATA;
+}
+
 int jb_read_full(int fd, void *buf, size_t n)
 {
 	uint8_t *p = buf;

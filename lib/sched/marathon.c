@@ -36,15 +36,8 @@ static long call(struct marathon *m, const char *method, const char *path, const
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 	h = curl_slist_append(h, "Accept: application/json");
 	if (m->token_file) {
-		FILE *f = fopen(m->token_file, "re");
-		char tok[2048] = "";
-		if (f) {
-			if (!fgets(tok, sizeof tok, f))
-				tok[0] = 0;
-			fclose(f);
-		}
-		tok[strcspn(tok, "\r\n")] = 0;
-		if (!tok[0]) {
+		char tok[2048];
+		if (jb_read_line_file(m->token_file, tok, sizeof tok) < 0) {
 			curl_slist_free_all(h);
 			jb_err(err, EACCES, "marathon: token-file %s is empty or unreadable", m->token_file);
 			return -1;
@@ -87,14 +80,11 @@ static int marathon_open(struct jobs_backend *b, struct jb_error *err)
 	if ((v = jb_backend_conf_get(c, "password")) && !(m->password = strdup(v)))
 		return -ENOMEM;
 	if ((v = jb_backend_conf_get(c, "password-file"))) {
-		FILE *f = fopen(v, "re");
-		char line[1024] = "";
-		if (!f)
-			return jb_err(err, errno, "backend %s: password-file %s: %s", c->name, v, strerror(errno));
-		if (!fgets(line, sizeof line, f))
-			line[0] = 0;
-		fclose(f);
-		line[strcspn(line, "\r\n")] = 0;
+		char line[1024];
+		int r = jb_read_line_file(v, line, sizeof line);
+		if (r < 0)
+			return jb_err(err, -r, "backend %s: password-file %s: %s", c->name, v,
+				      r == -ENODATA ? "empty" : strerror(-r));
 		free(m->password);
 		m->password = strdup(line);
 		explicit_bzero(line, sizeof line);

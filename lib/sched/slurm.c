@@ -52,18 +52,14 @@ static void b64url(const unsigned char *in, size_t n, char *out)
 static int token(struct slurm *s, char *out, size_t n, struct jb_error *err)
 {
 	if (s->token_file) {
-		FILE *f = fopen(s->token_file, "re");
-		if (!f)
-			return jb_err(err, errno, "slurm: token-file %s: %s", s->token_file, strerror(errno));
-		char line[2048] = "";
-		if (!fgets(line, sizeof line, f))
-			line[0] = 0;
-		fclose(f);
+		char line[2048];
+		int r = jb_read_line_file(s->token_file, line, sizeof line);
 		char *v = strncmp(line, "SLURM_JWT=", 10) ? line : line + 10;
-		v[strcspn(v, "\r\n")] = 0;
-		if (!*v)
-			return jb_err(err, EINVAL, "slurm: token-file %s is empty", s->token_file);
+		if (r < 0 || !*v)
+			return jb_err(err, r < 0 ? -r : EINVAL, "slurm: token-file %s: %s", s->token_file,
+				      r < 0 && r != -ENODATA ? strerror(-r) : "empty");
 		snprintf(out, n, "%s", v);
+		explicit_bzero(line, sizeof line);
 		return 0;
 	}
 	char hdr[64], pl[256], body[512], sig[64];
