@@ -122,6 +122,15 @@ struct jb_jobs {
 	pthread_cond_t idle;
 };
 
+/* jobs.c: the end of a job whose supervisor is gone, from its result; remote:
+ * it ran under a backend, which ended it (or lost it) as it says.  The
+ * job's cancel flag: 0, 1 cancelled, 2 over its timeout (kept by jumbod for
+ * engines without its supervisor). */
+void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *remote);
+int jobs_cancel_flag(struct jb_jobs *j, const char *id);
+/* remote.c: the thread that asks the backends about their jobs */
+void *jobs_poller(void *arg);
+
 /* spec.c: a request into a spec, its datasets checked (and, for a peer's,
  * fetched when the job starts) */
 int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, struct jb_error *err);

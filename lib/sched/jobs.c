@@ -27,7 +27,6 @@ const char *const *jb_job_states(void) { return state_names; }
 static void job_dir(const struct jb_jobs *j, const char *id, char *out, size_t n) { snprintf(out, n, "%s/%s", j->jobdir, id); }
 
 static bool cancelled(struct jb_jobs *j, const char *id);
-static int cancel_flag(struct jb_jobs *j, const char *id);
 
 /* ---- the table ---- */
 
@@ -162,9 +161,7 @@ static void watch(struct jb_jobs *j, const char *id, pid_t pid, bool child)
 	wake(j);
 }
 
-/* The supervisor is gone: its result decides the job's end.  remote: the
- * job ran under a backend, which ended it (or lost it) as rs says. */
-static void finish(struct jb_jobs *j, const char *id, const struct remote_status *remote)
+void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *remote)
 {
 	char dir[4200];
 	struct jb_job_result r;
@@ -175,7 +172,7 @@ static void finish(struct jb_jobs *j, const char *id, const struct remote_status
 	if (access(nsp, F_OK) == 0)
 		jobs_net_teardown(id); /* its network goes with it */
 	int rc = jb_job_result_read(dir, &r, &err);
-	int how = remote ? cancel_flag(j, id) : 0;
+	int how = remote ? jobs_cancel_flag(j, id) : 0;
 	if (rc < 0 && remote && (remote->have_exit || how)) {
 		/* the engine ran the container itself and says how it ended, or
 		 * jumbod ended it (cancel 1, its timeout 2) */
@@ -301,7 +298,7 @@ static void *watcher(void *arg)
 				continue;
 			if (copy[i].child)
 				waitpid(copy[i].pid, NULL, 0);
-			finish(j, copy[i].id, NULL);
+			jobs_finish(j, copy[i].id, NULL);
 			pthread_mutex_lock(&j->lock);
 			for (size_t k = 0; k < j->nw; k++)
 				if (!strcmp(j->w[k].id, copy[i].id)) {
@@ -315,111 +312,6 @@ static void *watcher(void *arg)
 	}
 }
 
-/* ---- jobs under backends: asked about every second ---- */
-
-static bool over_time(struct jb_jobs *j, const char *id)
-{
-	json_t *o = jb_jobs_get(j, id);
-	double t = json_number_value(json_object_get(json_object_get(o, "spec"), "timeout"));
-	double started = json_number_value(json_object_get(o, "started"));
-	json_decref(o);
-	return t > 0 && started > 0 && jb_wall() - started > t;
-}
-
-static void poll_remote(struct jb_jobs *j)
-{
-	struct {
-		char id[JB_JOB_ID_LEN + 1], backend[128], ext[64];
-		int state;
-	} rows[MAX_RUNNING];
-	size_t n = 0;
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT id, backend, ext_id, state FROM job WHERE state IN (0, 1) AND ext_id IS NOT NULL",
-			       -1, &st, NULL) == SQLITE_OK) {
-		while (n < MAX_RUNNING && sqlite3_step(st) == SQLITE_ROW) {
-			snprintf(rows[n].id, sizeof rows[n].id, "%s", sqlite3_column_text(st, 0));
-			snprintf(rows[n].backend, sizeof rows[n].backend, "%s", sqlite3_column_text(st, 1));
-			snprintf(rows[n].ext, sizeof rows[n].ext, "%s", sqlite3_column_text(st, 2));
-			rows[n++].state = sqlite3_column_int(st, 3);
-		}
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&j->lock);
-	for (size_t i = 0; i < n; i++) {
-		struct jobs_backend *be = jobs_backend_find(j, rows[i].backend);
-		if (!be || !be->ops)
-			continue; /* its backend is gone from the configuration or down: kept as it is */
-		struct remote_status rs;
-		struct jb_error err = {0};
-		if (!be->ops->supervised && rows[i].state == RUNNING && over_time(j, rows[i].id)) {
-			/* no supervisor of jumbo's there: jumbod keeps the timeout */
-			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET cancel=2 WHERE id=?", "s", rows[i].id);
-			pthread_mutex_unlock(&j->lock);
-			if (be->ops->cancel(be, rows[i].ext, &err) < 0)
-				jb_log(JB_LOG_WARN, "job %s: over its time limit, and %s", rows[i].id, err.msg);
-		}
-		if (be->ops->status(be, rows[i].ext, &rs, &err) < 0) {
-			static time_t last;
-			time_t now = time(NULL);
-			if (now - last >= 60) { /* a backend that does not answer: said once a minute */
-				jb_log(JB_LOG_WARN, "job %s: cannot ask %s about it: %s", rows[i].id, be->conf->name, err.msg);
-				last = now;
-			}
-			continue;
-		}
-		if (rs.node[0]) {
-			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET node=? WHERE id=?", "ss", rs.node, rows[i].id);
-			pthread_mutex_unlock(&j->lock);
-		}
-		if (rs.address[0] && be->ops->networked) { /* where the engine put its port (a notebook) */
-			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET address=?, port=? WHERE id=?", "sis", rs.address,
-				   (int64_t)(rs.port ? rs.port : JB_NOTEBOOK_PORT), rows[i].id);
-			pthread_mutex_unlock(&j->lock);
-		}
-		if (rs.st == R_PENDING && rs.idle && rows[i].state == RUNNING) {
-			/* it ran, and no task is left nor any failure told: it finished */
-			rs.st = R_ENDED;
-			rs.have_exit = true;
-			snprintf(rs.state, sizeof rs.state, "finished");
-		}
-		if (rs.st == R_RUNNING && rows[i].state == PENDING) {
-			char why[200];
-			snprintf(why, sizeof why, "running in %s (%s job %s on %s)", be->conf->name, be->conf->type, rows[i].ext,
-				 rs.node[0] ? rs.node : "?");
-			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET state=?, started=?, reason=? WHERE id=? AND state=?", "idssi",
-				   (int64_t)RUNNING, jb_wall(), why, rows[i].id, (int64_t)PENDING);
-			pthread_mutex_unlock(&j->lock);
-			jb_log(JB_LOG_INFO, "job %s: %s", rows[i].id, why);
-		} else if (rs.st == R_ENDED || rs.st == R_UNKNOWN) {
-			finish(j, rows[i].id, &rs);
-			if (be->ops->cleanup && rs.st == R_ENDED)
-				be->ops->cleanup(be, rows[i].ext);
-		}
-	}
-}
-
-static void *poller(void *arg)
-{
-	struct jb_jobs *j = arg;
-	for (;;) {
-		for (int t = 0; t < 10; t++) {
-			pthread_mutex_lock(&j->lock);
-			bool stop = j->stop;
-			pthread_mutex_unlock(&j->lock);
-			if (stop)
-				return NULL;
-			struct timespec ts = {0, 100000000};
-			nanosleep(&ts, NULL);
-		}
-		poll_remote(j);
-	}
-}
-
 /* ---- starting ---- */
 
 struct start {
@@ -428,8 +320,7 @@ struct start {
 	struct jb_job_spec spec;
 };
 
-/* 0, 1 cancelled, 2 over its timeout (kept by jumbod for engines without its supervisor) */
-static int cancel_flag(struct jb_jobs *j, const char *id)
+int jobs_cancel_flag(struct jb_jobs *j, const char *id)
 {
 	sqlite3_stmt *st;
 	int c = 0;
@@ -444,19 +335,7 @@ static int cancel_flag(struct jb_jobs *j, const char *id)
 	return c;
 }
 
-static bool cancelled(struct jb_jobs *j, const char *id)
-{
-	sqlite3_stmt *st;
-	bool c = false;
-	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT cancel FROM job WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-		c = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&j->lock);
-	return c;
-}
+static bool cancelled(struct jb_jobs *j, const char *id) { return jobs_cancel_flag(j, id) != 0; }
 
 /* A pull asks this while it waits: a job cancelled while pending stops its
  * pull within about 200 ms. */
@@ -848,7 +727,7 @@ static void reattach(struct jb_jobs *j)
 			jb_log(JB_LOG_INFO, "job %s: still running, re-attached (supervisor %d)", ids[i], pid);
 			watch(j, ids[i], pid, false);
 		} else {
-			finish(j, ids[i], NULL);
+			jobs_finish(j, ids[i], NULL);
 		}
 	}
 }
@@ -944,7 +823,7 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 		r = jb_err(err, EAGAIN, "jobs: cannot start the watcher");
 		goto fail;
 	}
-	if (j->nbackends && pthread_create(&j->poller, NULL, poller, j) == 0)
+	if (j->nbackends && pthread_create(&j->poller, NULL, jobs_poller, j) == 0)
 		j->poller_started = true;
 	jb_log(JB_LOG_INFO, "jobs: crun %s, cgroups %s, images in %s", j->crun, jb_cgroup_mode_name(j->cgroups),
 	       j->images);

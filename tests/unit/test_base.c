@@ -202,8 +202,24 @@ static void test_pread_full(void)
 	close(fd);
 }
 
+static void test_read_line_file(void)
+{
+	char path[] = "/tmp/jb-test-line.XXXXXX", buf[16];
+	int fd = mkstemp(path);
+	ok(fd >= 0 && write(fd, "s3cret\r\nnext\n", 14) == 14, "a secret file");
+	close(fd);
+	is_int(jb_read_line_file(path, buf, sizeof buf), 0, "jb_read_line_file reads it");
+	is_str(buf, "s3cret", "its first line, without the line end");
+	fd = open(path, O_WRONLY | O_TRUNC);
+	close(fd);
+	is_int(jb_read_line_file(path, buf, sizeof buf), -ENODATA, "an empty file: -ENODATA");
+	unlink(path);
+	is_int(jb_read_line_file(path, buf, sizeof buf), -ENOENT, "no file: -ENOENT");
+}
+
 int main(void)
 {
+	test_read_line_file();
 	test_pread_full();
 	test_sizes();
 	test_paths();
