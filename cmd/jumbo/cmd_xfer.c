@@ -33,7 +33,9 @@ static const char xfer_help[] =
 	"      --json           print one JSON result object on stdout\n"
 	"  -q, --quiet          no progress bar\n"
 	"  -h, --help           this text\n"
-	"\nExit status 0 only when every file was verified at the destination.\n";
+	"\nFiles that fail (a source that cannot be read, a destination that refuses\n"
+	"it) are named on stderr as they fail; the others go on.  Exit status 0\n"
+	"only when every file was verified at the destination.\n";
 
 static int parse_args(const char *verb, int argc, char **argv, struct xfer_args *a)
 {
@@ -97,36 +99,67 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 	return 0;
 }
 
-static void report(const char *verb, const struct xfer_args *a, const struct jb_xfer_result *r, int rc,
+/* What the command has said so far: entries stream out as they finish
+ * (with --json as the "entries" array, failures on stderr either way), so
+ * that a tree of a million files is never held whole to be printed. */
+struct out {
+	const struct xfer_args *a;
+	struct progress_bar *bar;
+	bool any;                 /* an entry was printed */
+	uint64_t files;           /* regular files finished */
+	char digest[40];          /* the last file's, for the one-file line */
+	char *path;
+};
+
+static void on_file(const struct jb_file_result *f, void *ud)
+{
+	struct out *o = ud;
+	if (!f->dir) {
+		o->files++;
+		memcpy(o->digest, f->digest, sizeof o->digest);
+		free(o->path);
+		o->path = strdup(f->path);
+	}
+	if (!f->ok) {
+		progress_finish(o->bar);
+		cli_error("%s", f->error ? f->error : f->path);
+	}
+	if (!o->a->json)
+		return;
+	json_t *e = json_pack("{s:s, s:s, s:I, s:b}", "path", f->path, "type", f->dir ? "dir" : "file", "size",
+			      (json_int_t)f->size, "verified", f->ok);
+	if (!f->dir && f->digest[0])
+		json_object_set_new(e, "digest", json_string(f->digest));
+	if (!f->ok && f->error)
+		json_object_set_new(e, "error", json_string(f->error));
+	char *t = json_dumps(e, JSON_COMPACT);
+	printf("%s\n    %s", o->any ? "," : "", t ? t : "{}");
+	o->any = true;
+	free(t);
+	json_decref(e);
+}
+
+static void report(const char *verb, const struct xfer_args *a, struct out *o, const struct jb_xfer_result *r, int rc,
 		   const struct jb_error *err, uint64_t rate_total)
 {
 	double gbps = r->seconds > 0 ? r->bytes_sent * 8.0 / r->seconds / 1e9 : 0;
 	if (a->json) {
-		json_t *files = json_array();
-		for (uint32_t i = 0; i < r->files; i++) {
-			const struct jb_file_result *f = &r->file[i];
-			json_t *o = json_pack("{s:s, s:s, s:I, s:b}", "path", f->path, "type", f->dir ? "dir" : "file",
-					      "size", (json_int_t)f->size, "verified", f->ok);
-			if (!f->dir && f->digest[0])
-				json_object_set_new(o, "digest", json_string(f->digest));
-			if (f->error)
-				json_object_set_new(o, "error", json_string(f->error));
-			json_array_append_new(files, o);
-		}
-		json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:I, s:s, s:I, s:o}",
+		json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:I, s:s, s:I}",
 				      "direction", verb, "peer", r->peer, "ok", rc == 0, "files", (json_int_t)r->files,
-				      "files_verified", (json_int_t)r->files_ok, "bytes_total", (json_int_t)r->bytes_total,
-				      "bytes_sent", (json_int_t)r->bytes_sent, "seconds", r->seconds, "gbps", gbps,
-				      "streams", r->streams, "block_size", (json_int_t)r->block_size,
-				      "congestion_control", r->cc, "blocks_resent", (json_int_t)r->blocks_resent,
-				      "entries", files);
+				      "files_verified", (json_int_t)r->files_ok, "failed", (json_int_t)r->failed,
+				      "bytes_total", (json_int_t)r->bytes_total, "bytes_sent", (json_int_t)r->bytes_sent,
+				      "seconds", r->seconds, "gbps", gbps, "streams", r->streams, "block_size",
+				      (json_int_t)r->block_size, "congestion_control", r->cc, "blocks_resent",
+				      (json_int_t)r->blocks_resent);
 		if (rate_total)
 			json_object_set_new(j, "rate_bps", json_integer((json_int_t)rate_total));
 		if (rc)
 			json_object_set_new(j, "error", json_string(err->msg));
-		char *s = json_dumps(j, JSON_INDENT(2));
-		puts(s);
-		free(s);
+		/* the entries went out as they finished; the rest of the object
+		 * follows them */
+		char *t = json_dumps(j, JSON_INDENT(2));
+		printf("%s],\n%s\n", o->any ? "\n  " : "", t && t[0] == '{' && t[1] == '\n' ? t + 2 : "}");
+		free(t);
 		json_decref(j);
 	}
 	if (rc) {
@@ -137,15 +170,9 @@ static void report(const char *verb, const struct xfer_args *a, const struct jb_
 		return;
 	char b[32];
 	jb_format_bytes(r->bytes_sent, b, sizeof b);
-	uint32_t nf = 0;
-	const struct jb_file_result *one = NULL;
-	for (uint32_t i = 0; i < r->files; i++)
-		if (!r->file[i].dir) {
-			nf++;
-			one = &r->file[i];
-		}
-	fprintf(stderr, "%s %u file%s, %s in %.2f s: %.2f Gbit/s over %d stream%s (%s)", verb == NULL ? "" : !strcmp(verb, "send") ? "sent" : "received",
-		nf, nf == 1 ? "" : "s", b, r->seconds, gbps, r->streams, r->streams == 1 ? "" : "s",
+	uint64_t nf = o->files;
+	fprintf(stderr, "%s %llu file%s, %s in %.2f s: %.2f Gbit/s over %d stream%s (%s)", !strcmp(verb, "send") ? "sent" : "received",
+		(unsigned long long)nf, nf == 1 ? "" : "s", b, r->seconds, gbps, r->streams, r->streams == 1 ? "" : "s",
 		r->cc[0] ? r->cc : "tcp");
 	if (r->bytes_sent < r->bytes_total) {
 		char t[32];
@@ -153,8 +180,8 @@ static void report(const char *verb, const struct xfer_args *a, const struct jb_
 		fprintf(stderr, "; %s already there, verified", t);
 	}
 	fputc('\n', stderr);
-	if (nf == 1 && one)
-		fprintf(stderr, "verified %s  %s\n", one->digest, one->path);
+	if (nf == 1 && o->path)
+		fprintf(stderr, "verified %s  %s\n", o->digest, o->path);
 }
 
 /* A local path made absolute (its parent resolved when it does not exist). */
@@ -282,8 +309,15 @@ static int run(struct cli *g, const char *verb, int argc, char **argv)
 	}
 	struct progress_bar bar = {.label = send ? argv[optind] : argv[argc - 1],
 				   .enabled = !a.quiet && !a.json && isatty(STDERR_FILENO)};
+	struct out out = {.a = &a, .bar = &bar};
 	a.o.progress = progress_draw;
 	a.o.progress_ud = &bar;
+	a.o.on_file = on_file;
+	a.o.on_file_ud = &out;
+	if (a.json) {
+		printf("{\n  \"entries\": [");
+		fflush(stdout);
+	}
 	uint64_t rate_total = a.o.tune.rate_bps * (uint64_t)a.o.streams;
 	struct jb_client *cl = NULL;
 	struct jb_xfer_result res = {0};
@@ -294,7 +328,8 @@ static int run(struct cli *g, const char *verb, int argc, char **argv)
 	progress_finish(&bar);
 	if (!res.peer[0])
 		snprintf(res.peer, sizeof res.peer, "%s", rm.label);
-	report(verb, &a, &res, r, &err, rate_total);
+	report(verb, &a, &out, &res, r, &err, rate_total);
+	free(out.path);
 	rc = r == 0 ? 0 : 1;
 	jb_xfer_result_free(&res);
 	jb_client_free(cl);

@@ -23,8 +23,9 @@ void progress_draw(const struct jb_progress *p, void *ud)
 	for (int i = 0; i < width; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[width] = 0;
-	fprintf(stderr, "\r%-20.20s [%s] %5.1f%% %s/%s %7.2f Gbit/s ETA %s  files %u/%u\033[K", b->label, bar, pct,
-		done, total, rate / 1e9, eta, p->files_done, p->files_total);
+	fprintf(stderr, "\r%-20.20s [%s] %5.1f%% %s/%s %7.2f Gbit/s ETA %s  files %llu/%llu%s\033[K", b->label, bar, pct,
+		done, total, rate / 1e9, p->files_known ? eta : "--:--", (unsigned long long)p->files_done,
+		(unsigned long long)p->files_total, p->files_known ? "" : "+");
 	fflush(stderr);
 }
 

@@ -1,5 +1,6 @@
 /* jumbod: one per site.  Parses arguments, loads the configuration and runs
  * the transfer service and the REST API until SIGTERM/SIGINT. */
+#define JUMBOD_FDS_RESERVE 112
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -101,6 +102,10 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* Transfers take their descriptors from what is left once the rest
+	 * has its share: the API's 64 connections, the databases, listeners,
+	 * logs and the jobs' pipes. */
+	jb_fds_init(JUMBOD_FDS_RESERVE);
 	struct jb_server *srv = NULL;
 	struct jb_api *api = NULL;
 	struct jb_jobs *jobs = NULL;

@@ -53,6 +53,18 @@ JB_EXPORT void jb_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 */
 JB_EXPORT double jb_now(void); /* monotonic seconds */
 JB_EXPORT double jb_wall(void); /* seconds since the epoch (times kept in records) */
 
+/* The process's descriptors (RLIMIT_NOFILE), shared out among what opens
+ * them by the dozen: transfer sessions and their connections.  jb_fds_init
+ * sets aside `reserve` for everything else (by default JB_FDS_RESERVE, when
+ * a first take comes before any init); jb_fds_take takes between min and
+ * want of the rest and returns how many, or 0 when not even min are left. */
+#define JB_FDS_RESERVE 32
+JB_EXPORT void jb_fds_init(int reserve);
+JB_EXPORT int jb_fds_take(int want, int min);
+JB_EXPORT void jb_fds_give(int n);
+JB_EXPORT int jb_fds_left(void);
+JB_EXPORT int jb_fds_limit(void); /* RLIMIT_NOFILE's soft limit */
+
 /* Full reads/writes on blocking descriptors (retry EINTR/short). */
 JB_EXPORT int jb_read_full(int fd, void *buf, size_t n);  /* 0, -EPIPE on EOF, -errno */
 /* The first line of a small file (a password, a token) into buf, without

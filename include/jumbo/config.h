@@ -56,6 +56,8 @@ struct jb_config {
 			       * a bare host gets JB_DEFAULT_API_PORT when parsed */
 	char *state;          /* jumbod state directory */
 	char *images;         /* the image store (an OCI layout); default STATE/images */
+	int max_open_files;   /* files one transfer session holds open at once, per end
+			       * (0: the default, see jb_xfer_max_open) */
 	struct jb_peer *peers;
 	size_t npeers;
 	struct jb_registry_conf *registries;

@@ -15,6 +15,7 @@
 #include "jumbo/config.h"
 #include "jumbo/run.h"
 #include "jumbo/store.h"
+#include "jumbo/xfer.h"
 
 #define JB_JOB_ID_LEN 12
 
@@ -72,8 +73,8 @@ struct jb_landing {
 	struct jb_jobs *jobs;
 	char rootreal[4096];
 };
-JB_EXPORT void jb_landing_commit(void *ud, int phase, int dirfd, const char *name, uint64_t size, int64_t mtime_ns,
-				 const char *digest, const char *origin, const char *session);
+JB_EXPORT void jb_landing_commit(void *ud, int phase, const struct jb_commit_file *files, size_t n,
+				 const char *origin, const char *session);
 
 /* Durable transfers (STATE/transfers.db), run by jumbod for its clients:
  *   {"op": "send", "sources": [PATH, ...], "dest": "PEER:PATH"}

@@ -36,6 +36,10 @@ JB_EXPORT int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d
  * it goes.  (path and digest name it.) */
 JB_EXPORT int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest, bool ok,
 				struct jb_error *err);
+/* Calls between jb_catalog_batch(c, true) and jb_catalog_batch(c, false)
+ * are one transaction (a landing's group of files); batches nest, and other
+ * threads' calls wait for the end of it. */
+JB_EXPORT int jb_catalog_batch(struct jb_catalog *c, bool begin);
 /* After a crash: each pending dataset whose file is there with its size and
  * time is settled ok, the others go.  Returns how many were settled ok. */
 JB_EXPORT int jb_catalog_reconcile(struct jb_catalog *c, const char *root);

@@ -3,14 +3,18 @@
 #pragma once
 #include "jumbo/base.h"
 
-#define JB_WIRE_VERSION 1
+#define JB_WIRE_VERSION 2
 #define JB_WIRE_MAGIC 0x4a4d424fu        /* "JMBO": HELLO */
 #define JB_WIRE_MAX_FRAME (1u << 20)     /* control frame body, bytes */
 #define JB_WIRE_MIN_BLOCK (64u << 10)
 #define JB_WIRE_MAX_BLOCK (64u << 20)
 #define JB_WIRE_DEFAULT_BLOCK (8u << 20)
 #define JB_WIRE_MAX_STREAMS 64
-#define JB_WIRE_MAX_FILES 1000000u       /* entries in one manifest */
+/* Entries in flight: a sender offers entry i only once every entry below
+ * i - JB_WIRE_WINDOW has had its FILE_DONE, and a receiver refuses one
+ * beyond that.  Each end holds state for at most this many entries, however
+ * large the tree; a manifest may have up to 2^32 - 1 entries. */
+#define JB_WIRE_WINDOW (1u << 16)
 #define JB_WIRE_MAX_NAME 64
 #define JB_WIRE_MAX_MSG 1024             /* ERROR / FILE_DONE text */
 #define JB_DIGEST_LEN 16                 /* XXH3-128, big-endian canonical form */
@@ -36,6 +40,8 @@ enum jb_msg_type {
 	JB_MSG_FILE_DONE = 9,
 	JB_MSG_RESEND = 10,
 	JB_MSG_BYE = 11,
+	JB_MSG_FILE_ABORT = 12,  /* sender: this file cannot be sent (code, text) */
+	JB_MSG_NEED_AGAIN = 13,  /* receiver: these blocks after all (a committed copy differed) */
 };
 
 struct jb_wire_entry {
@@ -83,7 +89,7 @@ struct jb_msg {
 		struct {
 			uint32_t file, nranges;
 			const uint8_t *ranges; /* nranges x (u64 first, u64 count) */
-		} need;
+		} need;                    /* NEED and NEED_AGAIN */
 		struct {
 			uint32_t file;
 			uint8_t digest[JB_DIGEST_LEN];
@@ -98,6 +104,11 @@ struct jb_msg {
 			uint32_t file;
 			uint64_t block;
 		} resend;
+		struct {
+			uint32_t file;
+			uint16_t code;   /* an errno, never 0 */
+			char text[JB_WIRE_MAX_MSG + 1];
+		} file_abort;
 	} u;
 };
 

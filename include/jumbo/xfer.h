@@ -8,12 +8,25 @@
 #include "jumbo/wire.h"
 
 struct jb_progress {
-	uint64_t bytes_total;    /* payload this run must move */
+	uint64_t bytes_total;    /* payload this run must move, of the entries known so far */
 	uint64_t bytes_done;     /* payload moved and (receiver) verified so far */
-	uint32_t files_total, files_done;
+	uint64_t files_total, files_done; /* entries (files and directories) */
+	bool files_known;        /* false while the sender is still walking the tree */
 	double seconds;
 };
 typedef void (*jb_progress_fn)(const struct jb_progress *p, void *ud);
+
+/* The outcome of one manifest entry, told as soon as it is known. */
+struct jb_file_result {
+	const char *path;        /* the manifest path: as sent (sender) or placed (receiver) */
+	uint64_t size;
+	bool dir;
+	bool ok;                 /* verified and committed at the destination */
+	char digest[40];         /* "xxh3t:" + 32 hex; see docs/PROTOCOL.md */
+	int code;                /* errno of the failure, when !ok */
+	const char *error;       /* its message, when !ok */
+};
+typedef void (*jb_file_fn)(const struct jb_file_result *f, void *ud);
 
 struct jb_xfer_opts {
 	int streams;             /* data connections, 1..64 */
@@ -23,25 +36,32 @@ struct jb_xfer_opts {
 	struct jb_tune tune;
 	jb_progress_fn progress;
 	void *progress_ud;
+	/* told of every entry as it finishes, in the order they finish; may
+	 * be NULL */
+	jb_file_fn on_file;
+	void *on_file_ud;
 	double connect_timeout;  /* seconds */
 	/* set from another thread to end the transfer (it fails, ECANCELED);
 	 * may be NULL */
 	const volatile int *cancel;
+	int max_open_files;      /* files held open at once; 0: [site] max_open_files, else the default */
 };
 JB_EXPORT void jb_xfer_opts_init(struct jb_xfer_opts *o);
+/* The size of a session's open-file cache for n streams. */
+JB_EXPORT int jb_xfer_max_open(int max_open_files, int nstreams);
 
-struct jb_file_result {
-	char *path;              /* as placed at the destination, relative to it */
-	uint64_t size;
-	bool dir;
-	bool ok;                 /* verified and committed at the destination */
-	char digest[40];         /* "xxh3t:" + 32 hex; see docs/PROTOCOL.md */
-	char *error;             /* when !ok */
+/* The first failures of a transfer, kept for callers without on_file. */
+#define JB_XFER_MAX_FAILURES 100
+struct jb_xfer_failure {
+	char *path;
+	int code;
+	char *error;
 };
 
 struct jb_xfer_result {
 	char peer[JB_WIRE_MAX_NAME + 1];
-	uint32_t files, files_ok;
+	uint64_t files, files_ok;   /* entries (files and directories) in the manifest; verified */
+	uint64_t regular_ok;        /* regular files among files_ok */
 	uint64_t bytes_total;    /* all payload in the manifest */
 	uint64_t bytes_sent;     /* payload moved in this run (less on a resume) */
 	uint64_t blocks_resent;
@@ -49,7 +69,9 @@ struct jb_xfer_result {
 	int streams;
 	uint32_t block_size;
 	char cc[16];
-	struct jb_file_result *file;
+	uint64_t failed;         /* entries that failed */
+	struct jb_xfer_failure *failures; /* the first JB_XFER_MAX_FAILURES of them */
+	size_t nfailures;
 };
 JB_EXPORT void jb_xfer_result_free(struct jb_xfer_result *r);
 
@@ -92,15 +114,23 @@ JB_EXPORT void jb_list_free(struct jb_list_entry *e, size_t n);
 /* The digest jumbo reports for a local file, for independent checks. */
 JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40], struct jb_error *err);
 
-/* Told of each file a session commits into the data root: its directory
- * (a descriptor, valid during the call), its name, size, whole-file digest
- * ("xxh3t:HEX"), time, the site it came from and the session's id (hex); twice:
- * JB_COMMIT_BEFORE when the file is whole and synced under its partial
- * name, then JB_COMMIT_AFTER once it has its name (or JB_COMMIT_FAILED), so
+/* Told of the files a session commits into the data root, in groups: each
+ * file's path below the data root, size, mtime, whole-file digest
+ * ("xxh3t:HEX"), and the site they came from and the session's id (hex).
+ * Twice per group: JB_COMMIT_BEFORE when the files are whole and durable
+ * under their partial names (status 0), then JB_COMMIT_AFTER with each
+ * file's status (0: it has its name; else the errno of the failure), so
  * that what the hook records can be settled after a crash in between. */
-enum { JB_COMMIT_BEFORE, JB_COMMIT_AFTER, JB_COMMIT_FAILED };
-typedef void (*jb_commit_fn)(void *ud, int phase, int dirfd, const char *name, uint64_t size, int64_t mtime_ns,
-			     const char *digest, const char *origin, const char *session);
+enum { JB_COMMIT_BEFORE, JB_COMMIT_AFTER };
+struct jb_commit_file {
+	const char *path;
+	uint64_t size;
+	int64_t mtime_ns;
+	const char *digest;
+	int status;
+};
+typedef void (*jb_commit_fn)(void *ud, int phase, const struct jb_commit_file *files, size_t n, const char *origin,
+			     const char *session);
 
 /* The site daemon's transfer service. */
 struct jb_server;

@@ -368,7 +368,16 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 		}
 		*eq = 0;
 		char *key = trim(s), *val = trim(eq + 1);
-		if (sec == SITE) {
+		if (sec == SITE && !strcmp(key, "max_open_files")) {
+			char *end;
+			long v = strtol(val, &end, 10);
+			if (!*val || *end || v < 4 || v > 4096) {
+				r = jb_err(err, EINVAL, "%s:%d: max_open_files wants a number of files from 4 to 4096, not '%s'",
+					   c->path, lineno, val);
+				goto fail;
+			}
+			c->max_open_files = (int)v;
+		} else if (sec == SITE) {
 			char **dst = !strcmp(key, "name") ? &c->name
 				: !strcmp(key, "identity") ? &c->identity
 				: !strcmp(key, "root") ? &c->root

@@ -180,35 +180,33 @@ json_t *jb_rules_json(const struct jb_config *c)
 	return arr;
 }
 
-void jb_landing_commit(void *ud, int phase, int dirfd, const char *name, uint64_t size, int64_t mtime_ns,
-		       const char *digest, const char *origin, const char *session)
+void jb_landing_commit(void *ud, int phase, const struct jb_commit_file *files, size_t n, const char *origin,
+		       const char *session)
 {
 	struct jb_landing *l = ud;
-	char proc[64], dir[JB_PATH_MAX], rel[JB_PATH_MAX];
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-	ssize_t n = readlink(proc, dir, sizeof dir - 1);
-	if (n <= 0)
-		return;
-	dir[n] = 0;
-	size_t rl = strlen(l->rootreal);
-	if (strncmp(dir, l->rootreal, rl) || (dir[rl] && dir[rl] != '/'))
-		return; /* not below the data root (cannot happen: transfers are confined to it) */
-	if ((size_t)snprintf(rel, sizeof rel, "%s%s%s", dir[rl] ? dir + rl + 1 : "", dir[rl] ? "/" : "", name) >=
-	    sizeof rel)
-		return;
 	struct jb_error err = {0};
-	if (phase == JB_COMMIT_BEFORE) {
-		/* pending until the file has its name: a crash in between is
-		 * settled by jb_catalog_reconcile at the next start */
-		struct jb_dataset_in d = {.path = rel, .size = size, .digest = digest, .origin = origin,
-					  .source = "transfer", .source_id = session, .mtime_ns = mtime_ns,
-					  .pending = true};
-		if (l->cat && jb_catalog_add(l->cat, &d, &err) < 0)
-			jb_log(JB_LOG_ERROR, "%s landed, but the catalog did not take it: %s", rel, err.msg);
+	if (!l->cat)
 		return;
+	/* a group of files is one transaction of the catalog's */
+	jb_catalog_batch(l->cat, true);
+	for (size_t i = 0; i < n; i++) {
+		const struct jb_commit_file *f = &files[i];
+		if (phase == JB_COMMIT_BEFORE) {
+			/* pending until the file has its name: a crash in between is
+			 * settled by jb_catalog_reconcile at the next start */
+			struct jb_dataset_in d = {.path = f->path, .size = f->size, .digest = f->digest, .origin = origin,
+						  .source = "transfer", .source_id = session, .mtime_ns = f->mtime_ns,
+						  .pending = true};
+			if (jb_catalog_add(l->cat, &d, &err) < 0)
+				jb_log(JB_LOG_ERROR, "%s landed, but the catalog did not take it: %s", f->path, err.msg);
+		} else if (jb_catalog_settle(l->cat, f->path, f->digest, f->status == 0, &err) < 0) {
+			jb_log(JB_LOG_ERROR, "%s: the catalog: %s", f->path, err.msg);
+		}
 	}
-	if (l->cat && jb_catalog_settle(l->cat, rel, digest, phase == JB_COMMIT_AFTER, &err) < 0)
-		jb_log(JB_LOG_ERROR, "%s: the catalog: %s", rel, err.msg);
+	if (jb_catalog_batch(l->cat, false) < 0)
+		jb_log(JB_LOG_ERROR, "the catalog did not record %zu files that landed", n);
 	if (phase == JB_COMMIT_AFTER && l->jobs)
-		jb_jobs_land(l->jobs, l->c, rel);
+		for (size_t i = 0; i < n; i++)
+			if (files[i].status == 0)
+				jb_jobs_land(l->jobs, l->c, files[i].path);
 }

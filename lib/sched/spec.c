@@ -332,7 +332,8 @@ int jobs_fetch(struct jb_jobs *j, const char *id, struct jb_mount_ro *m, struct 
 	if (r == 0)
 		r = jb_client_pull(cl, &rm, dest, &o, &res, err);
 	if (r == 0 && res.files_ok != res.files)
-		r = jb_err(err, EIO, "data '%s': %u of %u files arrived verified", m->remote, res.files_ok, res.files);
+		r = jb_err(err, EIO, "data '%s': %llu of %llu entries arrived verified", m->remote,
+			   (unsigned long long)res.files_ok, (unsigned long long)res.files);
 	if (r < 0 && err->msg[0] && !strstr(err->msg, m->remote))
 		jb_err_prefix(err, "data '%s'", m->remote);
 	jb_xfer_result_free(&res);

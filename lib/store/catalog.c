@@ -11,9 +11,52 @@
 
 #include "jumbo/store.h"
 
+/* Statements a landing uses for every file, prepared once: with a
+ * million files, preparing them anew was more of the daemon's CPU than
+ * the rest of the receiving. */
+enum { CS_UNCURRENT, CS_INSERT, CS_SETTLE_ON, CS_SETTLE_DEL, CS_N };
+static const char *const cat_sql[CS_N] = {
+	[CS_UNCURRENT] = "UPDATE dataset SET current=0 WHERE path=?1 AND current=1",
+	[CS_INSERT] = "INSERT INTO dataset(path, size, digest, sha256, origin, source, source_id, arrived, mtime_ns, "
+		      "current, pending) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+	[CS_SETTLE_ON] = "UPDATE dataset SET current=1, pending=0 WHERE id=(SELECT max(id) FROM dataset WHERE path=?1 "
+			 "AND digest=?2 AND pending=1)",
+	[CS_SETTLE_DEL] = "DELETE FROM dataset WHERE path=?1 AND digest=?2 AND pending=1",
+};
+
 struct jb_catalog {
 	sqlite3 *db;
+	sqlite3_stmt *st[CS_N];
+	int batch;           /* jb_catalog_batch depth, under the connection's mutex */
 };
+
+/* A cached statement, reset; the connection's mutex held. */
+static sqlite3_stmt *cstmt(struct jb_catalog *c, int which)
+{
+	if (!c->st[which] &&
+	    sqlite3_prepare_v3(c->db, cat_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &c->st[which], NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_reset(c->st[which]);
+	sqlite3_clear_bindings(c->st[which]);
+	return c->st[which];
+}
+
+int jb_catalog_batch(struct jb_catalog *c, bool begin)
+{
+	int r = 0;
+	if (begin) {
+		sqlite3_mutex_enter(sqlite3_db_mutex(c->db));
+		if (c->batch++ == 0 && sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			r = -EIO;
+		return r;
+	}
+	if (--c->batch == 0 && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		r = -EIO;
+	}
+	sqlite3_mutex_leave(sqlite3_db_mutex(c->db));
+	return r;
+}
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -56,6 +99,8 @@ void jb_catalog_close(struct jb_catalog *c)
 {
 	if (!c)
 		return;
+	for (int i = 0; i < CS_N; i++)
+		sqlite3_finalize(c->st[i]);
 	sqlite3_close(c->db);
 	free(c);
 }
@@ -70,42 +115,38 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 
 int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct jb_error *err)
 {
-	sqlite3_stmt *a = NULL, *b = NULL;
 	int rc = 0;
 	/* one transaction: a path is current exactly once */
-	sqlite3_mutex_enter(sqlite3_db_mutex(c->db));
-	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(c->db,
-			       d->pending ? "SELECT 1 WHERE ?1 IS NULL" /* a pending row leaves the current one */
-					  : "UPDATE dataset SET current=0 WHERE path=? AND current=1",
-			       -1, &a, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(c->db,
-			       "INSERT INTO dataset(path, size, digest, sha256, origin, source, source_id, arrived, mtime_ns, "
-			       "current, pending) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-			       -1, &b, NULL) != SQLITE_OK) {
+	if (jb_catalog_batch(c, true) < 0)
 		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
-		goto out;
+	/* a pending row leaves the current one as it is */
+	sqlite3_stmt *a = d->pending ? NULL : cstmt(c, CS_UNCURRENT);
+	if (rc == 0 && !d->pending && (!a || (bind_text(a, 1, d->path), sqlite3_step(a) != SQLITE_DONE)))
+		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+	sqlite3_stmt *b = rc == 0 ? cstmt(c, CS_INSERT) : NULL;
+	if (rc == 0 && !b)
+		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+	if (rc == 0) {
+		bind_text(b, 1, d->path);
+		sqlite3_bind_int64(b, 2, (sqlite3_int64)d->size);
+		bind_text(b, 3, d->digest);
+		bind_text(b, 4, d->sha256);
+		bind_text(b, 5, d->origin);
+		bind_text(b, 6, d->source);
+		bind_text(b, 7, d->source_id);
+		sqlite3_bind_double(b, 8, jb_wall());
+		sqlite3_bind_int64(b, 9, d->mtime_ns);
+		sqlite3_bind_int(b, 10, !d->pending);
+		sqlite3_bind_int(b, 11, d->pending);
+		if (sqlite3_step(b) != SQLITE_DONE)
+			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
 	}
-	bind_text(a, 1, d->path);
-	bind_text(b, 1, d->path);
-	sqlite3_bind_int64(b, 2, (sqlite3_int64)d->size);
-	bind_text(b, 3, d->digest);
-	bind_text(b, 4, d->sha256);
-	bind_text(b, 5, d->origin);
-	bind_text(b, 6, d->source);
-	bind_text(b, 7, d->source_id);
-	sqlite3_bind_double(b, 8, jb_wall());
-	sqlite3_bind_int64(b, 9, d->mtime_ns);
-	sqlite3_bind_int(b, 10, !d->pending);
-	sqlite3_bind_int(b, 11, d->pending);
-	int sa = sqlite3_step(a);
-	if ((sa != SQLITE_DONE && sa != SQLITE_ROW) || sqlite3_step(b) != SQLITE_DONE)
+	if (a)
+		sqlite3_reset(a);
+	if (b)
+		sqlite3_reset(b);
+	if (jb_catalog_batch(c, false) < 0 && rc == 0)
 		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
-out:
-	sqlite3_finalize(a);
-	sqlite3_finalize(b);
-	sqlite3_exec(c->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_mutex_leave(sqlite3_db_mutex(c->db));
 	return rc;
 }
 
@@ -187,20 +228,14 @@ json_t *jb_catalog_find(struct jb_catalog *c, const char *path, const char *dige
 int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest, bool ok, struct jb_error *err)
 {
 	int rc = 0;
-	sqlite3_mutex_enter(sqlite3_db_mutex(c->db));
-	sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	static const char *const sql_ok[] = {
-		"UPDATE dataset SET current=0 WHERE path=?1 AND current=1",
-		"UPDATE dataset SET current=1, pending=0 WHERE id=(SELECT max(id) FROM dataset WHERE path=?1 AND digest=?2 "
-		"AND pending=1)",
-		"DELETE FROM dataset WHERE path=?1 AND digest=?2 AND pending=1",
-	};
-	static const char *const sql_gone[] = {"DELETE FROM dataset WHERE path=?1 AND digest=?2 AND pending=1"};
-	const char *const *sql = ok ? sql_ok : sql_gone;
+	if (jb_catalog_batch(c, true) < 0)
+		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+	static const int on[] = {CS_UNCURRENT, CS_SETTLE_ON, CS_SETTLE_DEL}, gone[] = {CS_SETTLE_DEL};
+	const int *w = ok ? on : gone;
 	size_t n = ok ? 3 : 1;
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(c->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_stmt *st = cstmt(c, w[i]);
+		if (!st) {
 			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
 			break;
 		}
@@ -209,10 +244,10 @@ int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest
 			bind_text(st, 2, digest);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 	}
-	sqlite3_exec(c->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_mutex_leave(sqlite3_db_mutex(c->db));
+	if (jb_catalog_batch(c, false) < 0 && rc == 0)
+		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
 	return rc;
 }
 

@@ -179,7 +179,7 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 	if (len > JB_WIRE_MAX_FRAME)
 		return -E2BIG;
 	struct rd r = {body, len, false};
-	memset(m, 0, offsetof(struct jb_msg, u) + sizeof(m->u.file_done));
+	memset(m, 0, offsetof(struct jb_msg, u) + JB_MAX(sizeof(m->u.file_done), sizeof(m->u.file_abort)));
 	m->type = g8(&r);
 	switch (m->type) {
 	case JB_MSG_HELLO:
@@ -217,8 +217,7 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 	case JB_MSG_FILES: {
 		m->u.files.first = g32(&r);
 		m->u.files.count = g32(&r);
-		if (r.bad || m->u.files.count > JB_WIRE_MAX_FILES ||
-		    m->u.files.first > JB_WIRE_MAX_FILES - m->u.files.count)
+		if (r.bad || m->u.files.count > JB_WIRE_WINDOW || m->u.files.first > UINT32_MAX - m->u.files.count)
 			return -EBADMSG;
 		m->u.files.entries = r.p;
 		m->u.files.len = r.n;
@@ -234,10 +233,9 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 	case JB_MSG_FILES_END:
 		m->u.files_end.count = g32(&r);
 		m->u.files_end.bytes = g64(&r);
-		if (m->u.files_end.count > JB_WIRE_MAX_FILES)
-			return -EBADMSG;
 		break;
 	case JB_MSG_NEED:
+	case JB_MSG_NEED_AGAIN:
 		m->u.need.file = g32(&r);
 		m->u.need.nranges = g32(&r);
 		if (r.bad || m->u.need.nranges > r.n / 16)
@@ -260,6 +258,13 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 	case JB_MSG_RESEND:
 		m->u.resend.file = g32(&r);
 		m->u.resend.block = g64(&r);
+		break;
+	case JB_MSG_FILE_ABORT:
+		m->u.file_abort.file = g32(&r);
+		m->u.file_abort.code = g16(&r);
+		gstr(&r, m->u.file_abort.text, JB_WIRE_MAX_MSG);
+		if (!r.bad && m->u.file_abort.code == 0)
+			return -EBADMSG;
 		break;
 	default:
 		return -EBADMSG;

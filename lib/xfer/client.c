@@ -244,7 +244,7 @@ static void streams_start(struct openers *all, struct jb_client *cl, const struc
 	all->rm = rm;
 	all->o = o;
 	all->s = s;
-	all->n = JB_MAX(1, JB_MIN((int)o->streams, JB_WIRE_MAX_STREAMS));
+	all->n = JB_MAX(1, JB_MIN(s->nstreams, JB_WIRE_MAX_STREAMS));
 	pthread_mutex_init(&all->lock, NULL);
 	pthread_cond_init(&all->cond, NULL);
 	for (int i = 0; i < all->n; i++) {
@@ -303,24 +303,45 @@ static void fill_result(struct session *s, const struct jb_remote *rm, struct jb
 	snprintf(ret->cc, sizeof ret->cc, "%s", s->cc);
 }
 
+/* A session that ran to its end but with entries that failed fails too:
+ * the error names the first of them. */
 static int finish(struct session *s, struct ctl *ctl, int r, const struct jb_remote *rm, struct jb_xfer_result *ret,
 		  struct jb_error *err)
 {
 	session_close_streams(s);
 	if (s->cancelled && r < 0)
 		r = jb_err(err, ECANCELED, "cancelled");
-	if (ret)
-		fill_result(s, rm, ret);
-	if (r == 0 && ret && ret->files_ok != ret->files) {
-		for (uint32_t i = 0; i < ret->files; i++)
-			if (!ret->file[i].ok) {
-				r = jb_err(err, EIO, "%s", ret->file[i].error ? ret->file[i].error : ret->file[i].path);
-				break;
-			}
+	struct jb_xfer_result tmp = {0};
+	struct jb_xfer_result *res = ret ? ret : &tmp;
+	fill_result(s, rm, res);
+	if (r == 0 && res->failed) {
+		const struct jb_xfer_failure *x = res->nfailures ? &res->failures[0] : NULL;
+		if (res->failed == 1)
+			r = jb_err(err, EIO, "%s", x ? x->error : "an entry failed");
+		else
+			r = jb_err(err, EIO, "%llu of %llu entries failed; the first: %s", (unsigned long long)res->failed,
+				   (unsigned long long)res->files, x ? x->error : "?");
 	}
+	jb_xfer_result_free(&tmp);
 	session_free(s);
 	ctl_close(ctl);
 	return r;
+}
+
+static int client_session(struct jb_client *cl, struct session *s, bool sender, const struct jb_xfer_opts *o,
+			  struct jb_error *err)
+{
+	int r = session_init(s, sender);
+	if (r < 0)
+		return jb_err(err, -r, "cannot start a session: %s", strerror(-r));
+	s->progress = o->progress;
+	s->progress_ud = o->progress_ud;
+	s->on_file = o->on_file;
+	s->on_file_ud = o->on_file_ud;
+	s->cancel = o->cancel;
+	s->block_size = o->block_size;
+	s->nstreams = JB_MAX(1, JB_MIN(o->streams, JB_WIRE_MAX_STREAMS));
+	return session_take_fds(s, &s->nstreams, o->max_open_files ? o->max_open_files : cl->c->max_open_files, err);
 }
 
 static int test_hook_corrupt(void)
@@ -335,13 +356,12 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	struct session s;
 	struct ctl ctl = {.fd = -1};
 	uint8_t fp[32];
-	int r = session_init(&s, true);
-	if (r < 0)
+	int r = client_session(cl, &s, true, o, err);
+	if (r < 0) {
+		session_free(&s);
 		return r;
+	}
 	snprintf(s.origin, sizeof s.origin, "%s", cl->c->name);
-	s.progress = o->progress;
-	s.progress_ud = o->progress_ud;
-	s.cancel = o->cancel;
 	s.corrupt_block = test_hook_corrupt();
 	s.window_set = o->tune.window != 0;
 	for (size_t i = 0; i < nsrc && r == 0; i++)
@@ -352,7 +372,6 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		session_free(&s);
 		return r;
 	}
-	jb_log(JB_LOG_DEBUG, "manifest of %zu entries built in %.0f ms", s.nfiles, (jb_now() - s.t0) * 1e3);
 	struct openers *all = malloc(sizeof *all);
 	if (!all) {
 		session_free(&s);
@@ -369,7 +388,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	jb_log(JB_LOG_DEBUG, "%s: control connection up after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) |
 			((nsrc > 1 || dst->dir_hint || !*dst->path) ? JB_HELLO_DEST_DIR : 0);
-	put_hello(&ctl.out, JB_OP_PUSH, flags, (uint16_t)o->streams, o->block_size, o->tune.rate_bps, dst->path,
+	put_hello(&ctl.out, JB_OP_PUSH, flags, (uint16_t)s.nstreams, o->block_size, o->tune.rate_bps, dst->path,
 		  cl->c->name);
 	/* the manifest follows HELLO at once: the server reads it after WELCOME */
 	if ((r = ctl_flush(&ctl, err)) < 0 || (r = sender_offer(&s, err)) < 0) {
@@ -433,13 +452,14 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	struct ctl ctl = {.fd = -1};
 	uint8_t fp[32];
 	int r = client_journal(cl, err);
-	if (r < 0 || (r = session_init(&s, false)) < 0)
+	if (r < 0)
 		return r;
+	if ((r = client_session(cl, &s, false, o, err)) < 0) {
+		session_free(&s);
+		return r;
+	}
 	s.journal = cl->journal;
-	s.progress = o->progress;
-	s.progress_ud = o->progress_ud;
-	s.cancel = o->cancel;
-	if ((r = dest_setup(&s, AT_FDCWD, dest, false, false, NULL, err)) < 0) {
+	if ((r = dest_setup(&s, AT_FDCWD, dest, false, false, err)) < 0) {
 		session_free(&s);
 		return r;
 	}
@@ -457,7 +477,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	}
 	s.ctl = &ctl;
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) | (o->recursive ? JB_HELLO_RECURSIVE : 0);
-	put_hello(&ctl.out, JB_OP_PULL, flags, (uint16_t)o->streams, o->block_size, o->tune.rate_bps, src->path,
+	put_hello(&ctl.out, JB_OP_PULL, flags, (uint16_t)s.nstreams, o->block_size, o->tune.rate_bps, src->path,
 		  cl->c->name);
 	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0) {
 		streams_finish(all, -1, NULL, NULL, NULL);

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "xfer-internal.h"
 
@@ -170,6 +171,27 @@ int ctl_recv(struct ctl *c, int timeout_ms, int extra_fd, struct jb_error *err)
 	}
 }
 
+/* The ERROR is out: close our side, and read what the peer still sends
+ * until it closes too (or 2 s pass).  Closing a socket with unread data
+ * resets the connection, and the peer would lose the ERROR itself: it is
+ * usually still busy sending when the error comes. */
+static void linger(struct ctl *c)
+{
+	SSL_shutdown(c->ssl); /* close_notify; non-blocking, it does not wait for the peer's */
+	ERR_clear_error();
+	shutdown(c->fd, SHUT_WR);
+	double until = jb_now() + 2;
+	uint8_t junk[16384];
+	for (;;) {
+		int left = (int)((until - jb_now()) * 1000);
+		if (left <= 0 || wait_fd(c->fd, POLLIN, left) <= 0)
+			break;
+		ssize_t n = recv(c->fd, junk, sizeof junk, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+	}
+}
+
 int ctl_send_error(struct ctl *c, int code, const char *text)
 {
 	/* Frames the socket has not taken yet are dropped, but one TLS write
@@ -185,5 +207,8 @@ int ctl_send_error(struct ctl *c, int code, const char *text)
 	snprintf(t, sizeof t, "%s", text);
 	jb_buf_str(&c->out, t);
 	jb_frame_end(&c->out, m);
-	return ctl_flush(c, NULL);
+	int r = ctl_flush(c, NULL);
+	if (r == 0)
+		linger(c);
+	return r;
 }

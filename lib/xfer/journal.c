@@ -10,13 +10,17 @@
 
 #include "xfer-internal.h"
 
-enum { ST_ADD, ST_FIND, ST_BLOCKS, ST_NEW, ST_COMMIT, ST_DEL_BLOCKS, ST_DEL, ST_N };
+enum { ST_ADD, ST_FIND, ST_BLOCKS, ST_NEW, ST_COMMIT, ST_PUT, ST_DEL_BLOCKS, ST_DEL, ST_N };
 static const char *const sql_of[ST_N] = {
 	[ST_ADD] = "INSERT OR REPLACE INTO block(partial, idx, digest) VALUES(?,?,?)",
 	[ST_FIND] = "SELECT id, size, mtime_ns, block_size, origin, committed, root FROM partial WHERE key=?",
 	[ST_BLOCKS] = "SELECT idx, digest FROM block WHERE partial=?",
 	[ST_NEW] = "INSERT INTO partial(key, size, mtime_ns, block_size, origin, created) VALUES(?,?,?,?,?,?)",
 	[ST_COMMIT] = "UPDATE partial SET committed=1, root=? WHERE id=?",
+	[ST_PUT] = "INSERT INTO partial(key, size, mtime_ns, block_size, origin, created, committed, root) "
+		   "VALUES(?,?,?,?,?,?,1,?) ON CONFLICT(key) DO UPDATE SET size=excluded.size, "
+		   "mtime_ns=excluded.mtime_ns, block_size=excluded.block_size, origin=excluded.origin, "
+		   "created=excluded.created, committed=1, root=excluded.root",
 	[ST_DEL_BLOCKS] = "DELETE FROM block WHERE partial=?",
 	[ST_DEL] = "DELETE FROM partial WHERE id=?",
 };
@@ -110,16 +114,17 @@ static sqlite3_stmt *stmt(struct journal *j, int which)
 	return st;
 }
 
-int journal_begin(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
-		  const char *origin, uint64_t nblocks, uint8_t *digests, uint8_t *have,
-		  struct journal_rec *ret, struct jb_error *err)
+int journal_find(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
+		 const char *origin, uint64_t nblocks, uint8_t *digests, uint8_t *have, struct journal_rec *ret,
+		 struct jb_error *err)
 {
-	int r = -EIO;
+	int r = 0;
 	memset(ret, 0, sizeof *ret);
 	pthread_mutex_lock(&j->lock);
 	sqlite3_stmt *st = stmt(j, ST_FIND);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	int sr = sqlite3_step(st);
+	if (sr == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
 		bool same = (uint64_t)sqlite3_column_int64(st, 1) == size &&
 			    sqlite3_column_int64(st, 2) == mtime_ns &&
@@ -135,7 +140,7 @@ int journal_begin(struct journal *j, const char *key, uint64_t size, int64_t mti
 			if (!ret->committed) {
 				st = stmt(j, ST_BLOCKS);
 				sqlite3_bind_int64(st, 1, id);
-				while (sqlite3_step(st) == SQLITE_ROW) {
+				while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
 					uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
 					if (idx < nblocks && sqlite3_column_bytes(st, 1) == JB_DIGEST_LEN) {
 						memcpy(digests + idx * JB_DIGEST_LEN, sqlite3_column_blob(st, 1),
@@ -143,36 +148,48 @@ int journal_begin(struct journal *j, const char *key, uint64_t size, int64_t mti
 						have[idx / 8] |= (uint8_t)(1u << (idx % 8));
 					}
 				}
+				if (sr != SQLITE_DONE)
+					r = -EIO;
 			}
-			r = 0;
-			goto out;
+		} else {
+			st = stmt(j, ST_DEL_BLOCKS);
+			sqlite3_bind_int64(st, 1, id);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				r = -EIO;
+			st = stmt(j, ST_DEL);
+			sqlite3_bind_int64(st, 1, id);
+			if (r == 0 && sqlite3_step(st) != SQLITE_DONE)
+				r = -EIO;
 		}
-		st = stmt(j, ST_DEL_BLOCKS);
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			goto out;
-		st = stmt(j, ST_DEL);
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			goto out;
+	} else if (sr != SQLITE_DONE) {
+		r = -EIO;
 	}
-	st = stmt(j, ST_NEW);
+	if (r < 0)
+		jb_err(err, EIO, "journal: %s", sqlite3_errmsg(j->db));
+	/* a query left on a row would hold its read lock */
+	sqlite3_reset(j->st[ST_FIND]);
+	sqlite3_reset(j->st[ST_BLOCKS]);
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+int journal_new(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
+		const char *origin, int64_t *ret_id, struct jb_error *err)
+{
+	pthread_mutex_lock(&j->lock);
+	sqlite3_stmt *st = stmt(j, ST_NEW);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)size);
 	sqlite3_bind_int64(st, 3, mtime_ns);
 	sqlite3_bind_int64(st, 4, bs);
 	sqlite3_bind_text(st, 5, origin, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
-	ret->id = sqlite3_last_insert_rowid(j->db);
-	r = 0;
-out:
-	if (r < 0)
-		jb_err(err, EIO, "journal: %s", sqlite3_errmsg(j->db));
-	/* a query left on a row would hold its read lock */
-	sqlite3_reset(j->st[ST_FIND]);
-	sqlite3_reset(j->st[ST_BLOCKS]);
+	int r = 0;
+	if (sqlite3_step(st) == SQLITE_DONE)
+		*ret_id = sqlite3_last_insert_rowid(j->db);
+	else
+		r = jb_err(err, EIO, "journal: %s", sqlite3_errmsg(j->db));
+	sqlite3_reset(st);
 	pthread_mutex_unlock(&j->lock);
 	return r;
 }
@@ -185,6 +202,7 @@ int journal_add(struct journal *j, int64_t id, uint64_t idx, const uint8_t diges
 	sqlite3_bind_int64(st, 2, (int64_t)idx);
 	sqlite3_bind_blob(st, 3, digest, JB_DIGEST_LEN, SQLITE_STATIC);
 	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_reset(st);
 	pthread_mutex_unlock(&j->lock);
 	return r;
 }
@@ -203,19 +221,37 @@ static int exec_id(struct journal *j, int which, int64_t id, const uint8_t *blob
 	return r;
 }
 
-int journal_commit(struct journal *j, int64_t id, const uint8_t root[JB_DIGEST_LEN])
+int journal_commit(struct journal *j, int64_t id, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
+		   const char *origin, const uint8_t root[JB_DIGEST_LEN])
 {
-	journal_tx(j, true); /* one transaction, not two */
-	int r = exec_id(j, ST_COMMIT, id, root);
-	if (r == 0)
-		r = exec_id(j, ST_DEL_BLOCKS, id, NULL);
-	if (journal_tx(j, false) < 0 && r == 0)
-		r = -EIO;
+	if (id) {
+		journal_tx(j, true); /* one transaction, not two */
+		int r = exec_id(j, ST_COMMIT, id, root);
+		if (r == 0)
+			r = exec_id(j, ST_DEL_BLOCKS, id, NULL);
+		if (journal_tx(j, false) < 0 && r == 0)
+			r = -EIO;
+		return r;
+	}
+	pthread_mutex_lock(&j->lock);
+	sqlite3_stmt *st = stmt(j, ST_PUT);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)size);
+	sqlite3_bind_int64(st, 3, mtime_ns);
+	sqlite3_bind_int64(st, 4, bs);
+	sqlite3_bind_text(st, 5, origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
+	sqlite3_bind_blob(st, 7, root, JB_DIGEST_LEN, SQLITE_STATIC);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&j->lock);
 	return r;
 }
 
 int journal_drop(struct journal *j, int64_t id)
 {
+	if (!id)
+		return 0;
 	int r = exec_id(j, ST_DEL_BLOCKS, id, NULL);
 	if (r == 0)
 		r = exec_id(j, ST_DEL, id, NULL);

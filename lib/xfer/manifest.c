@@ -9,8 +9,6 @@
 
 #include "xfer-internal.h"
 
-#define MAX_DEPTH 256
-
 /* Path order in which a directory precedes its contents and '/' sorts first:
  * the order a sorted depth-first walk produces.  Receivers require it
  * strictly increasing, which also rules out duplicate names. */
@@ -35,131 +33,11 @@ static int path_cmp(const char *a, const char *b)
 	}
 }
 
-static int open_src(struct session *s, const char *src, int flags)
-{
-	if (s->src_beneath)
-		return jb_open_beneath(s->srcdir, src, flags, 0);
-	int fd = openat(s->srcdir, src, flags | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
-static int add_entry(struct session *s, const char *mpath, const char *src, const struct stat *st,
-		     struct jb_error *err)
-{
-	struct jb_wire_entry e = {
-		.type = S_ISDIR(st->st_mode) ? JB_ENTRY_DIR : JB_ENTRY_FILE,
-		.size = S_ISDIR(st->st_mode) ? 0 : (uint64_t)st->st_size,
-		.mode = st->st_mode & 07777,
-		.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
-	};
-	if (strlen(mpath) >= JB_PATH_MAX)
-		return jb_err(err, ENAMETOOLONG, "%s: path too long", src);
-	strcpy(e.path, mpath);
-	int r = session_add_file(s, &e, src);
-	if (r == -E2BIG)
-		return jb_err(err, E2BIG, "too many files (limit %u per transfer)", JB_WIRE_MAX_FILES);
-	return r;
-}
-
-static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static int walk(struct session *s, const char *src, const char *mpath, int depth, struct jb_error *err)
-{
-	if (depth > MAX_DEPTH)
-		return jb_err(err, ELOOP, "%s: directory tree deeper than %d", src, MAX_DEPTH);
-	int fd = open_src(s, src, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return jb_err(err, -fd, "%s: %s", src, strerror(-fd));
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int r = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 32;
-			char **nn = realloc(names, cap * sizeof *nn);
-			if (!nn) {
-				r = -ENOMEM;
-				goto out;
-			}
-			names = nn;
-		}
-		if (!(names[n] = strdup(de->d_name))) {
-			r = -ENOMEM;
-			goto out;
-		}
-		n++;
-	}
-	if (n) /* qsort with a null array is undefined, even for n = 0 */
-		qsort(names, n, sizeof *names, name_cmp);
-	for (size_t i = 0; i < n && r == 0; i++) {
-		struct stat st;
-		if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue; /* vanished while we looked */
-		char *csrc, *cm;
-		if (asprintf(&csrc, "%s/%s", src, names[i]) < 0)
-			goto oom;
-		if (asprintf(&cm, "%s/%s", mpath, names[i]) < 0) {
-			free(csrc);
-			goto oom;
-		}
-		if (S_ISREG(st.st_mode)) {
-			r = add_entry(s, cm, csrc, &st, err);
-		} else if (S_ISDIR(st.st_mode)) {
-			r = add_entry(s, cm, csrc, &st, err);
-			if (r == 0)
-				r = walk(s, csrc, cm, depth + 1, err);
-		} else {
-			jb_log(JB_LOG_WARN, "%s: skipping %s", csrc, S_ISLNK(st.st_mode) ? "symbolic link" : "special file");
-		}
-		free(csrc);
-		free(cm);
-		continue;
-	oom:
-		r = -ENOMEM;
-	}
-out:
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	closedir(d);
-	return r;
-}
-
-static int add_top(struct session *s, const char *src, const char *top, bool recursive, struct jb_error *err)
-{
-	int fd = open_src(s, src, O_PATH);
-	if (fd < 0) {
-		if (fd == -EXDEV || fd == -ELOOP)
-			return jb_err(err, EACCES, "%s: path escapes the data root", src);
-		return jb_err(err, -fd, "%s: %s", *src ? src : "/", strerror(-fd));
-	}
-	struct stat st;
-	int r = fstat(fd, &st);
-	close(fd);
-	if (r < 0)
-		return jb_err(err, errno, "%s: %s", src, strerror(errno));
-	if (S_ISDIR(st.st_mode)) {
-		if (!recursive)
-			return jb_err(err, EISDIR, "%s: is a directory (use -r)", *src ? src : "/");
-		if ((r = add_entry(s, top, src, &st, err)) < 0)
-			return r;
-		return walk(s, *src ? src : ".", top, 0, err);
-	}
-	if (!S_ISREG(st.st_mode))
-		return jb_err(err, EINVAL, "%s: not a regular file or directory", src);
-	return add_entry(s, top, src, &st, err);
-}
-
+/* The first path component a local source arrives as. */
 int manifest_add_local(struct session *s, const char *src, bool recursive, struct jb_error *err)
 {
+	if (!s->walk && walker_new(AT_FDCWD, false, recursive, &s->walk) < 0)
+		return -ENOMEM;
 	char *copy = strdup(src);
 	if (!copy)
 		return -ENOMEM;
@@ -174,84 +52,105 @@ int manifest_add_local(struct session *s, const char *src, bool recursive, struc
 		if (!b2 || !*b2 || !strcmp(b2, "/"))
 			r = jb_err(err, EINVAL, "%s: cannot name a top directory for it; name the directory itself", src);
 		else
-			r = add_top(s, src, b2, recursive, err);
+			r = walker_add(s->walk, src, b2, false, err);
 		free(rp);
 	} else {
-		r = add_top(s, src, base, recursive, err);
+		r = walker_add(s->walk, src, base, false, err);
 	}
 	free(copy);
 	return r;
 }
 
-int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive, struct jb_error *err)
+int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive, bool children_only,
+			 struct jb_error *err)
 {
-	s->srcdir = rootfd;
-	s->src_beneath = true;
+	if (!s->walk && walker_new(rootfd, true, recursive, &s->walk) < 0)
+		return -ENOMEM;
 	const char *slash = strrchr(rel, '/');
 	const char *top = slash ? slash + 1 : *rel ? rel : s->origin;
-	return add_top(s, rel, top, recursive, err);
+	return walker_add(s->walk, rel, top, children_only, err);
 }
 
-static int xfile_cmp(const void *a, const void *b)
-{
-	return path_cmp(((const struct xfile *)a)->path, ((const struct xfile *)b)->path);
-}
-int manifest_sort(struct session *s, struct jb_error *err)
-{
-	if (s->nfiles)
-		qsort(s->files, s->nfiles, sizeof *s->files, xfile_cmp);
-	for (size_t i = 1; i < s->nfiles; i++)
-		if (!path_cmp(s->files[i - 1].path, s->files[i].path))
-			return jb_err(err, EEXIST, "two sources would both arrive as '%s'", s->files[i].path);
-	return 0;
-}
+int manifest_sort(struct session *s, struct jb_error *err) { return walker_start(s->walk, err); }
 
 /* Entries per FILES frame: a frame is used only once it has arrived whole,
  * and a new connection's first round trip carries about ten segments (14
  * KiB).  Small frames let the receiver answer the first files while the
  * rest of a large manifest is still on its way. */
 #define MANIFEST_FRAME (12u << 10)
+/* FILES queued on the control connection at most: the rest of the tree is
+ * walked as they go out (and as the window lets more entries in). */
+#define MANIFEST_QUEUE (1u << 20)
 
-int manifest_send(struct session *s, struct jb_error *err)
+int manifest_pump(struct session *s, struct jb_error *err)
 {
 	struct jb_buf *b = &s->ctl->out;
-	size_t i = 0;
-	while (i < s->nfiles) {
+	struct jb_wire_entry *e = NULL;
+	int r = 0;
+	while (!s->manifest_done && !window_full(s) && ctl_queued(s->ctl) < MANIFEST_QUEUE) {
+		if (!e && !(e = malloc(sizeof *e)))
+			return -ENOMEM;
 		size_t mark = jb_frame_begin(b, JB_MSG_FILES);
-		jb_buf_u32(b, (uint32_t)i);
+		jb_buf_u32(b, s->nfiles);
 		size_t cpos = b->len;
 		jb_buf_u32(b, 0);
 		uint32_t count = 0, budget = MANIFEST_FRAME;
-		while (i < s->nfiles) {
-			struct xfile *f = &s->files[i];
-			size_t need = jb_wire_entry_size(f->path);
-			if (need > budget)
-				break;
-			budget -= (uint32_t)need;
-			jb_buf_u8(b, f->type);
-			jb_buf_str(b, f->path);
-			jb_buf_u64(b, f->size);
-			jb_buf_u32(b, f->mode);
-			jb_buf_u64(b, (uint64_t)f->mtime_ns);
+		bool end = false;
+		while (!window_full(s)) {
+			if (!s->walk_pending) {
+				r = walker_next(s->walk, &s->pend, err);
+				if (r < 0)
+					goto out;
+				if (r == 0) {
+					end = true;
+					break;
+				}
+				s->walk_pending = true;
+			}
+			const struct walk_entry *w = &s->pend;
+			size_t need = jb_wire_entry_size(w->path);
+			if (need > budget && count)
+				break; /* the next frame's first */
+			budget -= (uint32_t)JB_MIN(need, budget);
+			*e = (struct jb_wire_entry){.type = w->type, .size = w->size, .mode = w->mode, .mtime_ns = w->mtime_ns};
+			strcpy(e->path, w->path); /* the walker bounds it below JB_PATH_MAX */
+			if ((r = session_add_file(s, e, w->src, err)) < 0)
+				goto out;
+			if (w->err) {
+				/* a directory whose contents could not be listed: it
+				 * arrives, empty, and counts as failed here */
+				struct xfile *f = slot(s, s->nfiles - 1);
+				f->errcode = w->err;
+				if (asprintf(&f->error, "%s: %s", w->path, w->errmsg) < 0)
+					f->error = NULL;
+			}
+			s->walk_pending = false;
+			jb_wire_put_entry(b, e);
 			count++;
-			i++;
 		}
-		if (!b->oom) {
+		if (count && !b->oom) {
 			b->p[cpos] = (uint8_t)(count >> 24);
 			b->p[cpos + 1] = (uint8_t)(count >> 16);
 			b->p[cpos + 2] = (uint8_t)(count >> 8);
 			b->p[cpos + 3] = (uint8_t)count;
+			jb_frame_end(b, mark);
+		} else if (!count) {
+			b->len = mark; /* nothing in it */
 		}
-		jb_frame_end(b, mark);
-		int r = ctl_send(s->ctl, err);
-		if (r < 0)
-			return r;
+		if (end) {
+			size_t m = jb_frame_begin(b, JB_MSG_FILES_END);
+			jb_buf_u32(b, s->nfiles);
+			jb_buf_u64(b, s->bytes_total);
+			jb_frame_end(b, m);
+			s->manifest_done = true;
+			jb_log(JB_LOG_DEBUG, "manifest of %u entries walked in %.0f ms", s->nfiles, (jb_now() - s->t0) * 1e3);
+		}
+		if ((r = ctl_send(s->ctl, err)) < 0)
+			goto out;
 	}
-	size_t mark = jb_frame_begin(b, JB_MSG_FILES_END);
-	jb_buf_u32(b, (uint32_t)s->nfiles);
-	jb_buf_u64(b, s->bytes_total);
-	jb_frame_end(b, mark);
-	return ctl_send(s->ctl, err); /* the rest goes while this end waits for answers */
+out:
+	free(e);
+	return r < 0 ? r : 0;
 }
 
 static bool canonical(const char *p)
@@ -267,8 +166,11 @@ static bool canonical(const char *p)
 /* One FILES frame: validate its entries and add them.  A single source
  * placed under a new name (rename_top) has its first path component
  * replaced entry by entry; every entry must then share that component. */
-int manifest_take(struct session *s, const struct jb_msg *m, struct jb_error *err)
+int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from, struct jb_error *err)
 {
+	*ret_from = s->nfiles;
+	if (s->manifest_done)
+		return jb_err(err, EBADMSG, "%s: file list after its end", s->ctl->peer);
 	if (m->u.files.first != s->nfiles)
 		return jb_err(err, EBADMSG, "%s: file list out of order", s->ctl->peer);
 	struct jb_wire_iter it = {m->u.files.entries, m->u.files.len};
@@ -314,9 +216,7 @@ int manifest_take(struct session *s, const struct jb_msg *m, struct jb_error *er
 			}
 			strcpy(e->path, np);
 		}
-		if ((r = session_add_file(s, e, NULL)) < 0)
-			r = jb_err(err, -r, "%s: file list: %s", s->ctl->peer,
-				   r == -E2BIG ? "too many files" : strerror(-r));
+		r = session_add_file(s, e, 0, err);
 	}
 	free(e);
 	return r;
@@ -324,14 +224,17 @@ int manifest_take(struct session *s, const struct jb_msg *m, struct jb_error *er
 
 int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err)
 {
+	if (s->manifest_done)
+		return jb_err(err, EBADMSG, "%s: a second end of the file list", s->ctl->peer);
 	if (m->u.files_end.count != s->nfiles || m->u.files_end.bytes != s->bytes_total)
-		return jb_err(err, EBADMSG, "%s: file list does not add up (%u files announced, %zu received)",
+		return jb_err(err, EBADMSG, "%s: file list does not add up (%u files announced, %u received)",
 			      s->ctl->peer, m->u.files_end.count, s->nfiles);
+	s->manifest_done = true;
 	return 0;
 }
 
 int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir, bool beneath,
-	       const char *keybase_root, struct jb_error *err)
+	       struct jb_error *err)
 {
 	int fd;
 	s->dest_beneath = beneath;
@@ -398,6 +301,5 @@ int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir
 	s->rename_top = strdup(name);
 	free(c1);
 	free(c2);
-	(void)keybase_root;
 	return 0;
 }

@@ -8,10 +8,14 @@
 #include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "xfer-internal.h"
 
-static bool next_work(struct session *s, struct work *w, bool *resend)
+/* The next block to read: a block to send again first, then the plan in
+ * manifest order.  The slot is marked in use (users) until the stream
+ * thread is done with the block, so that it is not freed meanwhile. */
+static bool next_work(struct session *s, struct work *w, bool *resend, struct xfile **ret)
 {
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
@@ -19,18 +23,35 @@ static bool next_work(struct session *s, struct work *w, bool *resend)
 			pthread_mutex_unlock(&s->qlock);
 			return false;
 		}
-		if (s->nresend) {
-			*w = s->resend[--s->nresend];
+		while (s->nresend) {
+			struct work it = s->resend[--s->nresend];
+			struct xfile *f = slot(s, it.file);
+			if (!f->live || f->index != it.file || f->done || atomic_load(&f->failed))
+				continue;
+			*w = it;
 			*resend = true;
-			break;
+			*ret = f;
+			goto got;
 		}
-		if (s->nextplan < s->nplan) {
-			*w = s->plan[s->nextplan++];
+		while (s->plan_next < s->plan_upto) {
+			struct xfile *f = slot(s, s->plan_next);
+			if (!f->live || f->index != s->plan_next || f->type != JB_ENTRY_FILE || f->done ||
+			    atomic_load(&f->failed) || s->plan_block >= f->nblocks) {
+				s->plan_next++;
+				s->plan_block = 0;
+				continue;
+			}
+			*w = (struct work){.file = s->plan_next, .block = s->plan_block,
+					   .send = have_block(f, s->plan_block)};
+			s->plan_block++;
 			*resend = false;
-			break;
+			*ret = f;
+			goto got;
 		}
 		pthread_cond_wait(&s->qcond, &s->qlock);
 	}
+got:
+	atomic_fetch_add(&(*ret)->users, 1);
 	pthread_mutex_unlock(&s->qlock);
 	return true;
 }
@@ -50,34 +71,30 @@ static void fatal(struct session *s, int code, const char *fmt, ...)
 	pthread_mutex_unlock(&s->qlock);
 }
 
-static int source_fd(struct session *s, struct xfile *f, uint32_t idx)
+/* A source that cannot be read fails alone: the control loop tells the
+ * receiver (FILE_ABORT) and the other files go on.  Running out of memory
+ * or descriptors ends the session. */
+static void fail_file(struct session *s, struct xfile *f, int code, const char *what)
 {
-	pthread_mutex_t *m = &s->stripes[idx % LOCK_STRIPES];
-	pthread_mutex_lock(m);
-	if (f->fd < 0) {
-		int fd = s->src_beneath ? jb_open_beneath(s->srcdir, f->src, O_RDONLY, 0)
-					: openat(s->srcdir, f->src, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 && !s->src_beneath)
-			fd = -errno;
-		if (fd >= 0)
-			posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		f->fd = fd;
+	code = code < 0 ? -code : code;
+	if (code == ENOMEM || code == EMFILE || code == ENFILE) {
+		fatal(s, code, "%s: %s: %s", f->path, what, strerror(code));
+		return;
 	}
-	int fd = f->fd;
-	if (fd < 0)
-		f->fd = -1;
-	pthread_mutex_unlock(m);
-	return fd;
+	if (atomic_exchange(&f->failed, true))
+		return;
+	const char *why = code == ESTALE ? "changed while it was being sent" : code == ENODATA ? "shrank while it was being sent"
+						 : strerror(code);
+	session_post_file(s, EV_FILE_FAILED, f->index, code == ENODATA ? ESTALE : code, "%s: %s%s%s", f->path,
+			  code == ESTALE || code == ENODATA ? "" : what, code == ESTALE || code == ENODATA ? "" : ": ", why);
 }
 
-static void release_fd(struct session *s, struct xfile *f, uint32_t idx)
+/* After its last block: is the source still what was listed and read? */
+static bool unchanged(struct xfile *f, int fd)
 {
-	pthread_mutex_t *m = &s->stripes[idx % LOCK_STRIPES];
-	pthread_mutex_lock(m);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-	pthread_mutex_unlock(m);
+	struct stat st;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_size == f->size &&
+	       (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == f->mtime_ns;
 }
 
 /* Clear data streams: the payload goes from the page cache to the socket
@@ -211,14 +228,15 @@ static void *send_worker(void *arg)
 		lift_sndbuf(st->fd);
 	struct work w;
 	bool resend;
-	while (next_work(s, &w, &resend)) {
-		struct xfile *f = &s->files[w.file];
+	struct xfile *f;
+	while (next_work(s, &w, &resend, &f)) {
 		uint64_t len = block_len(f, w.block, s->block_size);
 		off_t off = (off_t)(w.block * s->block_size);
-		int fd = source_fd(s, f, w.file);
+		int fd = files_get(s, f);
 		if (fd < 0) {
-			fatal(s, fd, "%s: %s", f->src, strerror(-fd));
-			break;
+			fail_file(s, f, fd, "cannot open");
+			atomic_fetch_sub(&f->users, 1);
+			continue;
 		}
 		uint8_t *d = f->digests + w.block * JB_DIGEST_LEN;
 		int hook = s->corrupt_block;
@@ -229,6 +247,8 @@ static void *send_worker(void *arg)
 		int r;
 		if (whole) {
 			if (!buf && !(buf = aligned_alloc(4096, cap))) {
+				files_put(s, f);
+				atomic_fetch_sub(&f->users, 1);
 				fatal(s, ENOMEM, "out of memory");
 				break;
 			}
@@ -238,11 +258,10 @@ static void *send_worker(void *arg)
 			r = digest_file_block(fd, chunk, off, len, d);
 		}
 		if (r < 0) {
-			if (r == -ENODATA)
-				fatal(s, EIO, "%s: file shrank while being sent", f->src);
-			else
-				fatal(s, r, "%s: read: %s", f->src, strerror(-r));
-			break;
+			fail_file(s, f, r, "read");
+			files_put(s, f);
+			atomic_fetch_sub(&f->users, 1);
+			continue;
 		}
 		if (w.send) {
 			struct jb_block_hdr h = {.file = w.file, .block = w.block, .len = (uint32_t)len};
@@ -262,25 +281,36 @@ static void *send_worker(void *arg)
 				r = send_zerocopy(st, hdr, fd, off, len);
 			}
 			if (r == -ENODATA) {
-				fatal(s, EIO, "%s: file shrank while being sent", f->src);
-				break;
-			}
-			if (r < 0 && stream_refused(st)) {
-				fatal(s, EACCES, "%s: data stream %d was refused", s->ctl->peer, st->index);
+				/* the header is out: the stream cannot go on without
+				 * the payload it announced */
+				files_put(s, f);
+				atomic_fetch_sub(&f->users, 1);
+				fatal(s, EIO, "%s: file shrank while being sent", f->path);
 				break;
 			}
 			if (r < 0) {
-				fatal(s, r, "%s: data stream %d: %s", s->ctl->peer, st->index,
-				      r == -EPIPE || r == -ECONNRESET ? "connection lost" : strerror(-r));
+				files_put(s, f);
+				atomic_fetch_sub(&f->users, 1);
+				if (stream_refused(st))
+					fatal(s, EACCES, "%s: data stream %d was refused", s->ctl->peer, st->index);
+				else
+					fatal(s, r, "%s: data stream %d: %s", s->ctl->peer, st->index,
+					      r == -EPIPE || r == -ECONNRESET ? "connection lost" : strerror(-r));
 				break;
 			}
 			atomic_fetch_add(&s->bytes_moved, len);
 		}
-		if (!resend && atomic_fetch_sub(&f->remaining, 1) == 1) {
-			release_fd(s, f, w.file);
-			struct event e = {.kind = EV_FILE_HASHED, .file = w.file};
-			session_post(s, &e);
+		bool last = !resend && atomic_fetch_sub(&f->remaining, 1) == 1;
+		bool same = !last || unchanged(f, fd);
+		files_put(s, f);
+		if (last) {
+			files_close(s, f); /* every block read */
+			if (same)
+				session_post_file(s, EV_FILE_HASHED, w.file, 0, "%s", "");
+			else
+				fail_file(s, f, ESTALE, "read");
 		}
+		atomic_fetch_sub(&f->users, 1);
 	}
 	free(buf);
 	free(chunk);
@@ -289,7 +319,7 @@ static void *send_worker(void *arg)
 
 static int send_file_end(struct session *s, uint32_t i)
 {
-	struct xfile *f = &s->files[i];
+	struct xfile *f = slot(s, i);
 	digest_root(f->digests, f->nblocks, f->root);
 	f->have_root = true;
 	struct jb_buf *b = &s->ctl->out;
@@ -300,49 +330,54 @@ static int send_file_end(struct session *s, uint32_t i)
 	return 0;
 }
 
-/* Put files [s->plan_upto, upto) in the plan: every block of each, sent if the
- * receiver asked for it, hashed either way (FILE_END needs every digest).
- * The stream threads start on them at once. */
-static void plan_files(struct session *s, size_t upto)
+/* Put files [s->plan_upto, upto) in the plan: every block of each, sent if
+ * the receiver asked for it, hashed either way (FILE_END needs every
+ * digest).  The stream threads start on them at once. */
+static int plan_files(struct session *s, uint32_t upto, struct jb_error *err)
 {
 	pthread_mutex_lock(&s->qlock);
-	for (; s->plan_upto < upto; s->plan_upto++) {
-		uint32_t i = (uint32_t)s->plan_upto;
-		struct xfile *f = &s->files[i];
-		if (f->type != JB_ENTRY_FILE)
-			continue;
+	int r = 0;
+	for (; s->plan_upto < upto && r == 0; s->plan_upto++) {
+		uint32_t i = s->plan_upto;
+		struct xfile *f = live_file(s, i);
+		if (!f || f->type != JB_ENTRY_FILE || f->done)
+			continue; /* a directory, or refused by the receiver */
+		if ((r = file_blocks(s, f, err)) < 0)
+			break;
 		if (f->nblocks == 0)
 			send_file_end(s, i); /* nothing to read */
-		for (uint64_t b = 0; b < f->nblocks; b++) {
-			bool need = f->have[b / 8] & (1u << (b % 8));
-			s->plan[s->nplan++] = (struct work){.file = i, .block = b, .send = need};
-			if (need)
+		for (uint64_t b = 0; b < f->nblocks; b++)
+			if (have_block(f, b))
 				s->bytes_planned += block_len(f, b, s->block_size);
-		}
+		s->blocks_planned += f->nblocks;
 	}
 	pthread_cond_broadcast(&s->qcond);
 	pthread_mutex_unlock(&s->qlock);
+	return r;
 }
 
-/* A NEED before NEED_END.  On the sending side f->have marks the blocks the
- * receiver asks for.  NEEDs come in manifest order, a file's possibly in
- * several frames: a NEED for a later file completes the ones before it. */
+/* A NEED.  On the sending side f->have marks the blocks the receiver asks
+ * for.  NEEDs come in manifest order, a file's possibly in several frames: a
+ * NEED for a later file completes the ones before it. */
 static int take_need(struct session *s, struct jb_error *err)
 {
 	struct jb_msg *m = &s->ctl->msg;
 	uint32_t fi = m->u.need.file;
-	if (fi >= s->nfiles || s->files[fi].type != JB_ENTRY_FILE)
-		return jb_err(err, EBADMSG, "%s: NEED for unknown file %u", s->ctl->peer, fi);
+	struct xfile *f = live_file(s, fi);
+	if (!f || f->type != JB_ENTRY_FILE || f->done)
+		return jb_err(err, EBADMSG, "%s: NEED for unknown or finished file %u", s->ctl->peer, fi);
 	if (fi < s->need_file || fi < s->plan_upto)
 		return jb_err(err, EBADMSG, "%s: NEED for file %u out of order", s->ctl->peer, fi);
 	if (!s->got_need)
 		jb_log(JB_LOG_DEBUG, "%s: first NEED %.0f ms after the streams started", s->ctl->peer,
 		       (jb_now() - s->t0) * 1e3);
 	s->got_need = true;
-	if (fi > s->need_file)
-		plan_files(s, fi);
+	int r;
+	if (fi > s->need_file && (r = plan_files(s, fi, err)) < 0)
+		return r;
 	s->need_file = fi;
-	struct xfile *f = &s->files[fi];
+	if ((r = file_blocks(s, f, err)) < 0)
+		return r;
 	for (uint32_t k = 0; k < m->u.need.nranges; k++) {
 		uint64_t first, count;
 		jb_wire_need_range(m, k, &first, &count);
@@ -352,15 +387,6 @@ static int take_need(struct session *s, struct jb_error *err)
 			f->have[b / 8] |= (uint8_t)(1u << (b % 8));
 	}
 	return 0;
-}
-
-static int alloc_plan(struct session *s)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < s->nfiles; i++)
-		n += s->files[i].nblocks;
-	s->plan = calloc(n ? n : 1, sizeof *s->plan);
-	return s->plan ? 0 : -ENOMEM;
 }
 
 /* Queue a block to be sent (again); s->qlock held. */
@@ -378,19 +404,48 @@ static int queue_resend(struct session *s, uint32_t fi, uint64_t block)
 	return 0;
 }
 
+static int file_done(struct session *s, struct jb_error *err)
+{
+	const struct jb_msg *m = &s->ctl->msg;
+	uint32_t fi = m->u.file_done.file;
+	struct xfile *f = live_file(s, fi);
+	if (!f || f->done)
+		return jb_err(err, EBADMSG, "%s: FILE_DONE for unknown or finished file %u", s->ctl->peer, fi);
+	pthread_mutex_lock(&s->qlock);
+	f->done = true; /* its blocks are skipped from now on */
+	pthread_mutex_unlock(&s->qlock);
+	f->ok = m->u.file_done.status == 0 && !f->errcode;
+	if (f->errcode) {
+		/* failed here (a source that could not be read, a directory
+		 * that could not be listed): what the receiver says adds nothing */
+	} else if (!f->ok) {
+		f->errcode = m->u.file_done.status;
+		f->error = strdup(m->u.file_done.text);
+	} else if (f->type == JB_ENTRY_FILE && (!f->have_root || memcmp(f->root, m->u.file_done.digest, JB_DIGEST_LEN))) {
+		f->ok = false;
+		f->errcode = EBADMSG;
+		if (asprintf(&f->error, "%s: receiver confirmed a different digest", f->path) < 0)
+			f->error = NULL;
+	}
+	files_close(s, f);
+	session_file_result(s, f);
+	return 0;
+}
+
 static int handle_msg(struct session *s, struct jb_error *err)
 {
 	struct jb_msg *m = &s->ctl->msg;
 	switch (m->type) {
 	case JB_MSG_RESEND: {
 		uint32_t fi = m->u.resend.file;
-		if (fi >= s->nfiles || m->u.resend.block >= s->files[fi].nblocks)
+		struct xfile *f = live_file(s, fi);
+		if (!f || f->type != JB_ENTRY_FILE || !f->blocks || m->u.resend.block >= f->nblocks)
 			return jb_err(err, EBADMSG, "%s: RESEND outside the manifest", s->ctl->peer);
-		if (++s->resend_total > 64 + s->nplan / 8)
+		if (++s->resend_total > 64 + s->blocks_planned / 8)
 			return jb_err(err, EIO, "%s: too many blocks failed verification (%llu); giving up",
 				      s->ctl->peer, (unsigned long long)s->resend_total);
 		jb_log(JB_LOG_WARN, "%s: %s: block %llu failed verification, sending it again", s->ctl->peer,
-		       s->files[fi].path, (unsigned long long)m->u.resend.block);
+		       f->path, (unsigned long long)m->u.resend.block);
 		pthread_mutex_lock(&s->qlock);
 		if (queue_resend(s, fi, m->u.resend.block) < 0) {
 			pthread_mutex_unlock(&s->qlock);
@@ -400,26 +455,28 @@ static int handle_msg(struct session *s, struct jb_error *err)
 		pthread_mutex_unlock(&s->qlock);
 		return 0;
 	}
-	case JB_MSG_NEED_END:
-		if (s->needs_done)
-			return jb_err(err, EBADMSG, "%s: a second NEED_END", s->ctl->peer);
+	case JB_MSG_NEED_END: {
+		if (s->needs_done || !s->manifest_done)
+			return jb_err(err, EBADMSG, "%s: NEED_END %s", s->ctl->peer,
+				      s->needs_done ? "twice" : "before the end of the file list");
 		s->needs_done = true;
 		jb_log(JB_LOG_DEBUG, "%s: NEED_END %.0f ms after the streams started", s->ctl->peer,
 		       (jb_now() - s->t0) * 1e3);
-		plan_files(s, s->nfiles);
-		return 0;
-	case JB_MSG_NEED: {
-		if (!s->needs_done)
-			return take_need(s, err);
-		/* After NEED_END: the receiver found that the file it committed
-		 * before under this name is not this one after all, and wants it
-		 * whole.  Once per file. */
+		return plan_files(s, s->nfiles, err);
+	}
+	case JB_MSG_NEED:
+		if (s->needs_done)
+			return jb_err(err, EBADMSG, "%s: NEED after NEED_END", s->ctl->peer);
+		return take_need(s, err);
+	case JB_MSG_NEED_AGAIN: {
+		/* The receiver found that the file it committed before under this
+		 * name is not this one after all, and wants it whole.  Once per
+		 * file, after its FILE_END. */
 		uint32_t fi = m->u.need.file;
-		if (fi >= s->nfiles || s->files[fi].type != JB_ENTRY_FILE || s->files[fi].done ||
-		    s->files[fi].refetched)
-			return jb_err(err, EBADMSG, "%s: NEED for unknown, finished or already re-sent file %u",
+		struct xfile *f = live_file(s, fi);
+		if (!f || f->type != JB_ENTRY_FILE || f->done || f->refetched || !f->have_root)
+			return jb_err(err, EBADMSG, "%s: NEED_AGAIN for unknown, finished or already re-sent file %u",
 				      s->ctl->peer, fi);
-		struct xfile *f = &s->files[fi];
 		f->refetched = true;
 		pthread_mutex_lock(&s->qlock);
 		for (uint32_t k = 0; k < m->u.need.nranges; k++) {
@@ -441,25 +498,32 @@ static int handle_msg(struct session *s, struct jb_error *err)
 		pthread_mutex_unlock(&s->qlock);
 		return 0;
 	}
-	case JB_MSG_FILE_DONE: {
-		uint32_t fi = m->u.file_done.file;
-		if (fi >= s->nfiles || s->files[fi].done)
-			return jb_err(err, EBADMSG, "%s: FILE_DONE for unknown or finished file %u", s->ctl->peer, fi);
-		struct xfile *f = &s->files[fi];
-		f->done = true;
-		f->ok = m->u.file_done.status == 0;
-		if (!f->ok)
-			f->error = strdup(m->u.file_done.text);
-		else if (f->type == JB_ENTRY_FILE && memcmp(f->root, m->u.file_done.digest, JB_DIGEST_LEN)) {
-			f->ok = false;
-			f->error = strdup("receiver confirmed a different digest");
-		}
-		s->files_done++;
-		return 0;
-	}
+	case JB_MSG_FILE_DONE:
+		return file_done(s, err);
 	default:
 		return jb_err(err, EBADMSG, "%s: unexpected message %u during transfer", s->ctl->peer, m->type);
 	}
+}
+
+/* A source failed in a stream thread: tell the receiver, which answers
+ * with its FILE_DONE. */
+static void abort_file(struct session *s, const struct event *e)
+{
+	struct xfile *f = live_file(s, e->file);
+	if (!f || f->done || f->errcode)
+		return;
+	f->errcode = e->code ? e->code : EIO;
+	f->error = strdup(e->text);
+	jb_log(JB_LOG_WARN, "%s", e->text);
+	files_close(s, f);
+	struct jb_buf *b = &s->ctl->out;
+	size_t m = jb_frame_begin(b, JB_MSG_FILE_ABORT);
+	jb_buf_u32(b, e->file);
+	jb_buf_u16(b, (uint16_t)f->errcode);
+	char t[JB_WIRE_MAX_MSG + 1];
+	snprintf(t, sizeof t, "%s", e->text);
+	jb_buf_str(b, t);
+	jb_frame_end(b, m);
 }
 
 int sender_offer(struct session *s, struct jb_error *err)
@@ -467,17 +531,15 @@ int sender_offer(struct session *s, struct jb_error *err)
 	if (s->offered)
 		return 0;
 	s->offered = true;
-	return manifest_send(s, err);
+	return manifest_pump(s, err);
 }
+
+static bool all_done(const struct session *s) { return s->manifest_done && s->entries_done == s->nfiles; }
 
 int sender_run(struct session *s, struct jb_error *err)
 {
 	int r;
 	if ((r = sender_offer(s, err)) < 0)
-		return r;
-	if ((r = session_alloc_blocks(s, 0, err)) < 0)
-		return r;
-	if ((r = alloc_plan(s)) < 0)
 		return r;
 	/* The stream threads start before the first NEED and take blocks as
 	 * the NEEDs put them in the plan (plan_files). */
@@ -490,22 +552,34 @@ int sender_run(struct session *s, struct jb_error *err)
 		st->started = true;
 	}
 	bool busy = false;
-	while (!s->needs_done || s->files_done < s->nfiles) {
+	while (!all_done(s)) {
 		/* A resuming receiver re-reads every block it has of each file
-		 * before it answers: minutes for a terabyte.  Until NEED_END, wait
-		 * as long as the connection lives (TCP keepalive ends it within
-		 * about a minute if the peer dies). */
+		 * before it answers: minutes for a terabyte.  Wait as long as the
+		 * connection lives (TCP keepalive ends it within about a minute if
+		 * the peer dies). */
 		r = session_wait(s, busy, err);
 		if (r < 0)
 			goto fail;
-		if (r == 1 && (r = handle_msg(s, err)) < 0)
-			goto fail_tell;
+		/* what has arrived is taken in one turn (up to a bound, so that
+		 * events are not starved) */
+		for (int k = 1; r == 1; k++) {
+			if ((r = handle_msg(s, err)) < 0)
+				goto fail_tell;
+			if (k == 256)
+				break;
+			if ((r = ctl_recv(s->ctl, 0, -1, err)) < 0)
+				goto fail;
+		}
 		struct event *ev;
 		size_t n = session_take_events(s, &ev);
 		busy = n > 0;
 		for (size_t i = 0; i < n; i++) {
 			if (ev[i].kind == EV_FILE_HASHED) {
-				send_file_end(s, ev[i].file);
+				struct xfile *f = live_file(s, ev[i].file);
+				if (f && !f->done && !f->errcode)
+					send_file_end(s, ev[i].file);
+			} else if (ev[i].kind == EV_FILE_FAILED) {
+				abort_file(s, &ev[i]);
 			} else if (ev[i].kind == EV_FATAL) {
 				r = jb_err(err, ev[i].code, "%s", ev[i].text);
 				free(ev);
@@ -517,6 +591,10 @@ int sender_run(struct session *s, struct jb_error *err)
 			}
 		}
 		free(ev);
+		if (window_advance(s) || !s->manifest_done) {
+			if ((r = manifest_pump(s, err)) < 0)
+				goto fail_tell;
+		}
 		if ((r = ctl_send(s->ctl, err)) < 0)
 			goto fail;
 		session_tick(s, false);

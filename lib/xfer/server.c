@@ -85,6 +85,7 @@ static void conn_unlink(struct conn *cn)
 static void conn_end(struct conn *cn)
 {
 	struct jb_server *srv = cn->srv;
+	jb_fds_give(1);
 	pthread_mutex_lock(&srv->lock);
 	conn_unlink(cn);
 	cn->next = srv->done;
@@ -208,11 +209,25 @@ static void conn_forget_fd(struct conn *cn)
 
 /* Have all of a session's streams joined?  Its receiver then starts reading
  * them while it still plans the manifest. */
-static bool streams_ready(void *ud)
+/* Take a session off the list of those waiting for streams; srv->lock held. */
+static void live_unlink(struct jb_server *srv, struct live *l)
+{
+	for (struct live **pp = &srv->live; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			srv->nlive--;
+			break;
+		}
+}
+
+static bool streams_ready(void *ud, int *ret_joined)
 {
 	struct live *l = ud;
 	pthread_mutex_lock(&l->srv->lock);
 	bool all = l->joined == l->expected;
+	*ret_joined = l->joined;
+	if (all)
+		live_unlink(l->srv, l); /* no more joins */
 	pthread_mutex_unlock(&l->srv->lock);
 	return all;
 }
@@ -280,56 +295,66 @@ static void refuse(struct ctl *ctl, int code, const char *fmt, ...)
 	ctl_send_error(ctl, code ? code : EIO, msg);
 }
 
+/* LIST: a directory's children, or a file itself, one level only, however
+ * large the directory. */
 static int do_list(struct jb_server *srv, struct ctl *ctl, const char *path)
 {
-	struct session s;
 	struct jb_error err = {0};
-	session_init(&s, true);
-	s.ctl = ctl;
-	snprintf(s.origin, sizeof s.origin, "%s", srv->c->name);
-	/* a directory lists its children; a file lists itself */
-	int fd = jb_open_beneath(srv->rootfd, path, O_PATH, 0);
-	struct stat st;
-	int r;
-	if (fd < 0) {
-		r = jb_err(&err, -fd, "%s: %s", *path ? path : "/",
-			   fd == -EXDEV || fd == -ELOOP ? "path escapes the data root" : strerror(-fd));
-		goto out;
-	}
-	fstat(fd, &st);
-	close(fd);
-	s.srcdir = srv->rootfd;
-	s.src_beneath = true;
-	if (S_ISDIR(st.st_mode)) {
-		r = manifest_add_beneath(&s, srv->rootfd, path, true, &err);
-		/* keep the top level only: entries "top/x" become "x" */
-		size_t k = 0;
-		for (size_t i = 0; i < s.nfiles; i++) {
-			char *p = s.files[i].path, *sl = strchr(p, '/');
-			if (!sl || strchr(sl + 1, '/')) {
-				free(s.files[i].path);
-				free(s.files[i].src);
-				continue;
-			}
-			memmove(p, sl + 1, strlen(sl + 1) + 1);
-			s.files[k++] = s.files[i];
-		}
-		s.nfiles = k;
-	} else {
-		r = manifest_add_beneath(&s, srv->rootfd, path, false, &err);
-	}
+	struct walker *w = NULL;
+	struct jb_wire_entry *e = malloc(sizeof *e);
+	const char *sl = strrchr(path, '/');
+	int r = e ? walker_new(srv->rootfd, true, false, &w) : -ENOMEM;
+	if (r == 0)
+		r = walker_add(w, path, sl ? sl + 1 : *path ? path : srv->c->name, true, &err);
+	if (r == 0)
+		r = walker_start(w, &err);
 	if (r == 0) {
 		uint8_t z[32] = {0};
 		put_welcome(&ctl->out, 0, 1, JB_WIRE_DEFAULT_BLOCK, z, z, srv->c->name);
-		r = manifest_send(&s, &err);
-		if (r == 0)
-			r = ctl_flush(ctl, &err); /* all of it before the close */
 	}
-out:
+	uint32_t n = 0;
+	uint64_t bytes = 0;
+	struct walk_entry we;
+	while (r == 0) {
+		struct jb_buf *b = &ctl->out;
+		size_t mark = jb_frame_begin(b, JB_MSG_FILES);
+		jb_buf_u32(b, n);
+		size_t cpos = b->len;
+		jb_buf_u32(b, 0);
+		uint32_t count = 0;
+		int more = 1;
+		while (count < 400 && (more = walker_next(w, &we, &err)) == 1) {
+			*e = (struct jb_wire_entry){.type = we.type, .size = we.size, .mode = we.mode, .mtime_ns = we.mtime_ns};
+			strcpy(e->path, we.path);
+			jb_wire_put_entry(b, e);
+			bytes += we.size;
+			count++;
+		}
+		if (more < 0) {
+			r = more;
+			break;
+		}
+		if (!b->oom) {
+			b->p[cpos] = (uint8_t)(count >> 24), b->p[cpos + 1] = (uint8_t)(count >> 16);
+			b->p[cpos + 2] = (uint8_t)(count >> 8), b->p[cpos + 3] = (uint8_t)count;
+		}
+		jb_frame_end(b, mark);
+		n += count;
+		if (more == 0) {
+			size_t m = jb_frame_begin(b, JB_MSG_FILES_END);
+			jb_buf_u32(b, n);
+			jb_buf_u64(b, bytes);
+			jb_frame_end(b, m);
+			r = ctl_flush(ctl, &err); /* all of it before the close */
+			break;
+		}
+		if ((r = ctl_queued(ctl) > (1u << 20) ? ctl_flush(ctl, &err) : ctl_send(ctl, &err)) < 0)
+			break;
+	}
 	if (r < 0)
-		ctl_send_error(ctl, err.code, err.msg);
-	s.ctl = NULL;
-	session_free(&s);
+		ctl_send_error(ctl, err.code ? err.code : -r, err.msg[0] ? err.msg : strerror(-r));
+	walker_free(w);
+	free(e);
 	return r;
 }
 
@@ -373,19 +398,26 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 		free(path);
 		return;
 	}
+	bool linked = false;
 	s->ctl = ctl;
 	s->block_size = bs;
 	s->nstreams = JB_MAX(1, JB_MIN((int)hello->u.hello.streams, JB_WIRE_MAX_STREAMS));
 	s->encrypt = hello->u.hello.flags & JB_HELLO_ENCRYPT;
 	s->journal = srv->journal;
+	/* descriptors first: fewer streams than asked, or a clear refusal,
+	 * rather than EMFILE half way */
+	if ((r = session_take_fds(s, &s->nstreams, srv->c->max_open_files, &err)) < 0) {
+		refuse(ctl, err.code, "site %s is busy: %s", srv->c->name, err.msg);
+		goto out;
+	}
 	if (hello->u.hello.op == JB_OP_PUSH) {
 		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
-		r = dest_setup(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, true, NULL, &err);
+		r = dest_setup(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, true, &err);
 	} else {
 		snprintf(s->origin, sizeof s->origin, "%s", srv->c->name);
 		const char *h = getenv("JUMBO_TEST_CORRUPT_BLOCK");
 		s->corrupt_block = h && *h ? atoi(h) : -1;
-		r = manifest_add_beneath(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_RECURSIVE, &err);
+		r = manifest_add_beneath(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_RECURSIVE, false, &err);
 		if (r == 0)
 			r = manifest_sort(s, &err);
 	}
@@ -399,14 +431,17 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	if (!s->sender) {
 		s->on_commit = srv->on_commit;
 		s->on_commit_ud = srv->on_commit_ud;
+		s->streams_ready = streams_ready;
+		s->streams_ready_ud = l;
+		s->join_deadline = jb_now() + JOIN_TIMEOUT;
 	}
-	s->streams_ready = streams_ready;
-	s->streams_ready_ud = l;
 	l->encrypt = s->encrypt;
 	l->rate_bps = hello->u.hello.op == JB_OP_PULL ? hello->u.hello.rate_bps : 0;
 	memcpy(l->peer_fp, fp, 32);
-	RAND_bytes(l->id, 16);
-	RAND_bytes(l->secret, 32);
+	if (RAND_bytes(l->id, 16) != 1 || RAND_bytes(l->secret, 32) != 1) {
+		refuse(ctl, EIO, "cannot make a session secret");
+		goto out;
+	}
 	jb_hex(l->id, 8, s->session_id);
 	pthread_mutex_lock(&srv->lock);
 	if (srv->nlive >= MAX_SESSIONS) {
@@ -417,55 +452,56 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	l->next = srv->live;
 	srv->live = l;
 	srv->nlive++;
-	cn->state = CONN_JOINING;
+	linked = true;
+	/* A receiver plans the manifest while its streams join (receiver_run
+	 * waits for them itself), so jb_server_drain ends it through its event
+	 * queue from here; a sender waits for them below. */
+	cn->state = s->sender ? CONN_JOINING : CONN_RUNNING;
+	cn->s = s->sender ? NULL : s;
 	pthread_mutex_unlock(&srv->lock);
 	put_welcome(&ctl->out, s->encrypt ? JB_HELLO_ENCRYPT : 0, (uint16_t)s->nstreams, bs, l->id, l->secret,
 		    srv->c->name);
 	r = ctl_flush(ctl, &err);
-	/* The manifest and the NEEDs go while the streams are still joining: a
-	 * client sends its JOINs and its FILES without waiting, so the first
-	 * block follows the WELCOME by one round trip, not three. */
-	if (r == 0)
-		r = s->sender ? sender_offer(s, &err) : receiver_plan(s, &err);
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += JOIN_TIMEOUT;
-	pthread_mutex_lock(&srv->lock);
-	while (r == 0 && l->joined < l->expected && !atomic_load(&srv->stop)) {
-		if (ctl->out_off < ctl->out.len) {
-			/* the manifest or the NEEDs are still going out: keep
-			 * writing them while the streams join */
-			pthread_mutex_unlock(&srv->lock);
-			r = ctl_send(ctl, &err);
-			if (r == 0 && ctl->out_off < ctl->out.len)
-				poll(&(struct pollfd){.fd = ctl->fd, .events = POLLOUT}, 1, 5);
-			pthread_mutex_lock(&srv->lock);
-			struct timespec now;
-			clock_gettime(CLOCK_REALTIME, &now);
-			if (r == 0 && l->joined < l->expected && now.tv_sec >= until.tv_sec)
+	if (r == 0 && s->sender) {
+		/* The manifest goes while the streams are still joining: a
+		 * client sends its JOINs without waiting, so the first block
+		 * follows the WELCOME by one round trip, not three. */
+		r = sender_offer(s, &err);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += JOIN_TIMEOUT;
+		pthread_mutex_lock(&srv->lock);
+		while (r == 0 && l->joined < l->expected && !atomic_load(&srv->stop)) {
+			if (ctl_queued(ctl)) {
+				/* the manifest is still going out: keep writing it
+				 * while the streams join */
+				pthread_mutex_unlock(&srv->lock);
+				r = ctl_send(ctl, &err);
+				if (r == 0 && ctl_queued(ctl))
+					poll(&(struct pollfd){.fd = ctl->fd, .events = POLLOUT}, 1, 5);
+				pthread_mutex_lock(&srv->lock);
+				struct timespec now;
+				clock_gettime(CLOCK_REALTIME, &now);
+				if (r == 0 && l->joined < l->expected && now.tv_sec >= until.tv_sec)
+					r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
+				continue;
+			}
+			if (pthread_cond_timedwait(&srv->joined, &srv->lock, &until) == ETIMEDOUT)
 				r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
-			continue;
 		}
-		if (pthread_cond_timedwait(&srv->joined, &srv->lock, &until) == ETIMEDOUT)
-			r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
-	}
-	/* no more joins: the session is about to run */
-	for (struct live **pp = &srv->live; *pp; pp = &(*pp)->next)
-		if (*pp == l) {
-			*pp = l->next;
-			srv->nlive--;
-			break;
+		live_unlink(srv, l); /* no more joins: the session is about to run */
+		linked = false;
+		if (atomic_load(&srv->stop))
+			r = jb_err(&err, ESHUTDOWN, "site %s is shutting down", srv->c->name);
+		if (r == 0) {
+			/* from here jb_server_drain ends the session through its event queue */
+			cn->state = CONN_RUNNING;
+			cn->s = s;
+		} else {
+			cn->state = CONN_NEW;
 		}
-	if (atomic_load(&srv->stop))
-		r = jb_err(&err, ESHUTDOWN, "site %s is shutting down", srv->c->name);
-	if (r == 0) {
-		/* from here jb_server_drain ends the session through its event queue */
-		cn->state = CONN_RUNNING;
-		cn->s = s;
-	} else {
-		cn->state = CONN_NEW;
+		pthread_mutex_unlock(&srv->lock);
 	}
-	pthread_mutex_unlock(&srv->lock);
 	if (r < 0) {
 		refuse(ctl, err.code, "%s", err.msg);
 		goto out;
@@ -477,6 +513,9 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	atomic_fetch_sub(&srv->streams_active, (uint64_t)s->nstreams);
 	atomic_fetch_add(&srv->blocks_bad, atomic_load(&s->blocks_bad));
 	pthread_mutex_lock(&srv->lock);
+	if (linked)
+		live_unlink(srv, l); /* a receiver whose streams never all joined */
+	linked = false;
 	cn->state = CONN_NEW;
 	cn->s = NULL;
 	pthread_mutex_unlock(&srv->lock);
@@ -486,10 +525,18 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	if (r < 0)
 		jb_log(JB_LOG_WARN, "%s: %s %s failed: %s", peer->name, opname, *path ? path : "/", err.msg);
 	else
-		jb_log(JB_LOG_INFO, "%s: %s %s done: %zu files, %llu bytes in %.2f s (%.2f Gbit/s)", peer->name, opname,
-		       *path ? path : "/", s->nfiles, (unsigned long long)moved, secs,
+		jb_log(JB_LOG_INFO, "%s: %s %s done: %u entries (%llu failed), %llu bytes in %.2f s (%.2f Gbit/s)",
+		       peer->name, opname, *path ? path : "/", s->nfiles,
+		       (unsigned long long)(s->entries_done - s->entries_ok), (unsigned long long)moved, secs,
 		       secs > 0 ? moved * 8 / secs / 1e9 : 0.0);
 out:
+	if (linked) {
+		pthread_mutex_lock(&srv->lock);
+		live_unlink(srv, l);
+		cn->state = CONN_NEW;
+		cn->s = NULL;
+		pthread_mutex_unlock(&srv->lock);
+	}
 	s->ctl = NULL;
 	session_free(s);
 	free(s);
@@ -601,8 +648,8 @@ static void refuse_conn(struct jb_server *srv, int fd, const struct sockaddr_sto
 	srv->conns_refused++;
 	double now = jb_now();
 	if (now - srv->conns_warned >= 1) {
-		jb_log(JB_LOG_WARN, "connection from %s closed: too many connections (limit %d; %llu closed so far)",
-		       host, MAX_CONNS, (unsigned long long)srv->conns_refused);
+		jb_log(JB_LOG_WARN, "connection from %s closed: too many connections (limit %d, or the file descriptors "
+		       "RLIMIT_NOFILE allows; %llu closed so far)", host, MAX_CONNS, (unsigned long long)srv->conns_refused);
 		srv->conns_warned = now;
 	}
 }
@@ -618,9 +665,21 @@ int jb_server_run(struct jb_server *srv)
 		struct sockaddr_storage sa;
 		socklen_t salen = sizeof sa;
 		int fd = accept4(srv->lfd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				/* the connection waits in the backlog: do not spin on it */
+				double now = jb_now();
+				if (now - srv->conns_warned >= 1) {
+					jb_log(JB_LOG_WARN, "cannot accept a connection: %s", strerror(errno));
+					srv->conns_warned = now;
+				}
+				poll(NULL, 0, 50);
+			}
 			continue;
-		if (atomic_load(&srv->nconns) >= MAX_CONNS) {
+		}
+		/* every connection holds a descriptor of the process's budget
+		 * until its thread ends (a data stream's is the session's then) */
+		if (atomic_load(&srv->nconns) >= MAX_CONNS || !jb_fds_take(1, 1)) {
 			refuse_conn(srv, fd, &sa, salen);
 			continue;
 		}
@@ -644,6 +703,7 @@ int jb_server_run(struct jb_server *srv)
 		if ((r = pthread_create(&cn->thread, NULL, conn_main, cn)) != 0) {
 			jb_log(JB_LOG_WARN, "cannot start a connection thread: %s", strerror(r));
 			close(fd);
+			jb_fds_give(1);
 			pthread_mutex_lock(&srv->lock);
 			conn_unlink(cn);
 			pthread_mutex_unlock(&srv->lock);

@@ -62,27 +62,81 @@ uint64_t block_len(const struct xfile *f, uint64_t b, uint32_t bs)
 	return JB_MIN((uint64_t)bs, f->size - off);
 }
 
-static size_t files_len(void) { return (size_t)JB_WIRE_MAX_FILES * sizeof(struct xfile); }
+static size_t files_len(void) { return (size_t)WINDOW * sizeof(struct xfile); }
+
+bool error_ends_session(int code)
+{
+	switch (code < 0 ? -code : code) {
+	case ENOSPC: case EDQUOT: case EIO: case EROFS: case ENOMEM: case EMFILE: case ENFILE:
+		return true;
+	default:
+		return false;
+	}
+}
 
 int session_init(struct session *s, bool sender)
 {
 	memset(s, 0, sizeof *s);
+	s->evfd = -1;
 	s->sender = sender;
-	s->srcdir = AT_FDCWD;
 	s->destdir = -1;
 	s->corrupt_block = -1;
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	pthread_mutex_init(&s->evlock, NULL);
-	pthread_mutex_init(&s->pdir_lock, NULL);
-	s->pdir_fd = -1;
 	for (int i = 0; i < LOCK_STRIPES; i++)
 		pthread_mutex_init(&s->stripes[i], NULL), pthread_mutex_init(&s->wlocks[i], NULL);
 	for (int i = 0; i < JB_WIRE_MAX_STREAMS; i++)
 		s->streams[i].fd = -1;
-	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	files_init(s, 4);
 	s->t0 = jb_now();
+	/* The window never moves: stream threads read slots while the control
+	 * loop fills the next ones.  Its address space is reserved once; only
+	 * the pages of slots in use are ever allocated. */
+	void *p = mmap(NULL, files_len(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	s->files = p;
+	s->res = calloc(1, sizeof *s->res);
+	if (!s->res || !(s->res->failures = calloc(JB_XFER_MAX_FAILURES, sizeof *s->res->failures)))
+		return -ENOMEM;
+	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return s->evfd < 0 ? -errno : 0;
+}
+
+int jb_xfer_max_open(int max_open_files, int n)
+{
+	int conf = max_open_files > 0 ? max_open_files : 64;
+	return JB_MAX(n + 1, JB_MIN(conf, 2 * n + 2));
+}
+
+/* control, eventfd, streams, open files, directories kept, and one a
+ * thread may hold for a moment (each stream thread, the control loop, the
+ * committer) */
+int session_fds_wanted(int n, int max_open) { return 2 + n + max_open + DIRCACHE + n + 2; }
+
+int session_take_fds(struct session *s, int *nstreams, int max_open_files, struct jb_error *err)
+{
+	int conf = max_open_files > 0 ? max_open_files : 64;
+	int n = JB_MAX(1, JB_MIN(*nstreams, conf - 1));
+	int want = session_fds_wanted(n, jb_xfer_max_open(max_open_files, n));
+	int least = session_fds_wanted(1, jb_xfer_max_open(max_open_files, 1));
+	int got = jb_fds_take(want, least);
+	if (!got)
+		return jb_err(err, EMFILE, "out of file descriptors: a session needs %d, %d are left of the %d "
+			      "RLIMIT_NOFILE allows (raise it with ulimit -n, or wait for other transfers)",
+			      least, jb_fds_left(), jb_fds_limit());
+	while (n > 1 && session_fds_wanted(n, jb_xfer_max_open(max_open_files, n)) > got)
+		n--;
+	int used = session_fds_wanted(n, jb_xfer_max_open(max_open_files, n));
+	jb_fds_give(got - used);
+	if (n < *nstreams)
+		jb_log(JB_LOG_WARN, "%d streams instead of %d: only %d file descriptors are left", n, *nstreams, got);
+	s->fds = used;
+	s->max_open = jb_xfer_max_open(max_open_files, n);
+	s->fc.cap = s->max_open;
+	*nstreams = n;
+	return 0;
 }
 
 void stream_close(struct stream *st)
@@ -125,104 +179,179 @@ int session_wait(struct session *s, bool busy, struct jb_error *err)
 	return busy ? ctl_recv(s->ctl, 1, -1, err) : ctl_recv(s->ctl, 200, s->evfd, err);
 }
 
+static void slot_free(struct session *s, struct xfile *f)
+{
+	if (f->fd >= 0)
+		files_close(s, f);
+	free(f->path);
+	if (f->digests != f->d1)
+		free(f->digests);
+	if (f->have != &f->have1)
+		free(f->have);
+	free(f->error);
+	s->blocks_live -= f->nblocks;
+	f->path = NULL;
+	f->digests = f->have = NULL;
+	f->error = NULL;
+	f->live = false;
+}
+
 void session_free(struct session *s)
 {
 	session_close_streams(s);
-	for (size_t i = 0; i < s->nfiles; i++) {
-		struct xfile *f = &s->files[i];
-		free(f->path);
-		free(f->src);
-		free(f->digests);
-		free(f->have);
-		free(f->partial);
-		free(f->error);
-		if (f->fd >= 0)
-			close(f->fd);
-		if (f->dirfd >= 0)
-			close(f->dirfd);
+	if (s->files) {
+		for (uint32_t i = s->lo; i < s->nfiles; i++)
+			slot_free(s, slot(s, i));
 	}
+	files_free(s);
 	if (s->files)
 		munmap(s->files, files_len());
-	free(s->plan);
+	walker_free(s->walk);
 	free(s->resend);
 	free(s->ev);
+	free(s->closing);
 	free(s->rename_top);
 	free(s->top);
 	free(s->last_path);
 	free(s->keybase);
+	jb_xfer_result_free(s->res);
+	free(s->res);
 	if (s->destdir >= 0)
 		close(s->destdir);
 	if (s->evfd >= 0)
 		close(s->evfd);
+	jb_fds_give(s->fds);
 	pthread_mutex_destroy(&s->qlock);
 	pthread_cond_destroy(&s->qcond);
 	pthread_mutex_destroy(&s->evlock);
-	pthread_mutex_destroy(&s->pdir_lock);
-	free(s->pdir);
-	if (s->pdir_fd >= 0)
-		close(s->pdir_fd);
 	for (int i = 0; i < LOCK_STRIPES; i++)
 		pthread_mutex_destroy(&s->stripes[i]), pthread_mutex_destroy(&s->wlocks[i]);
 }
 
-int session_add_file(struct session *s, const struct jb_wire_entry *e, const char *src)
+bool window_full(const struct session *s) { return s->nfiles - s->lo >= WINDOW; }
+
+int session_add_file(struct session *s, const struct jb_wire_entry *e, uint32_t src, struct jb_error *err)
 {
-	if (s->nfiles >= JB_WIRE_MAX_FILES)
-		return -E2BIG;
-	if (!s->files) {
-		/* The table never moves: a receiver's stream threads read entries
-		 * while its control loop adds the next manifest frame's.  Address
-		 * space for the largest manifest is reserved once (140 MB); only
-		 * the pages entries are written to are ever allocated. */
-		void *p = mmap(NULL, files_len(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			       -1, 0);
-		if (p == MAP_FAILED)
-			return -ENOMEM;
-		s->files = p;
-	}
-	struct xfile *f = &s->files[s->nfiles];
+	if (s->nfiles == UINT32_MAX)
+		return jb_err(err, E2BIG, "too many entries for one transfer (limit %u)", UINT32_MAX - 1);
+	/* the FILE_DONEs that let the sender offer this entry may have gone out
+	 * (ctl_recv writes while it waits) before this end freed their slots */
+	if (window_full(s) && !s->sender)
+		window_advance(s);
+	if (window_full(s))
+		return jb_err(err, EBADMSG, "%s: entry %u is beyond the window (%u entries in flight)",
+			      s->ctl ? s->ctl->peer : "?", s->nfiles, WINDOW);
+	struct xfile *f = slot(s, s->nfiles);
+	char *path = strdup(e->path);
+	if (!path)
+		return -ENOMEM;
+	/* the sender's stream threads look at slots under the queue's lock,
+	 * the receiver's under the slot's stripe */
+	pthread_mutex_t *m = s->sender ? &s->qlock : &s->stripes[s->nfiles % LOCK_STRIPES];
+	pthread_mutex_lock(m);
 	memset(f, 0, sizeof *f);
-	f->fd = f->dirfd = -1;
+	f->fd = -1;
+	f->index = s->nfiles;
 	f->type = e->type;
 	f->mode = e->mode;
 	f->size = e->size;
 	f->mtime_ns = e->mtime_ns;
-	f->path = strdup(e->path);
-	f->src = src ? strdup(src) : NULL;
-	if (!f->path || (src && !f->src)) {
-		free(f->path);
-		free(f->src);
-		return -ENOMEM;
-	}
+	f->src = src;
+	f->path = path;
+	f->live = true;
+	pthread_mutex_unlock(m);
 	s->nfiles++;
 	s->bytes_total += e->size;
 	return 0;
 }
 
-/* Allocate per-file block state once the block size is known. */
-int session_alloc_blocks(struct session *s, size_t from, struct jb_error *err)
+int file_blocks(struct session *s, struct xfile *f, struct jb_error *err)
 {
-	/* A manifest is only sizes until blocks arrive; cap what its bookkeeping
-	 * may cost before allocating it (16 bytes and a bit per block). */
-	for (size_t i = from; i < s->nfiles; i++)
-		if (s->files[i].type == JB_ENTRY_FILE)
-			s->blocks_total += s->files[i].size / s->block_size + 1;
-	if (s->blocks_total > SESSION_MAX_BLOCKS)
-		return jb_err(err, EFBIG, "%s: the manifest has at least %llu blocks of %u bytes, over the limit of %llu "
-			      "for one session; use a larger --block-size or fewer files", s->ctl->peer,
-			      (unsigned long long)s->blocks_total, s->block_size, (unsigned long long)SESSION_MAX_BLOCKS);
-	for (size_t i = from; i < s->nfiles; i++) {
-		struct xfile *f = &s->files[i];
-		if (f->type != JB_ENTRY_FILE)
-			continue;
-		f->nblocks = (f->size + s->block_size - 1) / s->block_size;
-		f->digests = calloc(f->nblocks ? f->nblocks : 1, JB_DIGEST_LEN);
-		f->have = calloc(f->nblocks / 8 + 1, 1);
-		if (!f->digests || !f->have)
-			return jb_err(err, ENOMEM, "out of memory for %llu blocks", (unsigned long long)f->nblocks);
-		atomic_store(&f->remaining, f->nblocks);
+	if (f->blocks || f->type != JB_ENTRY_FILE)
+		return 0;
+	uint64_t nb = f->size / s->block_size + (f->size % s->block_size != 0);
+	/* A manifest is only sizes until blocks arrive; cap what its
+	 * bookkeeping may cost before allocating it (16 bytes and a bit per
+	 * block of every file in flight). */
+	if (nb > SESSION_MAX_BLOCKS - s->blocks_live)
+		return jb_err(err, EFBIG, "%s: %s: %llu blocks of %u bytes, and %llu in flight, is over the limit of %llu "
+			      "for one session; use a larger --block-size", s->ctl ? s->ctl->peer : "?", f->path,
+			      (unsigned long long)nb, s->block_size, (unsigned long long)s->blocks_live,
+			      (unsigned long long)SESSION_MAX_BLOCKS);
+	uint8_t *dg = nb <= 1 ? f->d1 : calloc(nb, JB_DIGEST_LEN);
+	uint8_t *hv = nb <= 8 ? &f->have1 : calloc(nb / 8 + 1, 1);
+	if (!dg || !hv) {
+		if (dg != f->d1)
+			free(dg);
+		if (hv != &f->have1)
+			free(hv);
+		return jb_err(err, ENOMEM, "out of memory for %llu blocks", (unsigned long long)nb);
 	}
+	f->nblocks = nb;
+	f->digests = dg;
+	f->have = hv;
+	f->blocks = true;
+	s->blocks_live += nb;
+	atomic_store(&f->remaining, nb);
 	return 0;
+}
+
+uint32_t window_advance(struct session *s)
+{
+	uint32_t n = 0;
+	if (s->sender)
+		pthread_mutex_lock(&s->qlock);
+	while (s->lo < s->nfiles) {
+		struct xfile *f = slot(s, s->lo);
+		if (!f->done || f->committing || atomic_load(&f->users))
+			break;
+		pthread_mutex_t *m = &s->stripes[s->lo % LOCK_STRIPES];
+		if (!s->sender)
+			pthread_mutex_lock(m);
+		slot_free(s, f);
+		if (!s->sender)
+			pthread_mutex_unlock(m);
+		s->lo++;
+		n++;
+	}
+	if (s->sender)
+		pthread_mutex_unlock(&s->qlock);
+	return n;
+}
+
+void session_file_result(struct session *s, struct xfile *f)
+{
+	s->entries_done++;
+	if (f->ok) {
+		s->entries_ok++;
+		if (f->type == JB_ENTRY_FILE)
+			s->files_ok++;
+	}
+	struct jb_file_result r = {
+		.path = f->path,
+		.size = f->size,
+		.dir = f->type == JB_ENTRY_DIR,
+		.ok = f->ok,
+		.code = f->ok ? 0 : f->errcode ? f->errcode : EIO,
+		.error = f->ok ? NULL : f->error ? f->error : "failed",
+	};
+	if (f->type == JB_ENTRY_FILE && f->have_root)
+		digest_format(f->root, r.digest);
+	if (!f->ok && s->res) {
+		s->res->failed++;
+		if (s->res->nfailures < JB_XFER_MAX_FAILURES) {
+			struct jb_xfer_failure *x = &s->res->failures[s->res->nfailures];
+			x->path = strdup(f->path);
+			x->error = strdup(r.error);
+			x->code = r.code;
+			if (x->path && x->error)
+				s->res->nfailures++;
+			else
+				free(x->path), free(x->error);
+		}
+	}
+	if (s->on_file)
+		s->on_file(&r, s->on_file_ud);
 }
 
 void session_post(struct session *s, const struct event *e)
@@ -248,6 +377,16 @@ void session_post(struct session *s, const struct event *e)
 	if (first && write(s->evfd, &one, sizeof one) < 0) {
 		/* the counter is saturated or the fd gone: the loop polls anyway */
 	}
+}
+
+void session_post_file(struct session *s, enum ev_kind kind, uint32_t file, int code, const char *fmt, ...)
+{
+	struct event e = {.kind = kind, .file = file, .code = code < 0 ? -code : code};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof e.text, fmt, ap);
+	va_end(ap);
+	session_post(s, &e);
 }
 
 size_t session_take_events(struct session *s, struct event **ret)
@@ -335,8 +474,9 @@ void session_tick(struct session *s, bool force)
 	struct jb_progress p = {
 		.bytes_total = s->bytes_planned,
 		.bytes_done = atomic_load(&s->bytes_moved),
-		.files_total = (uint32_t)s->nfiles,
-		.files_done = s->files_done,
+		.files_total = s->nfiles,
+		.files_done = s->entries_done,
+		.files_known = s->manifest_done,
 		.seconds = now - s->t0,
 	};
 	s->progress(&p, s->progress_ud);
@@ -366,42 +506,36 @@ bool session_peer_error(struct session *s, struct jb_error *err)
 
 void session_result(struct session *s, struct jb_xfer_result *r)
 {
-	r->files = (uint32_t)s->nfiles;
+	if (s->res) {
+		*r = *s->res;
+		free(s->res);
+		s->res = NULL;
+	}
+	r->files = s->nfiles;
+	r->files_ok = s->entries_ok;
+	r->regular_ok = s->files_ok;
 	r->bytes_total = s->bytes_total;
 	r->bytes_sent = atomic_load(&s->bytes_moved);
 	r->blocks_resent = s->sender ? s->resend_total : atomic_load(&s->blocks_bad);
 	r->seconds = jb_now() - s->t0;
 	r->streams = s->nstreams;
 	r->block_size = s->block_size;
-	r->file = calloc(s->nfiles ? s->nfiles : 1, sizeof *r->file);
-	if (!r->file)
-		return;
-	for (size_t i = 0; i < s->nfiles; i++) {
-		struct xfile *f = &s->files[i];
-		struct jb_file_result *o = &r->file[i];
-		o->path = strdup(f->path);
-		o->size = f->size;
-		o->dir = f->type == JB_ENTRY_DIR;
-		o->ok = f->ok;
-		if (f->ok)
-			r->files_ok++;
-		if (f->type == JB_ENTRY_FILE && f->have_root)
-			digest_format(f->root, o->digest);
-		if (f->error)
-			o->error = strdup(f->error);
-	}
+	/* entries never finished (the session broke) count as failed */
+	if (s->nfiles > s->entries_done)
+		r->failed += s->nfiles - s->entries_done;
 }
 
 void jb_xfer_result_free(struct jb_xfer_result *r)
 {
-	if (!r || !r->file)
+	if (!r || !r->failures)
 		return;
-	for (uint32_t i = 0; i < r->files; i++) {
-		free(r->file[i].path);
-		free(r->file[i].error);
+	for (size_t i = 0; i < r->nfailures; i++) {
+		free(r->failures[i].path);
+		free(r->failures[i].error);
 	}
-	free(r->file);
-	r->file = NULL;
+	free(r->failures);
+	r->failures = NULL;
+	r->nfailures = 0;
 }
 
 void jb_xfer_opts_init(struct jb_xfer_opts *o)

@@ -34,49 +34,80 @@ void ctl_close(struct ctl *c);
  * end sending a long manifest or many NEEDs still reads what comes in. */
 int ctl_flush(struct ctl *c, struct jb_error *err);
 int ctl_send(struct ctl *c, struct jb_error *err);
+/* Bytes queued and not yet written. */
+static inline size_t ctl_queued(const struct ctl *c) { return c->out.len - c->out_off; }
 /* Wait up to timeout_ms for a message (or for extra_fd to become readable).
  * 1: c->msg holds a message; 0: timeout or extra_fd ready; <0: error. */
 int ctl_recv(struct ctl *c, int timeout_ms, int extra_fd, struct jb_error *err);
 int ctl_send_error(struct ctl *c, int code, const char *text);
 
-/* ---- journal: verified blocks, for resume (SQLite) ---- */
+/* ---- journal: verified blocks and committed files, for resume (SQLite) ---- */
 struct journal;
 int journal_open(const char *path, struct journal **ret, struct jb_error *err);
 void journal_close(struct journal *j);
 struct journal_rec {
-	int64_t id;
+	int64_t id;          /* 0: no usable record */
 	bool committed;
 	uint8_t root[JB_DIGEST_LEN];
 };
-/* Look up key; when size/mtime/block size/origin match, return the record and
- * fill digests/have for recorded blocks; otherwise start a fresh record. */
-int journal_begin(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns,
-		  uint32_t bs, const char *origin, uint64_t nblocks, uint8_t *digests, uint8_t *have,
-		  struct journal_rec *ret, struct jb_error *err);
+/* Look key up.  A record whose size, mtime, block size and origin all match
+ * is returned: committed, with its root; or with its blocks marked in have
+ * and their digests.  A record that does not match is deleted. */
+int journal_find(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
+		 const char *origin, uint64_t nblocks, uint8_t *digests, uint8_t *have, struct journal_rec *ret,
+		 struct jb_error *err);
+/* A new record, for a file whose blocks will be journalled as they come. */
+int journal_new(struct journal *j, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
+		const char *origin, int64_t *ret_id, struct jb_error *err);
 int journal_add(struct journal *j, int64_t id, uint64_t idx, const uint8_t digest[JB_DIGEST_LEN]);
-int journal_commit(struct journal *j, int64_t id, const uint8_t root[JB_DIGEST_LEN]);
+/* The file is committed: record id (its blocks are dropped), or, for a file
+ * that had no record (id 0), a committed record under key. */
+int journal_commit(struct journal *j, int64_t id, const char *key, uint64_t size, int64_t mtime_ns, uint32_t bs,
+		   const char *origin, const uint8_t root[JB_DIGEST_LEN]);
 int journal_drop(struct journal *j, int64_t id);
+/* Transactions nest; only the outermost pair is one. */
 int journal_tx(struct journal *j, bool begin);
 
-/* ---- the session ---- */
+/* ---- the window of entries in flight ---- */
+
+/* Entry i lives in slot i % WINDOW from when it is offered (sender) or
+ * received (receiver) until it has had its FILE_DONE and no stream thread
+ * uses it; then the slot is freed for entry i + WINDOW. */
+#define WINDOW JB_WIRE_WINDOW
+#define WMASK (WINDOW - 1u)
+
 struct xfile {
-	char *path;          /* manifest path, relative */
-	char *src;           /* sender: where to open it (relative to srcdir) */
+	uint32_t index;      /* the entry this slot holds, while live */
+	bool live;
 	uint8_t type;
 	uint32_t mode;
+	uint32_t src;        /* sender: which source the entry came from (walker) */
+	char *path;          /* manifest path; the receiver's as placed */
 	uint64_t size;
 	int64_t mtime_ns;
 	uint64_t nblocks;
-	uint8_t *digests;    /* nblocks x 16 */
-	uint8_t *have;       /* receiver: bitmap of verified blocks */
-	atomic_uint_fast64_t remaining;
-	int fd;              /* lazily opened, guarded by the file's lock stripe */
-	int dirfd;           /* receiver: parent directory (O_PATH) */
-	char *partial;       /* receiver: name of the partial file in dirfd */
-	int64_t jid;         /* receiver: journal record */
-	bool have_root, verified, done, ok, skip_write;
-	bool refetched;      /* every block asked for again, after NEED_END (once) */
+	bool blocks;         /* digests and have are set up */
+	uint8_t *digests;    /* nblocks x 16: d1 for one block */
+	uint8_t *have;       /* bitmap: &have1 for up to 8 blocks */
+	uint8_t d1[JB_DIGEST_LEN];
+	uint8_t have1;
+	atomic_uint_fast64_t remaining; /* blocks not yet hashed (sender) / verified (receiver) */
+	atomic_int users;    /* stream threads inside one of its blocks */
+	atomic_bool closed;  /* receiver: refused, aborted or failed: blocks are dropped */
+	atomic_bool failed;  /* sender: the source failed: its blocks are skipped */
+	/* the open-file cache (files.c), under s->fc.lock */
+	int fd, fdusers;
+	uint32_t lru_prev, lru_next; /* slot number + 1; 0: none */
+	bool in_lru;
+	/* receiver: set by the stream thread that verified the last block,
+	 * before it posts EV_FILE_VERIFIED */
+	bool prepared;       /* size, mode and mtime applied to the partial file */
+	bool synced;         /* and its data synced (files of more than one block) */
+	/* the control thread's */
+	int64_t jid;         /* receiver: journal record, 0: none */
+	bool have_root, verified, done, ok, skip_write, refetched, committing;
 	uint8_t root[JB_DIGEST_LEN];
+	int errcode;
 	char *error;
 };
 
@@ -86,7 +117,14 @@ struct work {
 	bool send;           /* false: hash only (the receiver has it) */
 };
 
-enum ev_kind { EV_FILE_HASHED, EV_BLOCK_BAD, EV_FILE_VERIFIED, EV_FATAL, EV_STREAM_DONE };
+enum ev_kind {
+	EV_FILE_HASHED,      /* sender: every block of the file hashed */
+	EV_FILE_FAILED,      /* a file failed (code, text); the session goes on */
+	EV_BLOCK_BAD,        /* receiver: a block failed its digest */
+	EV_FILE_VERIFIED,    /* receiver: every block verified (code: preparing it failed) */
+	EV_COMMITTED,        /* receiver: the committer is done with the file (code: the failure) */
+	EV_FATAL,
+};
 struct event {
 	enum ev_kind kind;
 	uint32_t file;
@@ -106,6 +144,53 @@ struct stream {
 };
 
 #define LOCK_STRIPES 64
+_Static_assert(WINDOW % LOCK_STRIPES == 0, "a slot's entries share a stripe");
+
+/* Open files, at most cap at once for the session (files.c). */
+struct filecache {
+	pthread_mutex_t lock;
+	int cap, n;
+	uint32_t head, tail; /* LRU list of slots holding a descriptor, most recent first */
+};
+#define DIRCACHE 4
+/* Directories at the destination, resolved beneath it (receiver). */
+struct dircache {
+	pthread_mutex_t lock;
+	struct {
+		char *path;  /* relative to destdir */
+		int fd;
+		uint64_t used;
+	} e[DIRCACHE];
+	uint64_t tick;
+};
+
+/* ---- walking the sources (walk.c) ---- */
+struct walker;
+struct walk_entry {
+	uint8_t type;
+	uint32_t mode;
+	uint64_t size;
+	int64_t mtime_ns;
+	const char *path;    /* manifest path, valid until the next walker_next */
+	uint32_t src;
+	int err;             /* a directory whose contents could not be listed */
+	char errmsg[200];
+};
+int walker_new(int rootfd, bool beneath, bool recursive, struct walker **ret);
+/* A top-level source: src, opened relative to rootfd, arriving as top.
+ * children_only: list the directory's children (LIST), not the directory. */
+int walker_add(struct walker *w, const char *src, const char *top, bool children_only, struct jb_error *err);
+/* Sort the sources by their top name; two with the same name are refused. */
+int walker_start(struct walker *w, struct jb_error *err);
+/* 1: the next entry in manifest order; 0: none left; <0: error. */
+int walker_next(struct walker *w, struct walk_entry *e, struct jb_error *err);
+/* Where to open an entry of source src whose manifest path is path. */
+int walker_src_path(const struct walker *w, uint32_t src, const char *path, char *buf, size_t len);
+int walker_rootfd(const struct walker *w);
+bool walker_beneath(const struct walker *w);
+void walker_free(struct walker *w);
+
+struct committer;
 
 struct session {
 	bool sender;
@@ -116,26 +201,33 @@ struct session {
 	struct stream streams[JB_WIRE_MAX_STREAMS];
 	char origin[JB_WIRE_MAX_NAME + 1]; /* the sending site's name */
 	char cc[16];         /* congestion control of the data streams */
+	int fds;             /* descriptors taken from the process's budget */
 
-	struct xfile *files;  /* reserved for JB_WIRE_MAX_FILES: never moves */
-	size_t nfiles;
-	uint64_t bytes_total;
-	uint64_t blocks_total;  /* counted against SESSION_MAX_BLOCKS */
+	/* the window: JB_WIRE_WINDOW slots, reserved once, never moved */
+	struct xfile *files;
+	uint32_t lo;         /* entries below lo are finished and their slots free */
+	uint32_t nfiles;     /* entries offered (sender) or received (receiver) */
+	bool manifest_done;  /* FILES_END sent (sender) or received (receiver) */
+	uint64_t bytes_total;  /* sizes of the entries so far */
+	uint64_t blocks_live;  /* blocks of the entries in the window */
+	uint64_t entries_done, entries_ok, files_ok;
 
 	/* sender */
-	int srcdir;          /* base for xfile.src: a data root or AT_FDCWD */
-	bool src_beneath;    /* open sources with RESOLVE_BENEATH */
-	struct work *plan;   /* every block, in manifest order, as NEEDs come in */
-	size_t nplan, nextplan;
-	size_t plan_upto;    /* files [0, plan_upto) are in the plan */
+	struct walker *walk;
+	struct walk_entry pend; /* walked, not yet offered (its frame was full) */
+	bool walk_pending;
+	uint32_t plan_upto;  /* entries below it have all their NEEDs */
+	uint32_t plan_next;  /* the next block handed out: under qlock */
+	uint64_t plan_block;
 	uint32_t need_file;  /* the file the last NEED was for */
 	bool got_need;       /* a NEED has arrived */
 	bool needs_done;     /* NEED_END has arrived */
 	struct work *resend;
 	size_t nresend, capresend;
 	uint64_t resend_total;
+	uint64_t blocks_planned;
 	bool stopping;
-	bool offered;        /* the manifest has been sent */
+	bool offered;        /* the manifest has started */
 	bool window_set;     /* the user chose the socket buffers (--window) */
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
@@ -147,26 +239,28 @@ struct session {
 	char *rename_top;    /* replace the first path component with this */
 	char *top;           /* the first path component being replaced */
 	char *last_path;     /* JB_PATH_MAX bytes: the last manifest entry's path, as sent */
-	char *keybase;       /* journal key prefix */
+	char *keybase;       /* journal key prefix: the destination below the data root */
 	struct journal *journal;
-	bool planned;        /* NEED_END has been sent */
-	atomic_size_t ready; /* files [0, ready) are planned: blocks may arrive */
+	atomic_uint ready;   /* entries below it have had their NEEDs: blocks may come */
 	bool workers;        /* the stream threads run */
 	/* the server's: have all data streams joined? (workers may start) */
-	bool (*streams_ready)(void *ud);
+	bool (*streams_ready)(void *ud, int *ret_joined);
 	void *streams_ready_ud;
+	double join_deadline; /* the server's: when the streams must have joined */
 	bool no_bye;         /* a receiving client: done at the last FILE_DONE */
-	/* the server's: told of each file committed (not of those already there) */
-	jb_commit_fn on_commit;
+	jb_commit_fn on_commit; /* the server's: told of each batch committed */
 	void *on_commit_ud;
 	char session_id[17]; /* hex of the first 8 bytes of the session id */
+	struct dircache dc;
+	struct committer *cm;
+	uint32_t *closing;   /* files whose FILE_DONE waits for their stream threads to leave */
+	size_t nclosing, capclosing;
+	atomic_bool finished; /* every entry has its FILE_DONE */
+
 	const volatile int *cancel; /* a client's: end when it becomes non-zero */
 	bool cancelled;
-	pthread_mutex_t pdir_lock; /* the last parent directory resolved: */
-	char *pdir;          /* its path (pdir_len bytes) */
-	size_t pdir_len;
-	int pdir_fd;
-
+	struct filecache fc;
+	int max_open;        /* the open-file cache's size */
 	pthread_mutex_t stripes[LOCK_STRIPES];
 	pthread_mutex_t wlocks[LOCK_STRIPES];
 
@@ -179,18 +273,45 @@ struct session {
 	atomic_uint_fast64_t bytes_moved;   /* payload sent (sender) / verified (receiver) */
 	atomic_uint_fast64_t blocks_bad;
 	atomic_bool fatal;
-	uint32_t files_done;
 
 	jb_progress_fn progress;
 	void *progress_ud;
+	jb_file_fn on_file;
+	void *on_file_ud;
+	struct jb_xfer_result *res;  /* failures are collected here as they happen */
 	double t0, last_progress;
 	uint64_t bytes_planned;
 };
 
+static inline struct xfile *slot(struct session *s, uint32_t i) { return &s->files[i & WMASK]; }
+/* The slot of entry i if it is still in the window, else NULL. */
+static inline struct xfile *live_file(struct session *s, uint32_t i)
+{
+	if (i < s->lo || i >= s->nfiles)
+		return NULL;
+	struct xfile *f = slot(s, i);
+	return f->live && f->index == i ? f : NULL;
+}
+
 int session_init(struct session *s, bool sender);
 void session_free(struct session *s);
-int session_add_file(struct session *s, const struct jb_wire_entry *e, const char *src);
+/* Descriptors a session of n streams asks of the process's budget. */
+int session_fds_wanted(int nstreams, int max_open);
+/* Take descriptors for up to *nstreams streams; fewer streams when the
+ * budget is short, -EMFILE when not even one fits. */
+int session_take_fds(struct session *s, int *nstreams, int max_open_files, struct jb_error *err);
+/* A new entry in the next slot (the window must have room). */
+int session_add_file(struct session *s, const struct jb_wire_entry *e, uint32_t src, struct jb_error *err);
+/* Set up block state once the block size is known. */
+int file_blocks(struct session *s, struct xfile *f, struct jb_error *err);
+/* Free the slots of finished entries from lo on; returns how many. */
+uint32_t window_advance(struct session *s);
+bool window_full(const struct session *s);
+/* An entry is finished: counts, its result to the caller. */
+void session_file_result(struct session *s, struct xfile *f);
 void session_post(struct session *s, const struct event *e);
+void session_post_file(struct session *s, enum ev_kind kind, uint32_t file, int code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 size_t session_take_events(struct session *s, struct event **ret);
 int stream_read(struct stream *st, void *buf, size_t n);
 int stream_write(struct stream *st, const void *buf, size_t n);
@@ -202,6 +323,11 @@ void session_close_streams(struct session *s);
 int session_wait(struct session *s, bool busy, struct jb_error *err);
 void session_tick(struct session *s, bool force);
 bool session_peer_error(struct session *s, struct jb_error *err);
+/* Errors that end the whole session rather than one file: the destination
+ * cannot take more (space, quota, a read-only or failing device) or the
+ * process is out of memory or descriptors. */
+bool error_ends_session(int code);
+
 /* XXH3-128 in canonical (big-endian) bytes */
 void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN]);
 /* The same digest computed piecewise, while the piece is still in cache. */
@@ -216,38 +342,65 @@ int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t o
 void digest_root(const uint8_t *digests, uint64_t n, uint8_t out[JB_DIGEST_LEN]);
 void digest_format(const uint8_t d[JB_DIGEST_LEN], char out[40]);
 uint64_t block_len(const struct xfile *f, uint64_t b, uint32_t bs);
+static inline bool have_block(const struct xfile *f, uint64_t b) { return f->have[b / 8] & (1u << (b % 8)); }
 
-/* manifest building (sender) */
+/* ---- open files and destination directories (files.c) ---- */
+void files_init(struct session *s, int cap);
+void files_free(struct session *s);
+/* A descriptor of f's source (sender) or partial file (receiver), opened on
+ * first use, with a use counted until files_put.  Least recently used
+ * descriptors without users are closed to stay within the cache. */
+int files_get(struct session *s, struct xfile *f);
+void files_put(struct session *s, struct xfile *f);
+/* Close f's descriptor (now, or when its last user puts it). */
+void files_close(struct session *s, struct xfile *f);
+/* An fd of the destination directory of path's parent (created if missing),
+ * the caller's to close: O_RDONLY where it may, else O_PATH. */
+int dir_open(struct session *s, const char *path);
+/* ".NAME.jumbo-part" for f; false when it would be too long. */
+bool partial_name(const struct xfile *f, char *buf, size_t len);
+const char *base_name(const char *p);
+
+/* ---- the receiver's committer (commit.c): one thread making files
+ * durable and giving them their names, in groups ---- */
+int committer_start(struct session *s, struct jb_error *err);
+void committer_add(struct session *s, uint32_t file);
+/* Commit what is queued, then end the thread. */
+void committer_stop(struct session *s);
+/* The destination key of f in the journal. */
+void journal_key(const struct session *s, const struct xfile *f, char *key, size_t len);
+
+/* ---- manifests (manifest.c) ---- */
 int manifest_add_local(struct session *s, const char *src, bool recursive, struct jb_error *err);
-int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive,
+int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive, bool children_only,
 			 struct jb_error *err);
-int manifest_send(struct session *s, struct jb_error *err);
-/* Receiver: add the entries of one FILES frame (validated, renamed); check
- * FILES_END against what was added. */
-int manifest_take(struct session *s, const struct jb_msg *m, struct jb_error *err);
+/* Sender: offer more entries while the window and the control queue have
+ * room; FILES_END once the walk is over. */
+int manifest_pump(struct session *s, struct jb_error *err);
+/* Sender: the sources are all added; sort them (two arriving under one
+ * name are refused). */
+int manifest_sort(struct session *s, struct jb_error *err);
+/* Receiver: the entries of one FILES frame (validated, renamed), added to
+ * the window; check FILES_END against what was added. */
+int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from, struct jb_error *err);
 int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err);
-
 /* destination resolution (receiver) */
 int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir, bool beneath,
-	       const char *keybase_root, struct jb_error *err);
+	       struct jb_error *err);
 
 /* Set-up that needs no data stream, so that it overlaps the streams' own
- * set-up: the sender offers its manifest, the receiver answers it with
- * NEEDs.  sender_run and receiver_run do it first if it has not been done. */
+ * set-up: the sender offers its manifest; the receiver answers what has
+ * come of it with NEEDs until its streams have joined. */
 int sender_offer(struct session *s, struct jb_error *err);
-int receiver_plan(struct session *s, struct jb_error *err);
 int sender_run(struct session *s, struct jb_error *err);
 int receiver_run(struct session *s, struct jb_error *err);
 /* Read the JOINED a stream's JOIN was answered with: 0, -EACCES when the
  * stream was refused, -errno. */
 int stream_joined(struct stream *st);
 void session_result(struct session *s, struct jb_xfer_result *r);
-/* 2^26 blocks: 1 GiB of digests; 512 TiB at the default block size. */
-#define SESSION_MAX_BLOCKS (UINT64_C(1) << 26)
-/* Allocate block state for files from index 'from' on (the receiver plans a
- * manifest frame by frame). */
-int session_alloc_blocks(struct session *s, size_t from, struct jb_error *err);
-int manifest_sort(struct session *s, struct jb_error *err);
+/* 2^24 blocks in the window at once: 256 MiB of digests; a file of up to
+ * 128 TiB at the default block size. */
+#define SESSION_MAX_BLOCKS (UINT64_C(1) << 24)
 
 /* proto.c */
 void join_token(const uint8_t secret[32], const uint8_t session[16], uint16_t index, uint8_t out[32]);

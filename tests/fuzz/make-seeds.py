@@ -10,8 +10,8 @@ def s(t): b = t.encode(); return struct.pack('>H', len(b)) + b
 def entry(typ, path, size, mode, mtime): return bytes([typ]) + s(path) + struct.pack('>QIq', size, mode, mtime)
 
 seeds = {
-    'hello': bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, 1, 1, 1, 4, 8 << 20, 0) + s('run7/a.h5') + s('kisti'),
-    'welcome': bytes([2]) + struct.pack('>HBHI', 1, 0, 4, 8 << 20) + b'\x11' * 16 + b'\x22' * 32 + s('caltech'),
+    'hello': bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, 2, 1, 1, 4, 8 << 20, 0) + s('run7/a.h5') + s('kisti'),
+    'welcome': bytes([2]) + struct.pack('>HBHI', 2, 0, 4, 8 << 20) + b'\x11' * 16 + b'\x22' * 32 + s('caltech'),
     'error': bytes([3]) + struct.pack('>H', 13) + s('unknown peer'),
     'files': bytes([4]) + struct.pack('>II', 0, 2) + entry(2, 'd', 0, 0o755, 1) + entry(1, 'd/x', 100, 0o644, 2),
     'files_end': bytes([5]) + struct.pack('>IQ', 2, 100),
@@ -21,7 +21,10 @@ seeds = {
     'file_done': bytes([9]) + struct.pack('>IH', 1, 0) + b'\x33' * 16 + s(''),
     'resend': bytes([10]) + struct.pack('>IQ', 1, 7),
     'bye': bytes([11]),
-    'join': struct.pack('>IH', 0x4a4d424a, 1) + b'\x44' * 16 + struct.pack('>H', 2) + b'\x55' * 32,
+    'file_abort': bytes([12]) + struct.pack('>IH', 3, 13) + s('d/x: cannot open: Permission denied'),
+    'need_again': bytes([13]) + struct.pack('>II', 1, 1) + struct.pack('>QQ', 0, 4),
+    'files_far': bytes([4]) + struct.pack('>II', 4000000000, 1) + entry(1, 'd/y', 1, 0o644, 3),
+    'join': struct.pack('>IH', 0x4a4d424a, 2) + b'\x44' * 16 + struct.pack('>H', 2) + b'\x55' * 32,
     'block': struct.pack('>IIQII', 0x4a4d4242, 1, 7, 65536, 0) + b'\x66' * 16,
 }
 for name, data in seeds.items():

@@ -32,7 +32,10 @@ def frame(body):
     return struct.pack('>I', len(body)) + body
 
 
-def hello(op, path, streams=1, bs=1 << 20, version=1, flags=0):
+VERSION = 2  # the protocol version this client speaks (docs/PROTOCOL.md)
+
+
+def hello(op, path, streams=1, bs=1 << 20, version=VERSION, flags=0):
     return frame(bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, version, op, flags, streams, bs, 0) + s(path) + s('evil'))
 
 
@@ -75,7 +78,7 @@ def entry(typ, path, size, mode=0o644, mtime=0):
     return bytes([typ]) + s(path) + struct.pack('>QIq', size, mode, mtime)
 
 
-def join_stream(c, version=1):
+def join_stream(c, version=VERSION):
     """Open data stream 0 for the session whose WELCOME is next on c; returns
     (data socket, JOINED status or None)."""
     w = read_frame(c)
@@ -114,12 +117,12 @@ elif CASE == 'not-tls':
     print('EOF' if recv_exact(raw, 1) is None else 'DATA')
 elif CASE == 'bad-join':
     raw = socket.create_connection((HOST, PORT), timeout=10)
-    raw.sendall(struct.pack('>IH', 0x4a4d424a, 1) + b'\x01' * 16 + struct.pack('>H', 0) + b'\x02' * 32)
+    raw.sendall(struct.pack('>IH', 0x4a4d424a, VERSION) + b'\x01' * 16 + struct.pack('>H', 0) + b'\x02' * 32)
     ack = recv_exact(raw, 8); print('REFUSED' if ack and ack[4:6] != b'\0\0' else 'ACCEPTED?')
 elif CASE == 'join-bad-version':
-    # a valid token for a waiting session, but a JOIN of protocol version 2
+    # a valid token for a waiting session, but a JOIN of another protocol version
     c = tls_connect(); c.sendall(hello(1, 'evil-v2'))
-    d, status = join_stream(c, version=2)
+    d, status = join_stream(c, version=VERSION + 1)
     print('REFUSED' if status else 'ACCEPTED?' if status == 0 else 'EOF')
 elif CASE == 'hold':
     # a session whose streams never come: HELLO, WELCOME, then silence

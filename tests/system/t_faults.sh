@@ -53,7 +53,7 @@ evil truncated >/dev/null
 like 'EOF' "$(evil not-tls)" "a non-TLS, non-JOIN connection is dropped"
 like 'REFUSED' "$(evil bad-join)" "a JOIN for no session is refused"
 is "$(evil join-bad-version)" REFUSED "a JOIN of another protocol version is refused, even with a valid token"
-like 'data stream refused: JOIN version 2 is not supported \(this site speaks 1\)' "$(cat "$T/beta/log")" \
+like 'data stream refused: JOIN version 3 is not supported \(this site speaks 2\)' "$(cat "$T/beta/log")" \
 	"daemon logs the JOIN version"
 like 'malformed block header' "$(evil bad-block-header)" "malformed block header ends that session"
 like 'block outside the manifest' "$(evil block-outside)" "block outside the manifest ends that session"
@@ -75,7 +75,7 @@ is "$(cat "$T/beta/root/after-faults.txt")" hello "which arrives intact"
 ok "$([ ! -e "$T/beta/root/x.bin" ]; echo $?)" "no half-sent file presented as complete"
 
 # --- refusals carry the errno of their cause ---
-is "$(evil bad-version)" "ERROR 93 protocol version 9 is not supported (this site speaks 1)" \
+is "$(evil bad-version)" "ERROR 93 protocol version 9 is not supported (this site speaks 2)" \
 	"HELLO of another version: EPROTONOSUPPORT (93)"
 like '^ERROR 13 .*escapes the data root' "$(evil escape-hello)" "escaping path: EACCES (13)"
 like '^ERROR 22 block size 1000 outside' "$(evil bad-block-size)" "bad block size: EINVAL (22)"

@@ -118,6 +118,64 @@ int main(void)
 	ok(decode_frame(&b, &m) == -EBADMSG, "NEED with an impossible range count refused");
 	b.len = 0;
 
+	/* NEED_AGAIN has the layout of NEED */
+	k = jb_frame_begin(&b, JB_MSG_NEED_AGAIN);
+	jb_buf_u32(&b, 9);
+	jb_buf_u32(&b, 1);
+	jb_buf_u64(&b, 0);
+	jb_buf_u64(&b, 3);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == 0 && m.type == JB_MSG_NEED_AGAIN && m.u.need.file == 9 && m.u.need.nranges == 1,
+	   "NEED_AGAIN decodes");
+	b.len = 0;
+
+	/* FILE_ABORT: a file, an errno (never 0) and a text */
+	k = jb_frame_begin(&b, JB_MSG_FILE_ABORT);
+	jb_buf_u32(&b, 70000);
+	jb_buf_u16(&b, EACCES);
+	jb_buf_str(&b, "d0007/f7: cannot open: Permission denied");
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == 0 && m.u.file_abort.file == 70000 && m.u.file_abort.code == EACCES, "FILE_ABORT decodes");
+	is_str(m.u.file_abort.text, "d0007/f7: cannot open: Permission denied", "FILE_ABORT text");
+	b.len = 0;
+	k = jb_frame_begin(&b, JB_MSG_FILE_ABORT);
+	jb_buf_u32(&b, 1);
+	jb_buf_u16(&b, 0);
+	jb_buf_str(&b, "no error");
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == -EBADMSG, "FILE_ABORT with code 0 refused");
+	b.len = 0;
+
+	/* the window: indexes past a million are fine, a frame of more
+	 * entries than the window is not */
+	k = jb_frame_begin(&b, JB_MSG_FILES);
+	jb_buf_u32(&b, 4000000000u);
+	jb_buf_u32(&b, 1);
+	e = (struct jb_wire_entry){.type = JB_ENTRY_FILE, .path = "x", .size = 1, .mode = 0644};
+	jb_wire_put_entry(&b, &e);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == 0 && m.u.files.first == 4000000000u, "FILES far into a large manifest decodes");
+	b.len = 0;
+	k = jb_frame_begin(&b, JB_MSG_FILES);
+	jb_buf_u32(&b, 0xffffffffu);
+	jb_buf_u32(&b, 1);
+	jb_wire_put_entry(&b, &e);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == -EBADMSG, "FILES past the last index refused");
+	b.len = 0;
+	k = jb_frame_begin(&b, JB_MSG_FILES);
+	jb_buf_u32(&b, 0);
+	jb_buf_u32(&b, JB_WIRE_WINDOW + 1);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == -EBADMSG, "FILES of more entries than the window refused");
+	b.len = 0;
+	k = jb_frame_begin(&b, JB_MSG_FILES_END);
+	jb_buf_u32(&b, 3000000);
+	jb_buf_u64(&b, 3000000ull << 10);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == 0 && m.u.files_end.count == 3000000, "FILES_END of three million entries decodes");
+	b.len = 0;
+
 	/* oversized */
 	uint8_t *big = calloc(1, JB_WIRE_MAX_FRAME + 1);
 	big[0] = JB_MSG_BYE;
@@ -127,7 +185,7 @@ int main(void)
 	ok(jb_wire_decode(&unknown, 1, &m) == -EBADMSG, "unknown message type refused");
 
 	/* data stream headers */
-	struct jb_join j = {.version = 1, .index = 3}, j2;
+	struct jb_join j = {.version = JB_WIRE_VERSION, .index = 3}, j2;
 	memset(j.session, 0xab, 16);
 	memset(j.token, 0xcd, 32);
 	uint8_t jraw[JB_JOIN_LEN];
