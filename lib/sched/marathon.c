@@ -221,7 +221,7 @@ static int marathon_submit(struct jobs_backend *b, const struct remote_job *rj, 
 		return jb_err(err, code == 409 ? EEXIST : EIO, "Marathon refused the app %s (%ld): %s", id, code, why);
 	}
 	json_decref(o);
-	snprintf(ext, 64, "%s", id);
+	memcpy(ext, id, strlen(id) + 1); /* shorter than 64: checked above */
 	return 0;
 }
 

@@ -74,7 +74,7 @@ static void poll_remote(struct jb_jobs *j)
 			snprintf(rs.state, sizeof rs.state, "finished");
 		}
 		if (rs.st == R_RUNNING && rows[i].state == PENDING) {
-			char why[200];
+			char why[400];
 			snprintf(why, sizeof why, "running in %s (%s job %s on %s)", be->conf->name, be->conf->type, rows[i].ext,
 				 rs.node[0] ? rs.node : "?");
 			pthread_mutex_lock(&j->lock);

@@ -203,33 +203,66 @@ static void lift_sndbuf(int fd)
 		jb_log(JB_LOG_DEBUG, "SO_SNDBUFFORCE: %s", strerror(errno));
 }
 
-static void *send_worker(void *arg)
-{
-	struct stream *st = arg;
-	struct session *s = st->s;
-	/* Encrypted streams (and the corruption test hook) need the whole block
-	 * in user space; clear streams only need a chunk to hash through. */
-	size_t cap = ((size_t)s->block_size + 4095) & ~(size_t)4095;
-	uint8_t *chunk = aligned_alloc(4096, STREAM_CHUNK), *buf = NULL;
-	if (!chunk) {
-		fatal(s, ENOMEM, "out of memory");
-		return NULL;
-	}
-	bool zerocopy = !st->ssl && !peer_is_local(st->fd);
-	/* Queue no more unsent bytes than it takes to keep the link busy until
-	 * this thread runs again.  Without a limit every stream's unsent queue
-	 * grows to tcp_wmem's maximum (256 MiB on a tuned host), which with 8
-	 * streams passes the kernel's TCP memory limit (tcp_mem): under that
-	 * pressure every window on the host is clamped to a few KiB and the
-	 * transfer stalls (seen at 150 ms, -P 8, both ends on one host). */
-	int lowat = (int)JB_MAX(4u << 20, JB_MIN(16u << 20, (64u << 20) / (unsigned)JB_MAX(1, s->nstreams)));
-	setsockopt(st->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
-	if (!s->window_set)
-		lift_sndbuf(st->fd);
+/* One block on its way: taken from the plan and hashed (the reader's
+ * part), then sent and accounted for (the writer's). */
+struct item {
 	struct work w;
-	bool resend;
+	bool resend, corrupt, whole;
+	bool ownbuf;         /* buf was allocated for this block alone */
 	struct xfile *f;
-	while (next_work(s, &w, &resend, &f)) {
+	uint8_t *buf;        /* whole: the block, read and hashed */
+};
+
+/* Read ahead of the socket: a stream of few streams has a reader thread
+ * that takes, reads and hashes the next blocks while the stream thread
+ * sends the one before, so that one stream is limited by the network, not
+ * by one thread reading, hashing and sending in turn (-P 1 at 150 ms was
+ * app-limited: nothing unsent while BBR could have sent more). */
+#define AHEAD 2
+#define AHEAD_STREAMS 4  /* streams up to which each gets a reader */
+#define AHEAD_BYTES (128u << 20) /* buffers of all readers of a session, at most */
+struct ahead {
+	struct stream *st;
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct item q[AHEAD];
+	int head, n;
+	bool done;           /* the reader has no more */
+	bool dead;           /* the writer has stopped: the reader drains */
+	uint8_t *free[AHEAD + 1]; /* buffers for whole blocks (NULL: a place without one) */
+	int nfree;
+	size_t cap;
+	bool zerocopy;
+};
+
+struct sendctx {
+	struct stream *st;
+	struct session *s;
+	uint8_t *chunk;
+	size_t cap;
+	bool zerocopy;
+	uint8_t *buf;        /* without a reader: the one buffer */
+	struct ahead *ah;
+};
+
+static void release(struct session *s, struct item *it)
+{
+	atomic_fetch_sub(&it->f->users, 1);
+}
+
+/* The reader's part: the next block, read and hashed.  false when there
+ * is no more (or the session failed). */
+static bool produce(struct sendctx *c, struct item *it, uint8_t *buf)
+{
+	struct session *s = c->s;
+	struct stream *st = c->st;
+	for (;;) {
+		struct work w;
+		bool resend;
+		struct xfile *f;
+		if (!next_work(s, &w, &resend, &f))
+			return false;
 		uint64_t len = block_len(f, w.block, s->block_size);
 		off_t off = (off_t)(w.block * s->block_size);
 		int fd = files_get(s, f);
@@ -243,77 +276,262 @@ static void *send_worker(void *arg)
 		bool corrupt = w.send && hook >= 0 && w.file == 0 && (uint64_t)hook == w.block &&
 			       __atomic_compare_exchange_n(&s->corrupt_block, &hook, -1, false, __ATOMIC_SEQ_CST,
 							   __ATOMIC_SEQ_CST);
-		bool whole = w.send && (st->ssl || corrupt || !zerocopy);
-		int r;
-		if (whole) {
-			if (!buf && !(buf = aligned_alloc(4096, cap))) {
+		bool whole = w.send && (st->ssl || corrupt || !c->zerocopy);
+		bool own = false;
+		if (whole && !buf) {
+			/* a stream that sends from the page cache has no buffers:
+			 * only the test hook's block is read whole */
+			if (!(buf = aligned_alloc(4096, c->cap))) {
 				files_put(s, f);
 				atomic_fetch_sub(&f->users, 1);
 				fatal(s, ENOMEM, "out of memory");
-				break;
+				return false;
 			}
+			own = true;
+		}
+		int r;
+		if (whole) {
 			if ((r = jb_pread_full(fd, buf, len, off)) == 0)
 				digest_block(buf, len, d);
 		} else {
-			r = digest_file_block(fd, chunk, off, len, d);
+			r = digest_file_block(fd, c->chunk, off, len, d);
 		}
+		files_put(s, f);
 		if (r < 0) {
 			fail_file(s, f, r, "read");
-			files_put(s, f);
 			atomic_fetch_sub(&f->users, 1);
+			if (own) {
+				free(buf);
+				buf = NULL;
+			}
 			continue;
 		}
-		if (w.send) {
-			struct jb_block_hdr h = {.file = w.file, .block = w.block, .len = (uint32_t)len};
-			memcpy(h.digest, d, JB_DIGEST_LEN);
-			uint8_t hdr[JB_BLOCK_HDR_LEN];
-			jb_wire_block_encode(&h, hdr);
-			if (corrupt) {
-				buf[len / 2] ^= 0x5a; /* test hook: damage the payload after hashing */
-				jb_log(JB_LOG_INFO, "test hook: corrupting block %llu of %s", (unsigned long long)w.block,
-				       f->path);
-			}
-			if (whole) {
-				r = stream_write(st, hdr, sizeof hdr);
-				if (r == 0)
-					r = stream_write(st, buf, len);
-			} else {
-				r = send_zerocopy(st, hdr, fd, off, len);
-			}
-			if (r == -ENODATA) {
-				/* the header is out: the stream cannot go on without
-				 * the payload it announced */
-				files_put(s, f);
-				atomic_fetch_sub(&f->users, 1);
-				fatal(s, EIO, "%s: file shrank while being sent", f->path);
-				break;
-			}
-			if (r < 0) {
-				files_put(s, f);
-				atomic_fetch_sub(&f->users, 1);
-				if (stream_refused(st))
-					fatal(s, EACCES, "%s: data stream %d was refused", s->ctl->peer, st->index);
-				else
-					fatal(s, r, "%s: data stream %d: %s", s->ctl->peer, st->index,
-					      r == -EPIPE || r == -ECONNRESET ? "connection lost" : strerror(-r));
-				break;
-			}
-			atomic_fetch_add(&s->bytes_moved, len);
-		}
-		bool last = !resend && atomic_fetch_sub(&f->remaining, 1) == 1;
-		bool same = !last || unchanged(f, fd);
-		files_put(s, f);
-		if (last) {
-			files_close(s, f); /* every block read */
-			if (same)
-				session_post_file(s, EV_FILE_HASHED, w.file, 0, "%s", "");
-			else
-				fail_file(s, f, ESTALE, "read");
-		}
-		atomic_fetch_sub(&f->users, 1);
+		*it = (struct item){.w = w, .resend = resend, .corrupt = corrupt, .whole = whole, .ownbuf = own,
+				    .f = f, .buf = buf};
+		return true;
 	}
-	free(buf);
-	free(chunk);
+}
+
+/* The writer's part: send the block, account for it.  <0: the stream
+ * failed (the session is over). */
+static int consume(struct sendctx *c, struct item *it)
+{
+	struct session *s = c->s;
+	struct stream *st = c->st;
+	struct xfile *f = it->f;
+	uint64_t len = block_len(f, it->w.block, s->block_size);
+	off_t off = (off_t)(it->w.block * s->block_size);
+	int fd = -1, r = 0;
+	if (it->w.send) {
+		struct jb_block_hdr h = {.file = it->w.file, .block = it->w.block, .len = (uint32_t)len};
+		memcpy(h.digest, f->digests + it->w.block * JB_DIGEST_LEN, JB_DIGEST_LEN);
+		uint8_t hdr[JB_BLOCK_HDR_LEN];
+		jb_wire_block_encode(&h, hdr);
+		if (it->corrupt) {
+			it->buf[len / 2] ^= 0x5a; /* test hook: damage the payload after hashing */
+			jb_log(JB_LOG_INFO, "test hook: corrupting block %llu of %s", (unsigned long long)it->w.block, f->path);
+		}
+		if (it->whole) {
+			r = stream_write(st, hdr, sizeof hdr);
+			if (r == 0)
+				r = stream_write(st, it->buf, len);
+		} else if ((fd = files_get(s, f)) < 0) {
+			/* it was open a moment ago: reading it again failed */
+			fail_file(s, f, fd, "cannot open");
+			release(s, it);
+			return 0;
+		} else {
+			r = send_zerocopy(st, hdr, fd, off, len);
+		}
+		if (r == -ENODATA) {
+			/* the header is out: the stream cannot go on without the
+			 * payload it announced */
+			files_put(s, f);
+			release(s, it);
+			fatal(s, EIO, "%s: file shrank while being sent", f->path);
+			return r;
+		}
+		if (r < 0) {
+			if (fd >= 0)
+				files_put(s, f);
+			release(s, it);
+			if (stream_refused(st))
+				fatal(s, EACCES, "%s: data stream %d was refused", s->ctl->peer, st->index);
+			else
+				fatal(s, r, "%s: data stream %d: %s", s->ctl->peer, st->index,
+				      r == -EPIPE || r == -ECONNRESET ? "connection lost" : strerror(-r));
+			return r;
+		}
+		atomic_fetch_add(&s->bytes_moved, len);
+	}
+	bool last = !it->resend && atomic_fetch_sub(&f->remaining, 1) == 1;
+	if (last && fd < 0)
+		fd = files_get(s, f);
+	bool same = !last || (fd >= 0 && unchanged(f, fd));
+	if (fd >= 0)
+		files_put(s, f);
+	if (last) {
+		files_close(s, f); /* every block read */
+		if (same)
+			session_post_file(s, EV_FILE_HASHED, it->w.file, 0, "%s", "");
+		else
+			fail_file(s, f, ESTALE, "read");
+	}
+	release(s, it);
+	return 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct sendctx *c = arg;
+	struct ahead *a = c->ah;
+	for (;;) {
+		pthread_mutex_lock(&a->lock);
+		while (!a->dead && (a->n == AHEAD || !a->nfree))
+			pthread_cond_wait(&a->cond, &a->lock);
+		bool dead = a->dead;
+		uint8_t *buf = dead ? NULL : a->free[--a->nfree];
+		pthread_mutex_unlock(&a->lock);
+		struct item it;
+		if (dead || !produce(c, &it, buf)) {
+			pthread_mutex_lock(&a->lock);
+			if (!dead)
+				a->free[a->nfree++] = buf;
+			a->done = true;
+			pthread_cond_broadcast(&a->cond);
+			pthread_mutex_unlock(&a->lock);
+			return NULL;
+		}
+		pthread_mutex_lock(&a->lock);
+		if (a->dead) {
+			/* the writer is gone: this block goes nowhere */
+			release(c->s, &it);
+			if (it.ownbuf)
+				free(it.buf);
+			a->free[a->nfree++] = buf;
+			pthread_mutex_unlock(&a->lock);
+			continue;
+		}
+		a->q[(a->head + a->n++) % AHEAD] = it;
+		pthread_cond_broadcast(&a->cond);
+		pthread_mutex_unlock(&a->lock);
+	}
+}
+
+static void *send_worker(void *arg)
+{
+	struct stream *st = arg;
+	struct session *s = st->s;
+	/* Encrypted streams (and the corruption test hook) need the whole block
+	 * in user space; clear streams only need a chunk to hash through. */
+	struct sendctx c = {.st = st, .s = s, .cap = ((size_t)s->block_size + 4095) & ~(size_t)4095};
+	c.chunk = aligned_alloc(4096, STREAM_CHUNK);
+	if (!c.chunk) {
+		fatal(s, ENOMEM, "out of memory");
+		return NULL;
+	}
+	c.zerocopy = !st->ssl && !peer_is_local(st->fd);
+	/* Queue no more unsent bytes than it takes to keep the link busy until
+	 * this thread runs again.  Without a limit every stream's unsent queue
+	 * grows to tcp_wmem's maximum (256 MiB on a tuned host), which with 8
+	 * streams passes the kernel's TCP memory limit (tcp_mem): under that
+	 * pressure every window on the host is clamped to a few KiB and the
+	 * transfer stalls (seen at 150 ms, -P 8, both ends on one host). */
+	int lowat = (int)JB_MAX(4u << 20, JB_MIN(16u << 20, (64u << 20) / (unsigned)JB_MAX(1, s->nstreams)));
+	setsockopt(st->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+	if (!s->window_set)
+		lift_sndbuf(st->fd);
+	/* Whole blocks need buffers: one per block read ahead, and one only
+	 * in copy mode (a clear stream to another host sends from the page
+	 * cache, and its reader only hashes). */
+	bool copy = st->ssl || !c.zerocopy;
+	struct ahead *a = NULL;
+	bool room = !copy || (uint64_t)s->nstreams * (AHEAD + 1) * c.cap <= AHEAD_BYTES;
+	if (s->nstreams <= AHEAD_STREAMS && room && (a = calloc(1, sizeof *a))) {
+		pthread_mutex_init(&a->lock, NULL);
+		pthread_cond_init(&a->cond, NULL);
+		a->st = st;
+		bool short_of = false;
+		for (int i = 0; i < AHEAD + 1; i++) {
+			a->free[a->nfree] = copy ? aligned_alloc(4096, c.cap) : NULL;
+			if (copy && !a->free[a->nfree])
+				short_of = true;
+			else
+				a->nfree++;
+		}
+		c.ah = a;
+		if (short_of || pthread_create(&a->th, NULL, reader_main, &c) != 0) {
+			for (int i = 0; i < a->nfree; i++)
+				free(a->free[i]);
+			pthread_mutex_destroy(&a->lock);
+			pthread_cond_destroy(&a->cond);
+			free(a);
+			a = c.ah = NULL;
+		}
+	}
+	if (!a) {
+		/* one thread reads, hashes and sends in turn */
+		if (!(c.buf = aligned_alloc(4096, c.cap))) {
+			fatal(s, ENOMEM, "out of memory");
+			free(c.chunk);
+			return NULL;
+		}
+		struct item it;
+		while (produce(&c, &it, c.buf))
+			if (consume(&c, &it) < 0)
+				break;
+		free(c.buf);
+		free(c.chunk);
+		return NULL;
+	}
+	for (;;) {
+		pthread_mutex_lock(&a->lock);
+		while (!a->n && !a->done)
+			pthread_cond_wait(&a->cond, &a->lock);
+		if (!a->n) {
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+		struct item it = a->q[a->head];
+		a->head = (a->head + 1) % AHEAD;
+		a->n--;
+		pthread_mutex_unlock(&a->lock);
+		int r = consume(&c, &it);
+		if (it.ownbuf) {
+			free(it.buf);
+			it.buf = NULL;
+		}
+		pthread_mutex_lock(&a->lock);
+		a->free[a->nfree++] = it.buf;
+		pthread_cond_broadcast(&a->cond);
+		pthread_mutex_unlock(&a->lock);
+		if (r < 0)
+			break;
+	}
+	/* stop the reader and give back what it had ready */
+	pthread_mutex_lock(&a->lock);
+	a->dead = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	pthread_mutex_lock(&s->qlock);
+	pthread_cond_broadcast(&s->qcond); /* a reader waiting in next_work sees the fatal flag */
+	pthread_mutex_unlock(&s->qlock);
+	pthread_join(a->th, NULL);
+	while (a->n) {
+		struct item *it = &a->q[a->head];
+		release(s, it);
+		if (it->ownbuf)
+			free(it->buf), it->buf = NULL;
+		a->free[a->nfree++] = it->buf;
+		a->head = (a->head + 1) % AHEAD;
+		a->n--;
+	}
+	for (int i = 0; i < a->nfree; i++)
+		free(a->free[i]);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cond);
+	free(a);
+	free(c.chunk);
 	return NULL;
 }
 
