@@ -13,7 +13,7 @@ static const char token_usage[] =
 	"Bearer tokens of this site's REST API (jumbod's [site] api).  create prints\n"
 	"a new token once: give it to a user or a service (JupyterHub), who sends it\n"
 	"as 'Authorization: Bearer TOKEN' or sets $JUMBO_TOKEN.  Run on the daemon's\n"
-	"host, with its configuration; the tokens live in [site] state/tokens.db.\n"
+	"host, with its configuration; the tokens live in [site] state/site.db.\n"
 	"      --json  machine-readable output\n"
 	"  -h, --help  this text\n";
 

@@ -120,9 +120,7 @@ int main(int argc, char **argv)
 	}
 	/* the catalog of datasets; then jobs, this site's second service:
 	 * without crun, transfers still run */
-	char catpath[4200];
-	snprintf(catpath, sizeof catpath, "%s/catalog.db", c->state);
-	if (jb_catalog_open(catpath, &cat, &err) < 0) {
+	if (jb_catalog_open(c->state, &cat, &err) < 0) {
 		fprintf(stderr, "jumbod: %s\n", err.msg);
 		jb_server_free(srv);
 		jb_config_free(c);

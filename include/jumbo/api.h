@@ -6,7 +6,7 @@
 #include "jumbo/sched.h"
 #include "jumbo/xfer.h"
 
-/* Bearer tokens of the API (STATE/tokens.db, hashed): "jbt_" + 64 hex. */
+/* Bearer tokens of the API (in the site database, hashed): "jbt_" + 64 hex. */
 #define JB_TOKEN_LEN 68
 struct jb_tokens;
 JB_EXPORT int jb_tokens_open(const char *state, struct jb_tokens **ret, struct jb_error *err);

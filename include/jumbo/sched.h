@@ -1,6 +1,6 @@
 /* jumbo sched: jobs.  A job is a command in a container from an image of
  * the site's store, with datasets of the data root mounted read-only under
- * /data and a workspace at /work.  Jobs are kept in SQLite (STATE/jobs.db)
+ * /data and a workspace at /work.  Jobs are kept in the site database (STATE/site.db)
  * and each runs under its own supervisor (lib/run), so that they survive a
  * restart of jumbod: a restarted daemon re-attaches to the supervisors that
  * still live and reports the others' jobs as lost, with the reason.
@@ -76,7 +76,7 @@ struct jb_landing {
 JB_EXPORT void jb_landing_commit(void *ud, int phase, const struct jb_commit_file *files, size_t n,
 				 const char *origin, const char *session);
 
-/* Durable transfers (STATE/transfers.db), run by jumbod for its clients:
+/* Durable transfers (in the site database), run by jumbod for its clients:
  *   {"op": "send", "sources": [PATH, ...], "dest": "PEER:PATH"}
  *   {"op": "get", "source": "PEER:PATH", "dest": PATH}
  * with "streams", "rate" (bits/s) and "recursive" as jumbo send and get.

@@ -1,4 +1,4 @@
-/* jumbo store: the site's catalog of datasets (SQLite, STATE/catalog.db).
+/* jumbo store: the site database, and in it the catalog of datasets.
  *
  * A dataset is a file of the data root, as it was at one moment: its path,
  * size, whole-file digest (xxh3t:, as transfers report it; SHA-256 too for
@@ -15,8 +15,23 @@
 
 #include "jumbo/base.h"
 
+/* The site database, STATE/site.db (SQLite, WAL): datasets, job inputs,
+ * jobs, durable transfers, API tokens; every durable record of a site but
+ * the resume journal, which the data path writes at line rate and keeps
+ * apart (docs/ARCHITECTURE.md).  jb_store_open opens a new connection in
+ * serialized mode, first bringing the schema up to date (PRAGMA
+ * user_version) and taking in the databases of earlier builds (catalog.db,
+ * jobs.db, transfers.db, tokens.db, renamed NAME.db.imported after). */
+typedef struct sqlite3 sqlite3;
+JB_EXPORT int jb_store_open(const char *state, sqlite3 **ret, struct jb_error *err);
+/* An SQLite result code as an errno value (SQLITE_FULL: ENOSPC...; 0 for
+ * OK, ROW and DONE); jb_store_err sets err to "what: SQLite's message". */
+JB_EXPORT int jb_store_errno(int sqlite_rc);
+JB_EXPORT int jb_store_err(struct jb_error *err, sqlite3 *db, int sqlite_rc, const char *what);
+
 struct jb_catalog;
-JB_EXPORT int jb_catalog_open(const char *path, struct jb_catalog **ret, struct jb_error *err);
+/* The catalog, on its own connection to the site database of state. */
+JB_EXPORT int jb_catalog_open(const char *state, struct jb_catalog **ret, struct jb_error *err);
 JB_EXPORT void jb_catalog_close(struct jb_catalog *c);
 
 struct jb_dataset_in {

@@ -100,10 +100,23 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state, e
 	}
 }
 
+/* What a refusal's errno is in HTTP; anything else is the request's fault
+ * (400).  A site that cannot write its records says so with 507 (the disk
+ * is full) or 503, never with a 2xx. */
+static const struct {
+	int code, status;
+} statuses[] = {
+	{ENOENT, 404},    {EPERM, 403},     {EACCES, 403}, {EALREADY, 409}, {ESTALE, 409}, {EEXIST, 409},
+	{ENODEV, 422},    {EHOSTDOWN, 503}, {EIO, 503},    {EBUSY, 503},    {EROFS, 503},  {ENOMEM, 503},
+	{EAGAIN, 503},    {ENOSPC, 507},    {EDQUOT, 507}, {EPROTO, 500},
+};
+
 static int errno_status(int code)
 {
-	return code == ENOENT ? 404 : code == EPERM || code == EACCES ? 403 : code == EALREADY || code == ESTALE ? 409
-	       : code == ENODEV ? 422 : code == EHOSTDOWN ? 503 : 400;
+	for (size_t i = 0; i < JB_ARRAY_SIZE(statuses); i++)
+		if (statuses[i].code == code)
+			return statuses[i].status;
+	return 400;
 }
 
 /* POST to a collection: the body's JSON handed to submit, 201 and the new

@@ -1,5 +1,5 @@
 /* API tokens: bearer tokens for the REST API, kept as SHA-256 hashes in
- * STATE/tokens.db.  A token is "jbt_" and 64 hex digits (32 random bytes);
+ * the site database.  A token is "jbt_" and 64 hex digits (32 random bytes);
  * it is shown once, when made. */
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -11,34 +11,22 @@
 #include <time.h>
 
 #include "jumbo/api.h"
+#include "jumbo/store.h"
 
 struct jb_tokens {
 	sqlite3 *db;
 };
 
-static const char schema[] = "PRAGMA journal_mode=WAL;"
-			     "CREATE TABLE IF NOT EXISTS token(name TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL,"
-			     " created REAL NOT NULL, last_used REAL);";
-
 int jb_tokens_open(const char *state, struct jb_tokens **ret, struct jb_error *err)
 {
-	char p[4200];
-	snprintf(p, sizeof p, "%s/tokens.db", state);
 	struct jb_tokens *t = calloc(1, sizeof *t);
 	if (!t)
-		return -ENOMEM;
-	char *msg = NULL;
-	if (sqlite3_open_v2(p, &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_exec(t->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-		int r = jb_err(err, EIO, "%s: %s", p, msg ? msg : sqlite3_errmsg(t->db));
-		sqlite3_free(msg);
-		sqlite3_close(t->db);
+		return jb_err(err, ENOMEM, "tokens: out of memory");
+	int r = jb_store_open(state, &t->db, err);
+	if (r < 0) {
 		free(t);
 		return r;
 	}
-	chmod(p, 0600);
-	sqlite3_busy_timeout(t->db, 5000);
 	*ret = t;
 	return 0;
 }
@@ -81,20 +69,26 @@ int jb_tokens_create(struct jb_tokens *t, const char *name, char token[JB_TOKEN_
 	char h[65];
 	hash_of(token, h);
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(t->db, "INSERT INTO token(name, hash, created) VALUES(?,?,?)", -1, &st, NULL) != SQLITE_OK)
-		return jb_err(err, EIO, "tokens: %s", sqlite3_errmsg(t->db));
+	int rc = sqlite3_prepare_v2(t->db, "INSERT INTO token(name, hash, created) VALUES(?,?,?)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return jb_store_err(err, t->db, rc, "tokens");
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, h, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_double(st, 3, (double)ts.tv_sec + ts.tv_nsec / 1e9);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	rc = sqlite3_step(st);
 	explicit_bzero(rnd, sizeof rnd);
-	if (rc == SQLITE_CONSTRAINT)
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		sqlite3_finalize(st);
 		return jb_err(err, EEXIST, "a token named '%s' exists already (jumbo token revoke %s)", name, name);
-	if (rc != SQLITE_DONE)
-		return jb_err(err, EIO, "tokens: %s", sqlite3_errmsg(t->db));
+	}
+	if (rc != SQLITE_DONE) {
+		int r = jb_store_err(err, t->db, rc, "tokens");
+		sqlite3_finalize(st);
+		return r;
+	}
+	sqlite3_finalize(st);
 	return 0;
 }
 
@@ -134,13 +128,17 @@ json_t *jb_tokens_list(struct jb_tokens *t)
 int jb_tokens_revoke(struct jb_tokens *t, const char *name, struct jb_error *err)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(t->db, "DELETE FROM token WHERE name=?", -1, &st, NULL) != SQLITE_OK)
-		return jb_err(err, EIO, "tokens: %s", sqlite3_errmsg(t->db));
+	int rc = sqlite3_prepare_v2(t->db, "DELETE FROM token WHERE name=?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return jb_store_err(err, t->db, rc, "tokens");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		int r = jb_store_err(err, t->db, rc, "tokens");
+		sqlite3_finalize(st);
+		return r;
+	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return jb_err(err, EIO, "tokens: %s", sqlite3_errmsg(t->db));
 	return sqlite3_changes(t->db) ? 0 : jb_err(err, ENOENT, "no token named '%s'", name);
 }
 

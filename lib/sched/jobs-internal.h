@@ -8,8 +8,10 @@
 #include <sqlite3.h>
 
 /* One statement with its parameters bound in order by types: "s" text (NULL
- * binds NULL), "i" int64_t, "d" double.  0, or -EIO logged. */
-int sched_exec(sqlite3 *db, const char *sql, const char *types, ...);
+ * binds NULL), "i" int64_t, "d" double.  0, or a negative errno (ENOSPC for
+ * a full disk) with SQLite's message in err; with err NULL (a thread that
+ * has no caller to tell) the message is logged. */
+int sched_exec(sqlite3 *db, struct jb_error *err, const char *sql, const char *types, ...);
 
 /* Record, as job's inputs, every file of every dataset of spec (with its
  * digest: the catalog's, or computed now). */

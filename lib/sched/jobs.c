@@ -30,19 +30,10 @@ static bool cancelled(struct jb_jobs *j, const char *id);
 
 /* ---- the table ---- */
 
-static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
-	"CREATE TABLE IF NOT EXISTS job("
-	" id TEXT PRIMARY KEY, state INTEGER NOT NULL, spec TEXT NOT NULL, image TEXT NOT NULL,"
-	" digest TEXT, created REAL NOT NULL, started REAL, finished REAL, exit_code INTEGER,"
-	" reason TEXT, sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT,"
-	" address TEXT, backend TEXT, ext_id TEXT, node TEXT, port INTEGER);";
-
 static void set_state(struct jb_jobs *j, const char *id, enum state s, const char *reason)
 {
 	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, "UPDATE job SET state=?, reason=COALESCE(?, reason), finished=CASE WHEN ?>=2 THEN ? ELSE finished END "
+	sched_exec(j->db, NULL, "UPDATE job SET state=?, reason=COALESCE(?, reason), finished=CASE WHEN ?>=2 THEN ? ELSE finished END "
 		"WHERE id=?",
 	     "isids", (int64_t)s, reason, (int64_t)s, jb_wall(), id);
 	pthread_mutex_unlock(&j->lock);
@@ -251,7 +242,7 @@ void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *
 	else if (r.exit_code)
 		snprintf(reason, sizeof reason, "exit status %d", r.exit_code);
 	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, max_memory=? "
+	sched_exec(j->db, NULL, "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, max_memory=? "
 		"WHERE id=?",
 	     "iisddis", (int64_t)s, (int64_t)(r.error[0] ? -1 : r.exit_code), reason[0] ? reason : NULL, r.started,
 	     r.finished, (int64_t)r.max_memory, id);
@@ -424,7 +415,7 @@ static void *start_job(void *arg)
 		}
 	} else if (rc == 0) {
 		pthread_mutex_lock(&j->lock);
-		sched_exec(j->db, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
+		sched_exec(j->db, NULL, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
 		pthread_mutex_unlock(&j->lock);
 		char croot[4200];
 		snprintf(croot, sizeof croot, "%s/crun", j->state);
@@ -465,7 +456,7 @@ static void *start_job(void *arg)
 		char why[160];
 		snprintf(why, sizeof why, "queued in %s (%s job %s)", be->conf->name, be->conf->type, ext);
 		pthread_mutex_lock(&j->lock);
-		sched_exec(j->db, "UPDATE job SET backend=?, ext_id=?, reason=? WHERE id=?", "ssss", be->conf->name, ext, why,
+		sched_exec(j->db, NULL, "UPDATE job SET backend=?, ext_id=?, reason=? WHERE id=?", "ssss", be->conf->name, ext, why,
 			   s->id);
 		pthread_mutex_unlock(&j->lock);
 		jb_log(JB_LOG_INFO, "job %s: %s", s->id, why);
@@ -491,7 +482,7 @@ static void *start_job(void *arg)
 		goto out;
 	}
 	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, "UPDATE job SET state=?, sup_pid=?, started=? WHERE id=? AND state=?", "iidsi", (int64_t)RUNNING,
+	sched_exec(j->db, NULL, "UPDATE job SET state=?, sup_pid=?, started=? WHERE id=? AND state=?", "iidsi", (int64_t)RUNNING,
 	     (int64_t)pid, jb_wall(), s->id, (int64_t)PENDING);
 	pthread_mutex_unlock(&j->lock);
 	jb_log(JB_LOG_INFO, "job %s: running %s (%s)", s->id, img.name, img.digest);
@@ -551,9 +542,9 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	}
 	char *spec = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
 	pthread_mutex_lock(&j->lock);
-	r = spec ? sched_exec(j->db, "INSERT INTO job(id, state, spec, image, created, output) VALUES(?,?,?,?,?,?)", "sissds",
+	r = spec ? sched_exec(j->db, err, "INSERT INTO job(id, state, spec, image, created, output) VALUES(?,?,?,?,?,?)", "sissds",
 			s->id, (int64_t)PENDING, spec, s->spec.image, jb_wall(), clean)
-		 : -ENOMEM;
+		 : jb_err(err, ENOMEM, "out of memory");
 	free(clean);
 	if (r == 0)
 		j->starting++;
@@ -562,7 +553,7 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	if (r < 0) {
 		jb_job_spec_free(&s->spec);
 		free(s);
-		return jb_err(err, -r, "cannot record the job");
+		return err ? jb_err_prefix(err, "cannot record the job") : r;
 	}
 	strcpy(id, s->id);
 	pthread_t t;
@@ -646,11 +637,11 @@ int jb_jobs_kill(struct jb_jobs *j, const char *id, struct jb_error *err)
 	struct jobs_backend *be = bname && strcmp(bname, "local") ? jobs_backend_find(j, bname) : NULL;
 	if (!strcmp(st, "pending") || (!strcmp(st, "running") && be)) {
 		pthread_mutex_lock(&j->lock);
-		sched_exec(j->db, "UPDATE job SET cancel=1 WHERE id=?", "s", id);
+		r = sched_exec(j->db, err, "UPDATE job SET cancel=1 WHERE id=?", "s", id);
 		pthread_mutex_unlock(&j->lock);
 		/* handed to a backend already: it cancels it (the supervisor then
 		 * writes its result), else the start thread sees the flag */
-		if (be && ext && be->ops)
+		if (r == 0 && be && ext && be->ops)
 			r = be->ops->cancel(be, ext, err);
 	} else if (!strcmp(st, "running")) {
 		/* through the pidfd: never a recycled pid */
@@ -796,23 +787,8 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 		r = jb_err(err, errno, "%s: %s", j->jobdir, strerror(errno));
 		goto fail;
 	}
-	snprintf(p, sizeof p, "%s/jobs.db", c->state);
-	char *msg = NULL;
-	if (sqlite3_open_v2(p, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_exec(j->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-		r = jb_err(err, EIO, "%s: %s", p, msg ? msg : sqlite3_errmsg(j->db));
-		sqlite3_free(msg);
+	if ((r = jb_store_open(c->state, &j->db, err)) < 0)
 		goto fail;
-	}
-	sqlite3_busy_timeout(j->db, 5000);
-	/* tables made by an earlier version gain the newer columns */
-	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN output TEXT", NULL, NULL, NULL);
-	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN address TEXT", NULL, NULL, NULL);
-	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN backend TEXT", NULL, NULL, NULL);
-	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN ext_id TEXT", NULL, NULL, NULL);
-	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN node TEXT", NULL, NULL, NULL);
-	sqlite3_exec(j->db, "ALTER TABLE job ADD COLUMN port INTEGER", NULL, NULL, NULL);
 	if ((j->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = jb_err(err, errno, "eventfd: %s", strerror(errno));
 		goto fail;

@@ -97,7 +97,7 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 	snprintf(cidr, sizeof cidr, "%s/30", addr);
 	snprintf(hcidr, sizeof hcidr, "%s/30", host);
 	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
+	sched_exec(j->db, NULL, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
 	pthread_mutex_unlock(&j->lock);
 	snprintf(ns, sizeof ns, "jb-%s", id);
 	snprintf(hostdev, sizeof hostdev, "jb%s", id);

@@ -42,7 +42,7 @@ static void poll_remote(struct jb_jobs *j)
 		    jb_wall() - rows[i].started > rows[i].timeout) {
 			/* no supervisor of jumbo's there: jumbod keeps the timeout */
 			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET cancel=2 WHERE id=?", "s", rows[i].id);
+			sched_exec(j->db, NULL, "UPDATE job SET cancel=2 WHERE id=?", "s", rows[i].id);
 			pthread_mutex_unlock(&j->lock);
 			if (be->ops->cancel(be, rows[i].ext, &err) < 0)
 				jb_log(JB_LOG_WARN, "job %s: over its time limit, and %s", rows[i].id, err.msg);
@@ -58,12 +58,12 @@ static void poll_remote(struct jb_jobs *j)
 		}
 		if (rs.node[0]) {
 			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET node=? WHERE id=?", "ss", rs.node, rows[i].id);
+			sched_exec(j->db, NULL, "UPDATE job SET node=? WHERE id=?", "ss", rs.node, rows[i].id);
 			pthread_mutex_unlock(&j->lock);
 		}
 		if (rs.address[0] && be->ops->networked) { /* where the engine put its port (a notebook) */
 			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET address=?, port=? WHERE id=?", "sis", rs.address,
+			sched_exec(j->db, NULL, "UPDATE job SET address=?, port=? WHERE id=?", "sis", rs.address,
 				   (int64_t)(rs.port ? rs.port : JB_NOTEBOOK_PORT), rows[i].id);
 			pthread_mutex_unlock(&j->lock);
 		}
@@ -78,7 +78,7 @@ static void poll_remote(struct jb_jobs *j)
 			snprintf(why, sizeof why, "running in %s (%s job %s on %s)", be->conf->name, be->conf->type, rows[i].ext,
 				 rs.node[0] ? rs.node : "?");
 			pthread_mutex_lock(&j->lock);
-			sched_exec(j->db, "UPDATE job SET state=?, started=?, reason=? WHERE id=? AND state=?", "idssi",
+			sched_exec(j->db, NULL, "UPDATE job SET state=?, started=?, reason=? WHERE id=? AND state=?", "idssi",
 				   (int64_t)RUNNING, jb_wall(), why, rows[i].id, (int64_t)PENDING);
 			pthread_mutex_unlock(&j->lock);
 			jb_log(JB_LOG_INFO, "job %s: %s", rows[i].id, why);

@@ -3,13 +3,22 @@
 
 #include "jobs-internal.h"
 
-int sched_exec(sqlite3 *db, const char *sql, const char *types, ...)
+/* The site database's message, to err, or to the log when no one asked. */
+static int failed(sqlite3 *db, struct jb_error *err, int rc)
+{
+	struct jb_error mine = {0};
+	int r = jb_store_err(err ? err : &mine, db, rc, "the site database");
+	if (!err)
+		jb_log(JB_LOG_ERROR, "%s", mine.msg);
+	return r;
+}
+
+int sched_exec(sqlite3 *db, struct jb_error *err, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		jb_log(JB_LOG_ERROR, "sched: %s", sqlite3_errmsg(db));
-		return -EIO;
-	}
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return failed(db, err, rc);
 	va_list ap;
 	va_start(ap, types);
 	for (int i = 0; types[i]; i++) {
@@ -28,11 +37,12 @@ int sched_exec(sqlite3 *db, const char *sql, const char *types, ...)
 		}
 	}
 	va_end(ap);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
-		jb_log(JB_LOG_ERROR, "sched: %s", sqlite3_errmsg(db));
-		return -EIO;
+		int r = failed(db, err, rc);
+		sqlite3_finalize(st);
+		return r;
 	}
+	sqlite3_finalize(st);
 	return 0;
 }

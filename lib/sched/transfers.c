@@ -1,5 +1,5 @@
 /* Durable transfers: handed to jumbod (jumbo send --detach, the REST API),
- * kept in STATE/transfers.db, run by a few worker threads with the site's
+ * kept in the site database, run by a few worker threads with the site's
  * own identity, retried with backoff while the peer or the link is down,
  * resumed from the verified blocks after any failure or restart, ended
  * done, failed (with the reason) or cancelled. */
@@ -40,15 +40,6 @@ struct jb_transfers {
 	pthread_t workers[WORKERS];
 	struct active act[WORKERS];
 };
-
-static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
-	"CREATE TABLE IF NOT EXISTS transfer("
-	" id TEXT PRIMARY KEY, op TEXT NOT NULL, request TEXT NOT NULL, peer TEXT NOT NULL, state INTEGER NOT NULL,"
-	" attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL, created REAL NOT NULL, started REAL,"
-	" finished REAL, bytes_total INTEGER, bytes_sent INTEGER, seconds REAL, gbps REAL, files INTEGER,"
-	" error TEXT, cancel INTEGER NOT NULL DEFAULT 0);";
 
 #define TCOLS "id, op, request, peer, state, attempts, next_try, created, started, finished, bytes_total, bytes_sent, seconds, gbps, files, error"
 
@@ -244,7 +235,7 @@ static void *worker(void *arg)
 			json_decref(req);
 			return NULL;
 		}
-		sched_exec(t->db, "UPDATE transfer SET state=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL WHERE id=?",
+		sched_exec(t->db, NULL, "UPDATE transfer SET state=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL WHERE id=?",
 		      "ids", (int64_t)T_RUNNING, jb_wall(), id);
 		memset(a, 0, sizeof *a);
 		snprintf(a->id, sizeof a->id, "%s", id);
@@ -266,7 +257,7 @@ static void *worker(void *arg)
 			sqlite3_finalize(st);
 		}
 		if (r == 0) {
-			sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, seconds=?, gbps=?, files=? "
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, seconds=?, gbps=?, files=? "
 				 "WHERE id=?",
 			      "idiiddis", (int64_t)T_DONE, jb_wall(), (int64_t)res.bytes_total, (int64_t)res.bytes_sent, res.seconds,
 			      res.seconds > 0 ? res.bytes_sent * 8.0 / res.seconds / 1e9 : 0.0, (int64_t)res.files, id);
@@ -274,10 +265,10 @@ static void *worker(void *arg)
 			       (unsigned long long)res.bytes_sent, res.seconds);
 		} else if (t->stop) {
 			/* jumbod is stopping: this goes on at its next start */
-			sched_exec(t->db, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
 			      jb_wall(), "jumbod stopped during the transfer; resuming", id);
 		} else if (cancel) {
-			sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_CANCELLED,
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_CANCELLED,
 			      jb_wall(), "cancelled", id);
 			jb_log(JB_LOG_INFO, "transfer %s: cancelled", id);
 		} else if (transient(err.code ? err.code : -r) && attempts + 1 < MAX_ATTEMPTS) {
@@ -285,11 +276,11 @@ static void *worker(void *arg)
 			for (int i = 0; i < attempts && wait < MAX_BACKOFF; i++)
 				wait *= 2;
 			wait = wait > MAX_BACKOFF ? MAX_BACKOFF : wait;
-			sched_exec(t->db, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
 			      jb_wall() + wait, err.msg, id);
 			jb_log(JB_LOG_WARN, "transfer %s: %s; trying again in %.0f s", id, err.msg, wait);
 		} else {
-			sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_FAILED, jb_wall(),
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_FAILED, jb_wall(),
 			      err.msg[0] ? err.msg : strerror(-r), id);
 			jb_log(JB_LOG_WARN, "transfer %s: failed: %s", id, err.msg);
 		}
@@ -421,11 +412,14 @@ int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_L
 		return -ENOMEM;
 	pthread_mutex_lock(&t->lock);
 	double now = jb_wall();
-	sched_exec(t->db, "INSERT INTO transfer(id, op, request, peer, state, next_try, created) VALUES(?,?,?,?,?,?,?)", "ssssidd",
-	      id, op, text, peer, (int64_t)T_QUEUED, now, now);
-	pthread_cond_broadcast(&t->wake);
+	r = sched_exec(t->db, err, "INSERT INTO transfer(id, op, request, peer, state, next_try, created) VALUES(?,?,?,?,?,?,?)",
+		       "ssssidd", id, op, text, peer, (int64_t)T_QUEUED, now, now);
+	if (r == 0)
+		pthread_cond_broadcast(&t->wake);
 	pthread_mutex_unlock(&t->lock);
 	free(text);
+	if (r < 0)
+		return err ? jb_err_prefix(err, "cannot record the transfer") : r;
 	jb_log(JB_LOG_INFO, "transfer %s: queued (%s to %s)", id, op, peer);
 	return 0;
 }
@@ -439,11 +433,11 @@ int jb_transfers_cancel(struct jb_transfers *t, const char *id, struct jb_error 
 	int r = 0;
 	pthread_mutex_lock(&t->lock);
 	if (!strcmp(s, "queued") || !strcmp(s, "retrying")) {
-		sched_exec(t->db, "UPDATE transfer SET state=?, finished=?, error=?, cancel=1 WHERE id=?", "idss", (int64_t)T_CANCELLED,
-		      jb_wall(), "cancelled", id);
+		r = sched_exec(t->db, err, "UPDATE transfer SET state=?, finished=?, error=?, cancel=1 WHERE id=?", "idss",
+			       (int64_t)T_CANCELLED, jb_wall(), "cancelled", id);
 	} else if (!strcmp(s, "running")) {
-		sched_exec(t->db, "UPDATE transfer SET cancel=1 WHERE id=?", "s", id);
-		for (int i = 0; i < WORKERS; i++)
+		r = sched_exec(t->db, err, "UPDATE transfer SET cancel=1 WHERE id=?", "s", id);
+		for (int i = 0; r == 0 && i < WORKERS; i++)
 			if (t->act[i].used && !strcmp(t->act[i].id, id))
 				t->act[i].cancel = 1;
 	} else {
@@ -467,24 +461,15 @@ int jb_transfers_open(const struct jb_config *c, struct jb_transfers **ret, stru
 	pthread_condattr_destroy(&ca);
 	const char *b = getenv("JUMBO_RETRY_SECONDS"); /* the first wait; doubles, at most 5 minutes */
 	t->backoff = b && atof(b) > 0 ? atof(b) : 2;
-	char p[4200];
-	snprintf(p, sizeof p, "%s/transfers.db", c->state);
-	char *msg = NULL;
 	int r = 0;
 	if (!(t->rootreal = realpath(c->root, NULL)) || !(t->state = strdup(c->state))) {
 		r = jb_err(err, errno ? errno : ENOMEM, "transfers: %s", strerror(errno ? errno : ENOMEM));
 		goto fail;
 	}
-	if (sqlite3_open_v2(p, &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_exec(t->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-		r = jb_err(err, EIO, "%s: %s", p, msg ? msg : sqlite3_errmsg(t->db));
-		sqlite3_free(msg);
+	if ((r = jb_store_open(c->state, &t->db, err)) < 0)
 		goto fail;
-	}
-	sqlite3_busy_timeout(t->db, 5000);
 	/* what was running when jumbod stopped goes on, from its verified blocks */
-	sched_exec(t->db, "UPDATE transfer SET state=?, next_try=?, error=? WHERE state=?", "idsi", (int64_t)T_RETRYING, jb_wall(),
+	sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE state=?", "idsi", (int64_t)T_RETRYING, jb_wall(),
 	      "jumbod stopped during the transfer; resuming", (int64_t)T_RUNNING);
 	for (int i = 0; i < WORKERS; i++) {
 		void **arg = malloc(2 * sizeof *arg);

@@ -1,6 +1,6 @@
-/* The catalog: datasets, and what jobs read.  One SQLite connection in
- * serialized mode (the transfer sessions, the job watcher and the API all
- * write or read it), WAL, synchronous=NORMAL. */
+/* The catalog: datasets, and what jobs read, in the site database.  One
+ * connection in serialized mode (the transfer sessions, the job watcher and
+ * the API all write or read it). */
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -58,39 +58,16 @@ int jb_catalog_batch(struct jb_catalog *c, bool begin)
 	return r;
 }
 
-static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
-	"CREATE TABLE IF NOT EXISTS dataset("
-	" id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL, digest TEXT NOT NULL,"
-	" sha256 TEXT, origin TEXT NOT NULL, source TEXT NOT NULL, source_id TEXT, arrived REAL NOT NULL,"
-	" current INTEGER NOT NULL DEFAULT 1, mtime_ns INTEGER NOT NULL DEFAULT 0,"
-	" pending INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX IF NOT EXISTS dataset_path ON dataset(path, current);"
-	"CREATE INDEX IF NOT EXISTS dataset_source ON dataset(source_id);"
-	"CREATE TABLE IF NOT EXISTS job_input("
-	" job TEXT NOT NULL, path TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY(job, path));";
-
-int jb_catalog_open(const char *path, struct jb_catalog **ret, struct jb_error *err)
+int jb_catalog_open(const char *state, struct jb_catalog **ret, struct jb_error *err)
 {
 	struct jb_catalog *c = calloc(1, sizeof *c);
 	if (!c)
-		return -ENOMEM;
-	char *msg = NULL;
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_exec(c->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-		int r = jb_err(err, EIO, "%s: %s", path, msg ? msg : sqlite3_errmsg(c->db));
-		sqlite3_free(msg);
-		sqlite3_close(c->db);
+		return jb_err(err, ENOMEM, "catalog: out of memory");
+	int r = jb_store_open(state, &c->db, err);
+	if (r < 0) {
 		free(c);
 		return r;
 	}
-	sqlite3_busy_timeout(c->db, 5000);
-	/* tables made by an earlier version gain the newer columns (errors:
-	 * the column is there already) */
-	sqlite3_exec(c->db, "ALTER TABLE dataset ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
-	sqlite3_exec(c->db, "ALTER TABLE dataset ADD COLUMN pending INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
 	*ret = c;
 	return 0;
 }
@@ -118,14 +95,14 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 	int rc = 0;
 	/* one transaction: a path is current exactly once */
 	if (jb_catalog_batch(c, true) < 0)
-		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	/* a pending row leaves the current one as it is */
 	sqlite3_stmt *a = d->pending ? NULL : cstmt(c, CS_UNCURRENT);
 	if (rc == 0 && !d->pending && (!a || (bind_text(a, 1, d->path), sqlite3_step(a) != SQLITE_DONE)))
-		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	sqlite3_stmt *b = rc == 0 ? cstmt(c, CS_INSERT) : NULL;
 	if (rc == 0 && !b)
-		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	if (rc == 0) {
 		bind_text(b, 1, d->path);
 		sqlite3_bind_int64(b, 2, (sqlite3_int64)d->size);
@@ -139,14 +116,14 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 		sqlite3_bind_int(b, 10, !d->pending);
 		sqlite3_bind_int(b, 11, d->pending);
 		if (sqlite3_step(b) != SQLITE_DONE)
-			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+			rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	}
 	if (a)
 		sqlite3_reset(a);
 	if (b)
 		sqlite3_reset(b);
 	if (jb_catalog_batch(c, false) < 0 && rc == 0)
-		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	return rc;
 }
 
@@ -229,25 +206,25 @@ int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest
 {
 	int rc = 0;
 	if (jb_catalog_batch(c, true) < 0)
-		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	static const int on[] = {CS_UNCURRENT, CS_SETTLE_ON, CS_SETTLE_DEL}, gone[] = {CS_SETTLE_DEL};
 	const int *w = ok ? on : gone;
 	size_t n = ok ? 3 : 1;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		sqlite3_stmt *st = cstmt(c, w[i]);
 		if (!st) {
-			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+			rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 			break;
 		}
 		bind_text(st, 1, path);
 		if (sqlite3_bind_parameter_count(st) > 1)
 			bind_text(st, 2, digest);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+			rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 		sqlite3_reset(st);
 	}
 	if (jb_catalog_batch(c, false) < 0 && rc == 0)
-		rc = jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	return rc;
 }
 
@@ -296,11 +273,11 @@ int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO job_input(job, path, digest) VALUES(?,?,?)", -1, &st,
 			       NULL) != SQLITE_OK)
-		return jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+		return jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	bind_text(st, 1, job);
 	bind_text(st, 2, path);
 	bind_text(st, 3, digest);
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -359,7 +336,7 @@ json_t *jb_catalog_sha256(struct jb_catalog *c, const char *root, const char *pr
 		sqlite3_stmt *st2;
 		if (sqlite3_prepare_v2(c->db, "UPDATE dataset SET sha256=? WHERE path=? AND current=1", -1, &st2, NULL) !=
 		    SQLITE_OK) {
-			jb_err(err, EIO, "catalog: %s", sqlite3_errmsg(c->db));
+			jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 			json_decref(list);
 			return NULL;
 		}

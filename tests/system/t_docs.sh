@@ -3,7 +3,8 @@
 # warnings; every option that jumbo --help, each 'jumbo COMMAND --help' and
 # jumbod --help print is in the program's man page; every message type of
 # include/jumbo/wire.h is in docs/PROTOCOL.md with its number; every key the
-# configuration parser knows is in jumbo.conf(5).
+# configuration parser knows is in jumbo.conf(5); the site database's schema
+# is the one docs/ARCHITECTURE.md gives.
 . "$(dirname "$0")/lib.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 PROTO=$SRC/docs/PROTOCOL.md
@@ -94,4 +95,15 @@ ok "$([ "$(words "$keys")" -ge 8 ]; echo $?)" "config.c knows keys: $(oneline "$
 for k in $keys; do
 	printf '%s\n' "$c5" | grep -qE "^ +$k = "; ok $? "jumbo.conf.5 describes the key '$k'"
 done
+
+# --- the site database's schema is the one ARCHITECTURE.md gives ---
+if command -v sqlite3 > /dev/null; then
+	site_new docs
+	"$JUMBO" --config "$T/docs/jumbo.conf" token list > /dev/null 2>&1 # opens (makes) STATE/site.db
+	squash() { tr -d ' \n\t'; }
+	actual=$(sqlite3 "$T/docs/state/site.db" .schema | squash)
+	documented=$(awk '/^```sql$/ { on = 1; n++; next } /^```$/ { on = 0 } on && n == 1' "$SRC/docs/ARCHITECTURE.md" | squash)
+	ok "$([ -n "$actual" ] && [ "$actual" = "$documented" ]; echo $?)" "sqlite3 STATE/site.db .schema is the schema ARCHITECTURE.md gives"
+	[ "$actual" = "$documented" ] || diag "site.db:" "$(sqlite3 "$T/docs/state/site.db" .schema)"
+fi
 done_testing

@@ -6,8 +6,96 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "jumbo/store.h"
 #include "tap.h"
+
+static int sql(const char *path, const char *q)
+{
+	sqlite3 *db;
+	int rc = sqlite3_open(path, &db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, q, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static long long one(sqlite3 *db, const char *q)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* A STATE of the build before the site database: four files, one of them
+ * from before a column was added (the import takes the columns both have). */
+static void upgrade(void)
+{
+	char dir[] = "/tmp/jb-test-upgrade-XXXXXX", p[300];
+	if (!mkdtemp(dir))
+		return;
+	snprintf(p, sizeof p, "%s/catalog.db", dir);
+	sql(p, "PRAGMA journal_mode=WAL;"
+	       "CREATE TABLE dataset(id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL,"
+	       " digest TEXT NOT NULL, sha256 TEXT, origin TEXT NOT NULL, source TEXT NOT NULL, source_id TEXT,"
+	       " arrived REAL NOT NULL, current INTEGER NOT NULL DEFAULT 1);"
+	       "CREATE TABLE job_input(job TEXT NOT NULL, path TEXT NOT NULL, digest TEXT NOT NULL,"
+	       " PRIMARY KEY(job, path));"
+	       "INSERT INTO dataset VALUES(7, 'a.txt', 3, 'xxh3t:0a', NULL, 'kisti', 'transfer', 's1', 1.5, 1);"
+	       "INSERT INTO job_input VALUES('j1', 'a.txt', 'xxh3t:0a');");
+	snprintf(p, sizeof p, "%s/jobs.db", dir);
+	sql(p, "CREATE TABLE job(id TEXT PRIMARY KEY, state INTEGER NOT NULL, spec TEXT NOT NULL, image TEXT NOT NULL,"
+	       " digest TEXT, created REAL NOT NULL, started REAL, finished REAL, exit_code INTEGER, reason TEXT,"
+	       " sup_pid INTEGER, max_memory INTEGER, cancel INTEGER NOT NULL DEFAULT 0, output TEXT);"
+	       "INSERT INTO job(id, state, spec, image, created, exit_code, output) VALUES"
+	       " ('j1', 2, '{}', 'jumbo/minimal', 2.5, 0, 'results/j1');");
+	snprintf(p, sizeof p, "%s/tokens.db", dir);
+	sql(p, "CREATE TABLE token(name TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, created REAL NOT NULL,"
+	       " last_used REAL); INSERT INTO token VALUES('alice', 'ab', 3.5, NULL);");
+	/* (no transfers.db: a site that never had one) */
+	sqlite3 *db = NULL;
+	struct jb_error e = {0};
+	ok(jb_store_open(dir, &db, &e) == 0, "a STATE of the earlier build opens (%s)", e.msg);
+	if (!db)
+		return;
+	is_int((int)one(db, "PRAGMA user_version"), 1, "its schema is the newest");
+	is_int((int)one(db, "SELECT size FROM dataset WHERE id=7 AND path='a.txt' AND pending=0"), 3,
+	       "the dataset came over, with the columns added since at their defaults");
+	is_int((int)one(db, "SELECT count(*) FROM job_input WHERE job='j1'"), 1, "the job's input too");
+	is_int((int)one(db, "SELECT exit_code FROM job WHERE id='j1' AND output='results/j1' AND port IS NULL"), 0,
+	       "the job");
+	is_int((int)one(db, "SELECT count(*) FROM token WHERE name='alice' AND hash='ab'"), 1, "the token");
+	is_int((int)one(db, "SELECT count(*) FROM transfer"), 0, "no transfers: there were none");
+	sqlite3_close(db);
+	snprintf(p, sizeof p, "%s/catalog.db", dir);
+	ok(access(p, F_OK) != 0, "the old catalog.db is gone from its name");
+	snprintf(p, sizeof p, "%s/catalog.db.imported", dir);
+	ok(access(p, F_OK) == 0, "and kept beside as catalog.db.imported");
+	struct stat st;
+	snprintf(p, sizeof p, "%s/site.db", dir);
+	ok(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600, "site.db is 0600 (token hashes, job environments)");
+	/* a second open does nothing more */
+	db = NULL;
+	ok(jb_store_open(dir, &db, &e) == 0 && one(db, "SELECT count(*) FROM dataset") == 1,
+	   "opened again, nothing is taken in twice");
+	sqlite3_close(db);
+	/* a site database of a newer build is not touched */
+	sql(p, "PRAGMA user_version=99");
+	db = NULL;
+	ok(jb_store_open(dir, &db, &e) == -EPROTO && strstr(e.msg, "newer jumbo"), "a newer schema is refused: %s",
+	   e.msg);
+	/* a disk that is full says so */
+	is_int(jb_store_errno(SQLITE_FULL), ENOSPC, "SQLITE_FULL is ENOSPC");
+	is_int(jb_store_errno(SQLITE_IOERR_WRITE), EIO, "an extended I/O error is EIO");
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
 
 static int64_t mtime_of(const char *p)
 {
@@ -20,10 +108,10 @@ int main(void)
 	char dir[] = "/tmp/jb-test-store-XXXXXX", db[256], f[256];
 	if (!mkdtemp(dir))
 		return 1;
-	snprintf(db, sizeof db, "%s/catalog.db", dir);
+	snprintf(db, sizeof db, "%s/site.db", dir);
 	struct jb_catalog *c = NULL;
 	struct jb_error e = {0};
-	ok(jb_catalog_open(db, &c, &e) == 0, "a catalog opens (%s)", e.msg);
+	ok(jb_catalog_open(dir, &c, &e) == 0, "a catalog opens (%s)", e.msg);
 	if (!c)
 		return tap_done();
 	struct jb_dataset_in d = {.path = "run7/a.h5", .size = 3, .digest = "xxh3t:01", .origin = "kisti",
@@ -92,6 +180,7 @@ int main(void)
 	is_str(json_string_value(json_object_get(json_array_get(j, 0), "job")), "job1", "a job's outputs name it");
 	json_decref(j);
 	jb_catalog_close(c);
+	upgrade();
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)

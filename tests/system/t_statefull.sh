@@ -1,0 +1,82 @@
+#!/bin/bash
+# STATE on a full disk: jumbod's STATE is a small tmpfs, filled to the brim
+# while it runs.  Every command that would record something fails, saying
+# the disk is full (jumbo send --detach, jumbo run, jumbo token create), the
+# API answers 5xx and never 201, reads go on, nothing recorded before is
+# lost, and once space is freed the same commands work again.
+. "$(dirname "$0")/lib.sh"
+need crun mmdebstrap sqlite3
+need_root "a tmpfs for STATE needs root"
+the_end() { stop_jobs; cleanup; }
+trap the_end EXIT
+
+two_sites
+image_store "$T/alpha/images"; ok $? "an image store with jumbo/minimal"
+mkdir -p "$T/alpha/small"
+mount -t tmpfs -o size=4m tmpfs "$T/alpha/small"
+mv "$T/alpha/state" "$T/alpha/state.orig"
+sed -i "s|^state = .*|state = $T/alpha/small\nimages = $T/alpha/images|" "$T/alpha/jumbo.conf"
+site_start alpha || exit 1
+export JUMBO_API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
+A() { timeout 60 "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
+API() { curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $(cat "$T/alpha/small/api.token")" "$@"; }
+
+# records made while there is room
+echo one > "$T/alpha/root/one.txt"
+id1=$(A send --detach "$T/alpha/root/one.txt" beta:/in/) && A wait "$id1" 2> /dev/null
+ok $? "with room, a durable transfer is recorded and done"
+A token create before > /dev/null; ok $? "and a token made"
+A run -- true > /dev/null 2>&1; ok $? "and a job run"
+jobs_before=$(A jobs --json | jsonget /dev/stdin 0.id)
+
+# the disk is filled to the last byte.  SQLite may still write a few records
+# into the pages its write-ahead log holds already; each command is tried
+# until it fails, and whatever went in before must be kept.
+head -c 8M /dev/zero > "$T/alpha/small/filler" 2> /dev/null
+dd if=/dev/zero of="$T/alpha/small/filler2" bs=1 count=100000 2> /dev/null
+is "$(df --output=avail -B1 "$T/alpha/small" | tail -1 | tr -d ' ')" 0 "STATE's disk is full"
+full='No space left on device|database or disk is full'
+until_fails() { # CMD...: run it until it fails (at most 200 times); $fits: how often it worked
+	fits=0
+	while [ "$fits" -lt 200 ]; do
+		"$@" > "$T/out" 2> "$T/err" < /dev/null || return 0
+		fits=$((fits + 1))
+		cat "$T/out" >> "$T/made"
+	done
+	return 1
+}
+: > "$T/made"
+until_fails A send --detach "$T/alpha/root/one.txt" beta:/in/again.txt
+ok $? "jumbo send --detach fails on a full STATE ($fits went in first)"
+like "$full" "$(cat "$T/err")" "and says why: $(head -c 160 "$T/err")"
+is "$(cat "$T/out")" "" "and prints no transfer id"
+sent=$(cat "$T/made")
+until_fails A run -- true
+ok $? "jumbo run fails ($fits went in first)"
+like "$full" "$(cat "$T/err")" "and says why: $(head -c 160 "$T/err")"
+until_fails A token create "during$RANDOM"
+ok $? "jumbo token create fails ($fits went in first)"
+like "$full" "$(cat "$T/err")" "and says why: $(head -c 160 "$T/err")"
+code=$(API -X POST -d '{"op":"send","sources":["one.txt"],"dest":"beta:/in/x"}' \
+	"http://$JUMBO_API/api/v1/transfers")
+like '^5[0-9][0-9]$' "$code" "the API answers 5xx ($code), not 201, to a new transfer"
+like "$full" "$(cat "$T/body")" "with the reason in its body"
+
+# reads go on, and what was recorded is there
+is "$(API "http://$JUMBO_API/api/v1/transfers/$id1")" 200 "reads are answered"
+is "$(jsonget "$T/body" state)" done "the transfer recorded before is there"
+is "$(A jobs --json | jsonget /dev/stdin 0.id)" "$jobs_before" "so is the job"
+kill -0 "$(cat "$T/alpha/pid")"; ok $? "jumbod is still running"
+
+# space is freed: everything works again, without a restart
+rm -f "$T/alpha/small/filler" "$T/alpha/small/filler2"
+id2=$(A send --detach "$T/alpha/root/one.txt" beta:/in/again.txt) && A wait "$id2" 2> /dev/null
+ok $? "once space is freed, jumbo send --detach works again"
+is "$(cat "$T/beta/root/in/again.txt" 2>/dev/null)" one "and the file arrives"
+A run -- true > /dev/null 2>&1; ok $? "jumbo run works again"
+A token create after > /dev/null; ok $? "jumbo token create works again"
+like 'before' "$(A token list)" "the token made before the disk filled is there"
+lost=0
+for id in $id1 $sent $id2; do A transfers --json "$id" > /dev/null 2>&1 || lost=$((lost + 1)); done
+is "$lost" 0 "every transfer accepted before, during and after the full disk is recorded"
+done_testing
