@@ -266,12 +266,26 @@ int jb_store_open(const char *state, sqlite3 **ret, struct jb_error *err)
 	if (n < 0 || (size_t)n >= sizeof path)
 		return jb_err(err, ENAMETOOLONG, "%s: the state directory's path is too long", state);
 	sqlite3 *db = NULL;
-	/* made 0600: it holds token hashes and job specs with their environment */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return jb_err(err, errno, "%s: %s", path, strerror(errno));
-	fchmod(fd, 0600);
-	close(fd);
+	/* 0600: it holds token hashes and job specs with their environment
+	 * (SQLite gives its -wal and -shm the database's mode).  Never open and
+	 * close a descriptor of a database another connection of this process
+	 * may have open: closing it drops the process's POSIX locks on the file,
+	 * theirs included.  Made here only when it is not there (no connection
+	 * can have it then); otherwise its mode is set by name. */
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return jb_err(err, errno, "%s: %s", path, strerror(errno));
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return jb_err(err, errno, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	} else if (!S_ISREG(st.st_mode)) {
+		return jb_err(err, EINVAL, "%s: not a regular file", path);
+	} else if ((st.st_mode & 07777) != 0600 && chmod(path, 0600) < 0) {
+		jb_log(JB_LOG_WARN, "%s: cannot make it 0600: %s", path, strerror(errno));
+	}
 	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI, NULL);
 	if (rc != SQLITE_OK) {
 		int r = jb_store_err(err, db, rc, path);
