@@ -55,6 +55,13 @@ JB_EXPORT int jb_catalog_settle(struct jb_catalog *c, const char *path, const ch
  * are one transaction (a landing's group of files); batches nest, and other
  * threads' calls wait for the end of it. */
 JB_EXPORT int jb_catalog_batch(struct jb_catalog *c, bool begin);
+/* Inside a batch: the outermost end rolls it back instead (and returns
+ * -ECANCELED); for a batch that must be all or nothing. */
+JB_EXPORT void jb_catalog_batch_fail(struct jb_catalog *c);
+/* The catalog's connection to the site database, for a caller's own writes
+ * inside a batch: a job's end writes its row and settles its outputs in one
+ * transaction. */
+JB_EXPORT sqlite3 *jb_catalog_db(struct jb_catalog *c);
 /* After a crash: each pending dataset whose file is there with its size and
  * time is settled ok, the others go.  Returns how many were settled ok. */
 JB_EXPORT int jb_catalog_reconcile(struct jb_catalog *c, const char *root);

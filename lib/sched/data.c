@@ -116,8 +116,33 @@ struct outputs {
 	struct jb_catalog *cat;
 	const char *root, *job, *site, *out_rel, *ws;
 	int rootfd;
-	unsigned n;
+	struct jobs_outputs *list;
 };
+
+void jobs_outputs_free(struct jobs_outputs *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		free(o->v[i].path);
+	free(o->v);
+	*o = (struct jobs_outputs){0};
+}
+
+static int list_output(struct jobs_outputs *l, const char *path, const char *digest)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct jobs_output *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n].path = strdup(path)))
+		return -ENOMEM;
+	snprintf(l->v[l->n].digest, sizeof l->v[l->n].digest, "%s", digest);
+	l->n++;
+	return 0;
+}
 
 /* Copy workspace/out/REL to ROOT/OUT/REL through a hidden partial file,
  * hashing it (SHA-256) as it goes, then its xxh3t, then the catalog. */
@@ -179,40 +204,45 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 	struct jb_dataset_in d = {.path = dst_rel, .size = size, .digest = x, .sha256 = sha, .origin = o->site,
 				  .source = "job", .source_id = o->job,
 				  .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, .pending = true};
-	if (r == 0 && jb_catalog_add(o->cat, &d, err) < 0)
+	if (r == 0 && jb_catalog_add(o->cat, &d, err) < 0) {
 		r = -(err->code ? err->code : EIO);
+		o->list->store_failed = true;
+	}
 	bool pending = r == 0;
 	if (r == 0 && renameat(wd, part, wd, base) < 0)
 		r = -errno;
-	if (pending)
-		jb_catalog_settle(o->cat, dst_rel, x, r == 0, NULL);
+	if (pending && r < 0)
+		jb_catalog_settle(o->cat, dst_rel, x, false, NULL);
 	if (r < 0) {
 		unlinkat(wd, part, 0);
 		close(wd);
 		return err->msg[0] ? r : jb_err(err, -r, "output %s: %s", inner, strerror(-r));
 	}
 	close(wd);
-	o->n++;
+	/* it has its name: the job's end settles it */
+	if (list_output(o->list, dst_rel, x) < 0) {
+		jb_catalog_settle(o->cat, dst_rel, x, true, NULL);
+		return jb_err(err, ENOMEM, "output %s: out of memory", inner);
+	}
 	return 0;
 }
 
 int jobs_commit_outputs(struct jb_catalog *cat, const char *root, const char *site, const char *job,
-			const char *workspace, const char *out_rel, unsigned *ret_n, struct jb_error *err)
+			const char *workspace, const char *out_rel, struct jobs_outputs *ret, struct jb_error *err)
 {
 	char p[JB_PATH_MAX + 256];
 	struct stat st;
-	*ret_n = 0;
 	snprintf(p, sizeof p, "%s/out", workspace);
 	if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
 		return 0; /* the job wrote no outputs */
-	struct outputs o = {.cat = cat, .root = root, .job = job, .site = site, .out_rel = out_rel, .ws = workspace};
+	struct outputs o = {.cat = cat, .root = root, .job = job, .site = site, .out_rel = out_rel, .ws = workspace,
+			    .list = ret};
 	o.rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (o.rootfd < 0)
 		return jb_err(err, errno, "%s: %s", root, strerror(errno));
 	size_t count = 0;
 	int r = walk(workspace, "out", one_output, &o, &count, err);
 	close(o.rootfd);
-	*ret_n = o.n;
 	return r;
 }
 

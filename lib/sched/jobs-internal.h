@@ -17,10 +17,24 @@ int sched_exec(sqlite3 *db, struct jb_error *err, const char *sql, const char *t
  * digest: the catalog's, or computed now). */
 int jobs_record_inputs(struct jb_catalog *cat, const char *root, const char *job, const struct jb_job_spec *spec,
 		       struct jb_error *err);
-/* Commit workspace/out/... to ROOT/out_rel/... as datasets of the job;
- * *ret_n files. */
+/* Outputs that have their names in the data root, still pending in the
+ * catalog: the job's end settles them in the transaction that records the
+ * job's end (a crash before it: jb_catalog_reconcile at the next start). */
+struct jobs_output {
+	char *path;
+	char digest[64];
+};
+struct jobs_outputs {
+	struct jobs_output *v;
+	size_t n, cap;
+	bool store_failed; /* the site database refused a record (not the data root a file) */
+};
+void jobs_outputs_free(struct jobs_outputs *o);
+/* Commit workspace/out/... to ROOT/out_rel/... as pending datasets of the
+ * job, each listed in *ret (which the caller frees, also on failure: what
+ * is listed has its name). */
 int jobs_commit_outputs(struct jb_catalog *cat, const char *root, const char *site, const char *job,
-			const char *workspace, const char *out_rel, unsigned *ret_n, struct jb_error *err);
+			const char *workspace, const char *out_rel, struct jobs_outputs *ret, struct jb_error *err);
 /* The digest of the file at rel now: the catalog's while it describes the
  * file (size and time), else computed and recorded as found. */
 int jobs_dataset_digest(struct jb_catalog *cat, const char *root, const char *rel, char digest[64],

@@ -41,6 +41,42 @@ static void set_state(struct jb_jobs *j, const char *id, enum state s, const cha
 		jb_log(JB_LOG_INFO, "job %s: %s%s%s", id, state_names[s], reason ? ": " : "", reason ? reason : "");
 }
 
+/* A job's end is one transaction: its row (state, exit, reason, times) and
+ * its outputs settled as current datasets, on the catalog's connection
+ * (without a catalog, the row alone).  When it cannot be written the job
+ * stays as it was, its outputs pending: the next start reads the
+ * supervisor's result again and jb_catalog_reconcile settles the files. */
+static void record_end(struct jb_jobs *j, const char *id, enum state s, const struct jb_job_result *r, const char *reason,
+		       const struct jobs_outputs *outs)
+{
+	static const char sql[] = "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, "
+				  "max_memory=? WHERE id=?";
+	struct jb_error err = {0};
+	int rc;
+	if (!j->cat) {
+		pthread_mutex_lock(&j->lock);
+		rc = sched_exec(j->db, &err, sql, "iisddis", (int64_t)s, (int64_t)(r->error[0] ? -1 : r->exit_code),
+				reason[0] ? reason : NULL, r->started, r->finished, (int64_t)r->max_memory, id);
+		pthread_mutex_unlock(&j->lock);
+	} else {
+		rc = jb_catalog_batch(j->cat, true);
+		for (size_t i = 0; rc == 0 && i < outs->n; i++)
+			rc = jb_catalog_settle(j->cat, outs->v[i].path, outs->v[i].digest, true, &err);
+		if (rc == 0)
+			rc = sched_exec(jb_catalog_db(j->cat), &err, sql, "iisddis", (int64_t)s,
+					(int64_t)(r->error[0] ? -1 : r->exit_code), reason[0] ? reason : NULL, r->started,
+					r->finished, (int64_t)r->max_memory, id);
+		if (rc < 0)
+			jb_catalog_batch_fail(j->cat);
+		int c = jb_catalog_batch(j->cat, false);
+		if (rc == 0 && c < 0)
+			rc = jb_err(&err, -c, "the site database: %s", strerror(-c));
+	}
+	if (rc < 0)
+		jb_log(JB_LOG_ERROR, "job %s: its end (%s) is not recorded: %s; it is read again at the next start", id,
+		       state_names[s], err.msg);
+}
+
 static json_t *row_json(sqlite3_stmt *st)
 {
 	json_t *spec = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
@@ -211,19 +247,28 @@ void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *
 		       : r.oom ? OOM
 		       : r.exit_code == 0 ? COMPLETED : FAILED;
 	char reason[700] = "";
+	struct jobs_outputs outs = {0};
 	if (s == COMPLETED && j->cat) {
 		/* what the job left in /work/out becomes datasets of the data root */
 		json_t *job = jb_jobs_get(j, id);
 		const char *out = json_string_value(json_object_get(job, "output"));
 		char ws[4300];
 		snprintf(ws, sizeof ws, "%s/workspace", dir);
-		unsigned n = 0;
 		struct jb_error oerr = {0};
-		if (out && jobs_commit_outputs(j->cat, j->rootreal, j->c->name, id, ws, out, &n, &oerr) < 0) {
+		int orc = out ? jobs_commit_outputs(j->cat, j->rootreal, j->c->name, id, ws, out, &outs, &oerr) : 0;
+		if (orc < 0 && outs.store_failed) {
+			/* the site database, not the job: its end waits for the next
+			 * start (what has its name is settled by reconcile then) */
+			jb_log(JB_LOG_ERROR, "job %s: its end (completed) is not recorded: %s; it is read again at the next start",
+			       id, oerr.msg);
+			jobs_outputs_free(&outs);
+			json_decref(job);
+			return;
+		} else if (orc < 0) {
 			s = FAILED;
 			snprintf(reason, sizeof reason, "its outputs could not be committed: %s", oerr.msg);
-		} else if (n) {
-			jb_log(JB_LOG_INFO, "job %s: %u output%s committed under %s", id, n, n == 1 ? "" : "s", out);
+		} else if (outs.n) {
+			jb_log(JB_LOG_INFO, "job %s: %zu output%s committed under %s", id, outs.n, outs.n == 1 ? "" : "s", out);
 		}
 		json_decref(job);
 	}
@@ -241,12 +286,8 @@ void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *
 		snprintf(reason, sizeof reason, "killed by signal %d", r.signal);
 	else if (r.exit_code)
 		snprintf(reason, sizeof reason, "exit status %d", r.exit_code);
-	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, NULL, "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, max_memory=? "
-		"WHERE id=?",
-	     "iisddis", (int64_t)s, (int64_t)(r.error[0] ? -1 : r.exit_code), reason[0] ? reason : NULL, r.started,
-	     r.finished, (int64_t)r.max_memory, id);
-	pthread_mutex_unlock(&j->lock);
+	record_end(j, id, s, &r, reason, &outs);
+	jobs_outputs_free(&outs);
 	jb_log(JB_LOG_INFO, "job %s: %s%s%s", id, state_names[s], reason[0] ? ": " : "", reason);
 	/* the container's writable layer goes; its workspace and logs stay */
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

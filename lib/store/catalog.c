@@ -28,6 +28,7 @@ struct jb_catalog {
 	sqlite3 *db;
 	sqlite3_stmt *st[CS_N];
 	int batch;           /* jb_catalog_batch depth, under the connection's mutex */
+	bool failed;         /* the batch is to be rolled back (jb_catalog_batch_fail) */
 };
 
 /* A cached statement, reset; the connection's mutex held. */
@@ -50,13 +51,27 @@ int jb_catalog_batch(struct jb_catalog *c, bool begin)
 			r = -EIO;
 		return r;
 	}
-	if (--c->batch == 0 && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-		r = -EIO;
+	if (--c->batch == 0) {
+		if (c->failed) {
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			c->failed = false;
+			r = -ECANCELED;
+		} else if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			r = -jb_store_errno(sqlite3_extended_errcode(c->db)) ?: -EIO;
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		}
 	}
 	sqlite3_mutex_leave(sqlite3_db_mutex(c->db));
 	return r;
 }
+
+void jb_catalog_batch_fail(struct jb_catalog *c)
+{
+	if (c->batch)
+		c->failed = true;
+}
+
+sqlite3 *jb_catalog_db(struct jb_catalog *c) { return c->db; }
 
 int jb_catalog_open(const char *state, struct jb_catalog **ret, struct jb_error *err)
 {

@@ -3,7 +3,9 @@
 # while it runs.  Every command that would record something fails, saying
 # the disk is full (jumbo send --detach, jumbo run, jumbo token create), the
 # API answers 5xx and never 201, reads go on, nothing recorded before is
-# lost, and once space is freed the same commands work again.
+# lost, and once space is freed the same commands work again.  Then a job
+# ends while the site database cannot be written: its end (state and
+# outputs) is recorded whole, after a restart, or not at all.
 . "$(dirname "$0")/lib.sh"
 need crun mmdebstrap sqlite3
 need_root "a tmpfs for STATE needs root"
@@ -32,8 +34,12 @@ jobs_before=$(A jobs --json | jsonget /dev/stdin 0.id)
 # the disk is filled to the last byte.  SQLite may still write a few records
 # into the pages its write-ahead log holds already; each command is tried
 # until it fails, and whatever went in before must be kept.
-head -c 8M /dev/zero > "$T/alpha/small/filler" 2> /dev/null
-dd if=/dev/zero of="$T/alpha/small/filler2" bs=1 count=100000 2> /dev/null
+fill() {
+	head -c 8M /dev/zero > "$T/alpha/small/filler" 2> /dev/null
+	dd if=/dev/zero of="$T/alpha/small/filler2" bs=1 count=100000 2> /dev/null
+}
+unfill() { rm -f "$T/alpha/small/filler" "$T/alpha/small/filler2"; }
+fill
 is "$(df --output=avail -B1 "$T/alpha/small" | tail -1 | tr -d ' ')" 0 "STATE's disk is full"
 full='No space left on device|database or disk is full'
 until_fails() { # CMD...: run it until it fails (at most 200 times); $fits: how often it worked
@@ -69,7 +75,7 @@ is "$(A jobs --json | jsonget /dev/stdin 0.id)" "$jobs_before" "so is the job"
 kill -0 "$(cat "$T/alpha/pid")"; ok $? "jumbod is still running"
 
 # space is freed: everything works again, without a restart
-rm -f "$T/alpha/small/filler" "$T/alpha/small/filler2"
+unfill
 id2=$(A send --detach "$T/alpha/root/one.txt" beta:/in/again.txt) && A wait "$id2" 2> /dev/null
 ok $? "once space is freed, jumbo send --detach works again"
 is "$(cat "$T/beta/root/in/again.txt" 2>/dev/null)" one "and the file arrives"
@@ -79,4 +85,30 @@ like 'before' "$(A token list)" "the token made before the disk filled is there"
 lost=0
 for id in $id1 $sent $id2; do A transfers --json "$id" > /dev/null 2>&1 || lost=$((lost + 1)); done
 is "$lost" 0 "every transfer accepted before, during and after the full disk is recorded"
+
+# a job that ends while the site database cannot be written (another
+# process holds its write lock past the 5 s busy timeout): its end is
+# recorded whole or not at all
+jstate() { A jobs --json "$1" | jsonget /dev/stdin state; }
+idj=$(A run --detach -- sh -c 'sleep 2; mkdir -p /work/out; echo r > /work/out/r.txt'); ok $? "a job starts"
+/usr/bin/python3 -c '
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE")
+open(sys.argv[2], "w").close()
+time.sleep(float(sys.argv[3]))' "$T/alpha/small/site.db" "$T/locked" 12 &
+locker=$!
+for _ in $(seq 50); do [ -f "$T/locked" ] && break; sleep 0.1; done
+for _ in $(seq 120); do grep -q "job $idj: its end" "$T/alpha/log" && break; sleep 0.1; done
+like "job $idj: its end .* is not recorded" "$(cat "$T/alpha/log")" "the job ended with the database locked: jumbod says its end is not recorded"
+is "$(jstate "$idj")" running "no half of its end is recorded (still running)"
+is "$(A datasets --json "results/$idj" 2>/dev/null | jsonget /dev/stdin 0.path 2>/dev/null)" "" \
+	"and no output of it is a current dataset"
+kill $locker; wait $locker 2> /dev/null
+kill "$(cat "$T/alpha/pid")"; wait "$(cat "$T/alpha/pid")" 2> /dev/null
+site_start alpha || exit 1
+export JUMBO_API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
+for _ in $(seq 100); do [ "$(jstate "$idj")" = completed ] && break; sleep 0.1; done
+is "$(jstate "$idj")" completed "after a restart, its end is recorded: completed"
+is "$(A datasets --json "results/$idj" | jsonget /dev/stdin 0.path)" "results/$idj/r.txt" "with its output a dataset"
 done_testing
