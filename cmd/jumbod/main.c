@@ -25,6 +25,90 @@ static void on_signal(int sig)
 		jb_server_stop(g_srv);
 }
 
+/* The services of a running site, opened in this order and closed in the
+ * reverse one by site_close, whatever was opened. */
+struct site {
+	struct jb_config *c;
+	struct jb_server *srv;
+	struct jb_catalog *cat;
+	struct jb_tokens *tokens;
+	struct jb_jobs *jobs;
+	struct jb_transfers *transfers;
+	struct jb_api *api;
+	struct jb_landing landing;
+};
+
+static void site_close(struct site *s)
+{
+	jb_api_stop(s->api);
+	/* after the sessions: their commits start jobs */
+	jb_transfers_close(s->transfers); /* those running go on at the next start */
+	jb_jobs_close(s->jobs);           /* running jobs go on under their supervisors */
+	jb_server_free(s->srv);
+	jb_catalog_close(s->cat);
+	jb_tokens_close(s->tokens);
+	jb_config_free(s->c);
+}
+
+/* Open what the site runs.  The catalog and the tokens are needed; jobs
+ * (without crun, say) and durable transfers may be off, with a warning. */
+static int site_open(struct site *s, struct jb_error *err)
+{
+	int r;
+	if ((r = jb_server_new(s->c, &s->srv, err)) < 0 || (r = jb_catalog_open(s->c->state, &s->cat, err)) < 0)
+		return r;
+	if (!realpath(s->c->root, s->landing.rootreal))
+		snprintf(s->landing.rootreal, sizeof s->landing.rootreal, "%s", s->c->root);
+	int settled = jb_catalog_reconcile(s->cat, s->landing.rootreal);
+	if (settled > 0)
+		jb_log(JB_LOG_INFO, "catalog: %d file%s committed just before a stop recorded", settled,
+		       settled == 1 ? "" : "s");
+	if ((r = jb_tokens_open(s->c->state, &s->tokens, err)) < 0 ||
+	    (r = jb_tokens_site_token(s->tokens, s->c->state, err)) < 0)
+		return r;
+	struct jb_error soft = {0};
+	if (jb_jobs_open(s->c, "/proc/self/exe", s->cat, &s->jobs, &soft) < 0)
+		jb_log(JB_LOG_WARN, "%s; jobs are off", soft.msg);
+	memset(&soft, 0, sizeof soft);
+	/* the first wait before a retry (then doubling, at most 5 minutes) */
+	const char *b = getenv("JUMBO_RETRY_SECONDS");
+	double backoff = b && atof(b) > 0 ? atof(b) : 2;
+	if (jb_transfers_open(s->c, backoff, &s->transfers, &soft) < 0)
+		jb_log(JB_LOG_WARN, "%s; durable transfers are off", soft.msg);
+	s->landing.c = s->c;
+	s->landing.cat = s->cat;
+	s->landing.jobs = s->jobs;
+	jb_server_on_commit(s->srv, jb_landing_commit, &s->landing);
+	if (s->c->api && *s->c->api && strcmp(s->c->api, "off") &&
+	    (r = jb_api_start(s->c, &(struct jb_api_services){s->srv, s->jobs, s->cat, s->tokens, s->transfers},
+			      &s->api, err)) < 0)
+		return r;
+	return 0;
+}
+
+/* The ready file: the ports and the pid, written whole (a temporary file,
+ * synced and renamed) so that a reader never sees half of it. */
+static int write_ready(const char *ready, const struct site *s, struct jb_error *err)
+{
+	char tmp[4200];
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", ready) >= sizeof tmp)
+		return jb_err(err, ENAMETOOLONG, "%s: path too long", ready);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return jb_err(err, errno, "%s: %s", tmp, strerror(errno));
+	int bad = fprintf(f, "{\"listen\": %d, \"api\": %d, \"pid\": %d}\n", jb_server_port(s->srv),
+			  s->api ? jb_api_port(s->api) : 0, (int)getpid()) < 0;
+	bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+	int e = errno;
+	bad |= fclose(f) != 0;
+	if (bad || rename(tmp, ready) < 0) {
+		e = bad ? (e ? e : EIO) : errno;
+		unlink(tmp);
+		return jb_err(err, e, "%s: %s", ready, strerror(e));
+	}
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: jumbod --config FILE [--check] [--ready-file FILE] [-v|-q]\n"
@@ -77,20 +161,15 @@ int main(int argc, char **argv)
 	}
 	jb_log_set(jb_log_stderr, "jumbod", lvl);
 	struct jb_error err = {0};
-	struct jb_config *c = NULL;
-	if (jb_config_load(config, &c, &err) < 0 || jb_config_check_daemon(c, &err) < 0) {
-		fprintf(stderr, "jumbod: %s\n", err.msg);
-		jb_config_free(c);
-		return 1;
-	}
+	static struct site site; /* the landing hook holds a pointer into it until the end */
+	if (jb_config_load(config, &site.c, &err) < 0 || jb_config_check_daemon(site.c, &err) < 0)
+		goto fail;
+	struct jb_config *c = site.c;
 	if (check) {
 		uint8_t fp[32];
 		char f[72];
-		if (jb_identity_fingerprint(c->identity, fp, &err) < 0) {
-			fprintf(stderr, "jumbod: %s\n", err.msg);
-			jb_config_free(c);
-			return 1;
-		}
+		if (jb_identity_fingerprint(c->identity, fp, &err) < 0)
+			goto fail;
 		jb_fp_format(fp, f);
 		printf("%s: ok (site %s, %s, %zu peers)\n", config, c->name, f, c->npeers);
 		jb_config_free(c);
@@ -106,95 +185,31 @@ int main(int argc, char **argv)
 	 * has its share: the API's 64 connections, the databases, listeners,
 	 * logs and the jobs' pipes. */
 	jb_fds_init(JUMBOD_FDS_RESERVE);
-	struct jb_server *srv = NULL;
-	struct jb_api *api = NULL;
-	struct jb_jobs *jobs = NULL;
-	struct jb_catalog *cat = NULL;
-	struct jb_tokens *tokens = NULL;
-	struct jb_transfers *transfers = NULL;
-	static struct jb_landing landing;
-	if (jb_server_new(c, &srv, &err) < 0) {
-		fprintf(stderr, "jumbod: %s\n", err.msg);
-		jb_config_free(c);
-		return 1;
-	}
-	/* the catalog of datasets; then jobs, this site's second service:
-	 * without crun, transfers still run */
-	if (jb_catalog_open(c->state, &cat, &err) < 0) {
-		fprintf(stderr, "jumbod: %s\n", err.msg);
-		jb_server_free(srv);
-		jb_config_free(c);
-		return 1;
-	}
-	if (!realpath(c->root, landing.rootreal))
-		snprintf(landing.rootreal, sizeof landing.rootreal, "%s", c->root);
-	int settled = jb_catalog_reconcile(cat, landing.rootreal);
-	if (settled > 0)
-		jb_log(JB_LOG_INFO, "catalog: %d file%s committed just before a stop recorded", settled,
-		       settled == 1 ? "" : "s");
-	if (jb_tokens_open(c->state, &tokens, &err) < 0 || jb_tokens_site_token(tokens, c->state, &err) < 0) {
-		fprintf(stderr, "jumbod: %s\n", err.msg);
-		jb_tokens_close(tokens);
-		jb_catalog_close(cat);
-		jb_server_free(srv);
-		jb_config_free(c);
-		return 1;
-	}
-	if (jb_jobs_open(c, "/proc/self/exe", cat, &jobs, &err) < 0) {
-		jb_log(JB_LOG_WARN, "%s; jobs are off", err.msg);
-		memset(&err, 0, sizeof err);
-	}
-	if (jb_transfers_open(c, &transfers, &err) < 0) {
-		jb_log(JB_LOG_WARN, "%s; durable transfers are off", err.msg);
-		memset(&err, 0, sizeof err);
-	}
-	landing.c = c;
-	landing.cat = cat;
-	landing.jobs = jobs;
-	jb_server_on_commit(srv, jb_landing_commit, &landing);
-	if (c->api && *c->api && strcmp(c->api, "off") && jb_api_start(c, &(struct jb_api_services){srv, jobs, cat, tokens, transfers}, &api, &err) < 0) {
-		fprintf(stderr, "jumbod: %s\n", err.msg);
-		jb_transfers_close(transfers);
-		jb_jobs_close(jobs);
-		jb_catalog_close(cat);
-		jb_tokens_close(tokens);
-		jb_server_free(srv);
-		jb_config_free(c);
-		return 1;
-	}
-	g_srv = srv;
+	if (site_open(&site, &err) < 0)
+		goto fail;
+	g_srv = site.srv;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	jb_log(JB_LOG_INFO, "site %s: transfers on %s (port %d), API on %s, data root %s", c->name, c->listen,
-	       jb_server_port(srv), api ? c->api : "off", c->root);
-	if (ready) {
-		char tmp[4200];
-		snprintf(tmp, sizeof tmp, "%s.tmp", ready);
-		FILE *f = fopen(tmp, "we");
-		if (f) {
-			fprintf(f, "{\"listen\": %d, \"api\": %d, \"pid\": %d}\n", jb_server_port(srv),
-				api ? jb_api_port(api) : 0, (int)getpid());
-			fclose(f);
-			rename(tmp, ready);
-		}
-	}
-	jb_server_run(srv);
+	       jb_server_port(site.srv), site.api ? c->api : "off", c->root);
+	if (ready && write_ready(ready, &site, &err) < 0)
+		goto fail;
+	jb_server_run(site.srv);
 	jb_log(JB_LOG_INFO, "site %s: stopping", c->name);
-	jb_api_stop(api);
-	if (jb_server_drain(srv, DRAIN_MS) < 0) {
+	jb_api_stop(site.api);
+	site.api = NULL;
+	if (jb_server_drain(site.srv, DRAIN_MS) < 0) {
 		/* threads still hold the journal and TLS state: leave without the
 		 * exit handlers that would tear those down under them */
 		jb_log(JB_LOG_WARN, "site %s: stopped without waiting for the rest", c->name);
 		_exit(0);
 	}
-	/* after the sessions: their commits start jobs */
-	jb_transfers_close(transfers); /* those running go on at the next start */
-	jb_jobs_close(jobs); /* running jobs go on under their supervisors */
 	jb_log(JB_LOG_INFO, "site %s: stopped", c->name);
-	jb_server_free(srv);
-	jb_catalog_close(cat);
-	jb_tokens_close(tokens);
-	jb_config_free(c);
+	site_close(&site);
 	return 0;
+fail:
+	fprintf(stderr, "jumbod: %s\n", err.msg[0] ? err.msg : "cannot start");
+	site_close(&site);
+	return 1;
 }

@@ -81,12 +81,13 @@ JB_EXPORT void jb_landing_commit(void *ud, int phase, const struct jb_commit_fil
  *   {"op": "get", "source": "PEER:PATH", "dest": PATH}
  * with "streams", "rate" (bits/s) and "recursive" as jumbo send and get.
  * Paths are below the data root (relative, or absolute inside it).  States:
- * queued, running, retrying (the peer or the link is down: again after 2 s,
- * doubling, at most 5 minutes, 30 attempts), done, failed (with the
- * reason), cancelled.  Survives restarts: a transfer that was running
- * resumes from its verified blocks. */
+ * queued, running, retrying (the peer or the link is down: again after
+ * backoff seconds (2 when 0), doubling, at most 5 minutes, 30 attempts),
+ * done, failed (with the reason), cancelled.  Survives restarts: a transfer
+ * that was running resumes from its verified blocks. */
 struct jb_transfers;
-JB_EXPORT int jb_transfers_open(const struct jb_config *c, struct jb_transfers **ret, struct jb_error *err);
+JB_EXPORT int jb_transfers_open(const struct jb_config *c, double backoff, struct jb_transfers **ret,
+				struct jb_error *err);
 JB_EXPORT void jb_transfers_close(struct jb_transfers *t);
 JB_EXPORT int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_LEN + 1],
 				  struct jb_error *err);

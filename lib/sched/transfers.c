@@ -448,7 +448,7 @@ int jb_transfers_cancel(struct jb_transfers *t, const char *id, struct jb_error 
 	return r;
 }
 
-int jb_transfers_open(const struct jb_config *c, struct jb_transfers **ret, struct jb_error *err)
+int jb_transfers_open(const struct jb_config *c, double backoff, struct jb_transfers **ret, struct jb_error *err)
 {
 	struct jb_transfers *t = calloc(1, sizeof *t);
 	if (!t)
@@ -459,8 +459,7 @@ int jb_transfers_open(const struct jb_config *c, struct jb_transfers **ret, stru
 	pthread_condattr_init(&ca);
 	pthread_cond_init(&t->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	const char *b = getenv("JUMBO_RETRY_SECONDS"); /* the first wait; doubles, at most 5 minutes */
-	t->backoff = b && atof(b) > 0 ? atof(b) : 2;
+	t->backoff = backoff > 0 ? backoff : 2; /* the first wait; doubles, at most 5 minutes */
 	int r = 0;
 	if (!(t->rootreal = realpath(c->root, NULL)) || !(t->state = strdup(c->state))) {
 		r = jb_err(err, errno ? errno : ENOMEM, "transfers: %s", strerror(errno ? errno : ENOMEM));
