@@ -80,34 +80,24 @@ static int open_store(struct cli *g, const struct image_opts *io, struct jb_oci_
 	return 0;
 }
 
-/* Credentials for the registry of name: --creds, else the environment,
- * else the configuration's [registry HOST] (when there is a configuration). */
+/* Options for the registry of name: jb_registry_opts_for with --creds, else
+ * this command's environment, as the caller's credentials, and the
+ * configuration's [registry HOST] (when there is a configuration). */
 static void reg_opts(const struct image_opts *io, const char *name, struct jb_registry_opts *o)
 {
 	static struct jb_config *c;
 	static bool tried;
-	memset(o, 0, sizeof *o);
-	o->user = io->user ? io->user : getenv("JUMBO_REGISTRY_USER");
-	o->password = io->password ? io->password : getenv("JUMBO_REGISTRY_PASSWORD");
-	o->insecure = io->insecure;
+	const char *user = io->user ? io->user : getenv("JUMBO_REGISTRY_USER");
+	const char *password = io->user ? io->password : getenv("JUMBO_REGISTRY_PASSWORD");
 	struct jb_oci_ref ref;
-	if (jb_oci_ref_parse(name, &ref, NULL) < 0 || !ref.host[0])
-		return;
-	if (!tried) {
+	bool remote = jb_oci_ref_parse(name, &ref, NULL) == 0 && ref.host[0];
+	if (remote && !tried) {
 		tried = true;
 		const char *path = io->cli->config_path ? io->cli->config_path : getenv("JUMBO_CONFIG");
 		if (path && *path)
 			jb_config_load(path, &c, NULL);
 	}
-	const struct jb_registry_conf *rc = c ? jb_config_registry(c, ref.host) : NULL;
-	if (!rc)
-		return;
-	if (!io->user && !getenv("JUMBO_REGISTRY_USER")) {
-		o->user = rc->user;
-		o->password = rc->password;
-	}
-	o->ca_file = rc->ca;
-	o->insecure |= rc->insecure;
+	jb_registry_opts_for(remote ? c : NULL, remote ? ref.host : NULL, user, password, io->insecure, o);
 }
 
 static int64_t image_size(const struct jb_oci_image *img)

@@ -7,6 +7,8 @@
 #pragma once
 #include "jumbo/base.h"
 
+struct jb_config;
+
 #define JB_OCI_MAX_DOC (4u << 20)     /* a manifest, index or config: registries refuse more */
 #define JB_OCI_MAX_LAYERS 1024        /* layers of one image (overlayfs stacks far fewer) */
 #define JB_OCI_MAX_MANIFESTS 1024     /* entries of one index */
@@ -134,6 +136,18 @@ struct jb_registry_opts {
 	bool (*cancelled)(void *ud);  /* asked while a request waits or moves: true ends it (-ECANCELED); may be NULL */
 	void *cancel_ud;
 };
+/* The options for host, by one rule everywhere (CLI, jobs, backends):
+ * credentials given by the caller (user not NULL: the command line's
+ * --creds or its own environment) come first, then the [registry HOST]
+ * section of c for that host alone, else none; the CA and insecure come
+ * from [registry HOST], insecure also when the caller asks.  The rest of *o
+ * is zeroed.  c may be NULL; a daemon gives no credentials of its own. */
+JB_EXPORT void jb_registry_opts_for(const struct jb_config *c, const char *host, const char *user,
+				    const char *password, bool insecure, struct jb_registry_opts *o);
+/* host ("name", "name:port", "[v6]:port") names a loopback address as a
+ * whole: localhost, 127.0.0.0/8 or ::1 (the only hosts spoken to in plain
+ * HTTP without insecure; "127.evil" and "localhost.evil" are not). */
+JB_EXPORT bool jb_host_is_loopback(const char *host);
 struct jb_registry;
 JB_EXPORT int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct jb_registry **ret,
 			       struct jb_error *err);

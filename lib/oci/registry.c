@@ -3,6 +3,7 @@
  * pushed monolithically or in chunks, and the two ways registries ask for
  * credentials (Basic, and Bearer tokens from the realm they name).  One
  * libcurl handle per registry, so connections are kept. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -12,6 +13,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "jumbo/config.h"
 #include "oci-internal.h"
 
 #define ACCEPT_MANIFESTS                                                                                         \
@@ -62,9 +64,49 @@ struct resp {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static bool is_loopback(const char *host)
+/* host ("name", "name:port", "[v6]:port") is a loopback address: localhost,
+ * 127.0.0.0/8 or ::1, the whole name (not "127.evil" nor "localhost.evil") */
+bool jb_host_is_loopback(const char *host)
 {
-	return !strncmp(host, "127.", 4) || !strncmp(host, "localhost", 9) || !strncmp(host, "[::1]", 5);
+	char name[256];
+	size_t n;
+	if (host[0] == '[') {
+		n = strcspn(host + 1, "]");
+		if (host[1 + n] != ']' || n >= sizeof name)
+			return false;
+		memcpy(name, host + 1, n);
+	} else {
+		const char *colon = strchr(host, ':');
+		/* a bare IPv6 address has more than one colon: no port then */
+		n = colon && strchr(colon + 1, ':') ? strlen(host) : strcspn(host, ":");
+		if (n >= sizeof name)
+			return false;
+		memcpy(name, host, n);
+	}
+	name[n] = 0;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, name, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return !strcasecmp(name, "localhost");
+}
+
+void jb_registry_opts_for(const struct jb_config *c, const char *host, const char *user, const char *password,
+			  bool insecure, struct jb_registry_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	const struct jb_registry_conf *rc = c && host ? jb_config_registry(c, host) : NULL;
+	if (user) {
+		o->user = user;
+		o->password = password;
+	} else if (rc) {
+		o->user = rc->user;
+		o->password = rc->password;
+	}
+	o->ca_file = rc ? rc->ca : NULL;
+	o->insecure = insecure || (rc && rc->insecure);
 }
 
 int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct jb_registry **ret,
@@ -77,7 +119,7 @@ int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct 
 	if (!r)
 		return -ENOMEM;
 	snprintf(r->host, sizeof r->host, "%s", host);
-	bool plain = o && o->insecure ? true : is_loopback(host);
+	bool plain = o && o->insecure ? true : jb_host_is_loopback(host);
 	snprintf(r->base, sizeof r->base, "%s://%s", plain ? "http" : "https", host);
 	if (o && o->user && !(r->user = strdup(o->user)))
 		goto nomem;

@@ -410,19 +410,12 @@ static void *start_job(void *arg)
 			/* not here: from its registry, if it names one */
 			struct jb_oci_ref ref;
 			if (jb_oci_ref_parse(s->spec.image, &ref, NULL) == 0 && ref.host[0]) {
-				/* credentials: [registry HOST], else the daemon's environment */
-				const struct jb_registry_conf *rconf = jb_config_registry(j->c, ref.host);
+				/* credentials: [registry HOST] for that host, else none */
 				struct pull_cancel pc = {.j = j, .id = s->id};
-				struct jb_registry_opts o = {.user = getenv("JUMBO_REGISTRY_USER"),
-							     .password = getenv("JUMBO_REGISTRY_PASSWORD"),
-							     .cancelled = pull_cancelled,
-							     .cancel_ud = &pc};
-				if (rconf) {
-					o.user = rconf->user;
-					o.password = rconf->password;
-					o.ca_file = rconf->ca;
-					o.insecure = rconf->insecure;
-				}
+				struct jb_registry_opts o;
+				jb_registry_opts_for(j->c, ref.host, NULL, NULL, false, &o);
+				o.cancelled = pull_cancelled;
+				o.cancel_ud = &pc;
 				memset(&err, 0, sizeof err);
 				jb_log(JB_LOG_INFO, "job %s: pulling %s", s->id, s->spec.image);
 				rc = jb_oci_pull(store, s->spec.image, &o, &img, &err);

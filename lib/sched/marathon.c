@@ -148,9 +148,8 @@ static int image_ref(struct marathon *m, const struct remote_job *rj, char *out,
 		return r;
 	char host[256];
 	snprintf(host, sizeof host, "%.*s", (int)strcspn(m->registry, "/"), m->registry);
-	const struct jb_registry_conf *rc = jb_config_registry(rj->c, host);
-	struct jb_registry_opts o = {.user = rc ? rc->user : NULL, .password = rc ? rc->password : NULL,
-				     .ca_file = rc ? rc->ca : NULL, .insecure = rc && rc->insecure};
+	struct jb_registry_opts o;
+	jb_registry_opts_for(rj->c, host, NULL, NULL, false, &o);
 	char digest[JB_OCI_DIGEST_MAX];
 	struct jb_oci_push_stats ps;
 	r = jb_oci_push(store, rj->spec->image, out, &o, 0, digest, &ps, err);

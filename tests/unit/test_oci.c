@@ -5,11 +5,39 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jumbo/config.h"
 #include "jumbo/oci.h"
 #include "tap.h"
 
 #define D64 "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define D64B "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+/* Registry credentials: one rule, and plain HTTP to loopback alone. */
+static void registry_rules(void)
+{
+	static const char conf[] = "[site]\nname = a\nidentity = /nonexistent\nroot = /tmp\nstate = /tmp\n"
+				   "[registry reg.example:5000]\nuser = site\npassword = s3cret\ninsecure = true\n";
+	struct jb_config *c = NULL;
+	struct jb_error e = {0};
+	ok(jb_config_parse(conf, "test.conf", &c, &e) == 0, "a configuration with a [registry] section (%s)", e.msg);
+	struct jb_registry_opts o;
+	jb_registry_opts_for(c, "reg.example:5000", NULL, NULL, false, &o);
+	ok(o.user && !strcmp(o.user, "site") && o.insecure, "no credentials given: the section's, for its host");
+	jb_registry_opts_for(c, "other.example", NULL, NULL, false, &o);
+	ok(!o.user && !o.password && !o.insecure, "another host gets none of them");
+	jb_registry_opts_for(c, "reg.example:5000", "me", "pw", false, &o);
+	ok(!strcmp(o.user, "me") && !strcmp(o.password, "pw") && o.insecure, "given credentials come first");
+	jb_registry_opts_for(NULL, NULL, NULL, NULL, true, &o);
+	ok(!o.user && o.insecure, "without a configuration: anonymous");
+	jb_config_free(c);
+	static const char *const yes[] = {"localhost", "localhost:5000", "127.0.0.1:5000", "127.9.8.7", "[::1]:5000", "::1"};
+	static const char *const no[] = {"127.evil", "localhost.evil:5000", "127.0.0.1.evil", "[::2]:5000", "10.0.0.1",
+					 "localhostx", "[::1"};
+	for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+		ok(jb_host_is_loopback(yes[i]), "%s is loopback", yes[i]);
+	for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+		ok(!jb_host_is_loopback(no[i]), "%s is not", no[i]);
+}
 
 static int parse(const char *doc, const char *ctype, struct jb_oci_manifest *m, struct jb_error *e)
 {
@@ -163,6 +191,7 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "test $(ls -A %s/blobs/sha256 | wc -l) = 1", dir);
 	ok(system(cmd) == 0, "nothing but the one good blob is left, no temporary files");
 	jb_oci_store_close(st);
+	registry_rules();
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", dir);
