@@ -1,6 +1,7 @@
 /* The REST API: the site's health, identity and peers, jobs (submit, list,
- * inspect, cancel, logs), and Prometheus metrics.  Listens on loopback
- * unless configured otherwise (docs/api.md). */
+ * inspect, cancel, logs), durable transfers, datasets and provenance, the
+ * dashboard's files, and Prometheus metrics (metrics.c), routed by one
+ * table.  Listens on loopback unless configured otherwise (docs/api.md). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -11,7 +12,7 @@
 #include <strings.h>
 
 #include "jb_version.h"
-#include "jumbo/api.h"
+#include "api-internal.h"
 
 #define MAX_BODY (1u << 20)
 #define API_THREADS 4
@@ -156,154 +157,361 @@ static int submit_transfer(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 }
 static json_t *get_transfer(void *svc, const char *id) { return jb_transfers_get(svc, id); }
 
-/* "/ID[/SUB]" after a collection's path: the id, and *sub at what follows */
-static bool split_id(const char *rest, char id[64], const char **sub)
+/* ---- the routes ---- */
+
+/* A request, as a handler sees it. */
+struct req {
+	struct jb_api *a;
+	struct MHD_Connection *conn;
+	const char *url, *method;
+	struct body *b;
+	char id[64]; /* the pattern's :id segment */
+};
+typedef enum MHD_Result (*handler_fn)(struct req *q);
+
+/* Who may call a route: anyone, or the holder of a token.  (The column
+ * that per-token scopes will refine.) */
+enum scope { SCOPE_PUBLIC, SCOPE_TOKEN };
+
+static const char *query(struct req *q, const char *key)
 {
-	if (*rest != '/')
+	return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static enum MHD_Result no_jobs(struct req *q)
+{
+	return error_json(q->conn, 503, "jobs are not available on this site (see the daemon's log)");
+}
+static enum MHD_Result no_transfers(struct req *q)
+{
+	return error_json(q->conn, 503, "transfers are not available on this site (see the daemon's log)");
+}
+
+static enum MHD_Result h_health(struct req *q)
+{
+	struct jb_server_stats st;
+	jb_server_stats(q->a->srv, &st);
+	return reply_json(q->conn, 200,
+			  json_pack("{s:s, s:s, s:s, s:s, s:I}", "status", "ok", "site", q->a->c->name, "version", JB_VERSION,
+				    "fingerprint", q->a->fp, "sessions", (json_int_t)st.sessions));
+}
+
+static enum MHD_Result h_peers(struct req *q)
+{
+	const struct jb_config *c = q->a->c;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < c->npeers; i++) {
+		char f[72];
+		jb_fp_format(c->peers[i].fp, f);
+		json_array_append_new(arr, json_pack("{s:s, s:s?, s:s}", "name", c->peers[i].name, "address",
+						     c->peers[i].address, "fingerprint", f));
+	}
+	return reply_json(q->conn, 200, json_pack("{s:o}", "peers", arr));
+}
+
+static enum MHD_Result h_metrics(struct req *q)
+{
+	char *body = api_metrics(q->a->srv, q->a->transfers, q->a->jobs);
+	if (!body)
+		return MHD_NO;
+	return reply(q->conn, 200, "text/plain; version=0.0.4", body);
+}
+
+static enum MHD_Result h_asset(struct req *q)
+{
+	enum MHD_Result r;
+	if (serve_asset(q->conn, q->url, &r))
+		return r;
+	return error_json(q->conn, 404, "not found");
+}
+
+static enum MHD_Result h_jobs_list(struct req *q)
+{
+	if (!q->a->jobs)
+		return no_jobs(q);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "jobs", jb_jobs_list(q->a->jobs)));
+}
+
+static enum MHD_Result h_jobs_new(struct req *q)
+{
+	if (!q->a->jobs)
+		return no_jobs(q);
+	return post_new(q->conn, q->b, q->a->jobs, submit_job, get_job);
+}
+
+static enum MHD_Result h_job_get(struct req *q)
+{
+	if (!q->a->jobs)
+		return no_jobs(q);
+	json_t *job = jb_jobs_get(q->a->jobs, q->id);
+	if (!job)
+		return error_json(q->conn, 404, "no such job");
+	if (q->a->cat) {
+		json_object_set_new(job, "inputs", jb_catalog_inputs(q->a->cat, q->id));
+		json_object_set_new(job, "outputs", jb_catalog_outputs(q->a->cat, q->id));
+	}
+	return reply_json(q->conn, 200, job);
+}
+
+static enum MHD_Result h_job_kill(struct req *q)
+{
+	if (!q->a->jobs)
+		return no_jobs(q);
+	struct jb_error err = {0};
+	int r = jb_jobs_kill(q->a->jobs, q->id, &err);
+	if (r < 0)
+		return error_json(q->conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+	return reply_json(q->conn, 202, json_pack("{s:s, s:s}", "id", q->id, "status", "cancelling"));
+}
+
+static enum MHD_Result h_job_rerun(struct req *q)
+{
+	if (!q->a->jobs)
+		return no_jobs(q);
+	struct jb_error err = {0};
+	char nid[JB_JOB_ID_LEN + 1];
+	int r = jb_jobs_rerun(q->a->jobs, q->id, nid, &err);
+	if (r < 0)
+		return error_json(q->conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+	json_t *nj = jb_jobs_get(q->a->jobs, nid);
+	return reply_json(q->conn, 201, nj ? nj : json_pack("{s:s}", "id", nid));
+}
+
+/* A chunk of a job's stdout or stderr from ?offset=, with the job's state
+ * (read first: bytes read after it are all there are when it is final) and
+ * the next offset in headers. */
+static enum MHD_Result h_job_logs(struct req *q)
+{
+	if (!q->a->jobs)
+		return no_jobs(q);
+	json_t *j = jb_jobs_get(q->a->jobs, q->id);
+	if (!j)
+		return error_json(q->conn, 404, "no such job");
+	char state[32];
+	snprintf(state, sizeof state, "%s", json_string_value(json_object_get(j, "state")));
+	json_decref(j);
+	const char *stream = query(q, "stream"), *off = query(q, "offset");
+	char path[4300];
+	if (jb_jobs_log_path(q->a->jobs, q->id, stream ? stream : "stdout", path, sizeof path) < 0)
+		return error_json(q->conn, 400, "stream is stdout or stderr");
+	char *end = NULL;
+	long long o = off ? strtoll(off, &end, 10) : 0;
+	if ((off && (!*off || *end)) || o < 0)
+		return error_json(q->conn, 400, "offset is a byte count");
+	char *buf = malloc(MAX_LOG_CHUNK);
+	if (!buf)
+		return MHD_NO;
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = pread(fd, buf, MAX_LOG_CHUNK, (off_t)o);
+		close(fd);
+	}
+	if (n < 0)
+		n = 0;
+	struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
+	char next[32];
+	snprintf(next, sizeof next, "%lld", o + (long long)n);
+	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+	MHD_add_response_header(r, "X-Jumbo-Job-State", state);
+	MHD_add_response_header(r, "X-Jumbo-Log-Offset", next);
+	enum MHD_Result ret = MHD_queue_response(q->conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result h_transfers_list(struct req *q)
+{
+	if (!q->a->transfers)
+		return no_transfers(q);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "transfers", jb_transfers_list(q->a->transfers)));
+}
+
+static enum MHD_Result h_transfers_new(struct req *q)
+{
+	if (!q->a->transfers)
+		return no_transfers(q);
+	return post_new(q->conn, q->b, q->a->transfers, submit_transfer, get_transfer);
+}
+
+static enum MHD_Result h_transfer_get(struct req *q)
+{
+	if (!q->a->transfers)
+		return no_transfers(q);
+	json_t *t = jb_transfers_get(q->a->transfers, q->id);
+	return t ? reply_json(q->conn, 200, t) : error_json(q->conn, 404, "no such transfer");
+}
+
+static enum MHD_Result h_transfer_cancel(struct req *q)
+{
+	if (!q->a->transfers)
+		return no_transfers(q);
+	struct jb_error err = {0};
+	int r = jb_transfers_cancel(q->a->transfers, q->id, &err);
+	if (r < 0)
+		return error_json(q->conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+	return reply_json(q->conn, 202, json_pack("{s:s, s:s}", "id", q->id, "status", "cancelling"));
+}
+
+/* ?path=, cleaned (NULL when not given); false with the answer queued in
+ * *ret when it is not a path */
+static bool path_arg(struct req *q, char **clean, enum MHD_Result *ret)
+{
+	const char *path = query(q, "path");
+	struct jb_error err = {0};
+	*clean = NULL;
+	if (path && jb_path_clean(path, clean, &err) < 0) {
+		*ret = error_json(q->conn, 400, err.msg);
 		return false;
-	size_t idl = strcspn(rest + 1, "/");
-	if (idl == 0 || idl >= 64)
-		return false;
-	memcpy(id, rest + 1, idl);
-	id[idl] = 0;
-	*sub = rest + 1 + idl;
+	}
 	return true;
 }
 
-/* /api/v1/transfers[/ID[/cancel]] */
-static enum MHD_Result transfers_route(struct jb_api *a, struct MHD_Connection *conn, const char *rest,
-				       const char *method, struct body *b)
+static enum MHD_Result h_datasets(struct req *q)
 {
-	struct jb_error err = {0};
-	if (!a->transfers)
-		return error_json(conn, 503, "transfers are not available on this site (see the daemon's log)");
-	if (!*rest) {
-		if (!strcmp(method, "GET"))
-			return reply_json(conn, 200, json_pack("{s:o}", "transfers", jb_transfers_list(a->transfers)));
-		if (strcmp(method, "POST"))
-			return error_json(conn, 405, "method not allowed");
-		return post_new(conn, b, a->transfers, submit_transfer, get_transfer);
-	}
-	char id[64];
-	const char *sub;
-	if (!split_id(rest, id, &sub))
-		return error_json(conn, 404, *rest == '/' ? "no such transfer" : "not found");
-	json_t *t = jb_transfers_get(a->transfers, id);
-	if (!t)
-		return error_json(conn, 404, "no such transfer");
-	if (!*sub && !strcmp(method, "GET"))
-		return reply_json(conn, 200, t);
-	json_decref(t);
-	if ((!*sub && !strcmp(method, "DELETE")) || (!strcmp(sub, "/cancel") && !strcmp(method, "POST"))) {
-		int r = jb_transfers_cancel(a->transfers, id, &err);
-		if (r < 0)
-			return error_json(conn, errno_status(-r), err.msg);
-		return reply_json(conn, 202, json_pack("{s:s, s:s}", "id", id, "status", "cancelling"));
-	}
-	return error_json(conn, !*sub || !strcmp(sub, "/cancel") ? 405 : 404,
-			  !*sub || !strcmp(sub, "/cancel") ? "method not allowed" : "not found");
+	char *clean;
+	enum MHD_Result ret;
+	if (!path_arg(q, &clean, &ret))
+		return ret;
+	json_t *l = jb_catalog_list(q->a->cat, clean ? clean : "");
+	free(clean);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", l));
 }
 
-/* /api/v1/jobs[/ID[/kill|/logs]] */
-static enum MHD_Result jobs_route(struct jb_api *a, struct MHD_Connection *conn, const char *rest, const char *method,
-				  struct body *b)
+/* SHA-256 on demand: computed from the files, recorded */
+static enum MHD_Result h_sha256(struct req *q)
 {
-	struct jb_error err = {0};
-	if (!a->jobs)
-		return error_json(conn, 503, "jobs are not available on this site (see the daemon's log)");
-	if (!*rest) {
-		if (!strcmp(method, "GET"))
-			return reply_json(conn, 200, json_pack("{s:o}", "jobs", jb_jobs_list(a->jobs)));
-		if (strcmp(method, "POST"))
-			return error_json(conn, 405, "method not allowed");
-		return post_new(conn, b, a->jobs, submit_job, get_job);
-	}
-	char id[64];
-	const char *sub;
-	if (!split_id(rest, id, &sub))
-		return error_json(conn, 404, *rest == '/' ? "no such job" : "not found");
-	json_t *job = jb_jobs_get(a->jobs, id);
-	if (!job)
-		return error_json(conn, 404, "no such job");
-	if (!*sub) {
-		if (!strcmp(method, "GET")) {
-			if (a->cat) {
-				json_object_set_new(job, "inputs", jb_catalog_inputs(a->cat, id));
-				json_object_set_new(job, "outputs", jb_catalog_outputs(a->cat, id));
-			}
-			return reply_json(conn, 200, job);
-		}
-		json_decref(job);
-		if (strcmp(method, "DELETE"))
-			return error_json(conn, 405, "method not allowed");
-		sub = "/kill";
-		method = "POST";
-	} else {
-		json_decref(job);
-	}
-	if (!strcmp(sub, "/kill")) {
-		if (strcmp(method, "POST"))
-			return error_json(conn, 405, "method not allowed");
-		int r = jb_jobs_kill(a->jobs, id, &err);
-		if (r < 0)
-			return error_json(conn, errno_status(-r), err.msg);
-		return reply_json(conn, 202, json_pack("{s:s, s:s}", "id", id, "status", "cancelling"));
-	}
-	if (!strcmp(sub, "/rerun")) {
-		if (strcmp(method, "POST"))
-			return error_json(conn, 405, "method not allowed");
-		char nid[JB_JOB_ID_LEN + 1];
-		int r = jb_jobs_rerun(a->jobs, id, nid, &err);
-		if (r < 0)
-			return error_json(conn, errno_status(-r), err.msg);
-		json_t *nj = jb_jobs_get(a->jobs, nid);
-		return reply_json(conn, 201, nj ? nj : json_pack("{s:s}", "id", nid));
-	}
-	if (!strcmp(sub, "/logs")) {
-		if (strcmp(method, "GET"))
-			return error_json(conn, 405, "method not allowed");
-		const char *stream = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "stream");
-		const char *off = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
-		char path[4300];
-		if (jb_jobs_log_path(a->jobs, id, stream ? stream : "stdout", path, sizeof path) < 0)
-			return error_json(conn, 400, "stream is stdout or stderr");
-		char *end = NULL;
-		long long o = off ? strtoll(off, &end, 10) : 0;
-		if ((off && (!*off || *end)) || o < 0)
-			return error_json(conn, 400, "offset is a byte count");
-		/* the state first: bytes read after it are all there are when it is final */
-		json_t *j = jb_jobs_get(a->jobs, id);
-		char state[32];
-		snprintf(state, sizeof state, "%s", json_string_value(json_object_get(j, "state")));
-		json_decref(j);
-		char *buf = malloc(MAX_LOG_CHUNK);
-		if (!buf)
-			return MHD_NO;
-		ssize_t n = 0;
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			n = pread(fd, buf, MAX_LOG_CHUNK, (off_t)o);
-			close(fd);
-		}
-		if (n < 0)
-			n = 0;
-		struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
-		char next[32];
-		snprintf(next, sizeof next, "%lld", o + (long long)n);
-		MHD_add_response_header(r, "Content-Type", "application/octet-stream");
-		MHD_add_response_header(r, "X-Jumbo-Job-State", state);
-		MHD_add_response_header(r, "X-Jumbo-Log-Offset", next);
-		enum MHD_Result ret = MHD_queue_response(conn, 200, r);
-		MHD_destroy_response(r);
+	char *clean;
+	enum MHD_Result ret;
+	if (!path_arg(q, &clean, &ret))
 		return ret;
+	char rootreal[4096];
+	if (!realpath(q->a->c->root, rootreal))
+		snprintf(rootreal, sizeof rootreal, "%s", q->a->c->root);
+	struct jb_error err = {0};
+	json_t *l = jb_catalog_sha256(q->a->cat, rootreal, clean ? clean : "", &err);
+	free(clean);
+	if (!l)
+		return error_json(q->conn, 500, err.msg);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", l));
+}
+
+static enum MHD_Result h_provenance(struct req *q)
+{
+	char *clean;
+	enum MHD_Result ret;
+	if (!path_arg(q, &clean, &ret))
+		return ret;
+	if (!clean)
+		return error_json(q->conn, 400, "provenance of what? (?path=PATH)");
+	struct jb_error err = {0};
+	json_t *ans = jb_provenance(q->a->jobs, q->a->cat, clean, &err);
+	free(clean);
+	if (!ans)
+		return error_json(q->conn, errno_status(err.code), err.msg);
+	return reply_json(q->conn, 200, ans);
+}
+
+static enum MHD_Result h_rules(struct req *q)
+{
+	return reply_json(q->conn, 200, json_pack("{s:o}", "rules", jb_rules_json(q->a->c)));
+}
+
+/* Patterns: literal bytes, ":id" one segment of 1-63 bytes, a trailing "*"
+ * anything.  A path that no pattern takes is 404, one whose pattern wants
+ * another method 405.  docs/api.md lists the same. */
+static const struct route {
+	const char *method, *pattern;
+	enum scope scope;
+	handler_fn fn;
+} routes[] = {
+	{"GET", "/api/v1/health", SCOPE_PUBLIC, h_health},
+	{"GET", "/api/v1/peers", SCOPE_TOKEN, h_peers},
+	{"GET", "/api/v1/jobs", SCOPE_TOKEN, h_jobs_list},
+	{"POST", "/api/v1/jobs", SCOPE_TOKEN, h_jobs_new},
+	{"GET", "/api/v1/jobs/:id", SCOPE_TOKEN, h_job_get},
+	{"DELETE", "/api/v1/jobs/:id", SCOPE_TOKEN, h_job_kill},
+	{"POST", "/api/v1/jobs/:id/kill", SCOPE_TOKEN, h_job_kill},
+	{"POST", "/api/v1/jobs/:id/rerun", SCOPE_TOKEN, h_job_rerun},
+	{"GET", "/api/v1/jobs/:id/logs", SCOPE_TOKEN, h_job_logs},
+	{"GET", "/api/v1/transfers", SCOPE_TOKEN, h_transfers_list},
+	{"POST", "/api/v1/transfers", SCOPE_TOKEN, h_transfers_new},
+	{"GET", "/api/v1/transfers/:id", SCOPE_TOKEN, h_transfer_get},
+	{"DELETE", "/api/v1/transfers/:id", SCOPE_TOKEN, h_transfer_cancel},
+	{"POST", "/api/v1/transfers/:id/cancel", SCOPE_TOKEN, h_transfer_cancel},
+	{"GET", "/api/v1/datasets", SCOPE_TOKEN, h_datasets},
+	{"POST", "/api/v1/datasets/sha256", SCOPE_TOKEN, h_sha256},
+	{"GET", "/api/v1/provenance", SCOPE_TOKEN, h_provenance},
+	{"GET", "/api/v1/rules", SCOPE_TOKEN, h_rules},
+	{"GET", "/metrics", SCOPE_PUBLIC, h_metrics},
+	{"GET", "/", SCOPE_PUBLIC, h_asset},
+	{"GET", "/ui", SCOPE_PUBLIC, h_asset},
+	{"GET", "/ui/*", SCOPE_PUBLIC, h_asset},
+};
+
+static bool match(const char *pat, const char *url, char id[64])
+{
+	while (*pat) {
+		if (*pat == '*' && !pat[1])
+			return true;
+		if (!strncmp(pat, ":id", 3)) {
+			size_t n = strcspn(url, "/");
+			if (n == 0 || n >= 64)
+				return false;
+			memcpy(id, url, n);
+			id[n] = 0;
+			url += n;
+			pat += 3;
+			continue;
+		}
+		if (*pat++ != *url++)
+			return false;
 	}
-	return error_json(conn, 404, "not found");
+	return !*url;
+}
+
+static bool authorized(struct jb_api *a, struct MHD_Connection *conn)
+{
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	return a->tokens && h && !strncasecmp(h, "Bearer ", 7) && jb_tokens_check(a->tokens, h + 7, NULL) == 0;
+}
+
+static enum MHD_Result unauthorized(struct MHD_Connection *conn)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(UNAUTHORIZED), (void *)UNAUTHORIZED, MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"jumbo\"");
+	enum MHD_Result ret = MHD_queue_response(conn, 401, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result route(struct req *q)
+{
+	const struct route *found = NULL;
+	bool path_known = false;
+	for (size_t i = 0; i < JB_ARRAY_SIZE(routes) && !found; i++) {
+		if (!match(routes[i].pattern, q->url, q->id))
+			continue;
+		path_known = true;
+		if (!strcmp(routes[i].method, q->method))
+			found = &routes[i];
+	}
+	/* under /api/v1 a token comes first, so that a caller without one
+	 * learns nothing of which paths exist */
+	bool api = !strncmp(q->url, "/api/v1/", 8);
+	bool need = found ? found->scope != SCOPE_PUBLIC : api && strcmp(q->url, "/api/v1/health");
+	if (need && !authorized(q->a, q->conn))
+		return unauthorized(q->conn);
+	if (found)
+		return found->fn(q);
+	return path_known ? error_json(q->conn, 405, "method not allowed") : error_json(q->conn, 404, "not found");
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			      const char *version, const char *upload, size_t *upload_size, void **state)
 {
-	struct jb_api *a = cls;
 	/* a body comes in pieces: keep it, answer once it is whole */
 	if (!*state) {
 		struct body *b = calloc(1, sizeof *b);
@@ -313,8 +521,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return MHD_YES;
 	}
 	struct body *b = *state;
-	if (!strcmp(method, "HEAD"))
-		method = "GET"; /* libmicrohttpd sends the headers only */
 	if (*upload_size) {
 		if (b->len + *upload_size > MAX_BODY) {
 			b->too_big = true;
@@ -330,170 +536,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	/* everything under /api/v1 but health wants a token */
-	if (!strncmp(url, "/api/v1/", 8) && strcmp(url, "/api/v1/health")) {
-		const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-		if (!a->tokens || !h || strncasecmp(h, "Bearer ", 7) || jb_tokens_check(a->tokens, h + 7, NULL) < 0) {
-			struct MHD_Response *r = MHD_create_response_from_buffer(
-				strlen(UNAUTHORIZED), (void *)UNAUTHORIZED, MHD_RESPMEM_PERSISTENT);
-			MHD_add_response_header(r, "Content-Type", "application/json");
-			MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"jumbo\"");
-			enum MHD_Result ret = MHD_queue_response(conn, 401, r);
-			MHD_destroy_response(r);
-			return ret;
-		}
-	}
-	if (!strncmp(url, "/api/v1/jobs", 12))
-		return jobs_route(a, conn, url + 12, method, b);
-	if (!strncmp(url, "/api/v1/transfers", 17))
-		return transfers_route(a, conn, url + 17, method, b);
-	if (!strcmp(url, "/api/v1/datasets/sha256")) {
-		/* SHA-256 on demand: computed from the files, recorded */
-		if (strcmp(method, "POST"))
-			return error_json(conn, 405, "method not allowed");
-		const char *path = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "path");
-		char *clean = NULL;
-		struct jb_error err = {0};
-		if (path && jb_path_clean(path, &clean, &err) < 0)
-			return error_json(conn, 400, err.msg);
-		char rootreal[4096];
-		if (!realpath(a->c->root, rootreal))
-			snprintf(rootreal, sizeof rootreal, "%s", a->c->root);
-		json_t *l = jb_catalog_sha256(a->cat, rootreal, clean ? clean : "", &err);
-		free(clean);
-		if (!l)
-			return error_json(conn, 500, err.msg);
-		return reply_json(conn, 200, json_pack("{s:o}", "datasets", l));
-	}
-	if (!strcmp(url, "/api/v1/datasets") || !strcmp(url, "/api/v1/provenance")) {
-		if (strcmp(method, "GET"))
-			return error_json(conn, 405, "method not allowed");
-		const char *path = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "path");
-		char *clean = NULL;
-		struct jb_error err = {0};
-		if (path && jb_path_clean(path, &clean, &err) < 0)
-			return error_json(conn, 400, err.msg);
-		json_t *ans;
-		if (!strcmp(url, "/api/v1/datasets")) {
-			ans = json_pack("{s:o}", "datasets", jb_catalog_list(a->cat, clean ? clean : ""));
-		} else if (!clean) {
-			free(clean);
-			return error_json(conn, 400, "provenance of what? (?path=PATH)");
-		} else if (!(ans = jb_provenance(a->jobs, a->cat, clean, &err))) {
-			free(clean);
-			return error_json(conn, errno_status(err.code), err.msg);
-		}
-		free(clean);
-		return reply_json(conn, 200, ans);
-	}
-	if (!strcmp(url, "/api/v1/rules")) {
-		if (strcmp(method, "GET"))
-			return error_json(conn, 405, "method not allowed");
-		return reply_json(conn, 200, json_pack("{s:o}", "rules", jb_rules_json(a->c)));
-	}
-	if (strcmp(method, "GET"))
-		return reply_json(conn, 405, json_pack("{s:s}", "error", "method not allowed"));
-	if (!strcmp(url, "/") || !strncmp(url, "/ui", 3)) {
-		enum MHD_Result r;
-		if (serve_asset(conn, url, &r))
-			return r;
-	}
-	if (!strcmp(url, "/api/v1/health")) {
-		struct jb_server_stats st;
-		jb_server_stats(a->srv, &st);
-		return reply_json(conn, 200,
-				  json_pack("{s:s, s:s, s:s, s:s, s:I}", "status", "ok", "site", a->c->name, "version",
-					    JB_VERSION, "fingerprint", a->fp, "sessions", (json_int_t)st.sessions));
-	}
-	if (!strcmp(url, "/api/v1/peers")) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < a->c->npeers; i++) {
-			char f[72];
-			jb_fp_format(a->c->peers[i].fp, f);
-			json_array_append_new(arr, json_pack("{s:s, s:s?, s:s}", "name", a->c->peers[i].name, "address",
-							     a->c->peers[i].address, "fingerprint", f));
-		}
-		return reply_json(conn, 200, json_pack("{s:o}", "peers", arr));
-	}
-	if (!strcmp(url, "/metrics")) {
-		struct jb_server_stats st;
-		jb_server_stats(a->srv, &st);
-		char *body;
-		if (asprintf(&body,
-			     "# HELP jumbo_sessions_total Transfer sessions run.\n# TYPE jumbo_sessions_total counter\n"
-			     "jumbo_sessions_total %llu\n"
-			     "# HELP jumbo_refused_total Connections refused (unknown peers).\n# TYPE jumbo_refused_total counter\n"
-			     "jumbo_refused_total %llu\n"
-			     "# HELP jumbo_bytes_received_total Verified payload bytes received.\n# TYPE jumbo_bytes_received_total counter\n"
-			     "jumbo_bytes_received_total %llu\n"
-			     "# HELP jumbo_bytes_sent_total Payload bytes sent.\n# TYPE jumbo_bytes_sent_total counter\n"
-			     "jumbo_bytes_sent_total %llu\n"
-			     "# HELP jumbo_streams_active Data streams of the sessions running now.\n# TYPE jumbo_streams_active gauge\n"
-			     "jumbo_streams_active %llu\n"
-			     "# HELP jumbo_blocks_resent_total Blocks that failed their digest and were sent again.\n"
-			     "# TYPE jumbo_blocks_resent_total counter\njumbo_blocks_resent_total %llu\n",
-			     (unsigned long long)st.sessions, (unsigned long long)st.refused,
-			     (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
-			     (unsigned long long)st.streams_active, (unsigned long long)st.blocks_bad) < 0)
-			return MHD_NO;
-		if (a->transfers) {
-			unsigned tc[6];
-			uint64_t moving;
-			jb_transfers_counts(a->transfers, tc, &moving);
-			char *more = NULL;
-			size_t ml = 0;
-			FILE *f = open_memstream(&more, &ml);
-			if (f) {
-				fprintf(f, "%s# HELP jumbo_transfers Durable transfers by state.\n# TYPE jumbo_transfers gauge\n", body);
-				for (int i = 0; i < 6; i++)
-					fprintf(f, "jumbo_transfers{state=\"%s\"} %u\n", jb_transfer_states()[i], tc[i]);
-				fprintf(f, "# HELP jumbo_transfer_bytes_in_flight Bytes the running durable transfers have moved.\n"
-					   "# TYPE jumbo_transfer_bytes_in_flight gauge\njumbo_transfer_bytes_in_flight %llu\n",
-					(unsigned long long)moving);
-				/* each running transfer's throughput, and the retries of all */
-				json_t *list = jb_transfers_list(a->transfers), *t;
-				size_t i;
-				unsigned long long retries = 0;
-				fprintf(f, "# HELP jumbo_transfer_gbps Throughput of each running durable transfer.\n"
-					   "# TYPE jumbo_transfer_gbps gauge\n");
-				json_array_foreach (list, i, t) {
-					long long at = json_integer_value(json_object_get(t, "attempts"));
-					retries += at > 1 ? (unsigned long long)(at - 1) : 0;
-					json_t *p = json_object_get(t, "progress");
-					double secs = json_number_value(json_object_get(p, "seconds"));
-					if (p && secs > 0)
-						fprintf(f, "jumbo_transfer_gbps{id=\"%s\",peer=\"%s\"} %.4f\n",
-							json_string_value(json_object_get(t, "id")),
-							json_string_value(json_object_get(t, "peer")),
-							(double)json_integer_value(json_object_get(p, "bytes_done")) * 8 / secs / 1e9);
-				}
-				fprintf(f, "# HELP jumbo_transfer_retries_total Attempts of durable transfers after their first.\n"
-					   "# TYPE jumbo_transfer_retries_total counter\njumbo_transfer_retries_total %llu\n",
-					retries);
-				json_decref(list);
-				fclose(f);
-				free(body);
-				body = more;
-			}
-		}
-		if (a->jobs) {
-			unsigned counts[8];
-			jb_jobs_counts(a->jobs, counts);
-			char *more = NULL;
-			size_t ml = 0;
-			FILE *f = open_memstream(&more, &ml);
-			if (f) {
-				fprintf(f, "%s# HELP jumbo_jobs Jobs by state.\n# TYPE jumbo_jobs gauge\n", body);
-				for (int i = 0; i < 8; i++)
-					fprintf(f, "jumbo_jobs{state=\"%s\"} %u\n", jb_job_states()[i], counts[i]);
-				fclose(f);
-				free(body);
-				body = more;
-			}
-		}
-		return reply(conn, 200, "text/plain; version=0.0.4", body);
-	}
-	return reply_json(conn, 404, json_pack("{s:s}", "error", "not found"));
+	struct req q = {.a = cls, .conn = conn, .url = url, .b = b,
+			/* libmicrohttpd sends the headers only */
+			.method = !strcmp(method, "HEAD") ? "GET" : method};
+	return route(&q);
 }
 
 int jb_api_start(const struct jb_config *c, const struct jb_api_services *sv, struct jb_api **ret, struct jb_error *err)

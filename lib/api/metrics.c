@@ -1,0 +1,76 @@
+/* GET /metrics: the site's counters in Prometheus' text format (0.0.4):
+ * transfer sessions and bytes, durable transfers by state and the
+ * throughput of each running one, jobs by state. */
+#include <jansson.h>
+#include <stdio.h>
+
+#include "api-internal.h"
+
+static void counter(FILE *f, const char *name, const char *help, unsigned long long v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, v);
+}
+
+static void transfers(FILE *f, struct jb_transfers *t)
+{
+	unsigned tc[6];
+	uint64_t moving;
+	jb_transfers_counts(t, tc, &moving);
+	fprintf(f, "# HELP jumbo_transfers Durable transfers by state.\n# TYPE jumbo_transfers gauge\n");
+	for (int i = 0; i < 6; i++)
+		fprintf(f, "jumbo_transfers{state=\"%s\"} %u\n", jb_transfer_states()[i], tc[i]);
+	fprintf(f, "# HELP jumbo_transfer_bytes_in_flight Bytes the running durable transfers have moved.\n"
+		   "# TYPE jumbo_transfer_bytes_in_flight gauge\njumbo_transfer_bytes_in_flight %llu\n",
+		(unsigned long long)moving);
+	/* each running transfer's throughput, and the retries of all */
+	json_t *list = jb_transfers_list(t), *x;
+	size_t i;
+	unsigned long long retries = 0;
+	fprintf(f, "# HELP jumbo_transfer_gbps Throughput of each running durable transfer.\n"
+		   "# TYPE jumbo_transfer_gbps gauge\n");
+	json_array_foreach (list, i, x) {
+		long long at = json_integer_value(json_object_get(x, "attempts"));
+		retries += at > 1 ? (unsigned long long)(at - 1) : 0;
+		json_t *p = json_object_get(x, "progress");
+		double secs = json_number_value(json_object_get(p, "seconds"));
+		if (p && secs > 0)
+			fprintf(f, "jumbo_transfer_gbps{id=\"%s\",peer=\"%s\"} %.4f\n", json_string_value(json_object_get(x, "id")),
+				json_string_value(json_object_get(x, "peer")),
+				(double)json_integer_value(json_object_get(p, "bytes_done")) * 8 / secs / 1e9);
+	}
+	json_decref(list);
+	counter(f, "jumbo_transfer_retries_total", "Attempts of durable transfers after their first.", retries);
+}
+
+char *api_metrics(struct jb_server *srv, struct jb_transfers *t, struct jb_jobs *j)
+{
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+	if (!f)
+		return NULL;
+	struct jb_server_stats st;
+	jb_server_stats(srv, &st);
+	counter(f, "jumbo_sessions_total", "Transfer sessions run.", st.sessions);
+	counter(f, "jumbo_refused_total", "Connections refused (unknown peers).", st.refused);
+	counter(f, "jumbo_bytes_received_total", "Verified payload bytes received.", st.bytes_in);
+	counter(f, "jumbo_bytes_sent_total", "Payload bytes sent.", st.bytes_out);
+	fprintf(f, "# HELP jumbo_streams_active Data streams of the sessions running now.\n"
+		   "# TYPE jumbo_streams_active gauge\njumbo_streams_active %llu\n",
+		(unsigned long long)st.streams_active);
+	counter(f, "jumbo_blocks_resent_total", "Blocks that failed their digest and were sent again.", st.blocks_bad);
+	if (t)
+		transfers(f, t);
+	if (j) {
+		unsigned counts[8];
+		jb_jobs_counts(j, counts);
+		fprintf(f, "# HELP jumbo_jobs Jobs by state.\n# TYPE jumbo_jobs gauge\n");
+		for (int i = 0; i < 8; i++)
+			fprintf(f, "jumbo_jobs{state=\"%s\"} %u\n", jb_job_states()[i], counts[i]);
+	}
+	if (fclose(f) != 0) {
+		free(body);
+		return NULL;
+	}
+	return body;
+}
