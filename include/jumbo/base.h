@@ -1,4 +1,5 @@
-/* jumbo base: the error contract, logging, cleanup helpers, small utilities.
+/* jumbo base: the error contract, logging, cleanup helpers, the bounded
+ * buffer, small utilities.
  *
  * Error contract (as in crun): a fallible function returns a negative
  * errno-style int (or NULL) and, when given a non-NULL struct jb_error,
@@ -43,6 +44,26 @@ static inline void jb_closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define JB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define JB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define JB_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* The one growable byte buffer: up to limit bytes, which must be set (an
+ * outsider's bytes and the frames for a peer go into these), always
+ * followed by a NUL at p[len].  jb_buf_put never fails: past the limit, or
+ * out of memory, it sets oom and the buffer takes nothing more (check oom
+ * once at the end).  jb_buf_add is the same with a result: 0, -E2BIG past
+ * the limit, -ENOMEM; jb_buf_sink the same as a libcurl write callback (0
+ * ends the transfer).  The encoders of wire.h put into these. */
+struct jb_buf {
+	uint8_t *p;
+	size_t len, cap, limit;
+	bool oom;
+};
+JB_EXPORT void jb_buf_put(struct jb_buf *b, const void *p, size_t n);
+JB_EXPORT int jb_buf_add(struct jb_buf *b, const void *d, size_t n);
+JB_EXPORT void jb_buf_free(struct jb_buf *b); /* empty again, the limit kept */
+JB_EXPORT char *jb_buf_take(struct jb_buf *b); /* the bytes (NUL-terminated, NULL when none), the buffer empty */
+JB_EXPORT size_t jb_buf_sink(char *d, size_t size, size_t n, void *b);
+static inline void jb_buf_freep(struct jb_buf *b) { jb_buf_free(b); }
+#define _cleanup_buf_ __attribute__((cleanup(jb_buf_freep)))
 
 /* Sizes: "8M", "1G", "4096", "1.5G" (binary multiples).  Rates: "10G" in bits
  * per second with decimal k/M/G/T multiples, as iperf3 -b. */

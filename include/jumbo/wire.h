@@ -112,14 +112,7 @@ struct jb_msg {
 	} u;
 };
 
-/* A growable output buffer with a hard cap. */
-struct jb_buf {
-	uint8_t *p;
-	size_t len, cap, limit;
-	bool oom;
-};
-JB_EXPORT void jb_buf_free(struct jb_buf *b);
-JB_EXPORT void jb_buf_put(struct jb_buf *b, const void *p, size_t n);
+/* Encoders into a struct jb_buf (base.h). */
 JB_EXPORT void jb_buf_u8(struct jb_buf *b, uint8_t v);
 JB_EXPORT void jb_buf_u16(struct jb_buf *b, uint16_t v);
 JB_EXPORT void jb_buf_u32(struct jb_buf *b, uint32_t v);

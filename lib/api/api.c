@@ -84,18 +84,13 @@ static enum MHD_Result error_json(struct MHD_Connection *conn, unsigned status, 
 	return reply_json(conn, status, json_pack("{s:s}", "error", msg));
 }
 
-/* A request's body, gathered across calls (bounded). */
-struct body {
-	char *buf;
-	size_t len;
-	bool too_big;
-};
+/* A request's body, gathered across calls into a jb_buf of MAX_BODY. */
 
 static void request_done(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode t)
 {
-	struct body *b = *state;
+	struct jb_buf *b = *state;
 	if (b) {
-		free(b->buf);
+		jb_buf_free(b);
 		free(b);
 		*state = NULL;
 	}
@@ -125,12 +120,12 @@ static int errno_status(int code)
 typedef int (*submit_fn)(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
 typedef json_t *(*get_fn)(void *svc, const char *id);
 
-static enum MHD_Result post_new(struct MHD_Connection *conn, struct body *b, void *svc, submit_fn submit, get_fn get)
+static enum MHD_Result post_new(struct MHD_Connection *conn, struct jb_buf *b, void *svc, submit_fn submit, get_fn get)
 {
-	if (b->too_big)
+	if (b->oom)
 		return error_json(conn, 413, "the request body is larger than 1 MiB");
 	json_error_t je;
-	json_t *req = json_loadb(b->buf ? b->buf : "", b->len, JSON_REJECT_DUPLICATES, &je);
+	json_t *req = json_loadb(b->p ? (const char *)b->p : "", b->len, JSON_REJECT_DUPLICATES, &je);
 	if (!req) {
 		char msg[300];
 		snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
@@ -164,7 +159,7 @@ struct req {
 	struct jb_api *a;
 	struct MHD_Connection *conn;
 	const char *url, *method;
-	struct body *b;
+	struct jb_buf *b;
 	char id[64]; /* the pattern's :id segment */
 };
 typedef enum MHD_Result (*handler_fn)(struct req *q);
@@ -302,11 +297,9 @@ static enum MHD_Result h_job_logs(struct req *q)
 	if (!buf)
 		return MHD_NO;
 	ssize_t n = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
 		n = pread(fd, buf, MAX_LOG_CHUNK, (off_t)o);
-		close(fd);
-	}
 	if (n < 0)
 		n = 0;
 	struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
@@ -369,19 +362,18 @@ static bool path_arg(struct req *q, char **clean, enum MHD_Result *ret)
 
 static enum MHD_Result h_datasets(struct req *q)
 {
-	char *clean;
+	_cleanup_free_ char *clean = NULL;
 	enum MHD_Result ret;
 	if (!path_arg(q, &clean, &ret))
 		return ret;
 	json_t *l = jb_catalog_list(q->a->cat, clean ? clean : "");
-	free(clean);
 	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", l));
 }
 
 /* SHA-256 on demand: computed from the files, recorded */
 static enum MHD_Result h_sha256(struct req *q)
 {
-	char *clean;
+	_cleanup_free_ char *clean = NULL;
 	enum MHD_Result ret;
 	if (!path_arg(q, &clean, &ret))
 		return ret;
@@ -390,7 +382,6 @@ static enum MHD_Result h_sha256(struct req *q)
 		snprintf(rootreal, sizeof rootreal, "%s", q->a->c->root);
 	struct jb_error err = {0};
 	json_t *l = jb_catalog_sha256(q->a->cat, rootreal, clean ? clean : "", &err);
-	free(clean);
 	if (!l)
 		return error_json(q->conn, 500, err.msg);
 	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", l));
@@ -398,7 +389,7 @@ static enum MHD_Result h_sha256(struct req *q)
 
 static enum MHD_Result h_provenance(struct req *q)
 {
-	char *clean;
+	_cleanup_free_ char *clean = NULL;
 	enum MHD_Result ret;
 	if (!path_arg(q, &clean, &ret))
 		return ret;
@@ -406,7 +397,6 @@ static enum MHD_Result h_provenance(struct req *q)
 		return error_json(q->conn, 400, "provenance of what? (?path=PATH)");
 	struct jb_error err = {0};
 	json_t *ans = jb_provenance(q->a->jobs, q->a->cat, clean, &err);
-	free(clean);
 	if (!ans)
 		return error_json(q->conn, errno_status(err.code), err.msg);
 	return reply_json(q->conn, 200, ans);
@@ -514,25 +504,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
 	/* a body comes in pieces: keep it, answer once it is whole */
 	if (!*state) {
-		struct body *b = calloc(1, sizeof *b);
+		struct jb_buf *b = calloc(1, sizeof *b);
 		if (!b)
 			return MHD_NO;
+		b->limit = MAX_BODY;
 		*state = b;
 		return MHD_YES;
 	}
-	struct body *b = *state;
+	struct jb_buf *b = *state;
 	if (*upload_size) {
-		if (b->len + *upload_size > MAX_BODY) {
-			b->too_big = true;
-		} else {
-			char *nb = realloc(b->buf, b->len + *upload_size + 1);
-			if (!nb)
-				return MHD_NO;
-			b->buf = nb;
-			memcpy(b->buf + b->len, upload, *upload_size);
-			b->len += *upload_size;
-			b->buf[b->len] = 0;
-		}
+		/* past MAX_BODY it takes no more: the answer is 413 */
+		if (jb_buf_add(b, upload, *upload_size) == -ENOMEM)
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}

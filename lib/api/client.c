@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "jumbo/api.h"
+#include "jumbo/http.h"
 
 #define MAX_ANSWER (16u << 20)
 
@@ -16,34 +17,10 @@ struct jb_api_client {
 };
 
 struct answer {
-	char *buf;
-	size_t len, cap;
+	struct jb_buf body; /* at most MAX_ANSWER */
 	char state[32];
 	uint64_t next;
-	bool too_big;
 };
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	struct answer *a = ud;
-	size_t len = size * n;
-	if (a->len + len > MAX_ANSWER) {
-		a->too_big = true;
-		return 0;
-	}
-	if (a->len + len + 1 > a->cap) {
-		size_t nc = JB_MAX(a->cap * 2, a->len + len + 1);
-		char *nb = realloc(a->buf, nc);
-		if (!nb)
-			return 0;
-		a->buf = nb;
-		a->cap = nc;
-	}
-	memcpy(a->buf + a->len, p, len);
-	a->len += len;
-	a->buf[a->len] = 0;
-	return len;
-}
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
@@ -61,11 +38,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 int jb_api_client_open(const char *hostport, const char *token, struct jb_api_client **ret, struct jb_error *err)
 {
-	static bool once;
-	if (!once) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		once = true;
-	}
+	jb_http_init();
 	if (!hostport || !*hostport || !strcmp(hostport, "off"))
 		return jb_err(err, EINVAL, "no API address: set [site] api, or use --api HOST:PORT or $JUMBO_API");
 	struct jb_api_client *c = calloc(1, sizeof *c);
@@ -107,8 +80,8 @@ static int perform(struct jb_api_client *c, const char *method, const char *path
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, jb_buf_sink);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &a->body);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
 	struct curl_slist *hd = NULL;
@@ -126,6 +99,9 @@ static int perform(struct jb_api_client *c, const char *method, const char *path
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	CURLcode cc = curl_easy_perform(h);
 	curl_slist_free_all(hd);
+	if (a->body.oom)
+		return jb_err(err, E2BIG, "jumbod at %s: %s %s: an answer larger than %u bytes", c->base + 7, method, path,
+			      MAX_ANSWER);
 	if (cc != CURLE_OK)
 		return jb_err(err, cc == CURLE_COULDNT_CONNECT ? ECONNREFUSED : EIO, "jumbod at %s: %s%s", c->base + 7,
 			      curl_easy_strerror(cc), cc == CURLE_COULDNT_CONNECT ? " (is jumbod running?)" : "");
@@ -136,27 +112,32 @@ static int perform(struct jb_api_client *c, const char *method, const char *path
 int jb_api_call(struct jb_api_client *c, const char *method, const char *path, json_t *body, long *status,
 		json_t **ret, struct jb_error *err)
 {
-	char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	_cleanup_free_ char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	if (body && !b)
-		return -ENOMEM;
-	struct answer a = {0};
+		return jb_err(err, ENOMEM, "out of memory");
+	struct answer a = {.body = {.limit = MAX_ANSWER}};
 	int r = perform(c, method, path, b, status, &a, err);
-	free(b);
 	if (r == 0) {
-		json_t *j = json_loadb(a.buf ? a.buf : "", a.len, 0, NULL);
+		json_t *j = json_loadb(a.body.p ? (const char *)a.body.p : "", a.body.len, 0, NULL);
 		if (!j)
 			r = jb_err(err, EIO, "jumbod at %s: %s %s: an answer that is not JSON (HTTP %ld)", c->base + 7,
 				   method, path, *status);
 		else if (*status >= 400) {
 			const char *m = json_string_value(json_object_get(j, "error"));
-			r = jb_err(err, *status == 404 ? ENOENT : *status == 409 ? EALREADY : *status == 401 ? EACCES : EINVAL,
+			r = jb_err(err,
+				   *status == 404   ? ENOENT
+				   : *status == 409 ? EALREADY
+				   : *status == 401 || *status == 403 ? EACCES
+				   : *status == 507 ? ENOSPC
+				   : *status >= 500 ? EIO
+						    : EINVAL,
 				   "%s", m ? m : "an error without a message");
 			json_decref(j);
 		} else {
 			*ret = j;
 		}
 	}
-	free(a.buf);
+	jb_buf_free(&a.body);
 	return r;
 }
 
@@ -166,21 +147,21 @@ int jb_api_logs(struct jb_api_client *c, const char *id, const char *stream, uin
 	char path[256];
 	snprintf(path, sizeof path, "/api/v1/jobs/%s/logs?stream=%s&offset=%llu", id, stream,
 		 (unsigned long long)offset);
-	struct answer a = {.next = offset};
+	struct answer a = {.body = {.limit = MAX_ANSWER}, .next = offset};
 	long status = 0;
 	int r = perform(c, "GET", path, NULL, &status, &a, err);
 	if (r == 0 && status != 200) {
-		json_t *j = json_loadb(a.buf ? a.buf : "", a.len, 0, NULL);
+		json_t *j = json_loadb(a.body.p ? (const char *)a.body.p : "", a.body.len, 0, NULL);
 		const char *m = json_string_value(json_object_get(j, "error"));
 		r = jb_err(err, status == 404 ? ENOENT : EIO, "%s", m ? m : "no logs");
 		json_decref(j);
 	}
 	if (r < 0) {
-		free(a.buf);
+		jb_buf_free(&a.body);
 		return r;
 	}
-	*buf = a.buf;
-	*len = a.len;
+	*len = a.body.len;
+	*buf = jb_buf_take(&a.body);
 	*next = a.next;
 	snprintf(state, 32, "%s", a.state);
 	return 0;

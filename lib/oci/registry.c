@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "jumbo/config.h"
+#include "jumbo/http.h"
 #include "oci-internal.h"
 
 #define ACCEPT_MANIFESTS                                                                                         \
@@ -45,9 +46,7 @@ struct resp {
 	char location[2048];
 	char challenge[1024];
 	int64_t clen;
-	char *body;
-	size_t len, cap, max;
-	bool too_big;
+	struct jb_buf body;  /* in memory: manifests, tokens, error bodies (bounded) */
 	struct jb_oci_blob_writer *w;
 	struct jb_error werr;
 	int wfail;
@@ -61,8 +60,6 @@ struct resp {
 	uint64_t done, total;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* host ("name", "name:port", "[v6]:port") is a loopback address: localhost,
  * 127.0.0.0/8 or ::1, the whole name (not "127.evil" nor "localhost.evil") */
@@ -112,7 +109,7 @@ void jb_registry_opts_for(const struct jb_config *c, const char *host, const cha
 int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct jb_registry **ret,
 		     struct jb_error *err)
 {
-	pthread_once(&curl_once, curl_init);
+	jb_http_init();
 	if (!*host || strlen(host) >= sizeof((struct jb_registry *)0)->host || strpbrk(host, "/?#@ "))
 		return jb_err(err, EINVAL, "'%s' is not a registry host", host);
 	struct jb_registry *r = calloc(1, sizeof *r);
@@ -225,22 +222,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 		return len;
 	}
 	/* into memory: manifests, tokens, error bodies */
-	if (rs->len + len > rs->max) {
-		rs->too_big = true;
-		return 0;
-	}
-	if (rs->len + len + 1 > rs->cap) {
-		size_t ncap = JB_MAX(JB_MAX(rs->cap * 2, (size_t)4096), rs->len + len + 1);
-		char *nb = realloc(rs->body, ncap);
-		if (!nb)
-			return 0;
-		rs->body = nb;
-		rs->cap = ncap;
-	}
-	memcpy(rs->body + rs->len, p, len);
-	rs->len += len;
-	rs->body[rs->len] = 0;
-	return len;
+	return jb_buf_sink(p, 1, len, &rs->body);
 }
 
 static size_t on_upload(char *p, size_t size, size_t n, void *ud)
@@ -272,9 +254,9 @@ static size_t on_upload(char *p, size_t size, size_t n, void *ud)
 static void registry_words(const struct resp *rs, char *out, size_t n)
 {
 	out[0] = 0;
-	if (!rs->body || !rs->len)
+	if (!rs->body.len)
 		return;
-	json_t *j = json_loadb(rs->body, rs->len, 0, NULL);
+	json_t *j = json_loadb((const char *)rs->body.p, rs->body.len, 0, NULL);
 	json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
 	const char *code = json_string_value(json_object_get(e0, "code"));
 	const char *msg = json_string_value(json_object_get(e0, "message"));
@@ -381,7 +363,7 @@ static int authenticate(struct jb_registry *r, const char *challenge, struct jb_
 		free(url);
 		return rc;
 	}
-	struct resp rs = {.max = MAX_TOKEN_BODY, .r = r};
+	struct resp rs = {.body = {.limit = MAX_TOKEN_BODY}, .r = r};
 	rc = perform(r, "GET", url, NULL, &rs, false, 0, err);
 	free(url);
 	free(r->authz);
@@ -390,7 +372,7 @@ static int authenticate(struct jb_registry *r, const char *challenge, struct jb_
 		rc = jb_err(err, EACCES, "registry %s: the token service %s refused%s (HTTP %ld)", r->host, realm,
 			    r->user ? " these credentials" : " anonymous access", rs.status);
 	if (rc == 0) {
-		json_t *j = json_loadb(rs.body ? rs.body : "", rs.len, 0, NULL);
+		json_t *j = json_loadb(rs.body.p ? (const char *)rs.body.p : "", rs.body.len, 0, NULL);
 		const char *tok = json_string_value(json_object_get(j, "token"));
 		if (!tok)
 			tok = json_string_value(json_object_get(j, "access_token"));
@@ -400,7 +382,7 @@ static int authenticate(struct jb_registry *r, const char *challenge, struct jb_
 			rc = set_authz(r, "Bearer", tok);
 		json_decref(j);
 	}
-	free(rs.body);
+	jb_buf_free(&rs.body);
 	return rc;
 }
 
@@ -472,8 +454,9 @@ static int perform(struct jb_registry *r, const char *method, const char *url, s
 		*err = rs->werr;
 		return -(rs->werr.code ? rs->werr.code : EIO);
 	}
-	if (rs->too_big)
-		return jb_err(err, E2BIG, "registry %s: the answer to %s is larger than %zu bytes", r->host, method, rs->max);
+	if (rs->body.oom)
+		return jb_err(err, E2BIG, "registry %s: the answer to %s is larger than %zu bytes", r->host, method,
+			      rs->body.limit);
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return jb_err(err, ECANCELED, "registry %s: %s %s: cancelled", r->host, method, url);
 	if (cc != CURLE_OK)
@@ -498,9 +481,7 @@ static int request(struct jb_registry *r, const char *method, const char *url, s
 	strcpy(challenge, rs->challenge);
 	if ((rc = authenticate(r, challenge, err)) < 0)
 		return rc;
-	free(rs->body);
-	rs->body = NULL;
-	rs->len = rs->cap = 0;
+	jb_buf_free(&rs->body);
 	rs->off = off0;
 	rs->upos = 0;
 	rs->done = done0;
@@ -537,11 +518,11 @@ int jb_registry_ping(struct jb_registry *r, struct jb_error *err)
 {
 	char url[400];
 	snprintf(url, sizeof url, "%s/v2/", r->base);
-	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	struct resp rs = {.body = {.limit = MAX_ERROR_BODY}, .r = r};
 	int rc = request(r, "GET", url, NULL, &rs, false, 0, err);
 	if (rc == 0 && rs.status != 200)
 		rc = http_error(r, &rs, "/v2/", err);
-	free(rs.body);
+	jb_buf_free(&rs.body);
 	return rc;
 }
 
@@ -554,7 +535,7 @@ int jb_registry_manifest_get(struct jb_registry *r, const char *repo, const char
 	char url[800];
 	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", r->base, repo, ref);
 	struct curl_slist h = {.data = (char *)ACCEPT_MANIFESTS};
-	struct resp rs = {.max = JB_OCI_MAX_DOC, .r = r};
+	struct resp rs = {.body = {.limit = JB_OCI_MAX_DOC}, .r = r};
 	rc = request(r, "GET", url, &h, &rs, false, 0, err);
 	if (rc == 0 && rs.status != 200) {
 		char what[600];
@@ -562,11 +543,11 @@ int jb_registry_manifest_get(struct jb_registry *r, const char *repo, const char
 		rc = http_error(r, &rs, what, err);
 	}
 	if (rc < 0) {
-		free(rs.body);
+		jb_buf_free(&rs.body);
 		return rc;
 	}
 	char got[JB_OCI_DIGEST_MAX];
-	jb_oci_digest_of(rs.body ? rs.body : "", rs.len, got);
+	jb_oci_digest_of(rs.body.p ? (const char *)rs.body.p : "", rs.body.len, got);
 	/* what we hold must be what was asked for, and what the registry says */
 	if (jb_oci_digest_check(ref) == 0 && strcmp(ref, got))
 		rc = jb_err(err, EBADMSG, "registry %s: %s@%s: the manifest sent hashes to %s", r->host, repo, ref, got);
@@ -574,19 +555,19 @@ int jb_registry_manifest_get(struct jb_registry *r, const char *repo, const char
 		rc = jb_err(err, EBADMSG, "registry %s: %s:%s: the manifest sent hashes to %s, not to the %s announced",
 			    r->host, repo, ref, got, rs.digest);
 	if (rc < 0) {
-		free(rs.body);
+		jb_buf_free(&rs.body);
 		return rc;
 	}
 	char *mt = strdup(rs.ctype);
 	if (!mt) {
-		free(rs.body);
+		jb_buf_free(&rs.body);
 		return -ENOMEM;
 	}
 	char *semi = strchr(mt, ';');
 	if (semi)
 		*semi = 0;
-	*ret_buf = rs.body ? rs.body : strdup("");
-	*ret_len = rs.len;
+	*ret_len = rs.body.len;
+	*ret_buf = rs.body.p ? jb_buf_take(&rs.body) : strdup("");
 	*ret_mt = mt;
 	strcpy(ret_digest, got);
 	return 0;
@@ -601,9 +582,9 @@ int jb_registry_blob_exists(struct jb_registry *r, const char *repo, const char 
 		return jb_err(err, EINVAL, "'%s' is not a digest", digest);
 	char url[800];
 	snprintf(url, sizeof url, "%s/v2/%s/blobs/%s", r->base, repo, digest);
-	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	struct resp rs = {.body = {.limit = MAX_ERROR_BODY}, .r = r};
 	rc = request(r, "HEAD", url, NULL, &rs, false, 0, err);
-	free(rs.body);
+	jb_buf_free(&rs.body);
 	if (rc < 0)
 		return rc;
 	if (rs.status == 200)
@@ -624,11 +605,11 @@ int jb_registry_blob_get(struct jb_registry *r, const char *repo, const struct j
 		return rc;
 	char url[800];
 	snprintf(url, sizeof url, "%s/v2/%s/blobs/%s", r->base, repo, d->digest);
-	struct resp rs = {.max = MAX_ERROR_BODY, .r = r, .w = w, .total = d->size > 0 ? (uint64_t)d->size : 0};
+	struct resp rs = {.body = {.limit = MAX_ERROR_BODY}, .r = r, .w = w, .total = d->size > 0 ? (uint64_t)d->size : 0};
 	rc = request(r, "GET", url, NULL, &rs, false, 0, err);
 	if (rc == 0 && rs.status != 200)
 		rc = http_error(r, &rs, d->digest, err);
-	free(rs.body);
+	jb_buf_free(&rs.body);
 	if (rc < 0) {
 		jb_oci_blob_abort(w);
 		return rc;
@@ -661,7 +642,7 @@ int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *di
 	if ((rc = jb_registry_blob_exists(r, repo, digest, err)) != 0)
 		return rc < 0 ? rc : JB_BLOB_PRESENT; /* already there: nothing to send */
 	char url[2600], loc[2400];
-	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	struct resp rs = {.body = {.limit = MAX_ERROR_BODY}, .r = r};
 	if (mount_from && check_repo(mount_from, NULL) == 0 && strcmp(mount_from, repo)) {
 		/* the registry has it in another repository: mounting it there costs
 		 * no bytes (201); a registry that will not mount starts an upload (202) */
@@ -670,7 +651,7 @@ int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *di
 		curl_free(ed);
 		rc = request(r, "POST", url, NULL, &rs, false, 0, err);
 		if (rc == 0 && rs.status == 201) {
-			free(rs.body);
+			jb_buf_free(&rs.body);
 			return JB_BLOB_MOUNTED;
 		}
 	} else {
@@ -681,7 +662,7 @@ int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *di
 		rc = http_error(r, &rs, "starting an upload", err);
 	if (rc == 0)
 		rc = absolute(r, rs.location, loc, sizeof loc, err);
-	free(rs.body);
+	jb_buf_free(&rs.body);
 	if (rc < 0)
 		return rc;
 	struct curl_slist ct = {.data = (char *)"Content-Type: application/octet-stream"};
@@ -694,14 +675,14 @@ int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *di
 			char range[80];
 			snprintf(range, sizeof range, "Content-Range: %lld-%lld", (long long)off, (long long)end - 1);
 			struct curl_slist h2 = {.data = range}, h1 = {.data = ct.data, .next = &h2};
-			struct resp ps = {.max = MAX_ERROR_BODY, .r = r, .fd = fd, .off = off, .end = end,
+			struct resp ps = {.body = {.limit = MAX_ERROR_BODY}, .r = r, .fd = fd, .off = off, .end = end,
 					  .done = done, .total = (uint64_t)size};
 			rc = request(r, "PATCH", loc, &h1, &ps, true, end - off, err);
 			if (rc == 0 && ps.status != 202)
 				rc = http_error(r, &ps, "sending a chunk", err);
 			if (rc == 0)
 				rc = absolute(r, ps.location, loc, sizeof loc, err);
-			free(ps.body);
+			jb_buf_free(&ps.body);
 			if (rc < 0)
 				return rc;
 			done = ps.done;
@@ -713,12 +694,12 @@ int jb_registry_blob_put(struct jb_registry *r, const char *repo, const char *di
 	char *ed = curl_easy_escape(r->curl, digest, 0);
 	snprintf(url, sizeof url, "%s%sdigest=%s", loc, strchr(loc, '?') ? "&" : "?", ed);
 	curl_free(ed);
-	struct resp ps = {.max = MAX_ERROR_BODY, .r = r, .fd = fd, .off = off, .end = size, .done = done,
+	struct resp ps = {.body = {.limit = MAX_ERROR_BODY}, .r = r, .fd = fd, .off = off, .end = size, .done = done,
 			  .total = (uint64_t)size};
 	rc = request(r, "PUT", url, &ct, &ps, true, size - off, err);
 	if (rc == 0 && ps.status != 201)
 		rc = http_error(r, &ps, digest, err);
-	free(ps.body);
+	jb_buf_free(&ps.body);
 	return rc;
 }
 
@@ -735,13 +716,13 @@ int jb_registry_manifest_put(struct jb_registry *r, const char *repo, const char
 	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", r->base, repo, ref);
 	snprintf(ct, sizeof ct, "Content-Type: %s", media_type);
 	struct curl_slist h = {.data = ct};
-	struct resp rs = {.max = MAX_ERROR_BODY, .r = r, .ubuf = buf, .ulen = len};
+	struct resp rs = {.body = {.limit = MAX_ERROR_BODY}, .r = r, .ubuf = buf, .ulen = len};
 	rc = request(r, "PUT", url, &h, &rs, true, (int64_t)len, err);
 	if (rc == 0 && rs.status != 201)
 		rc = http_error(r, &rs, ref, err);
 	if (rc == 0 && rs.digest[0] && strcmp(rs.digest, d))
 		rc = jb_err(err, EBADMSG, "registry %s: stored the manifest as %s, jumbo sent %s", r->host, rs.digest, d);
-	free(rs.body);
+	jb_buf_free(&rs.body);
 	if (rc == 0 && ret_digest)
 		strcpy(ret_digest, d);
 	return rc;
@@ -756,11 +737,11 @@ int jb_registry_manifest_delete(struct jb_registry *r, const char *repo, const c
 		return jb_err(err, EINVAL, "a manifest is deleted by digest, not by '%s'", digest);
 	char url[800];
 	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", r->base, repo, digest);
-	struct resp rs = {.max = MAX_ERROR_BODY, .r = r};
+	struct resp rs = {.body = {.limit = MAX_ERROR_BODY}, .r = r};
 	rc = request(r, "DELETE", url, NULL, &rs, false, 0, err);
 	if (rc == 0 && rs.status != 202)
 		rc = http_error(r, &rs, digest, err);
-	free(rs.body);
+	jb_buf_free(&rs.body);
 	return rc;
 }
 
@@ -771,12 +752,12 @@ int jb_registry_tags(struct jb_registry *r, const char *repo, char ***ret, size_
 		return rc;
 	char url[800];
 	snprintf(url, sizeof url, "%s/v2/%s/tags/list?n=10000", r->base, repo);
-	struct resp rs = {.max = JB_OCI_MAX_DOC, .r = r};
+	struct resp rs = {.body = {.limit = JB_OCI_MAX_DOC}, .r = r};
 	rc = request(r, "GET", url, NULL, &rs, false, 0, err);
 	if (rc == 0 && rs.status != 200)
 		rc = http_error(r, &rs, repo, err);
-	json_t *j = rc == 0 ? json_loadb(rs.body ? rs.body : "", rs.len, 0, NULL) : NULL;
-	free(rs.body);
+	json_t *j = rc == 0 ? json_loadb(rs.body.p ? (const char *)rs.body.p : "", rs.body.len, 0, NULL) : NULL;
+	jb_buf_free(&rs.body);
 	if (rc < 0)
 		return rc;
 	json_t *tags = json_object_get(j, "tags");

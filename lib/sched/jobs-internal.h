@@ -1,5 +1,6 @@
 /* Internal to lib/sched. */
 #pragma once
+#include "jumbo/http.h"
 #include "jumbo/sched.h"
 #include "jumbo/store.h"
 #include "jumbo/xfer.h"
@@ -96,12 +97,6 @@ struct jobs_backend {
 };
 extern const struct backend_ops jobs_slurm_ops;
 extern const struct backend_ops jobs_marathon_ops;
-/* http.c: one JSON request (an answer of at most 8 MiB); the HTTP status, or
- * -1 with err when there was no answer; *ret is the answer's JSON or NULL. */
-typedef void CURL;
-struct curl_slist;
-long sched_http(CURL *c, pthread_mutex_t *lock, const char *method, const char *url, struct curl_slist *headers,
-		const char *user, const char *password, const char *body, json_t **ret, struct jb_error *err);
 /* The backends of the configuration, opened (one that fails keeps its error). */
 int jobs_backends_open(struct jb_jobs *j, struct jb_error *err);
 void jobs_backends_close(struct jb_jobs *j);

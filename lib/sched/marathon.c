@@ -46,7 +46,10 @@ static long call(struct marathon *m, const char *method, const char *path, const
 		h = curl_slist_append(h, auth);
 		explicit_bzero(tok, sizeof tok);
 	}
-	long code = sched_http(m->curl, &m->lock, method, url, h, m->user, m->password, body, ret, err);
+	long code = jb_http_json(m->curl, &m->lock,
+				 &(struct jb_http_req){.method = method, .url = url, .headers = h, .user = m->user,
+							 .password = m->password, .body = body},
+				 ret, err);
 	curl_slist_free_all(h);
 	explicit_bzero(auth, sizeof auth);
 	if (code < 0)
@@ -93,6 +96,7 @@ static int marathon_open(struct jobs_backend *b, struct jb_error *err)
 		return -ENOMEM;
 	if (m->token_file && m->user)
 		return jb_err(err, EINVAL, "backend %s: user (Basic) or token-file (DC/OS), not both", c->name);
+	jb_http_init();
 	if (!(m->curl = curl_easy_init()))
 		return -ENOMEM;
 	/* the server answers and takes the credentials */

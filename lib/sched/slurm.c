@@ -95,7 +95,8 @@ static long rest(struct slurm *s, const char *method, const char *path, const ch
 	struct curl_slist *h = curl_slist_append(NULL, h1);
 	h = curl_slist_append(h, h2);
 	h = curl_slist_append(h, "Content-Type: application/json");
-	long code = sched_http(s->curl, &s->lock, method, url, h, NULL, NULL, body, ret, err);
+	long code = jb_http_json(s->curl, &s->lock, &(struct jb_http_req){.method = method, .url = url, .headers = h, .body = body},
+				 ret, err);
 	curl_slist_free_all(h);
 	explicit_bzero(tok, sizeof tok);
 	explicit_bzero(h1, sizeof h1);
@@ -187,6 +188,7 @@ static int slurm_open(struct jobs_backend *b, struct jb_error *err)
 	if ((v = jb_backend_conf_get(c, "rest"))) {
 		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
 			return jb_err(err, EINVAL, "backend %s: rest is http://HOST:PORT of slurmrestd", c->name);
+		jb_http_init();
 		if (!(s->rest = strdup(v)) || !(s->curl = curl_easy_init()))
 			return -ENOMEM;
 		size_t l = strlen(s->rest);

@@ -4,39 +4,6 @@
 
 /* ---- output ---- */
 
-void jb_buf_free(struct jb_buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
-void jb_buf_put(struct jb_buf *b, const void *p, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n > b->cap) {
-		size_t nc = b->cap ? b->cap : 4096;
-		while (nc < b->len + n)
-			nc *= 2;
-		if (b->limit && nc > b->limit)
-			nc = JB_MAX(b->limit, b->len + n);
-		if (b->limit && b->len + n > b->limit) {
-			b->oom = true;
-			return;
-		}
-		uint8_t *np = realloc(b->p, nc);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
 void jb_buf_u8(struct jb_buf *b, uint8_t v) { jb_buf_put(b, &v, 1); }
 void jb_buf_u16(struct jb_buf *b, uint16_t v)
 {

@@ -15,7 +15,7 @@ static int decode_frame(struct jb_buf *b, struct jb_msg *m)
 
 int main(void)
 {
-	struct jb_buf b = {0};
+	struct jb_buf b = {.limit = 1u << 20};
 	static struct jb_msg m;
 
 	size_t k = jb_frame_begin(&b, JB_MSG_HELLO);
@@ -217,6 +217,12 @@ int main(void)
 	jb_buf_put(&capped, "0123456789abcdef0", 17);
 	ok(capped.oom, "buffer cap enforced");
 	jb_buf_free(&capped);
+	ok(jb_buf_add(&capped, "0123456789abcdef", 16) == 0 && capped.len == 16 && capped.p[16] == 0,
+	   "up to the cap it takes, NUL-terminated");
+	ok(jb_buf_add(&capped, "x", 1) == -E2BIG && capped.oom, "one byte more: E2BIG");
+	jb_buf_free(&capped);
+	struct jb_buf nolimit = {0};
+	ok(jb_buf_add(&nolimit, "x", 1) == -E2BIG && !nolimit.p, "a buffer without a limit takes nothing");
 	jb_buf_free(&b);
 	return tap_done();
 }
