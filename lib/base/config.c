@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -206,328 +207,346 @@ static const char *const backend_keys_common[] = {"jumbod", "state", "data", "im
 static const char *const backend_keys_slurm[] = {"rest", "api-version", "user", "jwt-key", "token-file", "partition", "account", "qos", NULL};
 static const char *const backend_keys_marathon[] = {"url", "user", "password", "password-file", "token-file", "container", "registry", "app-prefix", NULL};
 
+/* ---- the parser: a table of sections, each with a table of keys ---- */
+
+struct parse {
+	struct jb_config *c;
+	struct jb_error *err;
+	int line;
+	char label[96];         /* the section as the file names it: "[peer beta]" */
+	struct jb_peer *peer;   /* the entry the section's keys go to */
+	struct jb_registry_conf *reg;
+	struct jb_rule *rule;
+	struct jb_backend_conf *be;
+};
+
+/* "FILE:LINE: " + the message */
+__attribute__((format(printf, 3, 4))) static int perr(struct parse *p, int code, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return jb_err(p->err, code, "%s:%d: %s", p->c->path, p->line, msg);
+}
+
+/* one more element of a section's array, zeroed */
+static void *grow(void **arr, size_t *n, size_t size)
+{
+	char *na = realloc(*arr, (*n + 1) * size);
+	if (!na)
+		return NULL;
+	*arr = na;
+	memset(na + *n * size, 0, size);
+	return na + (*n)++ * size;
+}
+
+/* [site] */
+static int site_name(struct parse *p, const char *v)
+{
+	if (!valid_name(v))
+		return perr(p, EINVAL, "invalid site name '%s'", v);
+	return set_str(&p->c->name, v);
+}
+static int site_identity(struct parse *p, const char *v) { return set_str(&p->c->identity, v); }
+static int site_root(struct parse *p, const char *v) { return set_str(&p->c->root, v); }
+static int site_listen(struct parse *p, const char *v) { return set_str(&p->c->listen, v); }
+static int site_state(struct parse *p, const char *v) { return set_str(&p->c->state, v); }
+static int site_images(struct parse *p, const char *v) { return set_str(&p->c->images, v); }
+static int site_api(struct parse *p, const char *v)
+{
+	if (!*v || !strcmp(v, "off") || has_port(v))
+		return set_str(&p->c->api, v);
+	/* the API has its own default port, not the transfer port */
+	char *a;
+	if (asprintf(&a, "%s:%d", v, JB_DEFAULT_API_PORT) < 0)
+		return -ENOMEM;
+	free(p->c->api);
+	p->c->api = a;
+	return 0;
+}
+static int site_max_open_files(struct parse *p, const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || n < 4 || n > 4096)
+		return perr(p, EINVAL, "max_open_files wants a number of files from 4 to 4096, not '%s'", v);
+	p->c->max_open_files = (int)n;
+	return 0;
+}
+
+/* [peer NAME] */
+static int peer_open(struct parse *p, const char *name)
+{
+	struct jb_config *c = p->c;
+	if (!valid_name(name))
+		return perr(p, EINVAL, "invalid peer name '%s' (letters, digits, '-', '_', '.')", name);
+	if (jb_config_peer(c, name))
+		return perr(p, EINVAL, "peer '%s' defined twice", name);
+	if (c->npeers >= JB_MAX_PEERS)
+		return perr(p, E2BIG, "too many peers (limit %d)", JB_MAX_PEERS);
+	if (!(p->peer = grow((void **)&c->peers, &c->npeers, sizeof *c->peers)) || !(p->peer->name = strdup(name)))
+		return -ENOMEM;
+	return 0;
+}
+static int peer_address(struct parse *p, const char *v)
+{
+	char host[256];
+	int port;
+	if (jb_split_hostport(v, host, sizeof host, &port) < 0)
+		return perr(p, EINVAL, "peer %s: bad address '%s' (want host:port)", p->peer->name, v);
+	return set_str(&p->peer->address, v);
+}
+static int peer_fingerprint(struct parse *p, const char *v)
+{
+	if (jb_fp_parse(v, p->peer->fp) < 0)
+		return perr(p, EINVAL, "peer %s: bad fingerprint (want SHA256:<64 hex>)", p->peer->name);
+	return 0;
+}
+
+/* [registry HOST] */
+static int registry_open(struct parse *p, const char *host)
+{
+	struct jb_config *c = p->c;
+	bool okh = *host && strlen(host) < 256;
+	for (const char *q = host; okh && *q; q++)
+		okh = isalnum((unsigned char)*q) || strchr(".-:[]", *q);
+	if (!okh)
+		return perr(p, EINVAL, "'%s' is not a registry host (HOST or HOST:PORT)", host);
+	if (jb_config_registry(c, host))
+		return perr(p, EINVAL, "registry '%s' defined twice", host);
+	if (!(p->reg = grow((void **)&c->registries, &c->nregistries, sizeof *c->registries)) ||
+	    !(p->reg->host = strdup(host)))
+		return -ENOMEM;
+	return 0;
+}
+static int registry_user(struct parse *p, const char *v) { return set_str(&p->reg->user, v); }
+static int registry_password(struct parse *p, const char *v) { return set_str(&p->reg->password, v); }
+static int registry_password_file(struct parse *p, const char *v)
+{
+	/* the secret itself stays out of a file that may be world-readable */
+	char pw[1024];
+	int rr = jb_read_line_file(v, pw, sizeof pw);
+	if (rr < 0)
+		return perr(p, -rr, "registry %s: cannot read password-file %s", p->reg->host, v);
+	int r = set_str(&p->reg->password, pw);
+	explicit_bzero(pw, sizeof pw);
+	return r;
+}
+static int registry_ca(struct parse *p, const char *v) { return set_str(&p->reg->ca, v); }
+static int registry_insecure(struct parse *p, const char *v)
+{
+	if (strcmp(v, "true") && strcmp(v, "false"))
+		return perr(p, EINVAL, "registry %s: insecure is true or false", p->reg->host);
+	p->reg->insecure = !strcmp(v, "true");
+	return 0;
+}
+
+/* [rule NAME] */
+static int rule_open(struct parse *p, const char *name)
+{
+	struct jb_config *c = p->c;
+	if (!valid_name(name))
+		return perr(p, EINVAL, "invalid rule name '%s' (letters, digits, '-', '_', '.')", name);
+	for (size_t i = 0; i < c->nrules; i++)
+		if (!strcmp(c->rules[i].name, name))
+			return perr(p, EINVAL, "rule '%s' defined twice", name);
+	if (!(p->rule = grow((void **)&c->rules, &c->nrules, sizeof *c->rules)) || !(p->rule->name = strdup(name)))
+		return -ENOMEM;
+	return 0;
+}
+static int rule_glob(struct parse *p, const char *v) { return set_str(&p->rule->glob, v); }
+static int rule_image(struct parse *p, const char *v) { return set_str(&p->rule->image, v); }
+static int rule_command(struct parse *p, const char *v) { return set_str(&p->rule->command, v); }
+static int rule_output(struct parse *p, const char *v) { return set_str(&p->rule->output, v); }
+static int rule_backend(struct parse *p, const char *v) { return set_str(&p->rule->backend, v); }
+static int rule_memory(struct parse *p, const char *v)
+{
+	uint64_t m;
+	if (jb_parse_size(v, &m) < 0 || m < (4u << 20))
+		return perr(p, EINVAL, "rule %s: memory is a size of 4M or more", p->rule->name);
+	return set_str(&p->rule->memory, v);
+}
+static int positive(struct parse *p, const char *key, const char *v, double *out)
+{
+	char *end = NULL;
+	double d = strtod(v, &end);
+	if (end == v || *end || !(d > 0))
+		return perr(p, EINVAL, "rule %s: %s is a number above 0", p->rule->name, key);
+	*out = d;
+	return 0;
+}
+static int rule_cpus(struct parse *p, const char *v) { return positive(p, "cpus", v, &p->rule->cpus); }
+static int rule_timeout(struct parse *p, const char *v) { return positive(p, "timeout", v, &p->rule->timeout); }
+
+/* [backend NAME]: type, and the keys of its type (checked once the
+ * section's type is known, after the whole file) */
+static int backend_open(struct parse *p, const char *name)
+{
+	struct jb_config *c = p->c;
+	if (!valid_name(name) || !strcmp(name, "local"))
+		return perr(p, EINVAL, "invalid backend name '%s' (letters, digits, '-', '_', '.'; 'local' is this host's)",
+			    name);
+	if (jb_config_backend(c, name))
+		return perr(p, EINVAL, "backend '%s' defined twice", name);
+	if (!(p->be = grow((void **)&c->backends, &c->nbackends, sizeof *c->backends)) || !(p->be->name = strdup(name)))
+		return -ENOMEM;
+	p->be->line = p->line;
+	return 0;
+}
+static int backend_key(struct parse *p, const char *key, const char *v)
+{
+	struct jb_backend_conf *be = p->be;
+	if (!strcmp(key, "type")) {
+		if (strcmp(v, "slurm") && strcmp(v, "marathon") && strcmp(v, "local"))
+			return perr(p, EINVAL, "backend %s: type is slurm, marathon or local", be->name);
+		return set_str(&be->type, v);
+	}
+	if (jb_backend_conf_get(be, key))
+		return perr(p, EINVAL, "backend %s: '%s' given twice", be->name, key);
+	char **nk = realloc(be->keys, (be->nkv + 1) * sizeof *nk);
+	if (!nk)
+		return -ENOMEM;
+	be->keys = nk;
+	char **nv = realloc(be->vals, (be->nkv + 1) * sizeof *nv);
+	if (!nv)
+		return -ENOMEM;
+	be->vals = nv;
+	if (!(be->keys[be->nkv] = strdup(key)))
+		return -ENOMEM;
+	if (!(be->vals[be->nkv] = strdup(v))) {
+		free(be->keys[be->nkv]);
+		return -ENOMEM;
+	}
+	be->nkv++;
+	return 0;
+}
+
+struct key {
+	const char *name;
+	int (*set)(struct parse *p, const char *val);
+};
+static const struct key site_keys[] = {
+	{"name", site_name},       {"identity", site_identity},
+	{"root", site_root},       {"listen", site_listen},
+	{"api", site_api},         {"state", site_state},
+	{"images", site_images},   {"max_open_files", site_max_open_files},
+	{0},
+};
+static const struct key peer_keys[] = {
+	{"address", peer_address},
+	{"fingerprint", peer_fingerprint},
+	{0},
+};
+static const struct key registry_keys[] = {
+	{"user", registry_user},
+	{"password", registry_password},
+	{"password-file", registry_password_file},
+	{"ca", registry_ca},
+	{"insecure", registry_insecure},
+	{0},
+};
+static const struct key rule_keys[] = {
+	{"glob", rule_glob},     {"image", rule_image},     {"command", rule_command}, {"output", rule_output},
+	{"memory", rule_memory}, {"backend", rule_backend}, {"cpus", rule_cpus},       {"timeout", rule_timeout},
+	{0},
+};
+
+/* The sections a file may have: [WORD] or [WORD NAME]; anything else is an
+ * error with its line (a typo must not drop a pin or a rule without a word). */
+static const struct section {
+	const char *word;
+	bool named;
+	int (*open)(struct parse *p, const char *name);
+	const struct key *keys;                                       /* NULL: any key, to any_key */
+	int (*any_key)(struct parse *p, const char *key, const char *val);
+} sections[] = {
+	{"site", false, NULL, site_keys, NULL},
+	{"peer", true, peer_open, peer_keys, NULL},
+	{"registry", true, registry_open, registry_keys, NULL},
+	{"rule", true, rule_open, rule_keys, NULL},
+	{"backend", true, backend_open, NULL, backend_key},
+};
+
+/* "[...]" opens a section; *ret the one it is */
+static int open_section(struct parse *p, char *s, const struct section **ret)
+{
+	char *e = strchr(s, ']');
+	if (!e || e[1])
+		return perr(p, EINVAL, "malformed section header");
+	*e = 0;
+	char *sect = trim(s + 1);
+	size_t wl = strcspn(sect, " \t");
+	char *name = trim(sect + wl);
+	for (size_t i = 0; i < JB_ARRAY_SIZE(sections); i++) {
+		const struct section *x = &sections[i];
+		if (strlen(x->word) != wl || strncmp(sect, x->word, wl))
+			continue;
+		if (x->named && !*name)
+			return perr(p, EINVAL, "[%s] without a name (want [%s NAME])", x->word, x->word);
+		if (!x->named && *name)
+			return perr(p, EINVAL, "[%s] takes no name", x->word);
+		snprintf(p->label, sizeof p->label, "[%.40s%s%.40s]", x->word, *name ? " " : "", name);
+		*ret = x;
+		return x->open ? x->open(p, name) : 0;
+	}
+	/* "[peers x]", "[peer-b]": a typo of a section we have */
+	for (size_t i = 0; i < JB_ARRAY_SIZE(sections); i++)
+		if (!strncmp(sect, sections[i].word, strlen(sections[i].word)))
+			return perr(p, EINVAL, "unknown section '[%s]' (did you mean [%s%s]?)", sect, sections[i].word,
+				    sections[i].named ? " NAME" : "");
+	return perr(p, EINVAL, "unknown section '[%s]' (sections: [site], [peer NAME], [registry HOST], [rule NAME], "
+			       "[backend NAME])",
+		    sect);
+}
+
+static int take_key(struct parse *p, const struct section *sec, char *s)
+{
+	char *eq = strchr(s, '=');
+	if (!eq)
+		return perr(p, EINVAL, "expected 'key = value'");
+	*eq = 0;
+	char *key = trim(s), *val = trim(eq + 1);
+	if (!sec)
+		return perr(p, EINVAL, "key '%s' outside any section", key);
+	if (!sec->keys)
+		return sec->any_key(p, key, val);
+	for (const struct key *k = sec->keys; k->name; k++)
+		if (!strcmp(k->name, key))
+			return k->set(p, val);
+	return perr(p, EINVAL, "unknown key '%s' in %s", key, p->label);
+}
+
 int jb_config_parse(const char *text, const char *path, struct jb_config **ret, struct jb_error *err)
 {
 	struct jb_config *c = calloc(1, sizeof *c);
 	char *copy = strdup(text);
 	int r = 0;
-	if (!c || !copy) {
+	if (!c || !copy || !(c->path = strdup(path ? path : "<string>"))) {
 		free(copy);
-		free(c);
-		return -ENOMEM;
+		jb_config_free(c);
+		return jb_err(err, ENOMEM, "out of memory");
 	}
-	c->path = strdup(path ? path : "<string>");
-	enum { NONE, SITE, PEER, REGISTRY, RULE, BACKEND, OTHER } sec = NONE;
-	struct jb_backend_conf *be = NULL;
-	struct jb_peer *peer = NULL;
-	struct jb_registry_conf *reg = NULL;
-	struct jb_rule *rule = NULL;
-	int lineno = 0;
-	char *line = copy;
-	while (line) {
+	struct parse p = {.c = c, .err = err};
+	const struct section *sec = NULL;
+	for (char *line = copy; line && r == 0;) {
 		char *nl = strchr(line, '\n');
 		if (nl)
 			*nl = 0;
-		lineno++;
+		p.line++;
 		strip_comment(line);
 		char *s = trim(line);
-		if (!*s)
-			goto next;
-		if (*s == '[') {
-			char *e = strchr(s, ']');
-			if (!e || e[1]) {
-				r = jb_err(err, EINVAL, "%s:%d: malformed section header", c->path, lineno);
-				goto fail;
-			}
-			*e = 0;
-			char *sect = trim(s + 1);
-			if (!strcmp(sect, "site")) {
-				sec = SITE;
-			} else if (!strncmp(sect, "peer", 4) && isspace((unsigned char)sect[4])) {
-				char *pname = trim(sect + 5);
-				if (!valid_name(pname)) {
-					r = jb_err(err, EINVAL, "%s:%d: invalid peer name '%s' (letters, digits, '-', '_', '.')",
-						   c->path, lineno, pname);
-					goto fail;
-				}
-				if (jb_config_peer(c, pname)) {
-					r = jb_err(err, EINVAL, "%s:%d: peer '%s' defined twice", c->path, lineno, pname);
-					goto fail;
-				}
-				if (c->npeers >= JB_MAX_PEERS) {
-					r = jb_err(err, E2BIG, "%s:%d: too many peers (limit %d)", c->path, lineno, JB_MAX_PEERS);
-					goto fail;
-				}
-				struct jb_peer *np = realloc(c->peers, (c->npeers + 1) * sizeof *np);
-				if (!np) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				c->peers = np;
-				peer = &c->peers[c->npeers++];
-				memset(peer, 0, sizeof *peer);
-				peer->name = strdup(pname);
-				sec = PEER;
-			} else if (!strncmp(sect, "registry", 8) && isspace((unsigned char)sect[8])) {
-				char *host = trim(sect + 9);
-				bool okh = *host && strlen(host) < 256;
-				for (const char *p = host; okh && *p; p++)
-					okh = isalnum((unsigned char)*p) || strchr(".-:[]", *p);
-				if (!okh) {
-					r = jb_err(err, EINVAL, "%s:%d: '%s' is not a registry host (HOST or HOST:PORT)", c->path,
-						   lineno, host);
-					goto fail;
-				}
-				if (jb_config_registry(c, host)) {
-					r = jb_err(err, EINVAL, "%s:%d: registry '%s' defined twice", c->path, lineno, host);
-					goto fail;
-				}
-				struct jb_registry_conf *nr = realloc(c->registries, (c->nregistries + 1) * sizeof *nr);
-				if (!nr) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				c->registries = nr;
-				reg = &c->registries[c->nregistries++];
-				memset(reg, 0, sizeof *reg);
-				if (!(reg->host = strdup(host))) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				sec = REGISTRY;
-			} else if (!strncmp(sect, "rule", 4) && isspace((unsigned char)sect[4])) {
-				char *rname = trim(sect + 5);
-				if (!valid_name(rname)) {
-					r = jb_err(err, EINVAL, "%s:%d: invalid rule name '%s' (letters, digits, '-', '_', '.')",
-						   c->path, lineno, rname);
-					goto fail;
-				}
-				for (size_t i = 0; i < c->nrules; i++)
-					if (!strcmp(c->rules[i].name, rname)) {
-						r = jb_err(err, EINVAL, "%s:%d: rule '%s' defined twice", c->path, lineno, rname);
-						goto fail;
-					}
-				struct jb_rule *nr = realloc(c->rules, (c->nrules + 1) * sizeof *nr);
-				if (!nr) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				c->rules = nr;
-				rule = &c->rules[c->nrules++];
-				memset(rule, 0, sizeof *rule);
-				if (!(rule->name = strdup(rname))) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				sec = RULE;
-			} else if (!strncmp(sect, "backend", 7) && isspace((unsigned char)sect[7])) {
-				char *bname = trim(sect + 8);
-				if (!valid_name(bname) || !strcmp(bname, "local")) {
-					r = jb_err(err, EINVAL, "%s:%d: invalid backend name '%s' (letters, digits, '-', '_', '.'; "
-						   "'local' is this host's)", c->path, lineno, bname);
-					goto fail;
-				}
-				if (jb_config_backend(c, bname)) {
-					r = jb_err(err, EINVAL, "%s:%d: backend '%s' defined twice", c->path, lineno, bname);
-					goto fail;
-				}
-				struct jb_backend_conf *nb = realloc(c->backends, (c->nbackends + 1) * sizeof *nb);
-				if (!nb) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				c->backends = nb;
-				be = &c->backends[c->nbackends++];
-				memset(be, 0, sizeof *be);
-				be->line = lineno;
-				if (!(be->name = strdup(bname))) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				sec = BACKEND;
-			} else if (!strncmp(sect, "peer", 4)) {
-				/* "[peer]" or "[peers x]" is a typo for [peer NAME], not a later
-				 * module's section: ignoring it would drop a pin without a word */
-				if (sect[4])
-					r = jb_err(err, EINVAL, "%s:%d: unknown section '[%s]' (did you mean [peer NAME]?)",
-						   c->path, lineno, sect);
-				else
-					r = jb_err(err, EINVAL, "%s:%d: [peer] without a name (want [peer NAME])", c->path,
-						   lineno);
-				goto fail;
-			} else {
-				/* later sections ([rule ...], [backend ...]) belong to later modules */
-				sec = OTHER;
-			}
-			goto next;
-		}
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			r = jb_err(err, EINVAL, "%s:%d: expected 'key = value'", c->path, lineno);
-			goto fail;
-		}
-		*eq = 0;
-		char *key = trim(s), *val = trim(eq + 1);
-		if (sec == SITE && !strcmp(key, "max_open_files")) {
-			char *end;
-			long v = strtol(val, &end, 10);
-			if (!*val || *end || v < 4 || v > 4096) {
-				r = jb_err(err, EINVAL, "%s:%d: max_open_files wants a number of files from 4 to 4096, not '%s'",
-					   c->path, lineno, val);
-				goto fail;
-			}
-			c->max_open_files = (int)v;
-		} else if (sec == SITE) {
-			char **dst = !strcmp(key, "name") ? &c->name
-				: !strcmp(key, "identity") ? &c->identity
-				: !strcmp(key, "root") ? &c->root
-				: !strcmp(key, "listen") ? &c->listen
-				: !strcmp(key, "api") ? &c->api
-				: !strcmp(key, "state") ? &c->state
-				: !strcmp(key, "images") ? &c->images : NULL;
-			if (!dst) {
-				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [site]", c->path, lineno, key);
-				goto fail;
-			}
-			if (dst == &c->name && !valid_name(val)) {
-				r = jb_err(err, EINVAL, "%s:%d: invalid site name '%s'", c->path, lineno, val);
-				goto fail;
-			}
-			if ((r = set_str(dst, val)) < 0)
-				goto fail;
-			if (dst == &c->api && *val && strcmp(val, "off") && !has_port(val)) {
-				/* the API has its own default port, not the transfer port */
-				char *a;
-				if (asprintf(&a, "%s:%d", val, JB_DEFAULT_API_PORT) < 0) {
-					r = -ENOMEM;
-					goto fail;
-				}
-				free(c->api);
-				c->api = a;
-			}
-		} else if (sec == PEER) {
-			if (!strcmp(key, "address")) {
-				char host[256];
-				int port;
-				if (jb_split_hostport(val, host, sizeof host, &port) < 0) {
-					r = jb_err(err, EINVAL, "%s:%d: peer %s: bad address '%s' (want host:port)",
-						   c->path, lineno, peer->name, val);
-					goto fail;
-				}
-				if ((r = set_str(&peer->address, val)) < 0)
-					goto fail;
-			} else if (!strcmp(key, "fingerprint")) {
-				if (jb_fp_parse(val, peer->fp) < 0) {
-					r = jb_err(err, EINVAL, "%s:%d: peer %s: bad fingerprint (want SHA256:<64 hex>)",
-						   c->path, lineno, peer->name);
-					goto fail;
-				}
-			} else {
-				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [peer %s]", c->path, lineno, key,
-					   peer->name);
-				goto fail;
-			}
-		} else if (sec == REGISTRY) {
-			if (!strcmp(key, "user")) {
-				r = set_str(&reg->user, val);
-			} else if (!strcmp(key, "password")) {
-				r = set_str(&reg->password, val);
-			} else if (!strcmp(key, "password-file")) {
-				/* the secret itself stays out of a file that may be world-readable */
-				char pw[1024];
-				int rr = jb_read_line_file(val, pw, sizeof pw);
-				if (rr < 0) {
-					r = jb_err(err, -rr, "%s:%d: registry %s: cannot read password-file %s", c->path, lineno,
-						   reg->host, val);
-					goto fail;
-				}
-				r = set_str(&reg->password, pw);
-				explicit_bzero(pw, sizeof pw);
-			} else if (!strcmp(key, "ca")) {
-				r = set_str(&reg->ca, val);
-			} else if (!strcmp(key, "insecure")) {
-				if (strcmp(val, "true") && strcmp(val, "false")) {
-					r = jb_err(err, EINVAL, "%s:%d: registry %s: insecure is true or false", c->path, lineno,
-						   reg->host);
-					goto fail;
-				}
-				reg->insecure = !strcmp(val, "true");
-			} else {
-				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [registry %s]", c->path, lineno, key,
-					   reg->host);
-			}
-			if (r < 0)
-				goto fail;
-		} else if (sec == RULE) {
-			char *end = NULL;
-			if (!strcmp(key, "glob")) {
-				r = set_str(&rule->glob, val);
-			} else if (!strcmp(key, "image")) {
-				r = set_str(&rule->image, val);
-			} else if (!strcmp(key, "command")) {
-				r = set_str(&rule->command, val);
-			} else if (!strcmp(key, "output")) {
-				r = set_str(&rule->output, val);
-			} else if (!strcmp(key, "memory")) {
-				uint64_t m;
-				if (jb_parse_size(val, &m) < 0 || m < (4u << 20))
-					r = jb_err(err, EINVAL, "%s:%d: rule %s: memory is a size of 4M or more", c->path, lineno,
-						   rule->name);
-				else
-					r = set_str(&rule->memory, val);
-			} else if (!strcmp(key, "backend")) {
-				r = set_str(&rule->backend, val);
-			} else if (!strcmp(key, "cpus") || !strcmp(key, "timeout")) {
-				double v = strtod(val, &end);
-				if (end == val || *end || v <= 0)
-					r = jb_err(err, EINVAL, "%s:%d: rule %s: %s is a number above 0", c->path, lineno,
-						   rule->name, key);
-				else if (!strcmp(key, "cpus"))
-					rule->cpus = v;
-				else
-					rule->timeout = v;
-			} else {
-				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [rule %s]", c->path, lineno, key,
-					   rule->name);
-			}
-			if (r < 0)
-				goto fail;
-		} else if (sec == BACKEND) {
-			if (!strcmp(key, "type")) {
-				if (strcmp(val, "slurm") && strcmp(val, "marathon") && strcmp(val, "local"))
-					r = jb_err(err, EINVAL, "%s:%d: backend %s: type is slurm, marathon or local", c->path,
-						   lineno, be->name);
-				else
-					r = set_str(&be->type, val);
-			} else if (jb_backend_conf_get(be, key)) {
-				r = jb_err(err, EINVAL, "%s:%d: backend %s: '%s' given twice", c->path, lineno, be->name, key);
-			} else {
-				char **nk = realloc(be->keys, (be->nkv + 1) * sizeof *nk);
-				if (nk)
-					be->keys = nk;
-				char **nv = realloc(be->vals, (be->nkv + 1) * sizeof *nv);
-				if (nv)
-					be->vals = nv;
-				if (!nk || !nv)
-					r = -ENOMEM;
-				else if (!(be->keys[be->nkv] = strdup(key)) || !(be->vals[be->nkv] = strdup(val)))
-					r = -ENOMEM;
-				if (r == 0)
-					be->nkv++;
-				else if (nk && nv) {
-					free(be->keys[be->nkv]);
-					be->keys[be->nkv] = NULL;
-				}
-			}
-			if (r < 0)
-				goto fail;
-		} else if (sec == NONE) {
-			r = jb_err(err, EINVAL, "%s:%d: key '%s' outside any section", c->path, lineno, key);
-			goto fail;
-		}
-	next:
+		if (*s == '[')
+			r = open_section(&p, s, &sec);
+		else if (*s)
+			r = take_key(&p, sec, s);
 		line = nl ? nl + 1 : NULL;
 	}
+	if (r == -ENOMEM)
+		r = jb_err(err, ENOMEM, "%s:%d: out of memory", c->path, p.line);
+	if (r < 0)
+		goto fail;
 	for (size_t i = 0; i < c->nrules; i++) {
 		if (!c->rules[i].glob || !c->rules[i].image) {
 			r = jb_err(err, EINVAL, "%s: rule %s needs a glob and an image", c->path, c->rules[i].name);
@@ -551,10 +570,10 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 									  : backend_keys_common;
 		for (size_t k = 0; k < b->nkv; k++) {
 			bool ok = false;
-			for (const char *const *p = backend_keys_common; *p && !ok; p++)
-				ok = !strcmp(*p, b->keys[k]);
-			for (const char *const *p = known; *p && !ok; p++)
-				ok = !strcmp(*p, b->keys[k]);
+			for (const char *const *q = backend_keys_common; *q && !ok; q++)
+				ok = !strcmp(*q, b->keys[k]);
+			for (const char *const *q = known; *q && !ok; q++)
+				ok = !strcmp(*q, b->keys[k]);
 			if (!ok) {
 				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [backend %s] of type %s", c->path, b->line,
 					   b->keys[k], b->name, b->type);
