@@ -87,6 +87,12 @@ struct devs {
 	int n;
 };
 
+/* One group's commit, in its phases: durable (one syncfs per filesystem),
+ * the site's hook before (pending datasets), renamed, journalled in one
+ * transaction, the hook after (settled), one event per file.
+ * (Over 120 lines on purpose: the phases share the group's arrays and each
+ * file's failure is carried from one phase to the next; the order is the
+ * crash-safety argument of docs/ARCHITECTURE.md, kept in one place.) */
 static void commit_group(struct committer *c, const uint32_t *idx, size_t n)
 {
 	struct session *s = c->s;
