@@ -102,12 +102,16 @@ let page;
   // Start My Server, then (JupyterHub 3) Launch Server, leads to the form;
   // while the hub still finishes the stop, the page says so: load it again
   let form = null;
-  for (let i = 0; i < 12 && !form; i++) {
-    // a navigation the hub's page starts itself may cut this one short: try again
+  let cut = 0;
+  for (let i = 0; i < 12 && !form && cut < 60; ) {
+    // a navigation the hub's page starts itself (its stop-pending page reloads
+    // itself) may cut this one short: try again, without counting it as a try
     if (!(await page.goto(`${hub}/hub/home`).then(() => true, () => false))) {
-      await page.waitForTimeout(500);
+      cut++;
+      await page.waitForTimeout(1000);
       continue;
     }
+    i++;
     phase = "hub";
     await page.click("#start", { timeout: 5000 }).catch(() => null);
     const next = await page.waitForSelector('input[name=profile], a:has-text("Launch Server")', { timeout: 5000 })
@@ -119,7 +123,7 @@ let page;
       form = next;
     }
   }
-  if (!form) throw new Error("the spawn form did not come back after the stop");
+  if (!form) throw new Error(`the spawn form did not come back after the stop (${cut} navigations cut short)`);
   await pickProfile(page, "pytorch");
   await waitLab(page);
   say({ restarted: page.url() });

@@ -55,7 +55,8 @@ JUMBO_CLI=$JUMBO "$SRC/contrib/jupyterhub/hub-up" "$HUB" --jumbo-config "$T/beta
 NODE_PATH=$NODE_DIR/node_modules node "$(dirname "$0")/jupyterlab.js" "http://127.0.0.1:$PORT" alice s3cret \
 	incoming/run7/points.csv "$ART" > "$T/browser.out" 2>&1; rc=$?
 is "$rc" 0 "headless Chromium went through the whole session"
-[ "$rc" = 0 ] || { diag "$(cat "$T/browser.out")"; diag "$(tail -20 "$HUB/hub.log")"; }
+[ "$rc" = 0 ] || { diag "$(cat "$T/browser.out")"; diag "hub:" "$(tail -40 "$HUB/hub.log")"
+	diag "beta's jumbod:" "$(grep -E 'job|error|warn' "$T/beta/log" | tail -20)"; }
 out=$(cat "$T/browser.out")
 like '"lab":"http://127.0.0.1:[0-9]+/user/alice/lab' "$out" "after the profile form, JupyterLab at /user/alice/lab"
 like '"output":"500 points from /data/incoming/run7/points.csv, torch 2' "$out" "the cell read the landed dataset with torch"
