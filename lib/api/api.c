@@ -167,19 +167,13 @@ typedef enum MHD_Result (*handler_fn)(struct req *q);
 /* Who may call a route: anyone, or the holder of a token.  (The column
  * that per-token scopes will refine.) */
 enum scope { SCOPE_PUBLIC, SCOPE_TOKEN };
+/* The service a route needs: without it (jobs off for want of crun, say)
+ * the route answers 503, checked once in route() */
+enum need { NEED_NONE, NEED_JOBS, NEED_TRANSFERS };
 
 static const char *query(struct req *q, const char *key)
 {
 	return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-static enum MHD_Result no_jobs(struct req *q)
-{
-	return error_json(q->conn, 503, "jobs are not available on this site (see the daemon's log)");
-}
-static enum MHD_Result no_transfers(struct req *q)
-{
-	return error_json(q->conn, 503, "transfers are not available on this site (see the daemon's log)");
 }
 
 static enum MHD_Result h_health(struct req *q)
@@ -222,22 +216,16 @@ static enum MHD_Result h_asset(struct req *q)
 
 static enum MHD_Result h_jobs_list(struct req *q)
 {
-	if (!q->a->jobs)
-		return no_jobs(q);
 	return reply_json(q->conn, 200, json_pack("{s:o}", "jobs", jb_jobs_list(q->a->jobs)));
 }
 
 static enum MHD_Result h_jobs_new(struct req *q)
 {
-	if (!q->a->jobs)
-		return no_jobs(q);
 	return post_new(q->conn, q->b, q->a->jobs, submit_job, get_job);
 }
 
 static enum MHD_Result h_job_get(struct req *q)
 {
-	if (!q->a->jobs)
-		return no_jobs(q);
 	json_t *job = jb_jobs_get(q->a->jobs, q->id);
 	if (!job)
 		return error_json(q->conn, 404, "no such job");
@@ -250,8 +238,6 @@ static enum MHD_Result h_job_get(struct req *q)
 
 static enum MHD_Result h_job_kill(struct req *q)
 {
-	if (!q->a->jobs)
-		return no_jobs(q);
 	struct jb_error err = {0};
 	int r = jb_jobs_kill(q->a->jobs, q->id, &err);
 	if (r < 0)
@@ -261,8 +247,6 @@ static enum MHD_Result h_job_kill(struct req *q)
 
 static enum MHD_Result h_job_rerun(struct req *q)
 {
-	if (!q->a->jobs)
-		return no_jobs(q);
 	struct jb_error err = {0};
 	char nid[JB_JOB_ID_LEN + 1];
 	int r = jb_jobs_rerun(q->a->jobs, q->id, nid, &err);
@@ -277,8 +261,6 @@ static enum MHD_Result h_job_rerun(struct req *q)
  * the next offset in headers. */
 static enum MHD_Result h_job_logs(struct req *q)
 {
-	if (!q->a->jobs)
-		return no_jobs(q);
 	json_t *j = jb_jobs_get(q->a->jobs, q->id);
 	if (!j)
 		return error_json(q->conn, 404, "no such job");
@@ -315,30 +297,22 @@ static enum MHD_Result h_job_logs(struct req *q)
 
 static enum MHD_Result h_transfers_list(struct req *q)
 {
-	if (!q->a->transfers)
-		return no_transfers(q);
 	return reply_json(q->conn, 200, json_pack("{s:o}", "transfers", jb_transfers_list(q->a->transfers)));
 }
 
 static enum MHD_Result h_transfers_new(struct req *q)
 {
-	if (!q->a->transfers)
-		return no_transfers(q);
 	return post_new(q->conn, q->b, q->a->transfers, submit_transfer, get_transfer);
 }
 
 static enum MHD_Result h_transfer_get(struct req *q)
 {
-	if (!q->a->transfers)
-		return no_transfers(q);
 	json_t *t = jb_transfers_get(q->a->transfers, q->id);
 	return t ? reply_json(q->conn, 200, t) : error_json(q->conn, 404, "no such transfer");
 }
 
 static enum MHD_Result h_transfer_cancel(struct req *q)
 {
-	if (!q->a->transfers)
-		return no_transfers(q);
 	struct jb_error err = {0};
 	int r = jb_transfers_cancel(q->a->transfers, q->id, &err);
 	if (r < 0)
@@ -413,30 +387,31 @@ static enum MHD_Result h_rules(struct req *q)
 static const struct route {
 	const char *method, *pattern;
 	enum scope scope;
+	enum need need;
 	handler_fn fn;
 } routes[] = {
-	{"GET", "/api/v1/health", SCOPE_PUBLIC, h_health},
-	{"GET", "/api/v1/peers", SCOPE_TOKEN, h_peers},
-	{"GET", "/api/v1/jobs", SCOPE_TOKEN, h_jobs_list},
-	{"POST", "/api/v1/jobs", SCOPE_TOKEN, h_jobs_new},
-	{"GET", "/api/v1/jobs/:id", SCOPE_TOKEN, h_job_get},
-	{"DELETE", "/api/v1/jobs/:id", SCOPE_TOKEN, h_job_kill},
-	{"POST", "/api/v1/jobs/:id/kill", SCOPE_TOKEN, h_job_kill},
-	{"POST", "/api/v1/jobs/:id/rerun", SCOPE_TOKEN, h_job_rerun},
-	{"GET", "/api/v1/jobs/:id/logs", SCOPE_TOKEN, h_job_logs},
-	{"GET", "/api/v1/transfers", SCOPE_TOKEN, h_transfers_list},
-	{"POST", "/api/v1/transfers", SCOPE_TOKEN, h_transfers_new},
-	{"GET", "/api/v1/transfers/:id", SCOPE_TOKEN, h_transfer_get},
-	{"DELETE", "/api/v1/transfers/:id", SCOPE_TOKEN, h_transfer_cancel},
-	{"POST", "/api/v1/transfers/:id/cancel", SCOPE_TOKEN, h_transfer_cancel},
-	{"GET", "/api/v1/datasets", SCOPE_TOKEN, h_datasets},
-	{"POST", "/api/v1/datasets/sha256", SCOPE_TOKEN, h_sha256},
-	{"GET", "/api/v1/provenance", SCOPE_TOKEN, h_provenance},
-	{"GET", "/api/v1/rules", SCOPE_TOKEN, h_rules},
-	{"GET", "/metrics", SCOPE_PUBLIC, h_metrics},
-	{"GET", "/", SCOPE_PUBLIC, h_asset},
-	{"GET", "/ui", SCOPE_PUBLIC, h_asset},
-	{"GET", "/ui/*", SCOPE_PUBLIC, h_asset},
+	{"GET", "/api/v1/health", SCOPE_PUBLIC, NEED_NONE, h_health},
+	{"GET", "/api/v1/peers", SCOPE_TOKEN, NEED_NONE, h_peers},
+	{"GET", "/api/v1/jobs", SCOPE_TOKEN, NEED_JOBS, h_jobs_list},
+	{"POST", "/api/v1/jobs", SCOPE_TOKEN, NEED_JOBS, h_jobs_new},
+	{"GET", "/api/v1/jobs/:id", SCOPE_TOKEN, NEED_JOBS, h_job_get},
+	{"DELETE", "/api/v1/jobs/:id", SCOPE_TOKEN, NEED_JOBS, h_job_kill},
+	{"POST", "/api/v1/jobs/:id/kill", SCOPE_TOKEN, NEED_JOBS, h_job_kill},
+	{"POST", "/api/v1/jobs/:id/rerun", SCOPE_TOKEN, NEED_JOBS, h_job_rerun},
+	{"GET", "/api/v1/jobs/:id/logs", SCOPE_TOKEN, NEED_JOBS, h_job_logs},
+	{"GET", "/api/v1/transfers", SCOPE_TOKEN, NEED_TRANSFERS, h_transfers_list},
+	{"POST", "/api/v1/transfers", SCOPE_TOKEN, NEED_TRANSFERS, h_transfers_new},
+	{"GET", "/api/v1/transfers/:id", SCOPE_TOKEN, NEED_TRANSFERS, h_transfer_get},
+	{"DELETE", "/api/v1/transfers/:id", SCOPE_TOKEN, NEED_TRANSFERS, h_transfer_cancel},
+	{"POST", "/api/v1/transfers/:id/cancel", SCOPE_TOKEN, NEED_TRANSFERS, h_transfer_cancel},
+	{"GET", "/api/v1/datasets", SCOPE_TOKEN, NEED_NONE, h_datasets},
+	{"POST", "/api/v1/datasets/sha256", SCOPE_TOKEN, NEED_NONE, h_sha256},
+	{"GET", "/api/v1/provenance", SCOPE_TOKEN, NEED_NONE, h_provenance},
+	{"GET", "/api/v1/rules", SCOPE_TOKEN, NEED_NONE, h_rules},
+	{"GET", "/metrics", SCOPE_PUBLIC, NEED_NONE, h_metrics},
+	{"GET", "/", SCOPE_PUBLIC, NEED_NONE, h_asset},
+	{"GET", "/ui", SCOPE_PUBLIC, NEED_NONE, h_asset},
+	{"GET", "/ui/*", SCOPE_PUBLIC, NEED_NONE, h_asset},
 };
 
 static bool match(const char *pat, const char *url, char id[64])
@@ -494,6 +469,10 @@ static enum MHD_Result route(struct req *q)
 	bool need = found ? found->scope != SCOPE_PUBLIC : api && strcmp(q->url, "/api/v1/health");
 	if (need && !authorized(q->a, q->conn))
 		return unauthorized(q->conn);
+	if (found && found->need == NEED_JOBS && !q->a->jobs)
+		return error_json(q->conn, 503, "jobs are not available on this site (see the daemon's log)");
+	if (found && found->need == NEED_TRANSFERS && !q->a->transfers)
+		return error_json(q->conn, 503, "transfers are not available on this site (see the daemon's log)");
 	if (found)
 		return found->fn(q);
 	return path_known ? error_json(q->conn, 405, "method not allowed") : error_json(q->conn, 404, "not found");

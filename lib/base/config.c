@@ -1,5 +1,6 @@
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -218,6 +219,7 @@ struct parse {
 	struct jb_registry_conf *reg;
 	struct jb_rule *rule;
 	struct jb_backend_conf *be;
+	void *entry;            /* the same, for plain string keys (STR) */
 };
 
 /* "FILE:LINE: " + the message */
@@ -249,11 +251,6 @@ static int site_name(struct parse *p, const char *v)
 		return perr(p, EINVAL, "invalid site name '%s'", v);
 	return set_str(&p->c->name, v);
 }
-static int site_identity(struct parse *p, const char *v) { return set_str(&p->c->identity, v); }
-static int site_root(struct parse *p, const char *v) { return set_str(&p->c->root, v); }
-static int site_listen(struct parse *p, const char *v) { return set_str(&p->c->listen, v); }
-static int site_state(struct parse *p, const char *v) { return set_str(&p->c->state, v); }
-static int site_images(struct parse *p, const char *v) { return set_str(&p->c->images, v); }
 static int site_api(struct parse *p, const char *v)
 {
 	if (!*v || !strcmp(v, "off") || has_port(v))
@@ -286,7 +283,8 @@ static int peer_open(struct parse *p, const char *name)
 		return perr(p, EINVAL, "peer '%s' defined twice", name);
 	if (c->npeers >= JB_MAX_PEERS)
 		return perr(p, E2BIG, "too many peers (limit %d)", JB_MAX_PEERS);
-	if (!(p->peer = grow((void **)&c->peers, &c->npeers, sizeof *c->peers)) || !(p->peer->name = strdup(name)))
+	if (!(p->entry = p->peer = grow((void **)&c->peers, &c->npeers, sizeof *c->peers)) ||
+	    !(p->peer->name = strdup(name)))
 		return -ENOMEM;
 	return 0;
 }
@@ -316,13 +314,11 @@ static int registry_open(struct parse *p, const char *host)
 		return perr(p, EINVAL, "'%s' is not a registry host (HOST or HOST:PORT)", host);
 	if (jb_config_registry(c, host))
 		return perr(p, EINVAL, "registry '%s' defined twice", host);
-	if (!(p->reg = grow((void **)&c->registries, &c->nregistries, sizeof *c->registries)) ||
+	if (!(p->entry = p->reg = grow((void **)&c->registries, &c->nregistries, sizeof *c->registries)) ||
 	    !(p->reg->host = strdup(host)))
 		return -ENOMEM;
 	return 0;
 }
-static int registry_user(struct parse *p, const char *v) { return set_str(&p->reg->user, v); }
-static int registry_password(struct parse *p, const char *v) { return set_str(&p->reg->password, v); }
 static int registry_password_file(struct parse *p, const char *v)
 {
 	/* the secret itself stays out of a file that may be world-readable */
@@ -334,7 +330,6 @@ static int registry_password_file(struct parse *p, const char *v)
 	explicit_bzero(pw, sizeof pw);
 	return r;
 }
-static int registry_ca(struct parse *p, const char *v) { return set_str(&p->reg->ca, v); }
 static int registry_insecure(struct parse *p, const char *v)
 {
 	if (strcmp(v, "true") && strcmp(v, "false"))
@@ -352,15 +347,11 @@ static int rule_open(struct parse *p, const char *name)
 	for (size_t i = 0; i < c->nrules; i++)
 		if (!strcmp(c->rules[i].name, name))
 			return perr(p, EINVAL, "rule '%s' defined twice", name);
-	if (!(p->rule = grow((void **)&c->rules, &c->nrules, sizeof *c->rules)) || !(p->rule->name = strdup(name)))
+	if (!(p->entry = p->rule = grow((void **)&c->rules, &c->nrules, sizeof *c->rules)) ||
+	    !(p->rule->name = strdup(name)))
 		return -ENOMEM;
 	return 0;
 }
-static int rule_glob(struct parse *p, const char *v) { return set_str(&p->rule->glob, v); }
-static int rule_image(struct parse *p, const char *v) { return set_str(&p->rule->image, v); }
-static int rule_command(struct parse *p, const char *v) { return set_str(&p->rule->command, v); }
-static int rule_output(struct parse *p, const char *v) { return set_str(&p->rule->output, v); }
-static int rule_backend(struct parse *p, const char *v) { return set_str(&p->rule->backend, v); }
 static int rule_memory(struct parse *p, const char *v)
 {
 	uint64_t m;
@@ -423,33 +414,48 @@ static int backend_key(struct parse *p, const char *key, const char *v)
 	return 0;
 }
 
+/* A key: a function that checks and sets it, or (set NULL) a plain string
+ * at offset off of the section's entry. */
 struct key {
 	const char *name;
 	int (*set)(struct parse *p, const char *val);
+	size_t off;
 };
+#define FN(name, fn) {name, fn, 0}
+#define STR(name, type, field) {name, NULL, offsetof(type, field)}
 static const struct key site_keys[] = {
-	{"name", site_name},       {"identity", site_identity},
-	{"root", site_root},       {"listen", site_listen},
-	{"api", site_api},         {"state", site_state},
-	{"images", site_images},   {"max_open_files", site_max_open_files},
+	FN("name", site_name),
+	STR("identity", struct jb_config, identity),
+	STR("root", struct jb_config, root),
+	STR("listen", struct jb_config, listen),
+	FN("api", site_api),
+	STR("state", struct jb_config, state),
+	STR("images", struct jb_config, images),
+	FN("max_open_files", site_max_open_files),
 	{0},
 };
 static const struct key peer_keys[] = {
-	{"address", peer_address},
-	{"fingerprint", peer_fingerprint},
+	FN("address", peer_address),
+	FN("fingerprint", peer_fingerprint),
 	{0},
 };
 static const struct key registry_keys[] = {
-	{"user", registry_user},
-	{"password", registry_password},
-	{"password-file", registry_password_file},
-	{"ca", registry_ca},
-	{"insecure", registry_insecure},
+	STR("user", struct jb_registry_conf, user),
+	STR("password", struct jb_registry_conf, password),
+	FN("password-file", registry_password_file),
+	STR("ca", struct jb_registry_conf, ca),
+	FN("insecure", registry_insecure),
 	{0},
 };
 static const struct key rule_keys[] = {
-	{"glob", rule_glob},     {"image", rule_image},     {"command", rule_command}, {"output", rule_output},
-	{"memory", rule_memory}, {"backend", rule_backend}, {"cpus", rule_cpus},       {"timeout", rule_timeout},
+	STR("glob", struct jb_rule, glob),
+	STR("image", struct jb_rule, image),
+	STR("command", struct jb_rule, command),
+	STR("output", struct jb_rule, output),
+	STR("backend", struct jb_rule, backend),
+	FN("memory", rule_memory),
+	FN("cpus", rule_cpus),
+	FN("timeout", rule_timeout),
 	{0},
 };
 
@@ -489,6 +495,7 @@ static int open_section(struct parse *p, char *s, const struct section **ret)
 			return perr(p, EINVAL, "[%s] takes no name", x->word);
 		snprintf(p->label, sizeof p->label, "[%.40s%s%.40s]", x->word, *name ? " " : "", name);
 		*ret = x;
+		p->entry = p->c;
 		return x->open ? x->open(p, name) : 0;
 	}
 	/* "[peers x]", "[peer-b]": a typo of a section we have */
@@ -514,7 +521,7 @@ static int take_key(struct parse *p, const struct section *sec, char *s)
 		return sec->any_key(p, key, val);
 	for (const struct key *k = sec->keys; k->name; k++)
 		if (!strcmp(k->name, key))
-			return k->set(p, val);
+			return k->set ? k->set(p, val) : set_str((char **)((char *)p->entry + k->off), val);
 	return perr(p, EINVAL, "unknown key '%s' in %s", key, p->label);
 }
 

@@ -89,7 +89,7 @@ grep -qiE "0x$magic\b" "$PROTO"; ok $? "PROTOCOL.md gives the HELLO magic 0x$mag
 
 # --- every configuration key is in jumbo.conf(5) ---
 c5=$(render "$SRC/man/jumbo.conf.5")
-keys=$( { grep -oE '\{"[a-z_-]+", (site|peer|registry|rule)_[a-z_]+\}' "$CONFIG_C" | sed -E 's/\{"([^"]*)".*/\1/'
+keys=$( { grep -oE '(FN|STR)\("[a-z_-]+"' "$CONFIG_C" | sed -E 's/^(FN|STR)\("([^"]*)".*/\2/'
 	echo type # [backend NAME] type, taken by backend_key
 	grep -E '^static const char \*const backend_keys_' "$CONFIG_C" | grep -oE '"[a-z-]+"' | tr -d '"'; } | sort -u)
 ok "$([ "$(words "$keys")" -ge 8 ]; echo $?)" "config.c knows keys: $(oneline "$keys")"
