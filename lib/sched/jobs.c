@@ -52,20 +52,21 @@ static void record_end(struct jb_jobs *j, const char *id, enum state s, const st
 	static const char sql[] = "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, "
 				  "max_memory=? WHERE id=?";
 	struct jb_error err = {0};
-	int rc;
-	if (!j->cat) {
+	bool tx = j->cat != NULL;
+	int rc = tx ? jb_catalog_batch(j->cat, true) : 0;
+	if (rc < 0)
+		jb_err(&err, -rc, "the site database: no transaction: %s", strerror(-rc));
+	for (size_t i = 0; rc == 0 && i < outs->n; i++)
+		rc = jb_catalog_settle(j->cat, outs->v[i].path, outs->v[i].digest, true, &err);
+	if (!tx)
 		pthread_mutex_lock(&j->lock);
-		rc = sched_exec(j->db, &err, sql, "iisddis", (int64_t)s, (int64_t)(r->error[0] ? -1 : r->exit_code),
-				reason[0] ? reason : NULL, r->started, r->finished, (int64_t)r->max_memory, id);
+	if (rc == 0)
+		rc = sched_exec(tx ? jb_catalog_db(j->cat) : j->db, &err, sql, "iisddis", (int64_t)s,
+				(int64_t)(r->error[0] ? -1 : r->exit_code), reason[0] ? reason : NULL, r->started, r->finished,
+				(int64_t)r->max_memory, id);
+	if (!tx)
 		pthread_mutex_unlock(&j->lock);
-	} else {
-		rc = jb_catalog_batch(j->cat, true);
-		for (size_t i = 0; rc == 0 && i < outs->n; i++)
-			rc = jb_catalog_settle(j->cat, outs->v[i].path, outs->v[i].digest, true, &err);
-		if (rc == 0)
-			rc = sched_exec(jb_catalog_db(j->cat), &err, sql, "iisddis", (int64_t)s,
-					(int64_t)(r->error[0] ? -1 : r->exit_code), reason[0] ? reason : NULL, r->started,
-					r->finished, (int64_t)r->max_memory, id);
+	if (tx) {
 		if (rc < 0)
 			jb_catalog_batch_fail(j->cat);
 		int c = jb_catalog_batch(j->cat, false);
