@@ -520,6 +520,9 @@ static int do_build(struct jb_oci_store *s, const struct image_opts *io, int arg
 	if (!io->json)
 		fprintf(stderr, "jumbo: building %s from %s (Debian %s, %zu packages) with mmdebstrap\n", name, path,
 			r.suite, ({ size_t k = 0; while (r.packages && r.packages[k]) k++; k; }));
+	const char *sde = getenv("SOURCE_DATE_EPOCH"); /* reproducible builds' convention */
+	if (sde && *sde)
+		r.created = strtoll(sde, NULL, 10);
 	int rc = jb_oci_build(s, &r, rname, name, -1, &img, &err);
 	jb_oci_recipe_free(&r);
 	if (rc < 0) {

@@ -48,6 +48,9 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		{"detach", no_argument, NULL, 'D'}, {"api", required_argument, NULL, 'A'}, {0},
 	};
 	jb_xfer_opts_init(&a->o);
+	const char *corrupt = getenv("JUMBO_TEST_CORRUPT_BLOCK"); /* the tests' (t_faults, t_durable) */
+	if (corrupt && *corrupt)
+		a->o.corrupt_block = atoi(corrupt);
 	int o;
 	uint64_t v;
 	while ((o = getopt_long(argc, argv, "P:rqh", opts, NULL)) != -1) {
@@ -321,7 +324,10 @@ static int run(struct cli *g, const char *verb, int argc, char **argv)
 	uint64_t rate_total = a.o.tune.rate_bps * (uint64_t)a.o.streams;
 	struct jb_client *cl = NULL;
 	struct jb_xfer_result res = {0};
+	char jdir[4096];
 	r = jb_client_new(c, &cl, &err);
+	if (r == 0)
+		r = jb_client_set_journal_dir(cl, cli_journal_dir(jdir, sizeof jdir));
 	if (r == 0)
 		r = send ? jb_client_push(cl, &rm, argv + optind, (size_t)(argc - 1 - optind), &a.o, &res, &err)
 			 : jb_client_pull(cl, &rm, argv[argc - 1], &a.o, &res, &err);

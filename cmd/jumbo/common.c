@@ -34,3 +34,15 @@ int cli_load_config(struct cli *g, struct jb_config **ret)
 	}
 	return 0;
 }
+
+const char *cli_journal_dir(char *out, size_t n)
+{
+	const char *sd = getenv("JUMBO_STATE_DIR"), *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	if (sd && *sd)
+		snprintf(out, n, "%s", sd);
+	else if (xdg && *xdg)
+		snprintf(out, n, "%s/jumbo", xdg);
+	else
+		snprintf(out, n, "%s/.local/state/jumbo", home && *home ? home : "/tmp");
+	return out;
+}

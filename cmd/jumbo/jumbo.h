@@ -44,6 +44,9 @@ int cli_post_each(struct cli *g, const char *api, const char *verb, const char *
 		  char **ids);
 
 /* common.c */
+/* The user's directory for the journal of pulls: JUMBO_STATE_DIR, else
+ * $XDG_STATE_HOME/jumbo, else ~/.local/state/jumbo. */
+const char *cli_journal_dir(char *out, size_t n);
 int cli_load_config(struct cli *g, struct jb_config **ret);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

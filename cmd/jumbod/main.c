@@ -59,7 +59,10 @@ static int site_open(struct site *s, struct jb_error *err)
 		return r;
 	if (!realpath(s->c->root, s->landing.rootreal))
 		snprintf(s->landing.rootreal, sizeof s->landing.rootreal, "%s", s->c->root);
-	int settled = jb_catalog_reconcile(s->cat, s->landing.rootreal);
+	struct jb_error rerr = {0};
+	int settled = jb_catalog_reconcile(s->cat, s->landing.rootreal, &rerr);
+	if (settled < 0) /* they stay pending, for the next start */
+		jb_log(JB_LOG_WARN, "catalog: the files of the last stop are not settled: %s", rerr.msg);
 	if (settled > 0)
 		jb_log(JB_LOG_INFO, "catalog: %d file%s committed just before a stop recorded", settled,
 		       settled == 1 ? "" : "s");
@@ -79,6 +82,9 @@ static int site_open(struct site *s, struct jb_error *err)
 	s->landing.cat = s->cat;
 	s->landing.jobs = s->jobs;
 	jb_server_on_commit(s->srv, jb_landing_commit, &s->landing);
+	const char *corrupt = getenv("JUMBO_TEST_CORRUPT_BLOCK"); /* the tests' (t_faults) */
+	if (corrupt && *corrupt)
+		jb_server_test_corrupt_block(s->srv, atoi(corrupt));
 	if (s->c->api && *s->c->api && strcmp(s->c->api, "off") &&
 	    (r = jb_api_start(s->c, &(struct jb_api_services){s->srv, s->jobs, s->cat, s->tokens, s->transfers},
 			      &s->api, err)) < 0)
@@ -162,7 +168,8 @@ int main(int argc, char **argv)
 	jb_log_set(jb_log_stderr, "jumbod", lvl);
 	struct jb_error err = {0};
 	static struct site site; /* the landing hook holds a pointer into it until the end */
-	if (jb_config_load(config, &site.c, &err) < 0 || jb_config_check_daemon(site.c, &err) < 0)
+	if (jb_config_load(config, &site.c, &err) < 0 || jb_config_check_daemon(site.c, &err) < 0 ||
+	    jb_backends_check(site.c, &err) < 0)
 		goto fail;
 	struct jb_config *c = site.c;
 	if (check) {

@@ -23,6 +23,8 @@ struct jb_error {
 /* Set err (if not NULL) and return -code. */
 JB_EXPORT int jb_err(struct jb_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* jb_err(err, ENOMEM, "out of memory"): -ENOMEM. */
+JB_EXPORT int jb_oom(struct jb_error *err);
 /* Prefix an already-set message with context ("ctx: old message"). Returns -code. */
 JB_EXPORT int jb_err_prefix(struct jb_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -21,12 +21,14 @@ struct jb_registry_conf {
 };
 
 /* [backend NAME]: a cluster engine jobs can be handed to (jumbo.conf(5),
- * BACKENDS).  type is "slurm", "marathon" or "local"; the other keys are
- * the type's, checked by the backend when jumbod opens it. */
+ * BACKENDS).  Its type and the other keys are the backends' to check
+ * (lib/sched declares the types and the keys of each: jb_backends_check);
+ * here they are kept as given, each with its line. */
 struct jb_backend_conf {
 	char *name;
 	char *type;
 	char **keys, **vals;   /* nkv pairs, in file order */
+	int *lines;            /* of each key */
 	size_t nkv;
 	int line;              /* of its header, for messages */
 };

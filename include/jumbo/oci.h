@@ -255,6 +255,7 @@ JB_EXPORT void jb_oci_strv_free(char **v);
 struct jb_oci_recipe {
 	char *suite, *mirror, *variant, *workdir, *user, *description;
 	char **packages, **env, **cmd, **entrypoint; /* NULL-terminated, may be NULL */
+	int64_t created; /* the image's time and mmdebstrap's SOURCE_DATE_EPOCH (0: now) */
 };
 JB_EXPORT int jb_oci_recipe_load(const char *path, struct jb_oci_recipe *r, struct jb_error *err);
 JB_EXPORT void jb_oci_recipe_free(struct jb_oci_recipe *r);

@@ -11,8 +11,6 @@
  * wrote (datasets whose source is the job), so that the chain from any
  * result back to the transfers that brought its inputs can be followed. */
 #pragma once
-#include <jansson.h>
-
 #include "jumbo/base.h"
 
 /* The site database, STATE/site.db (SQLite, WAL): datasets, job inputs,
@@ -34,13 +32,18 @@ struct jb_catalog;
 JB_EXPORT int jb_catalog_open(const char *state, struct jb_catalog **ret, struct jb_error *err);
 JB_EXPORT void jb_catalog_close(struct jb_catalog *c);
 
+/* Where a dataset came from: a transfer (source_id its session), a job
+ * (source_id the job) or found in place (its digest computed here). */
+enum jb_dataset_source { JB_SOURCE_TRANSFER, JB_SOURCE_JOB, JB_SOURCE_FOUND, JB_SOURCE_N };
+JB_EXPORT const char *jb_dataset_source_name(enum jb_dataset_source s);
+
 struct jb_dataset_in {
 	const char *path;    /* relative to the data root */
 	uint64_t size;
 	const char *digest;  /* xxh3t:HEX */
 	const char *sha256;  /* may be NULL */
 	const char *origin;  /* the site it came from (this site for a job's output) */
-	const char *source;  /* "transfer", "job" or "found" */
+	enum jb_dataset_source source;
 	const char *source_id;
 	int64_t mtime_ns;    /* of the file when it was recorded */
 	bool pending;        /* the file is about to get its name: settle it after */
@@ -64,23 +67,58 @@ JB_EXPORT void jb_catalog_batch_fail(struct jb_catalog *c);
 JB_EXPORT sqlite3 *jb_catalog_db(struct jb_catalog *c);
 /* After a crash: each pending dataset whose file is there with its size and
  * time is settled ok, the others go.  Returns how many were settled ok. */
-JB_EXPORT int jb_catalog_reconcile(struct jb_catalog *c, const char *root);
+JB_EXPORT int jb_catalog_reconcile(struct jb_catalog *c, const char *root, struct jb_error *err);
+
+/* A dataset as recorded. */
+struct jb_dataset {
+	char *path;
+	uint64_t size;
+	char digest[64];   /* xxh3t:HEX */
+	char sha256[72];   /* sha256:HEX, or "" while unknown */
+	char *origin;
+	enum jb_dataset_source source;
+	char *source_id;   /* NULL when found */
+	double arrived;    /* when it was recorded (Unix seconds) */
+	bool current;      /* the path's newest */
+	int64_t mtime_ns;
+};
+struct jb_datasets {
+	struct jb_dataset *v;
+	size_t n;
+};
+JB_EXPORT void jb_dataset_free(struct jb_dataset *d);
+JB_EXPORT void jb_datasets_free(struct jb_datasets *l);
+
+/* Lookups: 0 with *ret filled (the caller frees it), -ENOENT when there is
+ * none, another negative errno with err set when the database fails.  Lists
+ * are empty rather than -ENOENT. */
 /* The current datasets at prefix (a file, or everything below a
- * directory; "" for all), as a JSON array sorted by path. */
-JB_EXPORT json_t *jb_catalog_list(struct jb_catalog *c, const char *prefix);
-/* The current dataset at path, or NULL. */
-JB_EXPORT json_t *jb_catalog_get(struct jb_catalog *c, const char *path);
-/* Any dataset (current or not) with this digest and path, or NULL. */
-JB_EXPORT json_t *jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest);
+ * directory; "" for all), sorted by path. */
+JB_EXPORT int jb_catalog_list(struct jb_catalog *c, const char *prefix, struct jb_datasets *ret, struct jb_error *err);
+/* The current dataset at path. */
+JB_EXPORT int jb_catalog_get(struct jb_catalog *c, const char *path, struct jb_dataset *ret, struct jb_error *err);
+/* Any settled dataset (current or not) with this path and digest. */
+JB_EXPORT int jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest, struct jb_dataset *ret,
+			      struct jb_error *err);
 
 /* The SHA-256 of the current datasets at prefix (or below it) that have
  * none, computed from their files (those whose size or time has changed
- * are left out): the datasets, as JSON, with "sha256" where it is known. */
-JB_EXPORT json_t *jb_catalog_sha256(struct jb_catalog *c, const char *root, const char *prefix, struct jb_error *err);
+ * are left out) and recorded: the datasets, with sha256 where it is known. */
+JB_EXPORT int jb_catalog_sha256(struct jb_catalog *c, const char *root, const char *prefix, struct jb_datasets *ret,
+				struct jb_error *err);
 
-/* A job's inputs: one row per file it was given. */
+/* A job's inputs: one row per file it was given, with the digest it had. */
+struct jb_job_input {
+	char *path;
+	char digest[64];
+};
+struct jb_job_inputs {
+	struct jb_job_input *v;
+	size_t n;
+};
+JB_EXPORT void jb_job_inputs_free(struct jb_job_inputs *l);
 JB_EXPORT int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path, const char *digest,
 				   struct jb_error *err);
-JB_EXPORT json_t *jb_catalog_inputs(struct jb_catalog *c, const char *job);
-/* The datasets a job wrote. */
-JB_EXPORT json_t *jb_catalog_outputs(struct jb_catalog *c, const char *job);
+JB_EXPORT int jb_catalog_inputs(struct jb_catalog *c, const char *job, struct jb_job_inputs *ret, struct jb_error *err);
+/* The datasets a job wrote, sorted by path. */
+JB_EXPORT int jb_catalog_outputs(struct jb_catalog *c, const char *job, struct jb_datasets *ret, struct jb_error *err);

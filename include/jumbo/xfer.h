@@ -45,6 +45,7 @@ struct jb_xfer_opts {
 	 * may be NULL */
 	const volatile int *cancel;
 	int max_open_files;      /* files held open at once; 0: [site] max_open_files, else the default */
+	int corrupt_block;       /* a test's: flip a byte of this block of the first file once (-1: none) */
 };
 JB_EXPORT void jb_xfer_opts_init(struct jb_xfer_opts *o);
 /* The size of a session's open-file cache for n streams. */
@@ -92,7 +93,9 @@ JB_EXPORT void jb_remote_free(struct jb_remote *r);
 struct jb_client;
 JB_EXPORT int jb_client_new(const struct jb_config *c, struct jb_client **ret, struct jb_error *err);
 JB_EXPORT void jb_client_free(struct jb_client *cl);
-/* Where the journal of pulls lives (default: the user's, see jumbo(1)). */
+/* Where the journal of pulls lives (a pull needs one; jumbo(1) uses the
+ * user's: JUMBO_STATE_DIR, else $XDG_STATE_HOME/jumbo, else
+ * ~/.local/state/jumbo). */
 JB_EXPORT int jb_client_set_journal_dir(struct jb_client *cl, const char *dir);
 JB_EXPORT int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs,
 			     size_t nsrc, const struct jb_xfer_opts *o, struct jb_xfer_result *ret,
@@ -138,6 +141,9 @@ JB_EXPORT int jb_server_new(const struct jb_config *c, struct jb_server **ret, s
 JB_EXPORT int jb_server_port(const struct jb_server *s);
 /* Set before jb_server_run: called from the receiving session's thread. */
 JB_EXPORT void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *ud);
+/* A test's, set before jb_server_run: each pull served flips a byte of this
+ * block of its first file once (the receiver must catch it); -1 none. */
+JB_EXPORT void jb_server_test_corrupt_block(struct jb_server *s, int block);
 /* Accepts until jb_server_stop(); returns 0 then.  At most 512 connection
  * threads run at once (authenticated or not); further connections are closed
  * as soon as they are accepted, with a warning in the log. */

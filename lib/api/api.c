@@ -115,6 +115,13 @@ static int errno_status(int code)
 	return 400;
 }
 
+/* A failure's answer: the status of its errno, and its message (strerror
+ * where a callee left none: the one place it is added). */
+static enum MHD_Result failed(struct MHD_Connection *conn, int r, const struct jb_error *err)
+{
+	return error_json(conn, errno_status(-r), err->msg[0] ? err->msg : strerror(-r));
+}
+
 /* POST to a collection: the body's JSON handed to submit, 201 and the new
  * object (get), or the refusal. */
 typedef int (*submit_fn)(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
@@ -136,7 +143,7 @@ static enum MHD_Result post_new(struct MHD_Connection *conn, struct jb_buf *b, v
 	int r = submit(svc, req, id, &err);
 	json_decref(req);
 	if (r < 0)
-		return error_json(conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+		return failed(conn, r, &err);
 	json_t *o = get(svc, id);
 	return reply_json(conn, 201, o ? o : json_pack("{s:s}", "id", id));
 }
@@ -145,12 +152,28 @@ static int submit_job(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct
 {
 	return jb_jobs_submit(svc, req, id, err);
 }
-static json_t *get_job(void *svc, const char *id) { return jb_jobs_get(svc, id); }
+static json_t *get_job(void *svc, const char *id)
+{
+	struct jb_job job;
+	if (jb_jobs_get(svc, id, &job, NULL) < 0)
+		return NULL;
+	json_t *o = api_job_json(&job);
+	jb_job_free(&job);
+	return o;
+}
 static int submit_transfer(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
 {
 	return jb_transfers_submit(svc, req, id, err);
 }
-static json_t *get_transfer(void *svc, const char *id) { return jb_transfers_get(svc, id); }
+static json_t *get_transfer(void *svc, const char *id)
+{
+	struct jb_transfer x;
+	if (jb_transfers_get(svc, id, &x, NULL) < 0)
+		return NULL;
+	json_t *o = api_transfer_json(&x);
+	jb_transfer_free(&x);
+	return o;
+}
 
 /* ---- the routes ---- */
 
@@ -214,9 +237,28 @@ static enum MHD_Result h_asset(struct req *q)
 	return error_json(q->conn, 404, "not found");
 }
 
+/* A lookup's failure as an answer: 404 for none, the errno's status with
+ * the database's reason for the rest. */
+static enum MHD_Result lookup_failed(struct req *q, int r, const struct jb_error *err, const char *none)
+{
+	if (r == -ENOENT)
+		return error_json(q->conn, 404, none);
+	return failed(q->conn, r, err);
+}
+
 static enum MHD_Result h_jobs_list(struct req *q)
 {
-	return reply_json(q->conn, 200, json_pack("{s:o}", "jobs", jb_jobs_list(q->a->jobs)));
+	struct jb_job *v;
+	size_t n;
+	struct jb_error err = {0};
+	int r = jb_jobs_list(q->a->jobs, &v, &n, &err);
+	if (r < 0)
+		return lookup_failed(q, r, &err, "");
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, api_job_json(&v[i]));
+	jb_job_list_free(v, n);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "jobs", a));
 }
 
 static enum MHD_Result h_jobs_new(struct req *q)
@@ -226,14 +268,30 @@ static enum MHD_Result h_jobs_new(struct req *q)
 
 static enum MHD_Result h_job_get(struct req *q)
 {
-	json_t *job = jb_jobs_get(q->a->jobs, q->id);
-	if (!job)
-		return error_json(q->conn, 404, "no such job");
-	if (q->a->cat) {
-		json_object_set_new(job, "inputs", jb_catalog_inputs(q->a->cat, q->id));
-		json_object_set_new(job, "outputs", jb_catalog_outputs(q->a->cat, q->id));
+	struct jb_job job;
+	struct jb_error err = {0};
+	int r = jb_jobs_get(q->a->jobs, q->id, &job, &err);
+	if (r < 0)
+		return lookup_failed(q, r, &err, "no such job");
+	json_t *o = api_job_json(&job);
+	jb_job_free(&job);
+	struct jb_job_inputs in;
+	struct jb_datasets out;
+	if (o && q->a->cat) {
+		if ((r = jb_catalog_inputs(q->a->cat, q->id, &in, &err)) == 0) {
+			json_object_set_new(o, "inputs", api_inputs_json(&in));
+			jb_job_inputs_free(&in);
+		}
+		if (r == 0 && (r = jb_catalog_outputs(q->a->cat, q->id, &out, &err)) == 0) {
+			json_object_set_new(o, "outputs", api_datasets_json(&out));
+			jb_datasets_free(&out);
+		}
+		if (r < 0) {
+			json_decref(o);
+			return lookup_failed(q, r, &err, "");
+		}
 	}
-	return reply_json(q->conn, 200, job);
+	return reply_json(q->conn, 200, o);
 }
 
 static enum MHD_Result h_job_kill(struct req *q)
@@ -241,7 +299,7 @@ static enum MHD_Result h_job_kill(struct req *q)
 	struct jb_error err = {0};
 	int r = jb_jobs_kill(q->a->jobs, q->id, &err);
 	if (r < 0)
-		return error_json(q->conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+		return failed(q->conn, r, &err);
 	return reply_json(q->conn, 202, json_pack("{s:s, s:s}", "id", q->id, "status", "cancelling"));
 }
 
@@ -251,8 +309,8 @@ static enum MHD_Result h_job_rerun(struct req *q)
 	char nid[JB_JOB_ID_LEN + 1];
 	int r = jb_jobs_rerun(q->a->jobs, q->id, nid, &err);
 	if (r < 0)
-		return error_json(q->conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
-	json_t *nj = jb_jobs_get(q->a->jobs, nid);
+		return failed(q->conn, r, &err);
+	json_t *nj = get_job(q->a->jobs, nid);
 	return reply_json(q->conn, 201, nj ? nj : json_pack("{s:s}", "id", nid));
 }
 
@@ -261,16 +319,17 @@ static enum MHD_Result h_job_rerun(struct req *q)
  * the next offset in headers. */
 static enum MHD_Result h_job_logs(struct req *q)
 {
-	json_t *j = jb_jobs_get(q->a->jobs, q->id);
-	if (!j)
-		return error_json(q->conn, 404, "no such job");
-	char state[32];
-	snprintf(state, sizeof state, "%s", json_string_value(json_object_get(j, "state")));
-	json_decref(j);
+	struct jb_job job;
+	struct jb_error err = {0};
+	int r = jb_jobs_get(q->a->jobs, q->id, &job, &err);
+	if (r < 0)
+		return lookup_failed(q, r, &err, "no such job");
+	const char *state = jb_job_state_name(job.state);
+	jb_job_free(&job);
 	const char *stream = query(q, "stream"), *off = query(q, "offset");
 	char path[4300];
-	if (jb_jobs_log_path(q->a->jobs, q->id, stream ? stream : "stdout", path, sizeof path) < 0)
-		return error_json(q->conn, 400, "stream is stdout or stderr");
+	if ((r = jb_jobs_log_path(q->a->jobs, q->id, stream ? stream : "stdout", path, sizeof path, &err)) < 0)
+		return r == -EINVAL ? error_json(q->conn, 400, err.msg) : lookup_failed(q, r, &err, "no such job");
 	char *end = NULL;
 	long long o = off ? strtoll(off, &end, 10) : 0;
 	if ((off && (!*off || *end)) || o < 0)
@@ -284,20 +343,30 @@ static enum MHD_Result h_job_logs(struct req *q)
 		n = pread(fd, buf, MAX_LOG_CHUNK, (off_t)o);
 	if (n < 0)
 		n = 0;
-	struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *resp = MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
 	char next[32];
 	snprintf(next, sizeof next, "%lld", o + (long long)n);
-	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
-	MHD_add_response_header(r, "X-Jumbo-Job-State", state);
-	MHD_add_response_header(r, "X-Jumbo-Log-Offset", next);
-	enum MHD_Result ret = MHD_queue_response(q->conn, 200, r);
-	MHD_destroy_response(r);
+	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	MHD_add_response_header(resp, "X-Jumbo-Job-State", state);
+	MHD_add_response_header(resp, "X-Jumbo-Log-Offset", next);
+	enum MHD_Result ret = MHD_queue_response(q->conn, 200, resp);
+	MHD_destroy_response(resp);
 	return ret;
 }
 
 static enum MHD_Result h_transfers_list(struct req *q)
 {
-	return reply_json(q->conn, 200, json_pack("{s:o}", "transfers", jb_transfers_list(q->a->transfers)));
+	struct jb_transfer *v;
+	size_t n;
+	struct jb_error err = {0};
+	int r = jb_transfers_list(q->a->transfers, &v, &n, &err);
+	if (r < 0)
+		return lookup_failed(q, r, &err, "");
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, api_transfer_json(&v[i]));
+	jb_transfer_list_free(v, n);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "transfers", a));
 }
 
 static enum MHD_Result h_transfers_new(struct req *q)
@@ -307,8 +376,14 @@ static enum MHD_Result h_transfers_new(struct req *q)
 
 static enum MHD_Result h_transfer_get(struct req *q)
 {
-	json_t *t = jb_transfers_get(q->a->transfers, q->id);
-	return t ? reply_json(q->conn, 200, t) : error_json(q->conn, 404, "no such transfer");
+	struct jb_transfer x;
+	struct jb_error err = {0};
+	int r = jb_transfers_get(q->a->transfers, q->id, &x, &err);
+	if (r < 0)
+		return lookup_failed(q, r, &err, "no such transfer");
+	json_t *o = api_transfer_json(&x);
+	jb_transfer_free(&x);
+	return reply_json(q->conn, 200, o);
 }
 
 static enum MHD_Result h_transfer_cancel(struct req *q)
@@ -316,7 +391,7 @@ static enum MHD_Result h_transfer_cancel(struct req *q)
 	struct jb_error err = {0};
 	int r = jb_transfers_cancel(q->a->transfers, q->id, &err);
 	if (r < 0)
-		return error_json(q->conn, errno_status(-r), err.msg[0] ? err.msg : strerror(-r));
+		return failed(q->conn, r, &err);
 	return reply_json(q->conn, 202, json_pack("{s:s, s:s}", "id", q->id, "status", "cancelling"));
 }
 
@@ -340,8 +415,14 @@ static enum MHD_Result h_datasets(struct req *q)
 	enum MHD_Result ret;
 	if (!path_arg(q, &clean, &ret))
 		return ret;
-	json_t *l = jb_catalog_list(q->a->cat, clean ? clean : "");
-	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", l));
+	struct jb_datasets l;
+	struct jb_error err = {0};
+	int r = jb_catalog_list(q->a->cat, clean ? clean : "", &l, &err);
+	if (r < 0)
+		return lookup_failed(q, r, &err, "");
+	json_t *a = api_datasets_json(&l);
+	jb_datasets_free(&l);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", a));
 }
 
 /* SHA-256 on demand: computed from the files, recorded */
@@ -355,10 +436,13 @@ static enum MHD_Result h_sha256(struct req *q)
 	if (!realpath(q->a->c->root, rootreal))
 		snprintf(rootreal, sizeof rootreal, "%s", q->a->c->root);
 	struct jb_error err = {0};
-	json_t *l = jb_catalog_sha256(q->a->cat, rootreal, clean ? clean : "", &err);
-	if (!l)
-		return error_json(q->conn, 500, err.msg);
-	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", l));
+	struct jb_datasets l;
+	int r = jb_catalog_sha256(q->a->cat, rootreal, clean ? clean : "", &l, &err);
+	if (r < 0)
+		return lookup_failed(q, r, &err, "");
+	json_t *a = api_datasets_json(&l);
+	jb_datasets_free(&l);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", a));
 }
 
 static enum MHD_Result h_provenance(struct req *q)
@@ -370,15 +454,18 @@ static enum MHD_Result h_provenance(struct req *q)
 	if (!clean)
 		return error_json(q->conn, 400, "provenance of what? (?path=PATH)");
 	struct jb_error err = {0};
-	json_t *ans = jb_provenance(q->a->jobs, q->a->cat, clean, &err);
-	if (!ans)
-		return error_json(q->conn, errno_status(err.code), err.msg);
-	return reply_json(q->conn, 200, ans);
+	struct jb_provenance p;
+	int r = jb_provenance(q->a->jobs, q->a->cat, clean, &p, &err);
+	if (r < 0)
+		return failed(q->conn, r, &err);
+	json_t *o = api_provenance_json(&p);
+	jb_provenance_free(&p);
+	return reply_json(q->conn, 200, o);
 }
 
 static enum MHD_Result h_rules(struct req *q)
 {
-	return reply_json(q->conn, 200, json_pack("{s:o}", "rules", jb_rules_json(q->a->c)));
+	return reply_json(q->conn, 200, json_pack("{s:o}", "rules", api_rules_json(q->a->c)));
 }
 
 /* Patterns: literal bytes, ":id" one segment of 1-63 bytes, a trailing "*"
@@ -518,7 +605,7 @@ int jb_api_start(const struct jb_config *c, const struct jb_api_services *sv, st
 	struct jb_api *a = calloc(1, sizeof *a);
 	if (!a) {
 		freeaddrinfo(ai);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	a->c = c;
 	a->srv = sv->srv;

@@ -44,7 +44,7 @@ int jb_api_client_open(const char *hostport, const char *token, struct jb_api_cl
 	struct jb_api_client *c = calloc(1, sizeof *c);
 	if (!c || !(c->curl = curl_easy_init())) {
 		free(c);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	/* "0.0.0.0:P" (listen everywhere) is reached on loopback */
 	const char *hp = hostport;

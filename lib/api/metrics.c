@@ -1,7 +1,6 @@
 /* GET /metrics: the site's counters in Prometheus' text format (0.0.4):
  * transfer sessions and bytes, durable transfers by state and the
  * throughput of each running one, jobs by state. */
-#include <jansson.h>
 #include <stdio.h>
 
 #include "api-internal.h"
@@ -13,32 +12,30 @@ static void counter(FILE *f, const char *name, const char *help, unsigned long l
 
 static void transfers(FILE *f, struct jb_transfers *t)
 {
-	unsigned tc[6];
+	unsigned tc[JB_XFER_NSTATES];
 	uint64_t moving;
 	jb_transfers_counts(t, tc, &moving);
 	fprintf(f, "# HELP jumbo_transfers Durable transfers by state.\n# TYPE jumbo_transfers gauge\n");
-	for (int i = 0; i < 6; i++)
-		fprintf(f, "jumbo_transfers{state=\"%s\"} %u\n", jb_transfer_states()[i], tc[i]);
+	for (int i = 0; i < JB_XFER_NSTATES; i++)
+		fprintf(f, "jumbo_transfers{state=\"%s\"} %u\n", jb_transfer_state_name((enum jb_transfer_state)i), tc[i]);
 	fprintf(f, "# HELP jumbo_transfer_bytes_in_flight Bytes the running durable transfers have moved.\n"
 		   "# TYPE jumbo_transfer_bytes_in_flight gauge\njumbo_transfer_bytes_in_flight %llu\n",
 		(unsigned long long)moving);
 	/* each running transfer's throughput, and the retries of all */
-	json_t *list = jb_transfers_list(t), *x;
-	size_t i;
+	struct jb_transfer *v = NULL;
+	size_t n = 0;
 	unsigned long long retries = 0;
+	jb_transfers_list(t, &v, &n, NULL); /* none listed when the database fails */
 	fprintf(f, "# HELP jumbo_transfer_gbps Throughput of each running durable transfer.\n"
 		   "# TYPE jumbo_transfer_gbps gauge\n");
-	json_array_foreach (list, i, x) {
-		long long at = json_integer_value(json_object_get(x, "attempts"));
-		retries += at > 1 ? (unsigned long long)(at - 1) : 0;
-		json_t *p = json_object_get(x, "progress");
-		double secs = json_number_value(json_object_get(p, "seconds"));
-		if (p && secs > 0)
-			fprintf(f, "jumbo_transfer_gbps{id=\"%s\",peer=\"%s\"} %.4f\n", json_string_value(json_object_get(x, "id")),
-				json_string_value(json_object_get(x, "peer")),
-				(double)json_integer_value(json_object_get(p, "bytes_done")) * 8 / secs / 1e9);
+	for (size_t i = 0; i < n; i++) {
+		const struct jb_transfer *x = &v[i];
+		retries += x->attempts > 1 ? (unsigned long long)(x->attempts - 1) : 0;
+		if (x->active && x->done_seconds > 0)
+			fprintf(f, "jumbo_transfer_gbps{id=\"%s\",peer=\"%s\"} %.4f\n", x->id, x->peer ? x->peer : "",
+				(double)x->done_bytes * 8 / x->done_seconds / 1e9);
 	}
-	json_decref(list);
+	jb_transfer_list_free(v, n);
 	counter(f, "jumbo_transfer_retries_total", "Attempts of durable transfers after their first.", retries);
 }
 
@@ -62,11 +59,11 @@ char *api_metrics(struct jb_server *srv, struct jb_transfers *t, struct jb_jobs 
 	if (t)
 		transfers(f, t);
 	if (j) {
-		unsigned counts[8];
+		unsigned counts[JB_JOB_NSTATES];
 		jb_jobs_counts(j, counts);
 		fprintf(f, "# HELP jumbo_jobs Jobs by state.\n# TYPE jumbo_jobs gauge\n");
-		for (int i = 0; i < 8; i++)
-			fprintf(f, "jumbo_jobs{state=\"%s\"} %u\n", jb_job_states()[i], counts[i]);
+		for (int i = 0; i < JB_JOB_NSTATES; i++)
+			fprintf(f, "jumbo_jobs{state=\"%s\"} %u\n", jb_job_state_name((enum jb_job_state)i), counts[i]);
 	}
 	if (fclose(f) != 0) {
 		free(body);

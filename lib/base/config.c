@@ -144,6 +144,7 @@ void jb_config_free(struct jb_config *c)
 		}
 		free(b->keys);
 		free(b->vals);
+		free(b->lines);
 	}
 	free(c->backends);
 	free(c);
@@ -202,11 +203,6 @@ static int set_str(char **dst, const char *v)
 	*dst = n;
 	return 0;
 }
-
-/* the keys of [backend NAME] sections, by type (jumbo.conf(5), BACKENDS) */
-static const char *const backend_keys_common[] = {"jumbod", "state", "data", "images", NULL};
-static const char *const backend_keys_slurm[] = {"rest", "api-version", "user", "jwt-key", "token-file", "partition", "account", "qos", NULL};
-static const char *const backend_keys_marathon[] = {"url", "user", "password", "password-file", "token-file", "container", "registry", "app-prefix", NULL};
 
 /* ---- the parser: a table of sections, each with a table of keys ---- */
 
@@ -371,8 +367,8 @@ static int positive(struct parse *p, const char *key, const char *v, double *out
 static int rule_cpus(struct parse *p, const char *v) { return positive(p, "cpus", v, &p->rule->cpus); }
 static int rule_timeout(struct parse *p, const char *v) { return positive(p, "timeout", v, &p->rule->timeout); }
 
-/* [backend NAME]: type, and the keys of its type (checked once the
- * section's type is known, after the whole file) */
+/* [backend NAME]: type and keys as given; lib/sched checks them
+ * (jb_backends_check: the types and the keys of each are its own) */
 static int backend_open(struct parse *p, const char *name)
 {
 	struct jb_config *c = p->c;
@@ -390,8 +386,8 @@ static int backend_key(struct parse *p, const char *key, const char *v)
 {
 	struct jb_backend_conf *be = p->be;
 	if (!strcmp(key, "type")) {
-		if (strcmp(v, "slurm") && strcmp(v, "marathon") && strcmp(v, "local"))
-			return perr(p, EINVAL, "backend %s: type is slurm, marathon or local", be->name);
+		if (be->type)
+			return perr(p, EINVAL, "backend %s: 'type' given twice", be->name);
 		return set_str(&be->type, v);
 	}
 	if (jb_backend_conf_get(be, key))
@@ -404,6 +400,11 @@ static int backend_key(struct parse *p, const char *key, const char *v)
 	if (!nv)
 		return -ENOMEM;
 	be->vals = nv;
+	int *nl = realloc(be->lines, (be->nkv + 1) * sizeof *nl);
+	if (!nl)
+		return -ENOMEM;
+	be->lines = nl;
+	be->lines[be->nkv] = p->line;
 	if (!(be->keys[be->nkv] = strdup(key)))
 		return -ENOMEM;
 	if (!(be->vals[be->nkv] = strdup(v))) {
@@ -565,29 +566,6 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 			goto fail;
 		}
 	}
-	for (size_t i = 0; i < c->nbackends; i++) {
-		const struct jb_backend_conf *b = &c->backends[i];
-		if (!b->type) {
-			r = jb_err(err, EINVAL, "%s:%d: backend %s needs a type (slurm, marathon or local)", c->path, b->line,
-				   b->name);
-			goto fail;
-		}
-		const char *const *known = !strcmp(b->type, "slurm") ? backend_keys_slurm
-					   : !strcmp(b->type, "marathon") ? backend_keys_marathon
-									  : backend_keys_common;
-		for (size_t k = 0; k < b->nkv; k++) {
-			bool ok = false;
-			for (const char *const *q = backend_keys_common; *q && !ok; q++)
-				ok = !strcmp(*q, b->keys[k]);
-			for (const char *const *q = known; *q && !ok; q++)
-				ok = !strcmp(*q, b->keys[k]);
-			if (!ok) {
-				r = jb_err(err, EINVAL, "%s:%d: unknown key '%s' in [backend %s] of type %s", c->path, b->line,
-					   b->keys[k], b->name, b->type);
-				goto fail;
-			}
-		}
-	}
 	static const uint8_t zero[32];
 	for (size_t i = 0; i < c->npeers; i++)
 		if (!memcmp(c->peers[i].fp, zero, 32)) {
@@ -619,7 +597,7 @@ int jb_config_load(const char *path, struct jb_config **ret, struct jb_error *er
 	char *buf = malloc(CONFIG_MAX_BYTES + 1);
 	if (!buf) {
 		fclose(f);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
 	fclose(f);

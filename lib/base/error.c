@@ -19,6 +19,8 @@ int jb_err(struct jb_error *err, int code, const char *fmt, ...)
 	return -code;
 }
 
+int jb_oom(struct jb_error *err) { return jb_err(err, ENOMEM, "out of memory"); }
+
 int jb_err_prefix(struct jb_error *err, const char *fmt, ...)
 {
 	if (!err)

@@ -14,7 +14,7 @@ int jb_path_clean(const char *in, char **ret, struct jb_error *err)
 		return jb_err(err, ENAMETOOLONG, "path too long (%zu bytes, limit %d)", n, JB_PATH_MAX - 1);
 	char *out = malloc(n + 1);
 	if (!out)
-		return -ENOMEM;
+		return jb_oom(err);
 	size_t o = 0;
 	const char *p = in;
 	while (*p) {

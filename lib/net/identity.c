@@ -25,7 +25,7 @@ static int write_pem(const char *path, mode_t mode, int (*fn)(FILE *, void *), v
 	FILE *f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	int ok = fn(f, obj);
 	if (fclose(f) != 0 || !ok) {

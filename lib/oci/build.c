@@ -189,7 +189,7 @@ int jb_oci_layer_from_tar(struct jb_oci_store *s, int tarfd, struct jb_oci_desc 
 	    deflateInit2(&g.z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
 		jb_oci_blob_abort(g.w);
 		EVP_MD_CTX_free(g.diff);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	in = archive_read_new();
 	out = archive_write_new();
@@ -293,7 +293,7 @@ int oci_finish_image(struct jb_oci_store *s, const char *name, json_t *cfg_confi
 	char *cbuf = cfg ? json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(cfg);
 	if (!cbuf)
-		return -ENOMEM;
+		return jb_oom(err);
 	struct jb_oci_desc cd = {.media_type = (char *)JB_OCI_MT_CONFIG, .size = (int64_t)strlen(cbuf)};
 	int rc = oci_put_doc(s, cbuf, strlen(cbuf), cd.digest, err);
 	free(cbuf);
@@ -306,7 +306,7 @@ int oci_finish_image(struct jb_oci_store *s, const char *name, json_t *cfg_confi
 	char *mbuf = man ? json_dumps(man, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(man);
 	if (!mbuf)
-		return -ENOMEM;
+		return jb_oom(err);
 	struct jb_oci_desc md = {.media_type = (char *)JB_OCI_MT_MANIFEST, .size = (int64_t)strlen(mbuf)};
 	rc = oci_put_doc(s, mbuf, strlen(mbuf), md.digest, err);
 	free(mbuf);
@@ -315,6 +315,38 @@ int oci_finish_image(struct jb_oci_store *s, const char *name, json_t *cfg_confi
 	if (rc == 0 && img)
 		rc = jb_oci_image_open(s, name, img, err);
 	return rc;
+}
+
+/* The image's config from its recipe: environment, command, user, and
+ * labels naming the recipe, its suite and packages. */
+static json_t *recipe_config(const struct jb_oci_recipe *r, const char *recipe_name)
+{
+	json_t *cc = json_object();
+	json_object_set_new(cc, "Env", strv_json(r->env));
+	if (r->entrypoint)
+		json_object_set_new(cc, "Entrypoint", strv_json(r->entrypoint));
+	if (r->cmd)
+		json_object_set_new(cc, "Cmd", strv_json(r->cmd));
+	if (r->workdir)
+		json_object_set_new(cc, "WorkingDir", json_string(r->workdir));
+	if (r->user)
+		json_object_set_new(cc, "User", json_string(r->user));
+	json_t *labels = json_object();
+	json_object_set_new(labels, "org.opencontainers.image.title", json_string(recipe_name));
+	if (r->description)
+		json_object_set_new(labels, "org.opencontainers.image.description", json_string(r->description));
+	json_object_set_new(labels, "org.jumbo.recipe.suite", json_string(r->suite));
+	char *pk = NULL;
+	size_t pkl = 0;
+	FILE *pf = open_memstream(&pk, &pkl);
+	for (char **p = r->packages; pf && p && *p; p++)
+		fprintf(pf, "%s%s", p == r->packages ? "" : " ", *p);
+	if (pf)
+		fclose(pf);
+	json_object_set_new(labels, "org.jumbo.recipe.packages", json_string(pk ? pk : ""));
+	free(pk);
+	json_object_set_new(cc, "Labels", labels);
+	return cc;
 }
 
 int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const char *recipe_name, const char *name,
@@ -332,7 +364,7 @@ int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const ch
 	for (char **p = r->packages; p && *p; p++)
 		len += strlen(*p) + 1;
 	if (len && !(include = malloc(len + 16)))
-		return -ENOMEM;
+		return jb_oom(err);
 	if (include) {
 		strcpy(include, "--include=");
 		for (char **p = r->packages; p && *p; p++) {
@@ -366,10 +398,7 @@ int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const ch
 		free(include);
 		return jb_err(err, errno, "pipe: %s", strerror(errno));
 	}
-	time_t created = time(NULL);
-	const char *sde = getenv("SOURCE_DATE_EPOCH");
-	if (sde && *sde)
-		created = (time_t)strtoll(sde, NULL, 10);
+	time_t created = r->created > 0 ? (time_t)r->created : time(NULL);
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* its own process group: mmdebstrap signals its whole group when it fails */
@@ -419,31 +448,7 @@ int jb_oci_build(struct jb_oci_store *s, const struct jb_oci_recipe *r, const ch
 		free(layer.media_type);
 		return rc;
 	}
-	json_t *cc = json_object();
-	json_object_set_new(cc, "Env", strv_json(r->env));
-	if (r->entrypoint)
-		json_object_set_new(cc, "Entrypoint", strv_json(r->entrypoint));
-	if (r->cmd)
-		json_object_set_new(cc, "Cmd", strv_json(r->cmd));
-	if (r->workdir)
-		json_object_set_new(cc, "WorkingDir", json_string(r->workdir));
-	if (r->user)
-		json_object_set_new(cc, "User", json_string(r->user));
-	json_t *labels = json_object();
-	json_object_set_new(labels, "org.opencontainers.image.title", json_string(recipe_name));
-	if (r->description)
-		json_object_set_new(labels, "org.opencontainers.image.description", json_string(r->description));
-	json_object_set_new(labels, "org.jumbo.recipe.suite", json_string(r->suite));
-	char *pk = NULL;
-	size_t pkl = 0;
-	FILE *pf = open_memstream(&pk, &pkl);
-	for (char **p = r->packages; pf && p && *p; p++)
-		fprintf(pf, "%s%s", p == r->packages ? "" : " ", *p);
-	if (pf)
-		fclose(pf);
-	json_object_set_new(labels, "org.jumbo.recipe.packages", json_string(pk ? pk : ""));
-	free(pk);
-	json_object_set_new(cc, "Labels", labels);
+	json_t *cc = recipe_config(r, recipe_name);
 	char by[300];
 	snprintf(by, sizeof by, "jumbo image build %s (mmdebstrap %s)", recipe_name, r->suite);
 	rc = oci_finish_image(s, canon, cc, &layer, diff_id, by, created, img, err);

@@ -172,7 +172,7 @@ int jb_oci_store_list(struct jb_oci_store *s, struct jb_oci_named **ret, size_t 
 	struct jb_oci_named *v = calloc(json_array_size(arr) + 1, sizeof *v);
 	if (!v) {
 		json_decref(j);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	json_array_foreach (arr, i, e) {
 		const char *nm = entry_name(e), *dg = json_string_value(json_object_get(e, "digest"));
@@ -358,7 +358,7 @@ int jb_oci_image_layers(struct jb_oci_store *s, const struct jb_oci_image *img, 
 {
 	char **dirs = calloc(img->m.nlayers + 1, sizeof *dirs);
 	if (!dirs)
-		return -ENOMEM;
+		return jb_oom(err);
 	int rc = 0;
 	int lfd = jb_mkdirs_beneath(oci_store_fd(s), "layers", 0700);
 	if (lfd < 0) {

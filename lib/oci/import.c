@@ -53,7 +53,7 @@ static int read_archive(struct jb_oci_store *s, const char *file, struct archive
 {
 	struct archive *ar = archive_read_new();
 	if (!ar)
-		return -ENOMEM;
+		return jb_oom(err);
 	archive_read_support_format_tar(ar);
 	archive_read_support_filter_gzip(ar);
 	archive_read_support_filter_zstd(ar);

@@ -83,7 +83,7 @@ static int get_str(json_t *o, const char *key, bool required, char **out, const 
 	if (memchr(json_string_value(v), 0, json_string_length(v)))
 		return bad(err, what, "\"%s\" holds a NUL byte", key);
 	if (!(*out = strdup(json_string_value(v))))
-		return -ENOMEM;
+		return jb_oom(err);
 	return 0;
 }
 
@@ -100,7 +100,7 @@ static int get_strv(json_t *o, const char *key, char ***out, size_t *n, const ch
 		return bad(err, what, "\"%s\" has %zu entries", key, len);
 	char **a = calloc(len + 1, sizeof *a);
 	if (!a)
-		return -ENOMEM;
+		return jb_oom(err);
 	for (; k < len; k++) {
 		json_t *e = json_array_get(v, k);
 		if (!json_is_string(e) || memchr(json_string_value(e), 0, json_string_length(e))) {
@@ -113,7 +113,7 @@ static int get_strv(json_t *o, const char *key, char ***out, size_t *n, const ch
 			for (size_t i = 0; i < k; i++)
 				free(a[i]);
 			free(a);
-			return -ENOMEM;
+			return jb_oom(err);
 		}
 	}
 	*out = a;
@@ -180,7 +180,7 @@ static int parse_descs(json_t *o, const char *key, size_t max, struct jb_oci_des
 		return jb_err(err, E2BIG, "%s: %zu entries, more than %zu", key, len, max);
 	struct jb_oci_desc *v = calloc(len ? len : 1, sizeof *v);
 	if (!v)
-		return -ENOMEM;
+		return jb_oom(err);
 	*out = v;
 	for (size_t i = 0; i < len; i++) {
 		char what[64];

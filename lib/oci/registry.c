@@ -114,7 +114,7 @@ int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct 
 		return jb_err(err, EINVAL, "'%s' is not a registry host", host);
 	struct jb_registry *r = calloc(1, sizeof *r);
 	if (!r)
-		return -ENOMEM;
+		return jb_oom(err);
 	snprintf(r->host, sizeof r->host, "%s", host);
 	bool plain = o && o->insecure ? true : jb_host_is_loopback(host);
 	snprintf(r->base, sizeof r->base, "%s://%s", plain ? "http" : "https", host);
@@ -137,7 +137,7 @@ int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct 
 	return 0;
 nomem:
 	jb_registry_close(r);
-	return -ENOMEM;
+	return jb_oom(err);
 }
 
 void jb_registry_close(struct jb_registry *r)
@@ -332,7 +332,7 @@ static int authenticate(struct jb_registry *r, const char *challenge, struct jb_
 				      r->host);
 		char *up = NULL, *enc;
 		if (asprintf(&up, "%s:%s", r->user, r->password ? r->password : "") < 0)
-			return -ENOMEM;
+			return jb_oom(err);
 		enc = b64(up);
 		explicit_bzero(up, strlen(up));
 		free(up);
@@ -355,7 +355,7 @@ static int authenticate(struct jb_registry *r, const char *challenge, struct jb_
 	curl_free(es);
 	curl_free(esc);
 	if (rc < 0)
-		return -ENOMEM;
+		return jb_oom(err);
 	/* the token request carries the user's credentials, if any */
 	free(r->authz);
 	r->authz = NULL;
@@ -561,7 +561,7 @@ int jb_registry_manifest_get(struct jb_registry *r, const char *repo, const char
 	char *mt = strdup(rs.ctype);
 	if (!mt) {
 		jb_buf_free(&rs.body);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	char *semi = strchr(mt, ';');
 	if (semi)
@@ -776,7 +776,7 @@ int jb_registry_tags(struct jb_registry *r, const char *repo, char ***ret, size_
 	}
 	json_decref(j);
 	if (!v)
-		return -ENOMEM;
+		return jb_oom(err);
 	*ret = v;
 	*ret_n = k;
 	return 0;

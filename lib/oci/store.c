@@ -53,7 +53,7 @@ int jb_oci_store_open(const char *dir, struct jb_oci_store **ret, struct jb_erro
 	struct jb_oci_store *s = calloc(1, sizeof *s);
 	if (!s || !(s->dir = strdup(dir))) {
 		free(s);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	if ((s->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		r = -errno;
@@ -100,7 +100,7 @@ int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size, 
 {
 	struct jb_oci_blob_writer *w = calloc(1, sizeof *w);
 	if (!w)
-		return -ENOMEM;
+		return jb_oom(err);
 	if (digest && !(w->final = blob_path(s, digest))) {
 		free(w);
 		return jb_err(err, EINVAL, "%s: not a sha256 digest", digest);
@@ -112,7 +112,7 @@ int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size, 
 	if (asprintf(&w->tmp, "%s/blobs/sha256/.%s.XXXXXX", s->dir, digest ? digest + 7 : "new") < 0) {
 		w->tmp = NULL;
 		jb_oci_blob_abort(w);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	w->fd = mkostemp(w->tmp, O_CLOEXEC);
 	if (w->fd < 0) {
@@ -125,7 +125,7 @@ int jb_oci_blob_begin(struct jb_oci_store *s, const char *digest, int64_t size, 
 	w->md = EVP_MD_CTX_new();
 	if (!w->md || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
 		jb_oci_blob_abort(w);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	*ret = w;
 	return 0;

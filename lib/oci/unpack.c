@@ -56,7 +56,7 @@ static int raw_open(struct raw *r, int fd, enum jb_oci_compression c, struct jb_
 	r->a = archive_read_new();
 	r->md = EVP_MD_CTX_new();
 	if (!r->a || !r->md || !EVP_DigestInit_ex(r->md, EVP_sha256(), NULL))
-		return -ENOMEM;
+		return jb_oom(err);
 	if (c == JB_OCI_GZIP)
 		archive_read_support_filter_gzip(r->a);
 	else if (c == JB_OCI_ZSTD)

@@ -99,7 +99,7 @@ static int dump(const char *dir, const char *name, json_t *j, struct jb_error *e
 	char *s = json_dumps(j, JSON_INDENT(2));
 	json_decref(j);
 	if (!s)
-		return -ENOMEM;
+		return jb_oom(err);
 	int r = write_file(dir, name, s, err);
 	free(s);
 	return r;
@@ -156,7 +156,7 @@ static int write_passwd(const char *dir, char *const *layers, struct jb_error *e
 		n++;
 	char *buf = calloc(1, 65536 + 256), p[4200], line[1024];
 	if (!buf)
-		return -ENOMEM;
+		return jb_oom(err);
 	bool have = false;
 	for (size_t i = n; i-- > 0;) {
 		snprintf(p, sizeof p, "%s/etc/passwd", layers[i]);
@@ -235,44 +235,29 @@ static const char *mp(const struct jb_bundle_opts *o, const char *path, char *bu
 	return buf;
 }
 
-int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *spec, const struct jb_oci_image *img,
-		   char *const *layers, const struct jb_bundle_opts *o, struct jb_error *err)
+/* The container's process: the command (the job's, else the image's
+ * entrypoint and cmd), its user, environment and capabilities. */
+static int bundle_process(const char *id, const struct jb_job_spec *spec, const struct jb_oci_image *img,
+			  char *const *layers, json_t **ret, unsigned *ruid, unsigned *rgid, struct jb_error *err)
 {
-	char p[4200], q[4400];
-	static const char *const subdirs[] = {"upper", "work", "merged", "workspace"};
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
-	for (size_t i = 0; i < JB_ARRAY_SIZE(subdirs); i++) {
-		snprintf(p, sizeof p, "%s/%s", dir, subdirs[i]);
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return jb_err(err, errno, "%s: %s", p, strerror(errno));
-	}
-	/* the command: the job's, else the image's entrypoint and cmd */
 	json_t *args = json_array();
-	if (spec->args && spec->args[0]) {
-		for (char **a = img->c.entrypoint; a && *a; a++)
-			json_array_append_new(args, json_string(*a));
+	for (char **a = img->c.entrypoint; a && *a; a++)
+		json_array_append_new(args, json_string(*a));
+	if (spec->args && spec->args[0])
 		for (char *const *a = spec->args; *a; a++)
 			json_array_append_new(args, json_string(*a));
-	} else {
-		for (char **a = img->c.entrypoint; a && *a; a++)
-			json_array_append_new(args, json_string(*a));
+	else
 		for (char **a = img->c.cmd; a && *a; a++)
 			json_array_append_new(args, json_string(*a));
-	}
 	if (!json_array_size(args)) {
 		json_decref(args);
 		return jb_err(err, EINVAL, "%s has no command: give one after --", img->name);
 	}
-	unsigned uid, gid;
+	unsigned uid = spec->uid, gid = spec->gid;
 	int r = spec->user_set ? 0 : resolve_user(img->c.user, layers, &uid, &gid, err);
 	if (r < 0) {
 		json_decref(args);
 		return r;
-	}
-	if (spec->user_set) {
-		uid = spec->uid;
-		gid = spec->gid;
 	}
 	json_t *env = strv(img->c.env);
 	if (!env_has(env, "PATH", 4))
@@ -294,14 +279,22 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 				    uid == 0 ? json_copy(caps) : json_array(), "permitted",
 				    uid == 0 ? json_copy(caps) : json_array(), "inheritable", "ambient");
 	json_decref(caps);
-	json_t *process = json_pack(
-		"{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:[{s:s, s:i, s:i}], s:b}", "terminal", 0, "user", "uid",
-		(int)uid, "gid", (int)gid, "args", args, "env", env, "cwd",
-		img->c.workdir && img->c.workdir[0] == '/' ? img->c.workdir : "/work", "capabilities", capsobj,
-		"rlimits", "type", "RLIMIT_NOFILE", "hard", 4096, "soft", 4096, "noNewPrivileges", 1);
-	if (spec->home)
-		json_object_set_new(process, "cwd", json_string(JB_NOTEBOOK_HOME));
-	/* mounts */
+	const char *cwd = spec->home ? JB_NOTEBOOK_HOME : img->c.workdir && img->c.workdir[0] == '/' ? img->c.workdir : "/work";
+	*ret = json_pack("{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:[{s:s, s:i, s:i}], s:b}", "terminal", 0, "user", "uid",
+			 (int)uid, "gid", (int)gid, "args", args, "env", env, "cwd", cwd, "capabilities", capsobj, "rlimits",
+			 "type", "RLIMIT_NOFILE", "hard", 4096, "soft", 4096, "noNewPrivileges", 1);
+	*ruid = uid;
+	*rgid = gid;
+	return *ret ? 0 : jb_oom(err);
+}
+
+/* The mounts: the kernel's file systems, the datasets read-only under
+ * /data, the workspace at /work (its out/ made for the job's user), the
+ * notebook's home, the bundle's own /etc files. */
+static json_t *bundle_mounts(const char *dir, const char *id, const struct jb_job_spec *spec,
+			     const struct jb_bundle_opts *o, unsigned uid, unsigned gid)
+{
+	char p[4200], q[4400];
 	json_t *m = json_array();
 	json_array_append_new(m, mount_of("/proc", "proc", "proc", "nosuid,noexec,nodev"));
 	json_array_append_new(m, mount_of("/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"));
@@ -334,77 +327,66 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 		snprintf(dst, sizeof dst, "/etc/%s", etc[i]);
 		json_array_append_new(m, mount_of(dst, "bind", mp(o, p, q, sizeof q), "bind,ro"));
 	}
-	/* namespaces: everything of its own, the network too unless asked */
-	json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type", "ipc",
-			       "type", "uts", "type", "cgroup");
-	if (spec->veth && spec->netns[0])
-		json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "network", "path", spec->netns));
-	else if (!spec->network)
-		json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
-	/* limits */
+	return m;
+}
+
+/* GPUs: NVIDIA device nodes and the driver's libraries, when asked */
+static void bundle_gpus(const struct jb_job_spec *spec, json_t *m, json_t *res)
+{
+	json_t *devs = json_object_get(res, "devices");
+	char dev[64], p[4200];
+	for (unsigned g = 0; g < spec->gpus; g++) {
+		snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
+		json_array_append_new(m, mount_of(dev, "bind", dev, "bind,nosuid,noexec"));
+	}
+	static const char *const ctl[] = {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"};
+	for (size_t i = 0; i < JB_ARRAY_SIZE(ctl); i++)
+		if (access(ctl[i], F_OK) == 0)
+			json_array_append_new(m, mount_of(ctl[i], "bind", ctl[i], "bind,nosuid,noexec"));
+	json_array_append_new(devs, json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", "c", "major", (json_int_t)195,
+					      "access", "rwm"));
+	struct stat uvm;
+	if (stat("/dev/nvidia-uvm", &uvm) == 0 && S_ISCHR(uvm.st_mode))
+		json_array_append_new(devs, json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", "c", "major",
+						      (json_int_t)major(uvm.st_rdev), "access", "rwm"));
+	DIR *d = opendir("/usr/lib/x86_64-linux-gnu");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, "libcuda.so", 10) && strncmp(de->d_name, "libnvidia-ml.so", 15) &&
+		    strncmp(de->d_name, "libnvidia-ptxjitcompiler.so", 27))
+			continue;
+		snprintf(p, sizeof p, "/usr/lib/x86_64-linux-gnu/%s", de->d_name);
+		json_array_append_new(m, mount_of(p, "bind", p, "bind,ro,nosuid"));
+	}
+	if (d)
+		closedir(d);
+}
+
+/* The limits: devices, pids, memory (no swap beyond it), CPU quota. */
+static json_t *bundle_resources(const struct jb_job_spec *spec)
+{
 	json_t *res = json_pack("{s:[{s:b, s:s}], s:{s:I}}", "devices", "allow", 0, "access", "rwm", "pids", "limit",
 				(json_int_t)(spec->pids ? spec->pids : DEFAULT_PIDS));
-	if (spec->memory)
+	if (res && spec->memory)
 		json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)spec->memory, "swap",
 							     (json_int_t)spec->memory));
-	if (spec->cpus > 0)
+	if (res && spec->cpus > 0)
 		json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t)(spec->cpus * CPU_PERIOD),
 							  "period", (json_int_t)CPU_PERIOD));
-	/* GPUs: NVIDIA device nodes and the driver's libraries, when asked */
-	if (spec->gpus) {
-		json_t *devs = json_object_get(res, "devices");
-		char dev[64];
-		for (unsigned g = 0; g < spec->gpus; g++) {
-			snprintf(dev, sizeof dev, "/dev/nvidia%u", g);
-			json_array_append_new(m, mount_of(dev, "bind", dev, "bind,nosuid,noexec"));
-		}
-		static const char *const ctl[] = {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"};
-		for (size_t i = 0; i < JB_ARRAY_SIZE(ctl); i++)
-			if (access(ctl[i], F_OK) == 0)
-				json_array_append_new(m, mount_of(ctl[i], "bind", ctl[i], "bind,nosuid,noexec"));
-		json_array_append_new(devs, json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", "c", "major",
-						      (json_int_t)195, "access", "rwm"));
-		struct stat uvm;
-		if (stat("/dev/nvidia-uvm", &uvm) == 0 && S_ISCHR(uvm.st_mode))
-			json_array_append_new(devs, json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", "c", "major",
-							      (json_int_t)major(uvm.st_rdev), "access", "rwm"));
-		DIR *d = opendir("/usr/lib/x86_64-linux-gnu");
-		struct dirent *de;
-		while (d && (de = readdir(d))) {
-			if (strncmp(de->d_name, "libcuda.so", 10) && strncmp(de->d_name, "libnvidia-ml.so", 15) &&
-			    strncmp(de->d_name, "libnvidia-ptxjitcompiler.so", 27))
-				continue;
-			snprintf(p, sizeof p, "/usr/lib/x86_64-linux-gnu/%s", de->d_name);
-			json_array_append_new(m, mount_of(p, "bind", p, "bind,ro,nosuid"));
-		}
-		if (d)
-			closedir(d);
-	}
-	char cg[128];
-	snprintf(cg, sizeof cg, "/jumbo/%s", id);
-	snprintf(p, sizeof p, "%s/merged", dir);
-	if (o->map) {
-		snprintf(q, sizeof q, "%s", p);
-		o->map(o->map_ud, q, p, sizeof p);
-	}
-	json_t *cfg = json_pack(
-		"{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:{s:s, s:o, s:o, s:[sssssssssss], s:[sssss]}}", "ociVersion", "1.0.2",
-		"process", process, "root", "path", p, "readonly", 0, "hostname", id, "mounts", m, "linux",
-		"cgroupsPath", cg, "namespaces", ns, "resources", res, "maskedPaths", "/proc/acpi", "/proc/asound",
-		"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-		"/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", "readonlyPaths",
-		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
-	if (!cfg)
-		return -ENOMEM;
-	if ((r = dump(dir, "config.json", cfg, err)) < 0)
-		return r;
+	return res;
+}
+
+/* The bundle's /etc files: hosts, resolv.conf, hostname (and a notebook's passwd). */
+static int bundle_etc(const char *dir, const char *id, const struct jb_job_spec *spec, char *const *layers,
+		      struct jb_error *err)
+{
+	char p[4200];
 	/* its own names: without a network, no name server to wait for */
 	snprintf(p, sizeof p, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
 		 spec->veth && spec->address[0] ? spec->address : "127.0.1.1", id,
 		 spec->veth ? JB_SITE_ADDRESS "\tjumbo-host\n" : "");
-	if ((r = write_file(dir, "hosts", p, err)) < 0)
-		return r;
-	if (spec->home && (r = write_passwd(dir, layers, err)) < 0)
+	int r = write_file(dir, "hosts", p, err);
+	if (r < 0 || (spec->home && (r = write_passwd(dir, layers, err)) < 0))
 		return r;
 	if (spec->veth) {
 		r = write_file(dir, "resolv.conf",
@@ -426,7 +408,50 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 		r = write_file(dir, "resolv.conf", "# no network in this job\noptions timeout:1 attempts:1\n", err);
 	}
 	snprintf(p, sizeof p, "%s\n", id);
-	if (r < 0 || (r = write_file(dir, "hostname", p, err)) < 0)
+	return r < 0 ? r : write_file(dir, "hostname", p, err);
+}
+
+int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *spec, const struct jb_oci_image *img,
+		   char *const *layers, const struct jb_bundle_opts *o, struct jb_error *err)
+{
+	char p[4200], q[4400];
+	static const char *const subdirs[] = {"upper", "work", "merged", "workspace"};
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	for (size_t i = 0; i < JB_ARRAY_SIZE(subdirs); i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, subdirs[i]);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return jb_err(err, errno, "%s: %s", p, strerror(errno));
+	}
+	json_t *process;
+	unsigned uid = 0, gid = 0;
+	int r = bundle_process(id, spec, img, layers, &process, &uid, &gid, err);
+	if (r < 0)
+		return r;
+	json_t *m = bundle_mounts(dir, id, spec, o, uid, gid);
+	/* namespaces: everything of its own, the network too unless asked */
+	json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type", "ipc",
+			       "type", "uts", "type", "cgroup");
+	if (spec->veth && spec->netns[0])
+		json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "network", "path", spec->netns));
+	else if (!spec->network)
+		json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+	json_t *res = bundle_resources(spec);
+	if (spec->gpus && res)
+		bundle_gpus(spec, m, res);
+	char cg[128];
+	snprintf(cg, sizeof cg, "/jumbo/%s", id);
+	snprintf(p, sizeof p, "%s/merged", dir);
+	json_t *cfg = json_pack(
+		"{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:{s:s, s:o, s:o, s:[sssssssssss], s:[sssss]}}", "ociVersion", "1.0.2",
+		"process", process, "root", "path", mp(o, p, q, sizeof q), "readonly", 0, "hostname", id, "mounts", m,
+		"linux", "cgroupsPath", cg, "namespaces", ns, "resources", res, "maskedPaths", "/proc/acpi",
+		"/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+		"/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", "readonlyPaths",
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
+	if (!cfg)
+		return jb_oom(err);
+	if ((r = dump(dir, "config.json", cfg, err)) < 0 || (r = bundle_etc(dir, id, spec, layers, err)) < 0)
 		return r;
 	/* what the supervisor needs: lower directories top first */
 	json_t *lower = json_array();
@@ -439,5 +464,5 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	json_t *sup = json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I}", "id", id, "crun", o->crun, "crun_root",
 				mp(o, o->crun_root, croot, sizeof croot), "cgroups", (int)o->cgroups, "lower", lower, "timeout", spec->timeout,
 				"memory", (json_int_t)spec->memory);
-	return sup ? dump(dir, "supervise.json", sup, err) : -ENOMEM;
+	return sup ? dump(dir, "supervise.json", sup, err) : jb_oom(err);
 }

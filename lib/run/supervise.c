@@ -15,7 +15,6 @@
 #include <sched.h>
 #include <jansson.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -35,6 +34,7 @@ struct sup {
 	json_t *cfg;
 	sigset_t mask;
 	struct jb_job_result res;
+	struct jb_error err; /* why the job could not run: res.error once written */
 };
 
 static void path(const struct sup *s, const char *name, char *out, size_t n) { snprintf(out, n, "%s/%s", s->dir, name); }
@@ -89,8 +89,8 @@ static int crun_wait(struct sup *s, const char *const *args)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* The last line crun wrote about a failure, for the job's error. */
-static void crun_failure(struct sup *s, const char *what)
+/* The last line crun wrote about a failure, as the job's error. */
+static int crun_failure(struct sup *s, const char *what)
 {
 	char p[4200], buf[4096] = "", *last = buf;
 	path(s, "crun.log", p, sizeof p);
@@ -104,16 +104,7 @@ static void crun_failure(struct sup *s, const char *what)
 		char *nl = strrchr(buf, '\n');
 		last = nl ? nl + 1 : buf;
 	}
-	snprintf(s->res.error, sizeof s->res.error, "%s failed%s%.400s", what, *last ? ": " : "", last);
-}
-
-static void set_error(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(struct sup *s, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(s->res.error, sizeof s->res.error, fmt, ap);
-	va_end(ap);
+	return jb_err(&s->err, EIO, "%s failed%s%.400s", what, *last ? ": " : "", last);
 }
 
 /* The overlay root: lower directories top first.  They usually share one
@@ -123,10 +114,8 @@ static int mount_root(struct sup *s)
 {
 	json_t *lower = json_object_get(s->cfg, "lower");
 	size_t n = json_array_size(lower);
-	if (!n) {
-		set_error(s, "the image has no layers");
-		return -1;
-	}
+	if (!n)
+		return jb_err(&s->err, EINVAL, "the image has no layers");
 	const char *first = json_string_value(json_array_get(lower, 0));
 	const char *slash = first ? strrchr(first, '/') : NULL;
 	size_t plen = slash ? (size_t)(slash - first) : 0;
@@ -155,29 +144,23 @@ static int mount_root(struct sup *s)
 	}
 	if (o < sizeof opts)
 		o += (size_t)snprintf(opts + o, sizeof opts - o, ",upperdir=%s/upper,workdir=%s/work", s->dir, s->dir);
-	if (o >= sizeof opts) {
-		set_error(s, "%zu layers are more than one overlay mount can name", n);
-		return -1;
-	}
+	if (o >= sizeof opts)
+		return jb_err(&s->err, E2BIG, "%zu layers are more than one overlay mount can name", n);
 	char cwd[4200] = "";
 	if (common) {
 		char parent[4200];
 		snprintf(parent, sizeof parent, "%.*s", (int)plen, first);
-		if (!getcwd(cwd, sizeof cwd) || chdir(parent) < 0) {
-			set_error(s, "%s: %s", parent, strerror(errno));
-			return -1;
-		}
+		if (!getcwd(cwd, sizeof cwd) || chdir(parent) < 0)
+			return jb_err(&s->err, errno, "%s: %s", parent, strerror(errno));
 	}
 	path(s, "merged", merged, sizeof merged);
 	int r = mount("overlay", merged, "overlay", 0, opts);
 	int e = errno;
-	if (common && chdir(cwd) < 0)
+	if (common && chdir(cwd) < 0 && r == 0) {
 		r = -1;
-	if (r < 0) {
-		set_error(s, "the overlay root: %s", strerror(e));
-		return -1;
+		e = errno;
 	}
-	return 0;
+	return r < 0 ? jb_err(&s->err, e, "the overlay root: %s", strerror(e)) : 0;
 }
 
 /* The cgroup's own account of the job: was anything OOM-killed, and the
@@ -206,8 +189,12 @@ static void read_cgroup(struct sup *s)
 	}
 }
 
+/* DIR/result.json, synced, then renamed into place: jumbod reads the job's
+ * end from it.  Failing that, the supervisor says so on stderr (jumbod's
+ * log) and the job will be found lost. */
 static void write_result(struct sup *s)
 {
+	snprintf(s->res.error, sizeof s->res.error, "%s", s->err.msg);
 	json_t *j = json_pack("{s:i, s:i, s:b, s:b, s:b, s:I, s:f, s:f, s:s}", "exit_code", s->res.exit_code, "signal",
 			      s->res.signal, "oom", s->res.oom, "timed_out", s->res.timed_out, "cancelled",
 			      s->res.cancelled, "max_memory", (json_int_t)s->res.max_memory, "started", s->res.started,
@@ -215,101 +202,95 @@ static void write_result(struct sup *s)
 	char p[4200], tmp[4300];
 	path(s, "result.json", p, sizeof p);
 	snprintf(tmp, sizeof tmp, "%s.tmp", p);
-	if (j && json_dump_file(j, tmp, JSON_COMPACT) == 0) {
-		int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			fsync(fd);
-			close(fd);
-		}
-		rename(tmp, p);
-	}
+	int fd = -1;
+	bool ok = j && json_dump_file(j, tmp, JSON_COMPACT) == 0 && (fd = open(tmp, O_RDONLY | O_CLOEXEC)) >= 0 &&
+		  fsync(fd) == 0 && rename(tmp, p) == 0;
+	if (!ok)
+		dprintf(2, "jumbod --supervise: %s: %s\n", p, j ? strerror(errno) : "out of memory");
+	if (fd >= 0)
+		close(fd);
 	json_decref(j);
 }
 
-int jb_run_supervise(const char *dir)
+/* The job directory's lock, pid and supervise.json; false when another
+ * supervisor holds the job. */
+static bool sup_load(struct sup *s)
 {
-	struct sup s = {.dir = dir};
 	char p[4200];
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	path(&s, "supervisor.lock", p, sizeof p);
+	path(s, "supervisor.lock", p, sizeof p);
 	int lock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
-		return 1; /* another supervisor has this job */
-	path(&s, "supervisor.pid", p, sizeof p);
+		return false; /* (kept open, and locked, until the supervisor exits) */
+	path(s, "supervisor.pid", p, sizeof p);
 	FILE *pf = fopen(p, "we");
 	if (pf) {
 		fprintf(pf, "%d\n", (int)getpid());
 		fclose(pf);
 	}
-	path(&s, "supervise.json", p, sizeof p);
-	s.cfg = json_load_file(p, 0, NULL);
-	s.id = json_string_value(json_object_get(s.cfg, "id"));
-	s.crun = json_string_value(json_object_get(s.cfg, "crun"));
-	s.crun_root = json_string_value(json_object_get(s.cfg, "crun_root"));
-	s.cgroups = (enum jb_cgroup_mode)json_integer_value(json_object_get(s.cfg, "cgroups"));
-	s.timeout = json_number_value(json_object_get(s.cfg, "timeout"));
-	s.res.started = jb_wall();
-	sigemptyset(&s.mask);
-	sigaddset(&s.mask, SIGCHLD);
-	sigaddset(&s.mask, SIGTERM);
-	sigaddset(&s.mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &s.mask, NULL);
-	bool created = false;
-	if (!s.id || !s.crun || !s.crun_root) {
-		set_error(&s, "%s: not a job directory", dir);
-		goto done;
-	}
+	path(s, "supervise.json", p, sizeof p);
+	s->cfg = json_load_file(p, 0, NULL);
+	s->id = json_string_value(json_object_get(s->cfg, "id"));
+	s->crun = json_string_value(json_object_get(s->cfg, "crun"));
+	s->crun_root = json_string_value(json_object_get(s->cfg, "crun_root"));
+	s->cgroups = (enum jb_cgroup_mode)json_integer_value(json_object_get(s->cfg, "cgroups"));
+	s->timeout = json_number_value(json_object_get(s->cfg, "timeout"));
+	return true;
+}
+
+/* A mount namespace of its own, holding the overlay root. */
+static int sup_root(struct sup *s)
+{
+	if (!s->id || !s->crun || !s->crun_root)
+		return jb_err(&s->err, EINVAL, "%s: not a job directory", s->dir);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		set_error(&s, "a private mount namespace: %s", strerror(errno));
-		goto done;
-	}
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return jb_err(&s->err, errno, "a private mount namespace: %s", strerror(errno));
 	/* crun refuses a hybrid host; without the v2 mount it sees plain v1 */
-	if (s.cgroups == JB_CGROUP_HYBRID && umount2("/sys/fs/cgroup/unified", MNT_DETACH) < 0) {
-		set_error(&s, "hiding /sys/fs/cgroup/unified: %s", strerror(errno));
-		goto done;
-	}
-	if (mount_root(&s) < 0)
-		goto done;
+	if (s->cgroups == JB_CGROUP_HYBRID && umount2("/sys/fs/cgroup/unified", MNT_DETACH) < 0)
+		return jb_err(&s->err, errno, "hiding /sys/fs/cgroup/unified: %s", strerror(errno));
+	return mount_root(s);
+}
+
+/* crun create, then crun start: the container's init pid. */
+static int sup_start(struct sup *s, pid_t *cpid)
+{
 	char pidfile[4200];
-	path(&s, "container.pid", pidfile, sizeof pidfile);
-	created = true; /* from here on, crun delete cleans up whatever create left */
-	{
-		const char *args[] = {"create", "--bundle", dir, "--pid-file", pidfile, s.id, NULL};
-		pid_t c = crun(&s, true, args);
-		int st = c > 0 ? wait_for(c) : -1;
-		if (st != 0) {
-			crun_failure(&s, "crun create");
-			goto done;
-		}
-	}
-	pid_t cpid = 0;
+	path(s, "container.pid", pidfile, sizeof pidfile);
+	const char *create[] = {"create", "--bundle", s->dir, "--pid-file", pidfile, s->id, NULL};
+	pid_t c = crun(s, true, create);
+	if ((c > 0 ? wait_for(c) : -1) != 0)
+		return crun_failure(s, "crun create");
 	FILE *f = fopen(pidfile, "re");
-	if (!f || fscanf(f, "%d", &cpid) != 1 || cpid <= 0) {
-		if (f)
-			fclose(f);
-		set_error(&s, "crun create wrote no container pid");
-		goto done;
-	}
-	fclose(f);
-	{
-		const char *args[] = {"start", s.id, NULL};
-		if (crun_wait(&s, args) != 0) {
-			crun_failure(&s, "crun start");
-			goto done;
-		}
-	}
-	s.res.started = jb_wall();
-	double deadline = s.timeout > 0 ? s.res.started + s.timeout : 0;
+	int ok = f && fscanf(f, "%d", cpid) == 1 && *cpid > 0;
+	if (f)
+		fclose(f);
+	if (!ok)
+		return jb_err(&s->err, EIO, "crun create wrote no container pid");
+	const char *start[] = {"start", s->id, NULL};
+	if (crun_wait(s, start) != 0)
+		return crun_failure(s, "crun start");
+	s->res.started = jb_wall();
+	return 0;
+}
+
+static void kill_job(struct sup *s)
+{
+	const char *args[] = {"kill", s->id, "KILL", NULL};
+	crun_wait(s, args);
+}
+
+/* Until the container's init ends: its timeout kept, SIGTERM (cancel)
+ * taken, orphans reaped; its exit status. */
+static void sup_wait(struct sup *s, pid_t cpid)
+{
+	double deadline = s->timeout > 0 ? s->res.started + s->timeout : 0;
 	for (;;) {
 		struct timespec ts = {.tv_sec = 1};
 		if (deadline) {
 			double left = deadline - jb_wall();
-			if (left <= 0 && !s.res.timed_out && !s.res.cancelled) {
-				s.res.timed_out = true;
-				const char *args[] = {"kill", s.id, "KILL", NULL};
-				crun_wait(&s, args);
+			if (left <= 0 && !s->res.timed_out && !s->res.cancelled) {
+				s->res.timed_out = true;
+				kill_job(s);
 			}
 			if (left > 0 && left < 1) {
 				ts.tv_sec = 0;
@@ -317,13 +298,10 @@ int jb_run_supervise(const char *dir)
 			}
 		}
 		siginfo_t si;
-		int sig = sigtimedwait(&s.mask, &si, &ts);
-		if (sig == SIGTERM || sig == SIGINT) {
-			if (!s.res.timed_out && !s.res.cancelled) {
-				s.res.cancelled = true;
-				const char *args[] = {"kill", s.id, "KILL", NULL};
-				crun_wait(&s, args);
-			}
+		int sig = sigtimedwait(&s->mask, &si, &ts);
+		if ((sig == SIGTERM || sig == SIGINT) && !s->res.timed_out && !s->res.cancelled) {
+			s->res.cancelled = true;
+			kill_job(s);
 		}
 		/* reap: the container's init, and any orphan it left to us */
 		int st;
@@ -332,22 +310,38 @@ int jb_run_supervise(const char *dir)
 		while ((w = waitpid(-1, &st, WNOHANG)) > 0)
 			if (w == cpid) {
 				ended = true;
-				if (WIFEXITED(st)) {
-					s.res.exit_code = WEXITSTATUS(st);
-				} else {
-					s.res.signal = WTERMSIG(st);
-					s.res.exit_code = 128 + s.res.signal;
-				}
+				s->res.signal = WIFEXITED(st) ? 0 : WTERMSIG(st);
+				s->res.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + s->res.signal;
 			}
 		if (ended)
-			break;
+			return;
 		if (w < 0 && errno == ECHILD) {
-			set_error(&s, "the container's process was lost");
-			break;
+			jb_err(&s->err, ECHILD, "the container's process was lost");
+			return;
 		}
 	}
-	read_cgroup(&s);
-done:
+}
+
+int jb_run_supervise(const char *dir)
+{
+	struct sup s = {.dir = dir};
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (!sup_load(&s))
+		return 1; /* another supervisor has this job */
+	s.res.started = jb_wall();
+	sigemptyset(&s.mask);
+	sigaddset(&s.mask, SIGCHLD);
+	sigaddset(&s.mask, SIGTERM);
+	sigaddset(&s.mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &s.mask, NULL);
+	/* once the root is there, crun delete cleans up whatever create left */
+	bool created = sup_root(&s) == 0;
+	pid_t cpid = 0;
+	if (created && sup_start(&s, &cpid) == 0) {
+		sup_wait(&s, cpid);
+		read_cgroup(&s);
+	}
 	s.res.finished = jb_wall();
 	write_result(&s);
 	if (created) {
@@ -355,7 +349,7 @@ done:
 		crun_wait(&s, args);
 	}
 	json_decref(s.cfg);
-	return s.res.error[0] ? 1 : 0;
+	return s.err.msg[0] ? 1 : 0;
 }
 
 int jb_job_result_read(const char *dir, struct jb_job_result *r, struct jb_error *err)

@@ -26,21 +26,24 @@ int jobs_dataset_digest(struct jb_catalog *cat, const char *root, const char *re
 	if (lstat(abs, &st) < 0)
 		return jb_err(err, errno, "%s: %s", rel, strerror(errno));
 	int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	json_t *d = jb_catalog_get(cat, rel);
-	if (d && (uint64_t)json_integer_value(json_object_get(d, "size")) == (uint64_t)st.st_size &&
-	    json_integer_value(json_object_get(d, "mtime_ns")) == mt) {
-		snprintf(digest, 64, "%s", json_string_value(json_object_get(d, "digest")));
-		json_decref(d);
+	struct jb_dataset d;
+	int r = jb_catalog_get(cat, rel, &d, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	bool same = r == 0 && d.size == (uint64_t)st.st_size && d.mtime_ns == mt;
+	if (same)
+		snprintf(digest, 64, "%s", d.digest);
+	if (r == 0)
+		jb_dataset_free(&d);
+	if (same)
 		return 0;
-	}
-	json_decref(d);
 	char x[40];
-	int r = jb_file_digest(abs, DIGEST_BLOCK, x, err);
+	r = jb_file_digest(abs, DIGEST_BLOCK, x, err);
 	if (r < 0)
 		return r;
 	snprintf(digest, 64, "%s", x);
 	struct jb_dataset_in in = {.path = rel, .size = (uint64_t)st.st_size, .digest = x, .origin = "",
-				   .source = "found", .mtime_ns = mt};
+				   .source = JB_SOURCE_FOUND, .mtime_ns = mt};
 	return jb_catalog_add(cat, &in, err);
 }
 
@@ -117,6 +120,7 @@ struct outputs {
 	const char *root, *job, *site, *out_rel, *ws;
 	int rootfd;
 	struct jobs_outputs *list;
+	size_t done; /* list's first entries: committed by an earlier try */
 };
 
 void jobs_outputs_free(struct jobs_outputs *o)
@@ -155,6 +159,9 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 	snprintf(src, sizeof src, "%s/%s", o->ws, rel);
 	if ((size_t)snprintf(dst_rel, sizeof dst_rel, "%s/%s", o->out_rel, inner) >= sizeof dst_rel)
 		return jb_err(err, ENAMETOOLONG, "output %s: path too long", inner);
+	for (size_t i = 0; i < o->done; i++)
+		if (!strcmp(o->list->v[i].path, dst_rel))
+			return 0; /* committed by an earlier try of this end */
 	snprintf(dir_rel, sizeof dir_rel, "%s", dst_rel);
 	char *slash = strrchr(dir_rel, '/');
 	*slash = 0;
@@ -202,7 +209,7 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 	if (r == 0 && jb_file_digest(abs, DIGEST_BLOCK, x, err) < 0)
 		r = -(err->code ? err->code : EIO);
 	struct jb_dataset_in d = {.path = dst_rel, .size = size, .digest = x, .sha256 = sha, .origin = o->site,
-				  .source = "job", .source_id = o->job,
+				  .source = JB_SOURCE_JOB, .source_id = o->job,
 				  .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, .pending = true};
 	if (r == 0 && jb_catalog_add(o->cat, &d, err) < 0) {
 		r = -(err->code ? err->code : EIO);
@@ -236,7 +243,7 @@ int jobs_commit_outputs(struct jb_catalog *cat, const char *root, const char *si
 	if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
 		return 0; /* the job wrote no outputs */
 	struct outputs o = {.cat = cat, .root = root, .job = job, .site = site, .out_rel = out_rel, .ws = workspace,
-			    .list = ret};
+			    .list = ret, .done = ret->n};
 	o.rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (o.rootfd < 0)
 		return jb_err(err, errno, "%s: %s", root, strerror(errno));
@@ -249,50 +256,72 @@ int jobs_commit_outputs(struct jb_catalog *cat, const char *root, const char *si
 /* ---- provenance ---- */
 
 #define MAX_DEPTH 16
+#define MAX_NODES 4096
 
-static json_t *chain(struct jb_jobs *j, struct jb_catalog *cat, json_t *ds, int depth)
+void jb_provenance_free(struct jb_provenance *p)
 {
-	json_t *node = json_pack("{s:O}", "dataset", ds);
-	const char *src = json_string_value(json_object_get(ds, "source"));
-	const char *job = json_string_value(json_object_get(ds, "job"));
-	if (!j || !src || strcmp(src, "job") || !job || depth >= MAX_DEPTH)
-		return node;
-	json_t *jb = jb_jobs_get(j, job);
-	if (!jb)
-		return node;
-	json_t *inputs = jb_catalog_inputs(cat, job), *from = json_array();
-	size_t i;
-	json_t *in;
-	json_array_foreach (inputs, i, in) {
-		const char *p = json_string_value(json_object_get(in, "path"));
-		const char *d = json_string_value(json_object_get(in, "digest"));
-		json_t *ids = jb_catalog_find(cat, p, d);
-		if (ids) {
-			json_array_append_new(from, chain(j, cat, ids, depth + 1));
-			json_decref(ids);
-		} else {
-			json_array_append_new(from, json_pack("{s:{s:s, s:s}}", "dataset", "path", p, "digest", d));
-		}
-	}
-	json_object_set_new(jb, "inputs", inputs);
-	json_object_set_new(node, "job", jb);
-	json_object_set_new(node, "from", from);
-	return node;
+	for (size_t i = 0; i < p->nfrom; i++)
+		jb_provenance_free(&p->from[i]);
+	free(p->from);
+	jb_dataset_free(&p->ds);
+	jb_job_free(&p->job);
+	jb_job_inputs_free(&p->inputs);
+	memset(p, 0, sizeof *p);
 }
 
-json_t *jb_provenance(struct jb_jobs *j, struct jb_catalog *cat, const char *path, struct jb_error *err)
+/* node->ds is set: its job and, for each of the job's inputs, its chain. */
+static int chain(struct jb_jobs *j, struct jb_catalog *cat, struct jb_provenance *node, int depth, size_t *nodes,
+		 struct jb_error *err)
 {
-	char *clean = NULL;
-	if (jb_path_clean(path, &clean, err) < 0)
-		return NULL;
-	json_t *ds = jb_catalog_get(cat, clean);
-	if (!ds) {
-		jb_err(err, ENOENT, "%s is not a dataset of this site", clean);
-		free(clean);
-		return NULL;
+	const char *job = node->ds.source_id;
+	if (!j || node->ds.source != JB_SOURCE_JOB || !job || depth >= MAX_DEPTH || *nodes >= MAX_NODES)
+		return 0;
+	int r = jb_jobs_get(j, job, &node->job, err);
+	if (r == -ENOENT)
+		return 0; /* the job's record is gone: the dataset stands alone */
+	if (r < 0)
+		return r;
+	node->has_job = true;
+	if ((r = jb_catalog_inputs(cat, job, &node->inputs, err)) < 0)
+		return r;
+	if (node->inputs.n && !(node->from = calloc(node->inputs.n, sizeof *node->from)))
+		return jb_err(err, ENOMEM, "provenance: out of memory");
+	for (size_t i = 0; i < node->inputs.n; i++) {
+		struct jb_provenance *in = &node->from[node->nfrom++];
+		const struct jb_job_input *x = &node->inputs.v[i];
+		++*nodes;
+		r = jb_catalog_find(cat, x->path, x->digest, &in->ds, err);
+		if (r == -ENOENT) { /* no longer in the catalog: what the job was given */
+			if (!(in->ds.path = strdup(x->path)))
+				return jb_err(err, ENOMEM, "provenance: out of memory");
+			snprintf(in->ds.digest, sizeof in->ds.digest, "%s", x->digest);
+			continue;
+		}
+		if (r < 0)
+			return r;
+		in->known = true;
+		if ((r = chain(j, cat, in, depth + 1, nodes, err)) < 0)
+			return r;
 	}
-	free(clean);
-	json_t *c = chain(j, cat, ds, 0);
-	json_decref(ds);
-	return c;
+	return 0;
+}
+
+int jb_provenance(struct jb_jobs *j, struct jb_catalog *cat, const char *path, struct jb_provenance *ret,
+		  struct jb_error *err)
+{
+	_cleanup_free_ char *clean = NULL;
+	memset(ret, 0, sizeof *ret);
+	int r = jb_path_clean(path, &clean, err);
+	if (r < 0)
+		return r;
+	r = jb_catalog_get(cat, clean, &ret->ds, err);
+	if (r == -ENOENT)
+		return jb_err(err, ENOENT, "%s is not a dataset of this site", clean);
+	if (r < 0)
+		return r;
+	ret->known = true;
+	size_t nodes = 1;
+	if ((r = chain(j, cat, ret, 0, &nodes, err)) < 0)
+		jb_provenance_free(ret);
+	return r;
 }

@@ -33,7 +33,8 @@ struct jobs_outputs {
 void jobs_outputs_free(struct jobs_outputs *o);
 /* Commit workspace/out/... to ROOT/out_rel/... as pending datasets of the
  * job, each listed in *ret (which the caller frees, also on failure: what
- * is listed has its name). */
+ * is listed has its name).  Files *ret lists already are skipped: a second
+ * try after the site database refused one commits the rest. */
 int jobs_commit_outputs(struct jb_catalog *cat, const char *root, const char *site, const char *job,
 			const char *workspace, const char *out_rel, struct jobs_outputs *ret, struct jb_error *err);
 /* The digest of the file at rel now: the catalog's while it describes the
@@ -72,8 +73,10 @@ struct remote_job {
 struct jobs_backend;
 struct backend_ops {
 	const char *type;
+	const char *const *keys; /* of its [backend NAME] sections, beside the common ones (NULL-terminated) */
 	int (*open)(struct jobs_backend *b, struct jb_error *err);
-	/* ext: the engine's id for the job, kept in the job's record */
+	/* ext: the engine's id for the job, kept in the job's record ("" for
+	 * none: this host's supervisor, which records its own start) */
 	int (*submit)(struct jobs_backend *b, const struct remote_job *rj, char ext[64], struct jb_error *err);
 	int (*status)(struct jobs_backend *b, const char *ext, struct remote_status *rs, struct jb_error *err);
 	int (*cancel)(struct jobs_backend *b, const char *ext, struct jb_error *err);
@@ -87,24 +90,40 @@ struct path_map {
 	char *from, *to; /* a path of this host's below from is to... on the nodes */
 };
 struct jobs_backend {
-	const struct backend_ops *ops;
-	const struct jb_backend_conf *conf;
+	struct jb_jobs *j;
+	const struct backend_ops *ops;    /* of its type, always set */
+	const struct jb_backend_conf *conf; /* NULL for this host's own (j->local) */
+	const char *name;                 /* conf's, or "local" */
 	char *jumbod;              /* jumbod on the nodes (key jumbod; default this one) */
 	struct path_map maps[3];   /* state, data, images */
 	size_t nmaps;
-	char error[512];           /* why it could not be opened; then it takes no job */
+	char error[512];           /* why it could not be opened: then it takes no job ("" when up) */
 	void *priv;
 };
+extern const struct backend_ops jobs_local_ops;
+extern const struct backend_ops jobs_null_ops;
 extern const struct backend_ops jobs_slurm_ops;
 extern const struct backend_ops jobs_marathon_ops;
 /* The backends of the configuration, opened (one that fails keeps its error). */
 int jobs_backends_open(struct jb_jobs *j, struct jb_error *err);
 void jobs_backends_close(struct jb_jobs *j);
+/* The backend called name ("local" or NULL: this host's), or NULL. */
 struct jobs_backend *jobs_backend_find(struct jb_jobs *j, const char *name);
 /* path as the nodes of b see it */
 void jobs_backend_map(const struct jobs_backend *b, const char *path, char *out, size_t n);
 
-enum state { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OOM, LOST, NSTATES };
+
+/* A job's end the site database did not take (full, or locked too long):
+ * kept, and written again every second until it is (or, should jumbod
+ * stop first, read again from the supervisor's result at the next start). */
+struct unrecorded {
+	char id[JB_JOB_ID_LEN + 1];
+	enum jb_job_state s;
+	struct jb_job_result r;
+	char reason[700];
+	struct jobs_outputs outs; /* committed: settled with the end */
+	bool commit;              /* its outputs are still to be committed (all or some) */
+};
 
 struct watched {
 	char id[JB_JOB_ID_LEN + 1];
@@ -126,8 +145,11 @@ struct jb_jobs {
 	bool stop;
 	pthread_t watcher;
 	unsigned starting; /* start threads in flight */
+	struct jobs_backend local; /* this host: jumbo's supervisor, forked here */
 	struct jobs_backend *backends;
 	size_t nbackends;
+	struct unrecorded unrec[MAX_RUNNING]; /* under lock */
+	size_t nunrec;
 	pthread_t poller; /* asks the backends about their jobs */
 	bool poller_started;
 	pthread_cond_t idle;
@@ -138,6 +160,14 @@ struct jb_jobs {
  * job's cancel flag: 0, 1 cancelled, 2 over its timeout (kept by jumbod for
  * engines without its supervisor). */
 void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *remote);
+/* table.c: a job's state (and reason: NULL keeps it), and a job's end:
+ * its row and its outputs settled in one transaction (not recorded, it is
+ * read again at the next start). */
+void jobs_set_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason);
+int jobs_record_end(struct jb_jobs *j, const char *id, enum jb_job_state s, const struct jb_job_result *r,
+		    const char *reason, const struct jobs_outputs *outs);
+/* jobs.c: watch the supervisor pid of job id (child: ours to reap) */
+void jobs_watch(struct jb_jobs *j, const char *id, pid_t pid, bool child);
 int jobs_cancel_flag(struct jb_jobs *j, const char *id);
 /* remote.c: the thread that asks the backends about their jobs */
 void *jobs_poller(void *arg);

@@ -19,144 +19,9 @@
 
 #include "jobs-internal.h"
 
-static const char *const state_names[NSTATES + 1] = {"pending", "running", "completed", "failed",
-						     "cancelled", "timeout", "oom", "lost", NULL};
-
-const char *const *jb_job_states(void) { return state_names; }
-
 static void job_dir(const struct jb_jobs *j, const char *id, char *out, size_t n) { snprintf(out, n, "%s/%s", j->jobdir, id); }
 
-static bool cancelled(struct jb_jobs *j, const char *id);
-
-/* ---- the table ---- */
-
-static void set_state(struct jb_jobs *j, const char *id, enum state s, const char *reason)
-{
-	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, NULL, "UPDATE job SET state=?, reason=COALESCE(?, reason), finished=CASE WHEN ?>=2 THEN ? ELSE finished END "
-		"WHERE id=?",
-	     "isids", (int64_t)s, reason, (int64_t)s, jb_wall(), id);
-	pthread_mutex_unlock(&j->lock);
-	if (s >= COMPLETED)
-		jb_log(JB_LOG_INFO, "job %s: %s%s%s", id, state_names[s], reason ? ": " : "", reason ? reason : "");
-}
-
-/* A job's end is one transaction: its row (state, exit, reason, times) and
- * its outputs settled as current datasets, on the catalog's connection
- * (without a catalog, the row alone).  When it cannot be written the job
- * stays as it was, its outputs pending: the next start reads the
- * supervisor's result again and jb_catalog_reconcile settles the files. */
-static void record_end(struct jb_jobs *j, const char *id, enum state s, const struct jb_job_result *r, const char *reason,
-		       const struct jobs_outputs *outs)
-{
-	static const char sql[] = "UPDATE job SET state=?, exit_code=?, reason=?, started=COALESCE(started, ?), finished=?, "
-				  "max_memory=? WHERE id=?";
-	struct jb_error err = {0};
-	bool tx = j->cat != NULL;
-	int rc = tx ? jb_catalog_batch(j->cat, true) : 0;
-	if (rc < 0)
-		jb_err(&err, -rc, "the site database: no transaction: %s", strerror(-rc));
-	for (size_t i = 0; rc == 0 && i < outs->n; i++)
-		rc = jb_catalog_settle(j->cat, outs->v[i].path, outs->v[i].digest, true, &err);
-	if (!tx)
-		pthread_mutex_lock(&j->lock);
-	if (rc == 0)
-		rc = sched_exec(tx ? jb_catalog_db(j->cat) : j->db, &err, sql, "iisddis", (int64_t)s,
-				(int64_t)(r->error[0] ? -1 : r->exit_code), reason[0] ? reason : NULL, r->started, r->finished,
-				(int64_t)r->max_memory, id);
-	if (!tx)
-		pthread_mutex_unlock(&j->lock);
-	if (tx) {
-		if (rc < 0)
-			jb_catalog_batch_fail(j->cat);
-		int c = jb_catalog_batch(j->cat, false);
-		if (rc == 0 && c < 0)
-			rc = jb_err(&err, -c, "the site database: %s", strerror(-c));
-	}
-	if (rc < 0)
-		jb_log(JB_LOG_ERROR, "job %s: its end (%s) is not recorded: %s; it is read again at the next start", id,
-		       state_names[s], err.msg);
-}
-
-static json_t *row_json(sqlite3_stmt *st)
-{
-	json_t *spec = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:f}", "id", sqlite3_column_text(st, 0), "state",
-			      state_names[sqlite3_column_int(st, 1) % NSTATES], "image", sqlite3_column_text(st, 3),
-			      "spec", spec ? spec : json_object(), "created", sqlite3_column_double(st, 5));
-	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-		json_object_set_new(o, "digest", json_string((const char *)sqlite3_column_text(st, 4)));
-	if (sqlite3_column_type(st, 6) != SQLITE_NULL)
-		json_object_set_new(o, "started", json_real(sqlite3_column_double(st, 6)));
-	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-		json_object_set_new(o, "finished", json_real(sqlite3_column_double(st, 7)));
-	if (sqlite3_column_type(st, 8) != SQLITE_NULL)
-		json_object_set_new(o, "exit_code", json_integer(sqlite3_column_int(st, 8)));
-	if (sqlite3_column_type(st, 9) != SQLITE_NULL)
-		json_object_set_new(o, "reason", json_string((const char *)sqlite3_column_text(st, 9)));
-	if (sqlite3_column_type(st, 11) != SQLITE_NULL)
-		json_object_set_new(o, "max_memory", json_integer(sqlite3_column_int64(st, 11)));
-	if (sqlite3_column_type(st, 13) != SQLITE_NULL)
-		json_object_set_new(o, "output", json_string((const char *)sqlite3_column_text(st, 13)));
-	if (sqlite3_column_type(st, 14) != SQLITE_NULL)
-		json_object_set_new(o, "address", json_string((const char *)sqlite3_column_text(st, 14)));
-	json_object_set_new(o, "backend", json_string(sqlite3_column_type(st, 15) != SQLITE_NULL
-							     ? (const char *)sqlite3_column_text(st, 15)
-							     : "local"));
-	if (sqlite3_column_type(st, 16) != SQLITE_NULL)
-		json_object_set_new(o, "backend_id", json_string((const char *)sqlite3_column_text(st, 16)));
-	if (sqlite3_column_type(st, 17) != SQLITE_NULL)
-		json_object_set_new(o, "node", json_string((const char *)sqlite3_column_text(st, 17)));
-	if (sqlite3_column_type(st, 18) != SQLITE_NULL)
-		json_object_set_new(o, "port", json_integer(sqlite3_column_int(st, 18)));
-	return o;
-}
-
-#define COLS                                                                                                      \
-	"id, state, spec, image, digest, created, started, finished, exit_code, reason, sup_pid, max_memory, cancel, " \
-	"output, address, backend, ext_id, node, port"
-
-json_t *jb_jobs_get(struct jb_jobs *j, const char *id)
-{
-	sqlite3_stmt *st;
-	json_t *o = NULL;
-	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT " COLS " FROM job WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			o = row_json(st);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&j->lock);
-	return o;
-}
-
-json_t *jb_jobs_list(struct jb_jobs *j)
-{
-	sqlite3_stmt *st;
-	json_t *a = json_array();
-	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT " COLS " FROM job ORDER BY created DESC", -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(a, row_json(st));
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&j->lock);
-	return a;
-}
-
-void jb_jobs_counts(struct jb_jobs *j, unsigned counts[8])
-{
-	sqlite3_stmt *st;
-	memset(counts, 0, 8 * sizeof *counts);
-	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT state, count(*) FROM job GROUP BY state", -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			counts[sqlite3_column_int(st, 0) % NSTATES] = (unsigned)sqlite3_column_int(st, 1);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&j->lock);
-}
+static bool cancelled(struct jb_jobs *j, const char *id) { return jobs_cancel_flag(j, id) != 0; }
 
 /* ---- watching supervisors ---- */
 
@@ -169,7 +34,7 @@ static void wake(struct jb_jobs *j)
 
 static int pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
-static void watch(struct jb_jobs *j, const char *id, pid_t pid, bool child)
+void jobs_watch(struct jb_jobs *j, const char *id, pid_t pid, bool child)
 {
 	int fd = pidfd_open(pid);
 	pthread_mutex_lock(&j->lock);
@@ -189,8 +54,128 @@ static void watch(struct jb_jobs *j, const char *id, pid_t pid, bool child)
 	wake(j);
 }
 
+static bool end_waiting(struct jb_jobs *j, const char *id)
+{
+	bool w = false;
+	pthread_mutex_lock(&j->lock);
+	for (size_t i = 0; i < j->nunrec && !w; i++)
+		w = !strcmp(j->unrec[i].id, id);
+	pthread_mutex_unlock(&j->lock);
+	return w;
+}
+
+/* What the job left in /work/out becomes datasets of the data root (the
+ * files u->outs lists already have their names: a second try skips
+ * them).  -EAGAIN when the site database refused a record: the end waits. */
+static int end_outputs(struct jb_jobs *j, struct unrecorded *u, const char *dir)
+{
+	struct jb_job job = {0};
+	struct jb_error err = {0};
+	int r = jb_jobs_get(j, u->id, &job, &err);
+	char ws[4300];
+	snprintf(ws, sizeof ws, "%s/workspace", dir);
+	size_t before = u->outs.n;
+	u->outs.store_failed = false;
+	if (r == 0 && job.output)
+		r = jobs_commit_outputs(j->cat, j->rootreal, j->c->name, u->id, ws, job.output, &u->outs, &err);
+	if (r < 0 && (u->outs.store_failed || !job.id[0])) {
+		jb_log(JB_LOG_ERROR, "job %s: its end (completed) is not recorded: %s; tried again every second", u->id,
+		       r == -ENOENT ? "it has no record" : err.msg);
+		jb_job_free(&job);
+		return -EAGAIN;
+	}
+	u->commit = false;
+	if (r < 0) {
+		u->s = JB_JOB_FAILED;
+		snprintf(u->reason, sizeof u->reason, "its outputs could not be committed: %s", err.msg);
+	} else if (u->outs.n > before) {
+		jb_log(JB_LOG_INFO, "job %s: %zu output%s committed under %s", u->id, u->outs.n, u->outs.n == 1 ? "" : "s",
+		       job.output);
+	}
+	jb_job_free(&job);
+	return 0;
+}
+
+static void end_reason(struct unrecorded *u)
+{
+	const struct jb_job_result *r = &u->r;
+	if (u->reason[0])
+		return;
+	if (r->error[0])
+		snprintf(u->reason, sizeof u->reason, "%s", r->error);
+	else if (u->s == JB_JOB_OOM)
+		snprintf(u->reason, sizeof u->reason, "out of memory: killed (exit status %d)", r->exit_code);
+	else if (u->s == JB_JOB_TIMEOUT)
+		snprintf(u->reason, sizeof u->reason, "over its time limit: killed");
+	else if (u->s == JB_JOB_CANCELLED)
+		snprintf(u->reason, sizeof u->reason, "cancelled");
+	else if (r->signal)
+		snprintf(u->reason, sizeof u->reason, "killed by signal %d", r->signal);
+	else if (r->exit_code)
+		snprintf(u->reason, sizeof u->reason, "exit status %d", r->exit_code);
+}
+
+/* A job's end, known: its outputs committed, then its row and their
+ * datasets in one transaction; the container's writable layer removed.
+ * < 0 when the site database did not take it (u is kept for a retry). */
+static int end_record(struct jb_jobs *j, struct unrecorded *u)
+{
+	char dir[4200];
+	job_dir(j, u->id, dir, sizeof dir);
+	if (u->commit && end_outputs(j, u, dir) < 0)
+		return -EAGAIN;
+	end_reason(u);
+	if (jobs_record_end(j, u->id, u->s, &u->r, u->reason, &u->outs) < 0)
+		return -EAGAIN;
+	jb_log(JB_LOG_INFO, "job %s: %s%s%s", u->id, jb_job_state_name(u->s), u->reason[0] ? ": " : "", u->reason);
+	/* the container's writable layer goes; its workspace and logs stay */
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		jb_remove_tree(dfd, "upper");
+		jb_remove_tree(dfd, "work");
+	}
+	return 0;
+}
+
+/* Kept for retry_ends (u moved in: its outputs are the list's now), or,
+ * with MAX_RUNNING kept already, left to the next start. */
+static void end_keep(struct jb_jobs *j, struct unrecorded *u)
+{
+	pthread_mutex_lock(&j->lock);
+	if (j->nunrec < MAX_RUNNING) {
+		j->unrec[j->nunrec++] = *u;
+		u->outs = (struct jobs_outputs){0};
+	}
+	pthread_mutex_unlock(&j->lock);
+	jobs_outputs_free(&u->outs);
+}
+
+/* The watcher, every second: the ends kept are written again. */
+static void retry_ends(struct jb_jobs *j)
+{
+	pthread_mutex_lock(&j->lock);
+	size_t n = j->nunrec;
+	struct unrecorded *v = n ? malloc(n * sizeof *v) : NULL;
+	if (v) {
+		memcpy(v, j->unrec, n * sizeof *v);
+		j->nunrec = 0;
+	}
+	pthread_mutex_unlock(&j->lock);
+	for (size_t i = 0; v && i < n; i++) {
+		if (end_record(j, &v[i]) < 0) {
+			end_keep(j, &v[i]);
+			continue;
+		}
+		jb_log(JB_LOG_INFO, "job %s: its end (%s) is recorded now", v[i].id, jb_job_state_name(v[i].s));
+		jobs_outputs_free(&v[i].outs);
+	}
+	free(v);
+}
+
 void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *remote)
 {
+	if (end_waiting(j, id))
+		return; /* its end is known, and waits for the database */
 	char dir[4200];
 	struct jb_job_result r;
 	struct jb_error err = {0};
@@ -220,7 +205,7 @@ void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *
 			 remote->reason[0] && !cxl ? ")" : "");
 		if (!cxl && remote->st == R_UNKNOWN)
 			snprintf(why, sizeof why, "lost by its backend: %s, and no result from its supervisor", remote->reason);
-		set_state(j, id, cxl ? CANCELLED : LOST, why);
+		jobs_set_state(j, id, cxl ? JB_JOB_CANCELLED : JB_JOB_LOST, why);
 		return;
 	}
 	if (rc < 0) {
@@ -239,64 +224,20 @@ void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *
 		}
 		if (p > 0)
 			waitpid(p, NULL, 0);
-		set_state(j, id, LOST, "its supervisor ended without a result (killed?); the container was removed");
+		jobs_set_state(j, id, JB_JOB_LOST, "its supervisor ended without a result (killed?); the container was removed");
 		return;
 	}
-	enum state s = r.error[0] ? FAILED
-		       : r.cancelled ? CANCELLED
-		       : r.timed_out ? TIMEOUT
-		       : r.oom ? OOM
-		       : r.exit_code == 0 ? COMPLETED : FAILED;
-	char reason[700] = "";
-	struct jobs_outputs outs = {0};
-	if (s == COMPLETED && j->cat) {
-		/* what the job left in /work/out becomes datasets of the data root */
-		json_t *job = jb_jobs_get(j, id);
-		const char *out = json_string_value(json_object_get(job, "output"));
-		char ws[4300];
-		snprintf(ws, sizeof ws, "%s/workspace", dir);
-		struct jb_error oerr = {0};
-		int orc = out ? jobs_commit_outputs(j->cat, j->rootreal, j->c->name, id, ws, out, &outs, &oerr) : 0;
-		if (orc < 0 && outs.store_failed) {
-			/* the site database, not the job: its end waits for the next
-			 * start (what has its name is settled by reconcile then) */
-			jb_log(JB_LOG_ERROR, "job %s: its end (completed) is not recorded: %s; it is read again at the next start",
-			       id, oerr.msg);
-			jobs_outputs_free(&outs);
-			json_decref(job);
-			return;
-		} else if (orc < 0) {
-			s = FAILED;
-			snprintf(reason, sizeof reason, "its outputs could not be committed: %s", oerr.msg);
-		} else if (outs.n) {
-			jb_log(JB_LOG_INFO, "job %s: %zu output%s committed under %s", id, outs.n, outs.n == 1 ? "" : "s", out);
-		}
-		json_decref(job);
-	}
-	if (reason[0])
-		;
-	else if (r.error[0])
-		snprintf(reason, sizeof reason, "%s", r.error);
-	else if (s == OOM)
-		snprintf(reason, sizeof reason, "out of memory: killed (exit status %d)", r.exit_code);
-	else if (s == TIMEOUT)
-		snprintf(reason, sizeof reason, "over its time limit: killed");
-	else if (s == CANCELLED)
-		snprintf(reason, sizeof reason, "cancelled");
-	else if (r.signal)
-		snprintf(reason, sizeof reason, "killed by signal %d", r.signal);
-	else if (r.exit_code)
-		snprintf(reason, sizeof reason, "exit status %d", r.exit_code);
-	record_end(j, id, s, &r, reason, &outs);
-	jobs_outputs_free(&outs);
-	jb_log(JB_LOG_INFO, "job %s: %s%s%s", id, state_names[s], reason[0] ? ": " : "", reason);
-	/* the container's writable layer goes; its workspace and logs stay */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		jb_remove_tree(dfd, "upper");
-		jb_remove_tree(dfd, "work");
-		close(dfd);
-	}
+	struct unrecorded u = {.r = r};
+	snprintf(u.id, sizeof u.id, "%s", id);
+	u.s = r.error[0] ? JB_JOB_FAILED
+	      : r.cancelled ? JB_JOB_CANCELLED
+	      : r.timed_out ? JB_JOB_TIMEOUT
+	      : r.oom ? JB_JOB_OOM
+	      : r.exit_code == 0 ? JB_JOB_COMPLETED : JB_JOB_FAILED;
+	u.commit = u.s == JB_JOB_COMPLETED && j->cat;
+	if (end_record(j, &u) < 0)
+		end_keep(j, &u);
+	jobs_outputs_free(&u.outs);
 }
 
 static void *watcher(void *arg)
@@ -318,6 +259,7 @@ static void *watcher(void *arg)
 			pf[i + 1] = (struct pollfd){.fd = copy[i].pidfd, .events = POLLIN};
 		if (poll(pf, n + 1, 1000) < 0 && errno != EINTR)
 			continue;
+		retry_ends(j);
 		if (pf[0].revents & POLLIN) {
 			uint64_t v;
 			if (read(j->wake, &v, sizeof v) < 0 && errno != EAGAIN)
@@ -353,22 +295,6 @@ struct start {
 	struct jb_job_spec spec;
 };
 
-int jobs_cancel_flag(struct jb_jobs *j, const char *id)
-{
-	sqlite3_stmt *st;
-	int c = 0;
-	pthread_mutex_lock(&j->lock);
-	if (sqlite3_prepare_v2(j->db, "SELECT cancel FROM job WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			c = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&j->lock);
-	return c;
-}
-
-static bool cancelled(struct jb_jobs *j, const char *id) { return jobs_cancel_flag(j, id) != 0; }
 
 /* A pull asks this while it waits: a job cancelled while pending stops its
  * pull within about 200 ms. */
@@ -390,143 +316,140 @@ static bool pull_cancelled(void *ud)
 
 static void map_for(const void *ud, const char *path, char *out, size_t n) { jobs_backend_map(ud, path, out, n); }
 
+/* The job's image, from the store or pulled from its registry if it names one. */
+static int job_image(struct jb_jobs *j, struct start *s, struct jb_oci_store *store, struct jb_oci_image *img,
+		     struct jb_error *err)
+{
+	int rc = jb_oci_image_open(store, s->spec.image, img, err);
+	struct jb_oci_ref ref;
+	if (rc != -ENOENT || !strchr(s->spec.image, '/') || jb_oci_ref_parse(s->spec.image, &ref, NULL) < 0 ||
+	    !ref.host[0])
+		return rc;
+	/* credentials: [registry HOST] for that host, else none */
+	struct pull_cancel pc = {.j = j, .id = s->id};
+	struct jb_registry_opts o;
+	jb_registry_opts_for(j->c, ref.host, NULL, NULL, false, &o);
+	o.cancelled = pull_cancelled;
+	o.cancel_ud = &pc;
+	memset(err, 0, sizeof *err);
+	jb_log(JB_LOG_INFO, "job %s: pulling %s", s->id, s->spec.image);
+	return jb_oci_pull(store, s->spec.image, &o, img, err);
+}
+
+/* The job's directory for an engine that runs its own containers: the
+ * workspace and its out/, the notebook user's as in a bundle. */
+static int job_workspace(struct jb_jobs *j, struct start *s, const char *dir, struct jb_error *err)
+{
+	char ws[4300];
+	snprintf(ws, sizeof ws, "%s/workspace/out", dir);
+	_cleanup_close_ int dfd = open(j->jobdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int w = dfd < 0 ? -errno : jb_mkdirs_beneath(dfd, ws + strlen(j->jobdir) + 1, 0755);
+	if (w < 0)
+		return jb_err(err, -w, "%s: %s", ws, strerror(-w));
+	close(w);
+	if (s->spec.home) {
+		snprintf(ws, sizeof ws, "%s/workspace", dir);
+		if (chown(ws, s->spec.uid, s->spec.gid) < 0 || chown(strcat(ws, "/out"), s->spec.uid, s->spec.gid) < 0)
+			jb_log(JB_LOG_WARN, "job %s: %s: %s", s->id, ws, strerror(errno));
+	}
+	return 0;
+}
+
+/* Everything before the hand-off: image and layers (for a backend that
+ * runs jumbo's supervisor), the peers' datasets fetched, the inputs
+ * recorded, the veth network (unless the engine gives one), the bundle. */
+static int prepare(struct jb_jobs *j, struct start *s, struct jobs_backend *be, const char *dir, struct jb_error *err)
+{
+	/* an engine that runs its own containers (Marathon) takes the image from
+	 * a registry: here only the job's directory is made */
+	bool own = !be->ops->supervised;
+	struct jb_oci_store *store = NULL;
+	struct jb_oci_image img = {0};
+	char **layers = NULL;
+	int rc = own ? 0 : jb_oci_store_open(j->images, &store, err);
+	if (rc == 0 && !own)
+		rc = job_image(j, s, store, &img, err);
+	if (rc == 0 && !own)
+		rc = jb_oci_image_layers(store, &img, &layers, err);
+	for (size_t i = 0; rc == 0 && i < s->spec.ndata; i++)
+		if (s->spec.data[i].remote)
+			rc = jobs_fetch(j, s->id, &s->spec.data[i], err);
+	if (rc == 0 && j->cat)
+		rc = jobs_record_inputs(j->cat, j->rootreal, s->id, &s->spec, err);
+	if (rc == 0 && s->spec.veth && !be->ops->networked)
+		rc = jobs_net_setup(j, s->id, &s->spec, err);
+	if (rc == 0 && own) {
+		rc = job_workspace(j, s, dir, err);
+	} else if (rc == 0) {
+		pthread_mutex_lock(&j->lock);
+		rc = sched_exec(j->db, err, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
+		pthread_mutex_unlock(&j->lock);
+		char croot[4200];
+		snprintf(croot, sizeof croot, "%s/crun", j->state);
+		struct jb_bundle_opts bo = {.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups};
+		if (be != &j->local) {
+			bo.map = map_for;
+			bo.map_ud = be;
+		}
+		if (rc == 0)
+			rc = jb_bundle_make(dir, s->id, &s->spec, &img, layers, &bo, err);
+		if (rc == 0)
+			jb_log(JB_LOG_INFO, "job %s: %s (%s) ready", s->id, img.name, img.digest);
+	}
+	jb_oci_strv_free(layers);
+	if (img.manifest_mt)
+		jb_oci_image_free(&img);
+	jb_oci_store_close(store);
+	return rc;
+}
+
+/* A job's start thread: prepare, then hand it to its backend (this host's
+ * own, or an engine's, which gives it an id recorded with the job). */
 static void *start_job(void *arg)
 {
 	struct start *s = arg;
 	struct jb_jobs *j = s->j;
 	struct jb_error err = {0};
-	struct jb_oci_store *store = NULL;
-	struct jb_oci_image img = {0};
-	char **layers = NULL;
-	char dir[4200];
+	char dir[4200], ndir[4400], ext[64] = "";
 	job_dir(j, s->id, dir, sizeof dir);
-	struct jobs_backend *be = s->spec.backend ? jobs_backend_find(j, s->spec.backend) : NULL;
-	/* an engine that runs its own containers (Marathon) takes the image from
-	 * a registry: here only the job's directory is made */
-	bool own = be && be->ops && !be->ops->supervised;
-	int rc = own ? 0 : jb_oci_store_open(j->images, &store, &err);
-	if (rc == 0 && !own) {
-		rc = jb_oci_image_open(store, s->spec.image, &img, &err);
-		if (rc == -ENOENT && strchr(s->spec.image, '/')) {
-			/* not here: from its registry, if it names one */
-			struct jb_oci_ref ref;
-			if (jb_oci_ref_parse(s->spec.image, &ref, NULL) == 0 && ref.host[0]) {
-				/* credentials: [registry HOST] for that host, else none */
-				struct pull_cancel pc = {.j = j, .id = s->id};
-				struct jb_registry_opts o;
-				jb_registry_opts_for(j->c, ref.host, NULL, NULL, false, &o);
-				o.cancelled = pull_cancelled;
-				o.cancel_ud = &pc;
-				memset(&err, 0, sizeof err);
-				jb_log(JB_LOG_INFO, "job %s: pulling %s", s->id, s->spec.image);
-				rc = jb_oci_pull(store, s->spec.image, &o, &img, &err);
-			}
-		}
-	}
-	if (rc == 0 && !own)
-		rc = jb_oci_image_layers(store, &img, &layers, &err);
-	for (size_t i = 0; rc == 0 && i < s->spec.ndata; i++)
-		if (s->spec.data[i].remote)
-			rc = jobs_fetch(j, s->id, &s->spec.data[i], &err);
-	if (rc == 0 && j->cat)
-		rc = jobs_record_inputs(j->cat, j->rootreal, s->id, &s->spec, &err);
-	if (rc == 0 && s->spec.veth && !(be && be->ops && be->ops->networked))
-		rc = jobs_net_setup(j, s->id, &s->spec, &err);
-	if (rc == 0 && own) {
-		char ws[4300];
-		snprintf(ws, sizeof ws, "%s/workspace/out", dir);
-		int dfd = open(j->jobdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		int w = dfd < 0 ? -errno : jb_mkdirs_beneath(dfd, ws + strlen(j->jobdir) + 1, 0755);
-		if (dfd >= 0)
-			close(dfd);
-		if (w < 0)
-			rc = jb_err(&err, -w, "%s: %s", ws, strerror(-w));
-		else
-			close(w);
-		if (rc == 0 && s->spec.home) { /* the notebook user's, as in a local job */
-			snprintf(ws, sizeof ws, "%s/workspace", dir);
-			if (chown(ws, s->spec.uid, s->spec.gid) < 0 || chown(strcat(ws, "/out"), s->spec.uid, s->spec.gid) < 0)
-				jb_log(JB_LOG_WARN, "job %s: %s: %s", s->id, ws, strerror(errno));
-		}
-	} else if (rc == 0) {
-		pthread_mutex_lock(&j->lock);
-		sched_exec(j->db, NULL, "UPDATE job SET digest=? WHERE id=?", "ss", img.digest, s->id);
-		pthread_mutex_unlock(&j->lock);
-		char croot[4200];
-		snprintf(croot, sizeof croot, "%s/crun", j->state);
-		struct jb_bundle_opts bo = {.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups};
-		if (be) {
-			bo.map = map_for;
-			bo.map_ud = be;
-		}
-		rc = jb_bundle_make(dir, s->id, &s->spec, &img, layers, &bo, &err);
-	}
-	bool ournet = s->spec.veth && !(be && be->ops && be->ops->networked);
+	struct jobs_backend *be = jobs_backend_find(j, s->spec.backend);
+	int rc = !be ? jb_err(&err, ENOENT, "backend %s is gone from the configuration", s->spec.backend)
+	       : be->error[0] ? jb_err(&err, EHOSTDOWN, "backend %s is not available: %s", be->name, be->error)
+			      : prepare(j, s, be, dir, &err);
+	bool ournet = be && s->spec.veth && !be->ops->networked;
 	if (cancelled(j, s->id)) { /* also when preparing it failed after the cancel (a pull cut short) */
 		if (ournet)
 			jobs_net_teardown(s->id);
-		set_state(j, s->id, CANCELLED, "cancelled before it started");
+		jobs_set_state(j, s->id, JB_JOB_CANCELLED, "cancelled before it started");
 		goto out;
+	}
+	if (rc == 0) {
+		jobs_backend_map(be, dir, ndir, sizeof ndir);
+		struct remote_job rj = {.c = j->c, .images = j->images, .id = s->id, .dir = ndir, .jumbod = be->jumbod,
+					.spec = &s->spec};
+		rc = be->ops->submit(be, &rj, ext, &err);
 	}
 	if (rc < 0) {
 		if (ournet)
 			jobs_net_teardown(s->id);
-		set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
+		jobs_set_state(j, s->id, JB_JOB_FAILED, err.msg[0] ? err.msg : strerror(-rc));
 		goto out;
 	}
-	if (be) {
-		/* the supervisor where the backend puts it */
-		char ndir[4400], ext[64] = "";
-		jobs_backend_map(be, dir, ndir, sizeof ndir);
-		struct remote_job rj = {.c = j->c, .images = j->images, .id = s->id, .dir = ndir, .jumbod = be->jumbod,
-					.spec = &s->spec};
-		rc = be->ops ? be->ops->submit(be, &rj, ext, &err)
-			     : jb_err(&err, EHOSTDOWN, "backend %s is not available: %s", be->conf->name, be->error);
-		if (rc < 0) {
-			if (ournet)
-				jobs_net_teardown(s->id);
-			set_state(j, s->id, FAILED, err.msg[0] ? err.msg : strerror(-rc));
-			goto out;
-		}
+	if (ext[0]) { /* queued in an engine: the poller follows it from here */
 		char why[160];
-		snprintf(why, sizeof why, "queued in %s (%s job %s)", be->conf->name, be->conf->type, ext);
+		snprintf(why, sizeof why, "queued in %s (%s job %s)", be->name, be->ops->type, ext);
 		pthread_mutex_lock(&j->lock);
-		sched_exec(j->db, NULL, "UPDATE job SET backend=?, ext_id=?, reason=? WHERE id=?", "ssss", be->conf->name, ext, why,
-			   s->id);
+		rc = sched_exec(j->db, &err, "UPDATE job SET backend=?, ext_id=?, reason=? WHERE id=?", "ssss", be->name, ext,
+				why, s->id);
 		pthread_mutex_unlock(&j->lock);
 		jb_log(JB_LOG_INFO, "job %s: %s", s->id, why);
-		if (cancelled(j, s->id)) /* cancelled while it was being submitted */
+		if (rc < 0 || cancelled(j, s->id)) { /* unrecorded, it could never be followed; or cancelled meanwhile */
+			if (rc < 0)
+				jb_log(JB_LOG_ERROR, "job %s: %s; cancelled in %s", s->id, err.msg, be->name);
 			be->ops->cancel(be, ext, &err);
-		goto out;
+		}
 	}
-	/* the supervisor: this program again, in its own session */
-	char *argv[] = {j->self_exe, (char *)"--supervise", dir, NULL};
-	pid_t pid = fork();
-	if (pid == 0) {
-		setsid();
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0);
-		dup2(nul, 1);
-		/* stderr stays the daemon's log: the supervisor writes nothing there
-		 * unless something is badly wrong */
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid < 0) {
-		set_state(j, s->id, FAILED, "cannot start its supervisor");
-		goto out;
-	}
-	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, NULL, "UPDATE job SET state=?, sup_pid=?, started=? WHERE id=? AND state=?", "iidsi", (int64_t)RUNNING,
-	     (int64_t)pid, jb_wall(), s->id, (int64_t)PENDING);
-	pthread_mutex_unlock(&j->lock);
-	jb_log(JB_LOG_INFO, "job %s: running %s (%s)", s->id, img.name, img.digest);
-	watch(j, s->id, pid, true);
 out:
-	jb_oci_strv_free(layers);
-	if (img.manifest_mt)
-		jb_oci_image_free(&img);
-	jb_oci_store_close(store);
 	jb_job_spec_free(&s->spec);
 	free(s);
 	pthread_mutex_lock(&j->lock);
@@ -540,7 +463,7 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 {
 	struct start *s = calloc(1, sizeof *s);
 	if (!s)
-		return -ENOMEM;
+		return jb_oom(err);
 	int r = jobs_parse_spec(j, req, &s->spec, err);
 	if (r < 0) {
 		jb_job_spec_free(&s->spec);
@@ -578,7 +501,7 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	char *spec = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
 	pthread_mutex_lock(&j->lock);
 	r = spec ? sched_exec(j->db, err, "INSERT INTO job(id, state, spec, image, created, output) VALUES(?,?,?,?,?,?)", "sissds",
-			s->id, (int64_t)PENDING, spec, s->spec.image, jb_wall(), clean)
+			s->id, (int64_t)JB_JOB_PENDING, spec, s->spec.image, jb_wall(), clean)
 		 : jb_err(err, ENOMEM, "out of memory");
 	free(clean);
 	if (r == 0)
@@ -599,7 +522,7 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 		pthread_mutex_lock(&j->lock);
 		j->starting--;
 		pthread_mutex_unlock(&j->lock);
-		set_state(j, id, FAILED, "cannot start a thread");
+		jobs_set_state(j, id, JB_JOB_FAILED, "cannot start a thread");
 		jb_job_spec_free(&s->spec);
 		free(s);
 	}
@@ -608,77 +531,81 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	return 0;
 }
 
+/* Each input of job must still have the digest it had (-ESTALE). */
+static int inputs_unchanged(struct jb_jobs *j, const char *job, struct jb_error *err)
+{
+	struct jb_job_inputs in;
+	int r = jb_catalog_inputs(j->cat, job, &in, err);
+	for (size_t i = 0; r == 0 && i < in.n; i++) {
+		const char *p = in.v[i].path, *d = in.v[i].digest;
+		char now[64];
+		struct jb_error e2 = {0};
+		if (jobs_dataset_digest(j->cat, j->rootreal, p, now, &e2) < 0)
+			r = e2.code == ENOENT ? jb_err(err, ESTALE, "input %s of job %s is gone: %s", p, job, e2.msg)
+					      : jb_err(err, e2.code ? e2.code : EIO, "input %s of job %s: %s", p, job, e2.msg);
+		else if (strcmp(now, d))
+			r = jb_err(err, ESTALE, "input %s of job %s has changed (%s then, %s now)", p, job, d, now);
+	}
+	jb_job_inputs_free(&in);
+	return r;
+}
+
 int jb_jobs_rerun(struct jb_jobs *j, const char *job, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
 {
-	json_t *o = jb_jobs_get(j, job);
-	if (!o)
+	struct jb_job o;
+	int r = jb_jobs_get(j, job, &o, err);
+	if (r == -ENOENT)
 		return jb_err(err, ENOENT, "no job %s", job);
-	int r = 0;
-	const char *digest = json_string_value(json_object_get(o, "digest"));
-	const char *state = json_string_value(json_object_get(o, "state"));
-	if (!digest || !strcmp(state, "pending") || !strcmp(state, "running")) {
-		r = jb_err(err, EALREADY, "job %s %s", job, digest ? "has not ended" : "never ran: no image to pin");
+	if (r < 0)
+		return r;
+	if (!o.digest || o.state == JB_JOB_PENDING || o.state == JB_JOB_RUNNING) {
+		r = jb_err(err, EALREADY, "job %s %s", job, o.digest ? "has not ended" : "never ran: no image to pin");
 		goto out;
 	}
-	/* the same inputs: each file must still have the digest it had */
-	if (j->cat) {
-		json_t *inputs = jb_catalog_inputs(j->cat, job), *in;
-		size_t i;
-		json_array_foreach (inputs, i, in) {
-			const char *p = json_string_value(json_object_get(in, "path"));
-			const char *d = json_string_value(json_object_get(in, "digest"));
-			char now[64];
-			struct jb_error e2 = {0};
-			if (jobs_dataset_digest(j->cat, j->rootreal, p, now, &e2) < 0) {
-				r = jb_err(err, ESTALE, "input %s of job %s is gone: %s", p, job, e2.msg);
-				break;
-			}
-			if (strcmp(now, d)) {
-				r = jb_err(err, ESTALE, "input %s of job %s has changed (%s then, %s now)", p, job, d, now);
-				break;
-			}
-		}
-		json_decref(inputs);
-		if (r < 0)
-			goto out;
+	/* the same inputs, the same request but for the image, pinned by the
+	 * digest it ran with, and its own output directory */
+	if (j->cat && (r = inputs_unchanged(j, job, err)) < 0)
+		goto out;
+	json_t *spec = json_loads(o.request, 0, NULL);
+	if (!json_is_object(spec)) {
+		json_decref(spec);
+		r = jb_err(err, EPROTO, "job %s: its recorded request is not a JSON object", job);
+		goto out;
 	}
-	json_t *spec = json_deep_copy(json_object_get(o, "spec"));
 	struct jb_oci_ref ref;
 	char pinned[700];
-	if (jb_oci_ref_parse(json_string_value(json_object_get(spec, "image")), &ref, NULL) == 0) {
-		snprintf(ref.digest, sizeof ref.digest, "%s", digest);
+	if (jb_oci_ref_parse(o.image, &ref, NULL) == 0) {
+		snprintf(ref.digest, sizeof ref.digest, "%s", o.digest);
 		jb_oci_ref_name(&ref, pinned, sizeof pinned);
 		json_object_set_new(spec, "image", json_string(pinned));
 	}
 	json_object_del(spec, "output");
 	json_object_set_new(spec, "rerun_of", json_string(job));
-	/* the datasets by path: what the original was given, checked above */
 	r = jb_jobs_submit(j, spec, id, err);
 	json_decref(spec);
 out:
-	json_decref(o);
+	jb_job_free(&o);
 	return r;
 }
 
 int jb_jobs_kill(struct jb_jobs *j, const char *id, struct jb_error *err)
 {
-	json_t *o = jb_jobs_get(j, id);
-	if (!o)
+	struct jb_job o;
+	int r = jb_jobs_get(j, id, &o, err);
+	if (r == -ENOENT)
 		return jb_err(err, ENOENT, "no job %s", id);
-	const char *st = json_string_value(json_object_get(o, "state"));
-	int r = 0;
-	const char *bname = json_string_value(json_object_get(o, "backend"));
-	const char *ext = json_string_value(json_object_get(o, "backend_id"));
-	struct jobs_backend *be = bname && strcmp(bname, "local") ? jobs_backend_find(j, bname) : NULL;
-	if (!strcmp(st, "pending") || (!strcmp(st, "running") && be)) {
+	if (r < 0)
+		return r;
+	struct jobs_backend *be = o.backend ? jobs_backend_find(j, o.backend) : NULL; /* an engine's */
+	if (o.state == JB_JOB_PENDING || (o.state == JB_JOB_RUNNING && be)) {
 		pthread_mutex_lock(&j->lock);
 		r = sched_exec(j->db, err, "UPDATE job SET cancel=1 WHERE id=?", "s", id);
 		pthread_mutex_unlock(&j->lock);
 		/* handed to a backend already: it cancels it (the supervisor then
 		 * writes its result), else the start thread sees the flag */
-		if (r == 0 && be && ext && be->ops)
-			r = be->ops->cancel(be, ext, err);
-	} else if (!strcmp(st, "running")) {
+		if (r == 0 && be && o.backend_id && !be->error[0])
+			r = be->ops->cancel(be, o.backend_id, err);
+	} else if (o.state == JB_JOB_RUNNING) {
 		/* through the pidfd: never a recycled pid */
 		pthread_mutex_lock(&j->lock);
 		r = -ESRCH;
@@ -690,23 +617,24 @@ int jb_jobs_kill(struct jb_jobs *j, const char *id, struct jb_error *err)
 		if (r < 0)
 			r = jb_err(err, ESRCH, "job %s: its supervisor is gone", id);
 	} else {
-		r = jb_err(err, EALREADY, "job %s has ended (%s)", id, st);
+		r = jb_err(err, EALREADY, "job %s has ended (%s)", id, jb_job_state_name(o.state));
 	}
-	json_decref(o);
+	jb_job_free(&o);
 	return r;
 }
 
-int jb_jobs_log_path(struct jb_jobs *j, const char *id, const char *stream, char *out, size_t n)
+int jb_jobs_log_path(struct jb_jobs *j, const char *id, const char *stream, char *out, size_t n, struct jb_error *err)
 {
 	if (strcmp(stream, "stdout") && strcmp(stream, "stderr"))
-		return -EINVAL;
+		return jb_err(err, EINVAL, "stream is stdout or stderr");
 	for (const char *p = id; *p; p++)
 		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
 			return -ENOENT;
-	json_t *o = jb_jobs_get(j, id);
-	if (!o)
-		return -ENOENT;
-	json_decref(o);
+	struct jb_job o;
+	int r = jb_jobs_get(j, id, &o, err);
+	if (r < 0)
+		return r;
+	jb_job_free(&o);
 	snprintf(out, n, "%s/%s/%s", j->jobdir, id, stream);
 	return 0;
 }
@@ -731,8 +659,8 @@ static void reattach(struct jb_jobs *j)
 	for (size_t i = 0; i < n; i++) {
 		char dir[4200], p[4300];
 		job_dir(j, ids[i], dir, sizeof dir);
-		if (states[i] == PENDING) {
-			set_state(j, ids[i], FAILED, "jumbod stopped before the job started");
+		if (states[i] == JB_JOB_PENDING) {
+			jobs_set_state(j, ids[i], JB_JOB_FAILED, "jumbod stopped before the job started");
 			continue;
 		}
 		/* the supervisor holds its lock for as long as it lives */
@@ -751,7 +679,7 @@ static void reattach(struct jb_jobs *j)
 		}
 		if (alive && pid > 0) {
 			jb_log(JB_LOG_INFO, "job %s: still running, re-attached (supervisor %d)", ids[i], pid);
-			watch(j, ids[i], pid, false);
+			jobs_watch(j, ids[i], pid, false);
 		} else {
 			jobs_finish(j, ids[i], NULL);
 		}
@@ -776,6 +704,12 @@ static char *which(const char *prog)
 
 static void jobs_free(struct jb_jobs *j)
 {
+	if (j->nunrec)
+		jb_log(JB_LOG_WARN, "jobs: %zu job end%s not recorded; read again at the next start", j->nunrec,
+		       j->nunrec == 1 ? "" : "s");
+	for (size_t i = 0; i < j->nunrec; i++)
+		jobs_outputs_free(&j->unrec[i].outs);
+	j->nunrec = 0;
 	jobs_backends_close(j);
 	if (j->wake >= 0)
 		close(j->wake);
@@ -796,7 +730,7 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 {
 	struct jb_jobs *j = calloc(1, sizeof *j);
 	if (!j)
-		return -ENOMEM;
+		return jb_oom(err);
 	j->c = c;
 	j->cat = cat;
 	j->wake = -1;
@@ -829,7 +763,8 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 		goto fail;
 	}
 	reattach(j);
-	jobs_backends_open(j, err);
+	if ((r = jobs_backends_open(j, err)) < 0)
+		goto fail;
 	if (pthread_create(&j->watcher, NULL, watcher, j) != 0) {
 		r = jb_err(err, EAGAIN, "jobs: cannot start the watcher");
 		goto fail;

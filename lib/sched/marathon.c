@@ -61,7 +61,7 @@ static int marathon_open(struct jobs_backend *b, struct jb_error *err)
 {
 	struct marathon *m = calloc(1, sizeof *m);
 	if (!m)
-		return -ENOMEM;
+		return jb_oom(err);
 	b->priv = m;
 	pthread_mutex_init(&m->lock, NULL);
 	const struct jb_backend_conf *c = b->conf;
@@ -79,9 +79,9 @@ static int marathon_open(struct jobs_backend *b, struct jb_error *err)
 	m->registry = jb_backend_conf_get(c, "registry");
 	m->prefix = jb_backend_conf_get(c, "app-prefix");
 	if ((v = jb_backend_conf_get(c, "user")) && !(m->user = strdup(v)))
-		return -ENOMEM;
+		return jb_oom(err);
 	if ((v = jb_backend_conf_get(c, "password")) && !(m->password = strdup(v)))
-		return -ENOMEM;
+		return jb_oom(err);
 	if ((v = jb_backend_conf_get(c, "password-file"))) {
 		char line[1024];
 		int r = jb_read_line_file(v, line, sizeof line);
@@ -93,12 +93,12 @@ static int marathon_open(struct jobs_backend *b, struct jb_error *err)
 		explicit_bzero(line, sizeof line);
 	}
 	if ((v = jb_backend_conf_get(c, "token-file")) && !(m->token_file = strdup(v)))
-		return -ENOMEM;
+		return jb_oom(err);
 	if (m->token_file && m->user)
 		return jb_err(err, EINVAL, "backend %s: user (Basic) or token-file (DC/OS), not both", c->name);
 	jb_http_init();
 	if (!(m->curl = curl_easy_init()))
-		return -ENOMEM;
+		return jb_oom(err);
 	/* the server answers and takes the credentials */
 	json_t *o = NULL;
 	long code = call(m, "GET", "/v2/info", NULL, &o, err);
@@ -182,7 +182,7 @@ static int marathon_submit(struct jobs_backend *b, const struct remote_job *rj, 
 	if (!paths || !dests) {
 		free(paths);
 		free(dests);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	size_t k;
 	for (size_t i = 0; i < sp->ndata && j.nvols < MJ_MAX_VOLUMES - 3; i++) {
@@ -211,7 +211,7 @@ static int marathon_submit(struct jobs_backend *b, const struct remote_job *rj, 
 	char *body = app ? json_dumps(app, JSON_COMPACT) : NULL;
 	json_decref(app);
 	if (!body)
-		return -ENOMEM;
+		return jb_oom(err);
 	json_t *o = NULL;
 	long code = call(m, "POST", "/v2/apps", body, &o, err);
 	free(body);
@@ -293,8 +293,12 @@ static void marathon_cleanup(struct jobs_backend *b, const char *ext)
 		jb_log(JB_LOG_WARN, "%s", err.msg);
 }
 
+static const char *const marathon_keys[] = {"url", "user", "password", "password-file", "token-file",
+					    "container", "registry", "app-prefix", NULL};
+
 const struct backend_ops jobs_marathon_ops = {
 	.type = "marathon",
+	.keys = marathon_keys,
 	.open = marathon_open,
 	.submit = marathon_submit,
 	.status = marathon_status,

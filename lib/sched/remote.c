@@ -34,11 +34,11 @@ static void poll_remote(struct jb_jobs *j)
 	pthread_mutex_unlock(&j->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct jobs_backend *be = jobs_backend_find(j, rows[i].backend);
-		if (!be || !be->ops)
+		if (!be || be->error[0])
 			continue; /* its backend is gone from the configuration or down: kept as it is */
 		struct remote_status rs;
 		struct jb_error err = {0};
-		if (!be->ops->supervised && rows[i].state == RUNNING && rows[i].timeout > 0 && rows[i].started > 0 &&
+		if (!be->ops->supervised && rows[i].state == JB_JOB_RUNNING && rows[i].timeout > 0 && rows[i].started > 0 &&
 		    jb_wall() - rows[i].started > rows[i].timeout) {
 			/* no supervisor of jumbo's there: jumbod keeps the timeout */
 			pthread_mutex_lock(&j->lock);
@@ -67,19 +67,19 @@ static void poll_remote(struct jb_jobs *j)
 				   (int64_t)(rs.port ? rs.port : JB_NOTEBOOK_PORT), rows[i].id);
 			pthread_mutex_unlock(&j->lock);
 		}
-		if (rs.st == R_PENDING && rs.idle && rows[i].state == RUNNING) {
+		if (rs.st == R_PENDING && rs.idle && rows[i].state == JB_JOB_RUNNING) {
 			/* it ran, and no task is left nor any failure told: it finished */
 			rs.st = R_ENDED;
 			rs.have_exit = true;
 			snprintf(rs.state, sizeof rs.state, "finished");
 		}
-		if (rs.st == R_RUNNING && rows[i].state == PENDING) {
+		if (rs.st == R_RUNNING && rows[i].state == JB_JOB_PENDING) {
 			char why[400];
 			snprintf(why, sizeof why, "running in %s (%s job %s on %s)", be->conf->name, be->conf->type, rows[i].ext,
 				 rs.node[0] ? rs.node : "?");
 			pthread_mutex_lock(&j->lock);
 			sched_exec(j->db, NULL, "UPDATE job SET state=?, started=?, reason=? WHERE id=? AND state=?", "idssi",
-				   (int64_t)RUNNING, jb_wall(), why, rows[i].id, (int64_t)PENDING);
+				   (int64_t)JB_JOB_RUNNING, jb_wall(), why, rows[i].id, (int64_t)JB_JOB_PENDING);
 			pthread_mutex_unlock(&j->lock);
 			jb_log(JB_LOG_INFO, "job %s: %s", rows[i].id, why);
 		} else if (rs.st == R_ENDED || rs.st == R_UNKNOWN) {

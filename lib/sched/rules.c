@@ -159,27 +159,6 @@ int jb_jobs_land(struct jb_jobs *j, const struct jb_config *c, const char *rel)
 	return started;
 }
 
-json_t *jb_rules_json(const struct jb_config *c)
-{
-	json_t *arr = json_array();
-	for (size_t i = 0; i < c->nrules; i++) {
-		const struct jb_rule *r = &c->rules[i];
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", r->name, "glob", r->glob, "image", r->image, "output",
-				      r->output ? r->output : "results/{rule}/{name}/{job}");
-		if (r->command)
-			json_object_set_new(o, "command", json_string(r->command));
-		if (r->cpus > 0)
-			json_object_set_new(o, "cpus", json_real(r->cpus));
-		if (r->memory)
-			json_object_set_new(o, "memory", json_string(r->memory));
-		if (r->timeout > 0)
-			json_object_set_new(o, "timeout", json_real(r->timeout));
-		json_object_set_new(o, "backend", json_string(r->backend ? r->backend : "local"));
-		json_array_append_new(arr, o);
-	}
-	return arr;
-}
-
 void jb_landing_commit(void *ud, int phase, const struct jb_commit_file *files, size_t n, const char *origin,
 		       const char *session)
 {
@@ -195,7 +174,7 @@ void jb_landing_commit(void *ud, int phase, const struct jb_commit_file *files, 
 			/* pending until the file has its name: a crash in between is
 			 * settled by jb_catalog_reconcile at the next start */
 			struct jb_dataset_in d = {.path = f->path, .size = f->size, .digest = f->digest, .origin = origin,
-						  .source = "transfer", .source_id = session, .mtime_ns = f->mtime_ns,
+						  .source = JB_SOURCE_TRANSFER, .source_id = session, .mtime_ns = f->mtime_ns,
 						  .pending = true};
 			if (jb_catalog_add(l->cat, &d, &err) < 0)
 				jb_log(JB_LOG_ERROR, "%s landed, but the catalog did not take it: %s", f->path, err.msg);

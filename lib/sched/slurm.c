@@ -173,7 +173,7 @@ static int slurm_open(struct jobs_backend *b, struct jb_error *err)
 {
 	struct slurm *s = calloc(1, sizeof *s);
 	if (!s)
-		return -ENOMEM;
+		return jb_oom(err);
 	b->priv = s;
 	pthread_mutex_init(&s->lock, NULL);
 	const struct jb_backend_conf *c = b->conf;
@@ -190,7 +190,7 @@ static int slurm_open(struct jobs_backend *b, struct jb_error *err)
 			return jb_err(err, EINVAL, "backend %s: rest is http://HOST:PORT of slurmrestd", c->name);
 		jb_http_init();
 		if (!(s->rest = strdup(v)) || !(s->curl = curl_easy_init()))
-			return -ENOMEM;
+			return jb_oom(err);
 		size_t l = strlen(s->rest);
 		while (l && s->rest[l - 1] == '/')
 			s->rest[--l] = 0;
@@ -198,7 +198,7 @@ static int slurm_open(struct jobs_backend *b, struct jb_error *err)
 		if (!!kf == !!tf)
 			return jb_err(err, EINVAL, "backend %s: rest wants one of jwt-key (Slurm's key) or token-file", c->name);
 		if (tf && !(s->token_file = strdup(tf)))
-			return -ENOMEM;
+			return jb_oom(err);
 		if (kf) {
 			FILE *f = fopen(kf, "re");
 			if (!f)
@@ -277,9 +277,11 @@ static int slurm_submit(struct jobs_backend *b, const struct remote_job *rj, cha
 		char *body = json_dumps(req, JSON_COMPACT);
 		json_decref(req);
 		json_t *o = NULL;
-		long code = body ? rest(s, "POST", "job/submit", body, &o, err) : -1;
+		if (!body)
+			return jb_oom(err);
+		long code = rest(s, "POST", "job/submit", body, &o, err);
 		free(body);
-		if (code < 0) {
+		if (code < 0) { /* err says why */
 			json_decref(o);
 			return -EIO;
 		}
@@ -450,8 +452,12 @@ static int slurm_cancel(struct jobs_backend *b, const char *ext, struct jb_error
 	return 0;
 }
 
+static const char *const slurm_keys[] = {"rest", "api-version", "user", "jwt-key", "token-file",
+					 "partition", "account", "qos", NULL};
+
 const struct backend_ops jobs_slurm_ops = {
 	.type = "slurm",
+	.keys = slurm_keys,
 	.open = slurm_open,
 	.submit = slurm_submit,
 	.status = slurm_status,

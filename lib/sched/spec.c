@@ -21,7 +21,7 @@ static int str_array(json_t *a, const char *what, char ***out, bool need_eq, str
 		return jb_err(err, EINVAL, "\"%s\" must be an array of strings", what);
 	char **v = calloc(json_array_size(a) + 1, sizeof *v);
 	if (!v)
-		return -ENOMEM;
+		return jb_err(err, ENOMEM, "out of memory");
 	size_t i;
 	json_t *x;
 	json_array_foreach (a, i, x) {
@@ -32,7 +32,7 @@ static int str_array(json_t *a, const char *what, char ***out, bool need_eq, str
 		}
 		if (!(v[i] = strdup(s))) {
 			jb_oci_strv_free(v);
-			return -ENOMEM;
+			return jb_err(err, ENOMEM, "out of memory");
 		}
 	}
 	*out = v;
@@ -68,7 +68,7 @@ int jobs_data_source(struct jb_jobs *j, const char *path, char **ret, struct jb_
 	size_t rl = strlen(j->rootreal);
 	if (strncmp(real, j->rootreal, rl) || (real[rl] && real[rl] != '/' && rl > 1))
 		return jb_err(err, EPERM, "data '%s': outside the data root", path);
-	return (*ret = strdup(real)) ? 0 : -ENOMEM;
+	return (*ret = strdup(real)) ? 0 : jb_err(err, ENOMEM, "out of memory");
 }
 
 static bool valid_name(const char *s)
@@ -133,99 +133,85 @@ static int notebook_spec(struct jb_jobs *j, json_t *nb, struct jb_job_spec *sp, 
 	struct stat st;
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return jb_err(err, ENOTDIR, "%s: the workspace is not a directory", dir);
-	if (!(sp->home = strdup(dir)))
-		return -ENOMEM;
-	if (!sp->ndata && !(sp->data_all = strdup(j->rootreal)))
-		return -ENOMEM;
+	if (!(sp->home = strdup(dir)) || (!sp->ndata && !(sp->data_all = strdup(j->rootreal))))
+		return jb_err(err, ENOMEM, "out of memory");
 	return 0;
 }
 
-int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, struct jb_error *err)
+static int oom(struct jb_error *err) { return jb_err(err, ENOMEM, "out of memory"); }
+
+/* The name under /data of a dataset given as path alone: its last component. */
+static void base_name(const char *path, char *out, size_t n)
 {
-	memset(sp, 0, sizeof *sp);
-	if (!json_is_object(req))
-		return jb_err(err, EINVAL, "a job is a JSON object");
-	const char *known[] = {"image", "args",    "env",     "data",   "cpus", "memory",  "pids",
-			       "gpus",  "timeout", "network", "output", "rule", "rerun_of", "notebook", "backend"};
-	const char *key;
-	json_t *v;
-	json_object_foreach (req, key, v) {
-		bool ok = false;
-		for (size_t i = 0; i < JB_ARRAY_SIZE(known); i++)
-			ok |= !strcmp(key, known[i]);
-		if (!ok)
-			return jb_err(err, EINVAL, "unknown field \"%s\"", key);
+	const char *b = path + strlen(path);
+	while (b > path && b[-1] == '/')
+		b--;
+	const char *e = b;
+	while (b > path && b[-1] != '/')
+		b--;
+	snprintf(out, n, "%.*s", (int)(e - b), b);
+}
+
+/* "data"[i]: PATH below the data root, or PEER:PATH fetched when the job starts. */
+static int data_one(struct jb_jobs *j, size_t i, json_t *d, struct jb_job_spec *sp, struct jb_error *err)
+{
+	const char *path = json_is_string(d) ? json_string_value(d) : json_string_value(json_object_get(d, "path"));
+	const char *name = json_string_value(json_object_get(d, "name"));
+	if (!path)
+		return jb_err(err, EINVAL, "\"data\"[%zu] needs a path", i);
+	char base[256];
+	if (!name) {
+		base_name(path, base, sizeof base);
+		name = base;
 	}
-	const char *image = json_string_value(json_object_get(req, "image"));
-	if (!image)
-		return jb_err(err, EINVAL, "\"image\" is missing");
-	struct jb_oci_ref ref;
-	int r = jb_oci_ref_parse(image, &ref, err);
-	if (r < 0)
-		return r;
-	if (!(sp->image = strdup(image)))
-		return -ENOMEM;
-	if ((r = str_array(json_object_get(req, "args"), "args", &sp->args, false, err)) < 0 ||
-	    (r = str_array(json_object_get(req, "env"), "env", &sp->env, true, err)) < 0)
-		return r;
-	json_t *data = json_object_get(req, "data");
-	if (data && (!json_is_array(data) || json_array_size(data) > 64))
+	if (!valid_name(name))
+		return jb_err(err, EINVAL, "data '%s': '%s' cannot name a directory under /data (give NAME=PATH)", path,
+			      name);
+	for (size_t k = 0; k < sp->ndata; k++)
+		if (!strcmp(sp->data[k].name, name))
+			return jb_err(err, EINVAL, "two datasets named '%s' under /data", name);
+	if (!(sp->data[sp->ndata].name = strdup(name)))
+		return oom(err);
+	struct jb_mount_ro *mr = &sp->data[sp->ndata++];
+	struct jb_remote rm;
+	int r = jb_remote_parse(j->c, path, &rm, err);
+	if (r <= 0)
+		return r < 0 ? r : jobs_data_source(j, path, &mr->source, err);
+	/* a dataset of a peer: fetched into the data root, under the peer's
+	 * name, when the job starts */
+	_cleanup_free_ char *clean = NULL;
+	if (!rm.peer)
+		r = jb_err(err, EINVAL, "data '%s': fetch from a configured peer (PEER:PATH)", path);
+	if (r >= 0)
+		r = jb_path_clean(rm.path, &clean, err);
+	if (r >= 0 && !*clean)
+		r = jb_err(err, EINVAL, "data '%s': name a file or directory, not the peer's whole root", path);
+	if (r >= 0 && (asprintf(&mr->local, "%s/%s", rm.peer->name, clean) < 0 || !(mr->remote = strdup(path))))
+		r = oom(err);
+	jb_remote_free(&rm);
+	return r < 0 ? r : 0;
+}
+
+static int data_spec(struct jb_jobs *j, json_t *data, struct jb_job_spec *sp, struct jb_error *err)
+{
+	if (!data)
+		return 0;
+	if (!json_is_array(data) || json_array_size(data) > 64)
 		return jb_err(err, EINVAL, "\"data\" must be an array of at most 64 paths");
+	if (!(sp->data = calloc(json_array_size(data) + 1, sizeof *sp->data)))
+		return oom(err);
 	size_t i;
 	json_t *d;
-	if (data && !(sp->data = calloc(json_array_size(data), sizeof *sp->data)))
-		return -ENOMEM;
-	json_array_foreach (data, i, d) {
-		const char *path = json_is_string(d) ? json_string_value(d) : json_string_value(json_object_get(d, "path"));
-		const char *name = json_string_value(json_object_get(d, "name"));
-		if (!path)
-			return jb_err(err, EINVAL, "\"data\"[%zu] needs a path", i);
-		char base[256];
-		if (!name) {
-			const char *b = path + strlen(path);
-			while (b > path && b[-1] == '/')
-				b--;
-			const char *e = b;
-			while (b > path && b[-1] != '/')
-				b--;
-			snprintf(base, sizeof base, "%.*s", (int)(e - b), b);
-			name = base;
-		}
-		if (!valid_name(name))
-			return jb_err(err, EINVAL, "data '%s': '%s' cannot name a directory under /data (give NAME=PATH)", path,
-				      name);
-		for (size_t k = 0; k < sp->ndata; k++)
-			if (!strcmp(sp->data[k].name, name))
-				return jb_err(err, EINVAL, "two datasets named '%s' under /data", name);
-		if (!(sp->data[sp->ndata].name = strdup(name)))
-			return -ENOMEM;
-		struct jb_mount_ro *mr = &sp->data[sp->ndata++];
-		struct jb_remote rm;
-		int isremote = jb_remote_parse(j->c, path, &rm, err);
-		if (isremote < 0)
-			return isremote;
-		if (isremote) {
-			/* a dataset of a peer: fetched into the data root, under the
-			 * peer's name, when the job starts */
-			char *clean = NULL;
-			if (!rm.peer) {
-				jb_remote_free(&rm);
-				return jb_err(err, EINVAL, "data '%s': fetch from a configured peer (PEER:PATH)", path);
-			}
-			r = jb_path_clean(rm.path, &clean, err);
-			if (r == 0 && !*clean)
-				r = jb_err(err, EINVAL, "data '%s': name a file or directory, not the peer's whole root", path);
-			if (r == 0 && (asprintf(&mr->local, "%s/%s", rm.peer->name, clean) < 0 || !(mr->remote = strdup(path))))
-				r = -ENOMEM;
-			free(clean);
-			jb_remote_free(&rm);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if ((r = jobs_data_source(j, path, &mr->source, err)) < 0)
+	int r = 0;
+	json_array_foreach (data, i, d)
+		if ((r = data_one(j, i, d, sp, err)) < 0)
 			return r;
-	}
+	return 0;
+}
+
+/* cpus, memory, pids, timeout, network, gpus */
+static int limits_spec(json_t *req, struct jb_job_spec *sp, struct jb_error *err)
+{
 	json_t *x;
 	if ((x = json_object_get(req, "cpus")) && (!json_is_number(x) || json_number_value(x) <= 0 ||
 						   json_number_value(x) > 4096))
@@ -261,32 +247,6 @@ int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, stru
 	if ((x = json_object_get(req, "gpus")) && (!json_is_integer(x) || json_integer_value(x) < 0))
 		return jb_err(err, EINVAL, "\"gpus\" must be a count");
 	sp->gpus = x ? (unsigned)json_integer_value(x) : 0;
-	if ((x = json_object_get(req, "output"))) {
-		char *clean = NULL;
-		if (!json_is_string(x) || jb_path_clean(json_string_value(x), &clean, NULL) < 0 || !*clean) {
-			free(clean);
-			return jb_err(err, EINVAL, "\"output\" must be a directory below the data root");
-		}
-		free(clean);
-	}
-	if ((x = json_object_get(req, "rule")) && !json_is_string(x))
-		return jb_err(err, EINVAL, "\"rule\" must be a string");
-	if ((x = json_object_get(req, "notebook")) && (r = notebook_spec(j, x, sp, err)) < 0)
-		return r;
-	if ((x = json_object_get(req, "backend"))) {
-		const char *b = json_string_value(x);
-		if (!b)
-			return jb_err(err, EINVAL, "\"backend\" is the name of a [backend] of the site, or \"local\"");
-		if (strcmp(b, "local")) {
-			struct jobs_backend *be = jobs_backend_find(j, b);
-			if (!be)
-				return jb_err(err, ENOENT, "no backend '%s' on this site (its [backend NAME] sections, or local)", b);
-			if (!be->ops && strcmp(be->conf->type, "local"))
-				return jb_err(err, EHOSTDOWN, "backend '%s' is not available: %s", b, be->error);
-			if (be->ops && !(sp->backend = strdup(b)))
-				return -ENOMEM;
-		}
-	}
 	if (sp->gpus) {
 		unsigned have = jb_gpu_count();
 		if (have < sp->gpus)
@@ -295,6 +255,67 @@ int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, stru
 				      have ? "fewer" : "none (no NVIDIA driver: /dev/nvidiactl is missing)");
 	}
 	return 0;
+}
+
+/* "backend": a [backend NAME] of the site, or "local" */
+static int backend_spec(struct jb_jobs *j, json_t *x, struct jb_job_spec *sp, struct jb_error *err)
+{
+	const char *b = json_string_value(x);
+	if (!x)
+		return 0;
+	if (!b)
+		return jb_err(err, EINVAL, "\"backend\" is the name of a [backend] of the site, or \"local\"");
+	if (!strcmp(b, "local"))
+		return 0;
+	struct jobs_backend *be = jobs_backend_find(j, b);
+	if (!be)
+		return jb_err(err, ENOENT, "no backend '%s' on this site (its [backend NAME] sections, or local)", b);
+	if (be->error[0])
+		return jb_err(err, EHOSTDOWN, "backend '%s' is not available: %s", b, be->error);
+	if (!(sp->backend = strdup(b)))
+		return oom(err);
+	return 0;
+}
+
+int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, struct jb_error *err)
+{
+	memset(sp, 0, sizeof *sp);
+	if (!json_is_object(req))
+		return jb_err(err, EINVAL, "a job is a JSON object");
+	static const char *const known[] = {"image", "args",    "env",     "data",   "cpus", "memory",   "pids",    "gpus",
+					    "timeout", "network", "output", "rule", "rerun_of", "notebook", "backend"};
+	const char *key;
+	json_t *v, *x;
+	json_object_foreach (req, key, v) {
+		bool ok = false;
+		for (size_t i = 0; i < JB_ARRAY_SIZE(known); i++)
+			ok |= !strcmp(key, known[i]);
+		if (!ok)
+			return jb_err(err, EINVAL, "unknown field \"%s\"", key);
+	}
+	const char *image = json_string_value(json_object_get(req, "image"));
+	if (!image)
+		return jb_err(err, EINVAL, "\"image\" is missing");
+	struct jb_oci_ref ref;
+	int r = jb_oci_ref_parse(image, &ref, err);
+	if (r < 0)
+		return r;
+	if (!(sp->image = strdup(image)))
+		return oom(err);
+	if ((r = str_array(json_object_get(req, "args"), "args", &sp->args, false, err)) < 0 ||
+	    (r = str_array(json_object_get(req, "env"), "env", &sp->env, true, err)) < 0 ||
+	    (r = data_spec(j, json_object_get(req, "data"), sp, err)) < 0 || (r = limits_spec(req, sp, err)) < 0)
+		return r;
+	if ((x = json_object_get(req, "output"))) {
+		_cleanup_free_ char *clean = NULL;
+		if (!json_is_string(x) || jb_path_clean(json_string_value(x), &clean, NULL) < 0 || !*clean)
+			return jb_err(err, EINVAL, "\"output\" must be a directory below the data root");
+	}
+	if ((x = json_object_get(req, "rule")) && !json_is_string(x))
+		return jb_err(err, EINVAL, "\"rule\" must be a string");
+	if ((x = json_object_get(req, "notebook")) && (r = notebook_spec(j, x, sp, err)) < 0)
+		return r;
+	return backend_spec(j, json_object_get(req, "backend"), sp, err);
 }
 
 /* A peer's dataset into the data root, then checked as any local one. */

@@ -18,8 +18,12 @@
 #define MAX_ATTEMPTS 30
 #define MAX_BACKOFF 300.0
 
-enum tstate { T_QUEUED, T_RUNNING, T_RETRYING, T_DONE, T_FAILED, T_CANCELLED, T_NSTATES };
-static const char *const tnames[T_NSTATES] = {"queued", "running", "retrying", "done", "failed", "cancelled"};
+static const char *const tnames[JB_XFER_NSTATES] = {"queued", "running", "retrying", "done", "failed", "cancelled"};
+
+const char *jb_transfer_state_name(enum jb_transfer_state s)
+{
+	return (unsigned)s < JB_XFER_NSTATES ? tnames[s] : "failed";
+}
 
 struct active {
 	char id[JB_JOB_ID_LEN + 1];
@@ -43,76 +47,150 @@ struct jb_transfers {
 
 #define TCOLS "id, op, request, peer, state, attempts, next_try, created, started, finished, bytes_total, bytes_sent, seconds, gbps, files, error"
 
-static json_t *trow(struct jb_transfers *t, sqlite3_stmt *st)
+void jb_transfer_free(struct jb_transfer *x)
 {
-	json_t *req = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
-	int s = sqlite3_column_int(st, 4) % T_NSTATES;
-	json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:i, s:f}", "id", sqlite3_column_text(st, 0), "op",
-			      sqlite3_column_text(st, 1), "request", req ? req : json_object(), "peer",
-			      sqlite3_column_text(st, 3), "state", tnames[s], "attempts", sqlite3_column_int(st, 5),
-			      "created", sqlite3_column_double(st, 7));
-	static const char *const opt[] = {"next_try", "started", "finished", "bytes_total", "bytes_sent", "seconds",
-					  "gbps", "files", "error"};
-	for (int i = 0; i < 9; i++) {
-		int col = i == 0 ? 6 : 7 + i;
-		if (sqlite3_column_type(st, col) == SQLITE_NULL || (i == 0 && s != T_RETRYING))
-			continue;
-		int ty = sqlite3_column_type(st, col);
-		json_object_set_new(o, opt[i],
-				    ty == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(st, col))
-				    : ty == SQLITE_FLOAT ? json_real(sqlite3_column_double(st, col))
-							 : json_string((const char *)sqlite3_column_text(st, col)));
+	free(x->request);
+	free(x->peer);
+	free(x->error);
+	memset(x, 0, sizeof *x);
+}
+
+void jb_transfer_list_free(struct jb_transfer *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		jb_transfer_free(&v[i]);
+	free(v);
+}
+
+static int64_t col_int(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+static double col_real(sqlite3_stmt *st, int i, double none)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? none : sqlite3_column_double(st, i);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i, bool *oom)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return NULL;
+	char *v = strdup((const char *)sqlite3_column_text(st, i));
+	*oom |= !v;
+	return v;
+}
+
+/* A row of TCOLS, with a running one's progress from its worker (t->lock held). */
+static int trow(struct jb_transfers *t, sqlite3_stmt *st, struct jb_transfer *x)
+{
+	int s = sqlite3_column_int(st, 4);
+	bool oom = false;
+	*x = (struct jb_transfer){
+		.op = !strcmp((const char *)sqlite3_column_text(st, 1), "get") ? JB_XFER_GET : JB_XFER_SEND,
+		.state = s >= 0 && s < JB_XFER_NSTATES ? (enum jb_transfer_state)s : JB_XFER_FAILED,
+		.attempts = sqlite3_column_int(st, 5),
+		.next_try = s == JB_XFER_RETRYING ? col_real(st, 6, 0) : 0,
+		.created = sqlite3_column_double(st, 7),
+		.started = col_real(st, 8, 0),
+		.finished = col_real(st, 9, 0),
+		.bytes_total = col_int(st, 10),
+		.bytes_sent = col_int(st, 11),
+		.seconds = col_real(st, 12, -1),
+		.gbps = col_real(st, 13, -1),
+		.files = col_int(st, 14),
+	};
+	snprintf(x->id, sizeof x->id, "%s", (const char *)sqlite3_column_text(st, 0));
+	x->request = col_dup(st, 2, &oom);
+	x->peer = col_dup(st, 3, &oom);
+	x->error = col_dup(st, 15, &oom);
+	if (oom) {
+		jb_transfer_free(x);
+		return -ENOMEM;
 	}
-	/* a running transfer: its progress, from its worker */
-	if (s == T_RUNNING)
-		for (int i = 0; i < WORKERS; i++)
-			if (t->act[i].used && !strcmp(t->act[i].id, (const char *)sqlite3_column_text(st, 0))) {
-				json_object_set_new(o, "progress",
-						    json_pack("{s:I, s:I, s:f}", "bytes_done", (json_int_t)t->act[i].bytes_done,
-							      "bytes_total", (json_int_t)t->act[i].bytes_total, "seconds",
-							      t->act[i].seconds));
+	for (int i = 0; x->state == JB_XFER_RUNNING && i < WORKERS; i++)
+		if (t->act[i].used && !strcmp(t->act[i].id, x->id)) {
+			x->active = true;
+			x->done_bytes = t->act[i].bytes_done;
+			x->done_total = t->act[i].bytes_total;
+			x->done_seconds = t->act[i].seconds;
+		}
+	return 0;
+}
+
+static int trows(struct jb_transfers *t, const char *sql, const char *arg, struct jb_transfer **v, size_t *n,
+		 struct jb_error *err)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc, r = 0;
+	*v = NULL;
+	*n = 0;
+	pthread_mutex_lock(&t->lock);
+	if ((rc = sqlite3_prepare_v2(t->db, sql, -1, &st, NULL)) != SQLITE_OK) {
+		r = jb_store_err(err, t->db, rc, "transfers");
+		pthread_mutex_unlock(&t->lock);
+		return r;
+	}
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct jb_transfer *nv = reallocarray(*v, nc, sizeof *nv);
+			if (!nv) {
+				r = jb_err(err, ENOMEM, "transfers: out of memory");
+				break;
 			}
-	return o;
-}
-
-json_t *jb_transfers_get(struct jb_transfers *t, const char *id)
-{
-	sqlite3_stmt *st;
-	json_t *o = NULL;
-	pthread_mutex_lock(&t->lock);
-	if (sqlite3_prepare_v2(t->db, "SELECT " TCOLS " FROM transfer WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			o = trow(t, st);
-		sqlite3_finalize(st);
+			*v = nv;
+			cap = nc;
+		}
+		if (trow(t, st, &(*v)[*n]) < 0)
+			r = jb_err(err, ENOMEM, "transfers: out of memory");
+		else
+			++*n;
 	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = jb_store_err(err, t->db, rc, "transfers");
+	sqlite3_finalize(st);
 	pthread_mutex_unlock(&t->lock);
-	return o;
-}
-
-json_t *jb_transfers_list(struct jb_transfers *t)
-{
-	sqlite3_stmt *st;
-	json_t *a = json_array();
-	pthread_mutex_lock(&t->lock);
-	if (sqlite3_prepare_v2(t->db, "SELECT " TCOLS " FROM transfer ORDER BY created DESC", -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(a, trow(t, st));
-		sqlite3_finalize(st);
+	if (r < 0) {
+		jb_transfer_list_free(*v, *n);
+		*v = NULL;
+		*n = 0;
 	}
-	pthread_mutex_unlock(&t->lock);
-	return a;
+	return r;
 }
 
-void jb_transfers_counts(struct jb_transfers *t, unsigned counts[6], uint64_t *bytes_done_running)
+int jb_transfers_get(struct jb_transfers *t, const char *id, struct jb_transfer *ret, struct jb_error *err)
+{
+	struct jb_transfer *v;
+	size_t n;
+	int r = trows(t, "SELECT " TCOLS " FROM transfer WHERE id=?", id, &v, &n, err);
+	if (r < 0)
+		return r;
+	if (n)
+		*ret = v[0];
+	for (size_t i = 1; i < n; i++)
+		jb_transfer_free(&v[i]);
+	free(v);
+	return n ? 0 : -ENOENT;
+}
+
+int jb_transfers_list(struct jb_transfers *t, struct jb_transfer **ret, size_t *n, struct jb_error *err)
+{
+	return trows(t, "SELECT " TCOLS " FROM transfer ORDER BY created DESC", NULL, ret, n, err);
+}
+
+void jb_transfers_counts(struct jb_transfers *t, unsigned counts[JB_XFER_NSTATES], uint64_t *bytes_done_running)
 {
 	sqlite3_stmt *st;
-	memset(counts, 0, 6 * sizeof *counts);
+	memset(counts, 0, JB_XFER_NSTATES * sizeof *counts);
 	*bytes_done_running = 0;
 	pthread_mutex_lock(&t->lock);
 	if (sqlite3_prepare_v2(t->db, "SELECT state, count(*) FROM transfer GROUP BY state", -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW)
-			counts[sqlite3_column_int(st, 0) % T_NSTATES] = (unsigned)sqlite3_column_int(st, 1);
+			counts[sqlite3_column_int(st, 0) % JB_XFER_NSTATES] = (unsigned)sqlite3_column_int(st, 1);
 		sqlite3_finalize(st);
 	}
 	for (int i = 0; i < WORKERS; i++)
@@ -120,8 +198,6 @@ void jb_transfers_counts(struct jb_transfers *t, unsigned counts[6], uint64_t *b
 			*bytes_done_running += t->act[i].bytes_done;
 	pthread_mutex_unlock(&t->lock);
 }
-
-const char *const *jb_transfer_states(void) { return tnames; }
 
 /* ---- running one ---- */
 
@@ -236,7 +312,7 @@ static void *worker(void *arg)
 			return NULL;
 		}
 		sched_exec(t->db, NULL, "UPDATE transfer SET state=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL WHERE id=?",
-		      "ids", (int64_t)T_RUNNING, jb_wall(), id);
+		      "ids", (int64_t)JB_XFER_RUNNING, jb_wall(), id);
 		memset(a, 0, sizeof *a);
 		snprintf(a->id, sizeof a->id, "%s", id);
 		a->used = true;
@@ -259,16 +335,16 @@ static void *worker(void *arg)
 		if (r == 0) {
 			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, seconds=?, gbps=?, files=? "
 				 "WHERE id=?",
-			      "idiiddis", (int64_t)T_DONE, jb_wall(), (int64_t)res.bytes_total, (int64_t)res.bytes_sent, res.seconds,
+			      "idiiddis", (int64_t)JB_XFER_DONE, jb_wall(), (int64_t)res.bytes_total, (int64_t)res.bytes_sent, res.seconds,
 			      res.seconds > 0 ? res.bytes_sent * 8.0 / res.seconds / 1e9 : 0.0, (int64_t)res.files, id);
 			jb_log(JB_LOG_INFO, "transfer %s: done, %llu bytes moved in %.2f s", id,
 			       (unsigned long long)res.bytes_sent, res.seconds);
 		} else if (t->stop) {
 			/* jumbod is stopping: this goes on at its next start */
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_RETRYING,
 			      jb_wall(), "jumbod stopped during the transfer; resuming", id);
 		} else if (cancel) {
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_CANCELLED,
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_CANCELLED,
 			      jb_wall(), "cancelled", id);
 			jb_log(JB_LOG_INFO, "transfer %s: cancelled", id);
 		} else if (transient(err.code ? err.code : -r) && attempts + 1 < MAX_ATTEMPTS) {
@@ -276,11 +352,11 @@ static void *worker(void *arg)
 			for (int i = 0; i < attempts && wait < MAX_BACKOFF; i++)
 				wait *= 2;
 			wait = wait > MAX_BACKOFF ? MAX_BACKOFF : wait;
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)T_RETRYING,
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_RETRYING,
 			      jb_wall() + wait, err.msg, id);
 			jb_log(JB_LOG_WARN, "transfer %s: %s; trying again in %.0f s", id, err.msg, wait);
 		} else {
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)T_FAILED, jb_wall(),
+			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_FAILED, jb_wall(),
 			      err.msg[0] ? err.msg : strerror(-r), id);
 			jb_log(JB_LOG_WARN, "transfer %s: failed: %s", id, err.msg);
 		}
@@ -409,11 +485,11 @@ int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_L
 	char *text = json_dumps(clean, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(clean);
 	if (!text)
-		return -ENOMEM;
+		return jb_oom(err);
 	pthread_mutex_lock(&t->lock);
 	double now = jb_wall();
 	r = sched_exec(t->db, err, "INSERT INTO transfer(id, op, request, peer, state, next_try, created) VALUES(?,?,?,?,?,?,?)",
-		       "ssssidd", id, op, text, peer, (int64_t)T_QUEUED, now, now);
+		       "ssssidd", id, op, text, peer, (int64_t)JB_XFER_QUEUED, now, now);
 	if (r == 0)
 		pthread_cond_broadcast(&t->wake);
 	pthread_mutex_unlock(&t->lock);
@@ -426,25 +502,27 @@ int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_L
 
 int jb_transfers_cancel(struct jb_transfers *t, const char *id, struct jb_error *err)
 {
-	json_t *o = jb_transfers_get(t, id);
-	if (!o)
+	struct jb_transfer o;
+	int r = jb_transfers_get(t, id, &o, err);
+	if (r == -ENOENT)
 		return jb_err(err, ENOENT, "no transfer %s", id);
-	const char *s = json_string_value(json_object_get(o, "state"));
-	int r = 0;
+	if (r < 0)
+		return r;
+	enum jb_transfer_state s = o.state;
+	jb_transfer_free(&o);
 	pthread_mutex_lock(&t->lock);
-	if (!strcmp(s, "queued") || !strcmp(s, "retrying")) {
+	if (s == JB_XFER_QUEUED || s == JB_XFER_RETRYING) {
 		r = sched_exec(t->db, err, "UPDATE transfer SET state=?, finished=?, error=?, cancel=1 WHERE id=?", "idss",
-			       (int64_t)T_CANCELLED, jb_wall(), "cancelled", id);
-	} else if (!strcmp(s, "running")) {
+			       (int64_t)JB_XFER_CANCELLED, jb_wall(), "cancelled", id);
+	} else if (s == JB_XFER_RUNNING) {
 		r = sched_exec(t->db, err, "UPDATE transfer SET cancel=1 WHERE id=?", "s", id);
 		for (int i = 0; r == 0 && i < WORKERS; i++)
 			if (t->act[i].used && !strcmp(t->act[i].id, id))
 				t->act[i].cancel = 1;
 	} else {
-		r = jb_err(err, EALREADY, "transfer %s has ended (%s)", id, s);
+		r = jb_err(err, EALREADY, "transfer %s has ended (%s)", id, tnames[s]);
 	}
 	pthread_mutex_unlock(&t->lock);
-	json_decref(o);
 	return r;
 }
 
@@ -452,7 +530,7 @@ int jb_transfers_open(const struct jb_config *c, double backoff, struct jb_trans
 {
 	struct jb_transfers *t = calloc(1, sizeof *t);
 	if (!t)
-		return -ENOMEM;
+		return jb_oom(err);
 	t->c = c;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_condattr_t ca;
@@ -468,8 +546,8 @@ int jb_transfers_open(const struct jb_config *c, double backoff, struct jb_trans
 	if ((r = jb_store_open(c->state, &t->db, err)) < 0)
 		goto fail;
 	/* what was running when jumbod stopped goes on, from its verified blocks */
-	sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE state=?", "idsi", (int64_t)T_RETRYING, jb_wall(),
-	      "jumbod stopped during the transfer; resuming", (int64_t)T_RUNNING);
+	sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE state=?", "idsi", (int64_t)JB_XFER_RETRYING, jb_wall(),
+	      "jumbod stopped during the transfer; resuming", (int64_t)JB_XFER_RUNNING);
 	for (int i = 0; i < WORKERS; i++) {
 		void **arg = malloc(2 * sizeof *arg);
 		if (!arg) {

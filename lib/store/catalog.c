@@ -124,7 +124,7 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 		bind_text(b, 3, d->digest);
 		bind_text(b, 4, d->sha256);
 		bind_text(b, 5, d->origin);
-		bind_text(b, 6, d->source);
+		bind_text(b, 6, jb_dataset_source_name(d->source));
 		bind_text(b, 7, d->source_id);
 		sqlite3_bind_double(b, 8, jb_wall());
 		sqlite3_bind_int64(b, 9, d->mtime_ns);
@@ -142,46 +142,121 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 	return rc;
 }
 
+static const char *const source_names[JB_SOURCE_N] = {"transfer", "job", "found"};
+
+const char *jb_dataset_source_name(enum jb_dataset_source s)
+{
+	return (unsigned)s < JB_SOURCE_N ? source_names[s] : "found";
+}
+
+static enum jb_dataset_source source_of(const char *name)
+{
+	for (int i = 0; i < JB_SOURCE_N; i++)
+		if (name && !strcmp(name, source_names[i]))
+			return (enum jb_dataset_source)i;
+	return JB_SOURCE_FOUND;
+}
+
+void jb_dataset_free(struct jb_dataset *d)
+{
+	free(d->path);
+	free(d->origin);
+	free(d->source_id);
+	memset(d, 0, sizeof *d);
+}
+
+void jb_datasets_free(struct jb_datasets *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		jb_dataset_free(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+void jb_job_inputs_free(struct jb_job_inputs *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].path);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : strdup((const char *)sqlite3_column_text(st, i));
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t n)
+{
+	snprintf(out, n, "%s", sqlite3_column_type(st, i) == SQLITE_NULL ? "" : (const char *)sqlite3_column_text(st, i));
+}
+
 #define COLS "path, size, digest, sha256, origin, source, source_id, arrived, current, mtime_ns"
 
-static json_t *row(sqlite3_stmt *st)
+static int row(sqlite3_stmt *st, struct jb_dataset *d)
 {
-	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:b, s:I}", "path", sqlite3_column_text(st, 0), "size",
-			      (json_int_t)sqlite3_column_int64(st, 1), "digest", sqlite3_column_text(st, 2), "origin",
-			      sqlite3_column_text(st, 4), "source", sqlite3_column_text(st, 5), "arrived",
-			      sqlite3_column_double(st, 7), "current", sqlite3_column_int(st, 8), "mtime_ns",
-			      (json_int_t)sqlite3_column_int64(st, 9));
-	if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-		json_object_set_new(o, "sha256", json_string((const char *)sqlite3_column_text(st, 3)));
-	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
-		const char *src = (const char *)sqlite3_column_text(st, 5);
-		json_object_set_new(o, !strcmp(src, "job") ? "job" : "transfer",
-				    json_string((const char *)sqlite3_column_text(st, 6)));
+	*d = (struct jb_dataset){.size = (uint64_t)sqlite3_column_int64(st, 1),
+				 .source = source_of((const char *)sqlite3_column_text(st, 5)),
+				 .arrived = sqlite3_column_double(st, 7),
+				 .current = sqlite3_column_int(st, 8) != 0,
+				 .mtime_ns = sqlite3_column_int64(st, 9)};
+	col_copy(st, 2, d->digest, sizeof d->digest);
+	col_copy(st, 3, d->sha256, sizeof d->sha256);
+	d->path = col_dup(st, 0);
+	d->origin = col_dup(st, 4);
+	d->source_id = col_dup(st, 6);
+	if (!d->path || !d->origin || (!d->source_id && sqlite3_column_type(st, 6) != SQLITE_NULL)) {
+		jb_dataset_free(d);
+		return -ENOMEM;
 	}
-	return o;
+	return 0;
 }
 
-/* Rows of a query whose text parameters are given in order. */
-static json_t *query(struct jb_catalog *c, const char *sql, int n, const char *a, const char *b)
+/* The rows of a query whose text parameters are given in order; at most
+ * one when one is set (a lookup: -ENOENT without a row). */
+static int query(struct jb_catalog *c, const char *sql, const char *a, const char *b, bool one, struct jb_datasets *ret,
+		 struct jb_error *err)
 {
 	sqlite3_stmt *st;
-	json_t *arr = json_array();
+	*ret = (struct jb_datasets){0};
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return arr;
-	if (n > 0)
+		return jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
+	if (a)
 		bind_text(st, 1, a);
-	if (n > 1)
+	if (b)
 		bind_text(st, 2, b);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(arr, row(st));
+	size_t cap = 0;
+	int rc, r = 0;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (ret->n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct jb_dataset *v = reallocarray(ret->v, nc, sizeof *v);
+			if (!v) {
+				r = jb_err(err, ENOMEM, "catalog: out of memory");
+				break;
+			}
+			ret->v = v;
+			cap = nc;
+		}
+		if ((r = row(st, &ret->v[ret->n])) < 0)
+			r = jb_err(err, -r, "catalog: out of memory");
+		else if (++ret->n == 1 && one)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = jb_store_err(err, c->db, rc, "catalog");
 	sqlite3_finalize(st);
-	return arr;
+	if (r < 0)
+		jb_datasets_free(ret);
+	return r;
 }
 
-json_t *jb_catalog_list(struct jb_catalog *c, const char *prefix)
+int jb_catalog_list(struct jb_catalog *c, const char *prefix, struct jb_datasets *ret, struct jb_error *err)
 {
 	if (!prefix || !*prefix)
-		return query(c, "SELECT " COLS " FROM dataset WHERE current=1 ORDER BY path", 0, NULL, NULL);
+		return query(c, "SELECT " COLS " FROM dataset WHERE current=1 ORDER BY path", NULL, NULL, false, ret, err);
 	char like[JB_PATH_MAX + 8];
 	/* below a directory: "dir/" followed by anything, with LIKE's own
 	 * characters escaped */
@@ -196,25 +271,37 @@ json_t *jb_catalog_list(struct jb_catalog *c, const char *prefix)
 	like[o] = 0;
 	return query(c,
 		     "SELECT " COLS " FROM dataset WHERE current=1 AND (path=? OR path LIKE ? ESCAPE '\\') ORDER BY path",
-		     2, prefix, like);
+		     prefix, like, false, ret, err);
 }
 
-static json_t *first(json_t *arr)
+/* The one row of a lookup, moved to *ret. */
+static int first(int r, struct jb_datasets *l, struct jb_dataset *ret)
 {
-	json_t *o = json_incref(json_array_get(arr, 0));
-	json_decref(arr);
-	return o;
+	if (r < 0)
+		return r;
+	if (!l->n) {
+		jb_datasets_free(l);
+		return -ENOENT;
+	}
+	*ret = l->v[0];
+	free(l->v);
+	return 0;
 }
 
-json_t *jb_catalog_get(struct jb_catalog *c, const char *path)
+int jb_catalog_get(struct jb_catalog *c, const char *path, struct jb_dataset *ret, struct jb_error *err)
 {
-	return first(query(c, "SELECT " COLS " FROM dataset WHERE current=1 AND path=?", 1, path, NULL));
+	struct jb_datasets l;
+	return first(query(c, "SELECT " COLS " FROM dataset WHERE current=1 AND path=?", path, NULL, true, &l, err), &l,
+		     ret);
 }
 
-json_t *jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest)
+int jb_catalog_find(struct jb_catalog *c, const char *path, const char *digest, struct jb_dataset *ret,
+		    struct jb_error *err)
 {
-	return first(query(c, "SELECT " COLS " FROM dataset WHERE path=? AND digest=? AND pending=0 ORDER BY id DESC", 2,
-			   path, digest));
+	struct jb_datasets l;
+	return first(query(c, "SELECT " COLS " FROM dataset WHERE path=? AND digest=? AND pending=0 ORDER BY id DESC", path,
+			   digest, true, &l, err),
+		     &l, ret);
 }
 
 int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest, bool ok, struct jb_error *err)
@@ -243,43 +330,33 @@ int jb_catalog_settle(struct jb_catalog *c, const char *path, const char *digest
 	return rc;
 }
 
-int jb_catalog_reconcile(struct jb_catalog *c, const char *root)
+int jb_catalog_reconcile(struct jb_catalog *c, const char *root, struct jb_error *err)
 {
-	sqlite3_stmt *st;
-	json_t *rows = json_array();
-	if (sqlite3_prepare_v2(c->db, "SELECT path, digest, size, mtime_ns FROM dataset WHERE pending=1", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		json_decref(rows);
-		return -EIO;
-	}
-	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:I}", "p", sqlite3_column_text(st, 0), "d",
-						      sqlite3_column_text(st, 1), "s", (json_int_t)sqlite3_column_int64(st, 2),
-						      "m", (json_int_t)sqlite3_column_int64(st, 3)));
-	sqlite3_finalize(st);
+	struct jb_datasets pend;
+	int r = query(c, "SELECT " COLS " FROM dataset WHERE pending=1", NULL, NULL, false, &pend, err);
+	if (r < 0)
+		return r;
 	int settled = 0;
-	size_t i;
-	json_t *r;
-	json_array_foreach (rows, i, r) {
-		const char *p = json_string_value(json_object_get(r, "p"));
+	for (size_t i = 0; r == 0 && i < pend.n; i++) {
+		const struct jb_dataset *d = &pend.v[i];
 		char abs[JB_PATH_MAX + 256];
 		struct stat sb;
-		snprintf(abs, sizeof abs, "%s/%s", root, p);
+		snprintf(abs, sizeof abs, "%s/%s", root, d->path);
 		/* the rename happened when the name holds a file of that size and time */
-		bool there = lstat(abs, &sb) == 0 && S_ISREG(sb.st_mode) &&
-			     (json_int_t)sb.st_size == json_integer_value(json_object_get(r, "s")) &&
-			     (json_int_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec ==
-				     json_integer_value(json_object_get(r, "m"));
-		if (jb_catalog_settle(c, p, json_string_value(json_object_get(r, "d")), there, NULL) == 0 && there)
+		bool there = lstat(abs, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == d->size &&
+			     (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec == d->mtime_ns;
+		r = jb_catalog_settle(c, d->path, d->digest, there, err);
+		if (r == 0 && there)
 			settled++;
 	}
-	json_decref(rows);
-	return settled;
+	jb_datasets_free(&pend);
+	return r < 0 ? r : settled;
 }
 
-json_t *jb_catalog_outputs(struct jb_catalog *c, const char *job)
+int jb_catalog_outputs(struct jb_catalog *c, const char *job, struct jb_datasets *ret, struct jb_error *err)
 {
-	return query(c, "SELECT " COLS " FROM dataset WHERE source='job' AND source_id=? ORDER BY path", 1, job, NULL);
+	return query(c, "SELECT " COLS " FROM dataset WHERE source='job' AND source_id=? ORDER BY path", job, NULL, false,
+		     ret, err);
 }
 
 int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path, const char *digest,
@@ -297,69 +374,98 @@ int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path
 	return rc;
 }
 
-json_t *jb_catalog_inputs(struct jb_catalog *c, const char *job)
+int jb_catalog_inputs(struct jb_catalog *c, const char *job, struct jb_job_inputs *ret, struct jb_error *err)
 {
 	sqlite3_stmt *st;
-	json_t *arr = json_array();
+	*ret = (struct jb_job_inputs){0};
 	if (sqlite3_prepare_v2(c->db, "SELECT path, digest FROM job_input WHERE job=? ORDER BY path", -1, &st, NULL) !=
 	    SQLITE_OK)
-		return arr;
+		return jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	bind_text(st, 1, job);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(arr, json_pack("{s:s, s:s}", "path", sqlite3_column_text(st, 0), "digest",
-						     sqlite3_column_text(st, 1)));
+	size_t cap = 0;
+	int rc, r = 0;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (ret->n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct jb_job_input *v = reallocarray(ret->v, nc, sizeof *v);
+			if (!v) {
+				r = jb_err(err, ENOMEM, "catalog: out of memory");
+				break;
+			}
+			ret->v = v;
+			cap = nc;
+		}
+		struct jb_job_input *in = &ret->v[ret->n];
+		col_copy(st, 1, in->digest, sizeof in->digest);
+		if (!(in->path = col_dup(st, 0)))
+			r = jb_err(err, ENOMEM, "catalog: out of memory");
+		else
+			ret->n++;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = jb_store_err(err, c->db, rc, "catalog");
 	sqlite3_finalize(st);
-	return arr;
+	if (r < 0)
+		jb_job_inputs_free(ret);
+	return r;
 }
 
-json_t *jb_catalog_sha256(struct jb_catalog *c, const char *root, const char *prefix, struct jb_error *err)
+/* The SHA-256 of the file of d as "sha256:HEX": 0, or -ESTALE when the file
+ * is gone or no longer the dataset's (its size or time changed). */
+static int file_sha256(const char *root, const struct jb_dataset *d, char out[72])
 {
-	json_t *list = jb_catalog_list(c, prefix);
-	size_t i;
-	json_t *d;
 	static __thread unsigned char buf[1 << 20];
-	json_array_foreach (list, i, d) {
-		if (json_object_get(d, "sha256"))
-			continue;
-		const char *p = json_string_value(json_object_get(d, "path"));
-		char abs[JB_PATH_MAX + 256];
-		snprintf(abs, sizeof abs, "%s/%s", root, p);
-		int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		struct stat st;
-		if (fd < 0 || fstat(fd, &st) < 0 || (json_int_t)st.st_size != json_integer_value(json_object_get(d, "size")) ||
-		    (json_int_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
-			    json_integer_value(json_object_get(d, "mtime_ns"))) {
-			if (fd >= 0)
-				close(fd);
-			continue; /* gone or changed since it was recorded: its digest would not be the dataset's */
-		}
-		EVP_MD_CTX *md = EVP_MD_CTX_new();
-		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-		ssize_t n;
-		while ((n = read(fd, buf, sizeof buf)) > 0)
-			EVP_DigestUpdate(md, buf, (size_t)n);
-		close(fd);
-		unsigned char h[32];
-		unsigned int hl = 0;
-		EVP_DigestFinal_ex(md, h, &hl);
+	char abs[JB_PATH_MAX + 256];
+	snprintf(abs, sizeof abs, "%s/%s", root, d->path);
+	_cleanup_close_ int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != d->size ||
+	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != d->mtime_ns)
+		return -ESTALE;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
 		EVP_MD_CTX_free(md);
-		if (n < 0)
-			continue;
-		char sha[80];
-		memcpy(sha, "sha256:", 7);
-		jb_hex(h, 32, sha + 7);
-		sqlite3_stmt *st2;
-		if (sqlite3_prepare_v2(c->db, "UPDATE dataset SET sha256=? WHERE path=? AND current=1", -1, &st2, NULL) !=
-		    SQLITE_OK) {
-			jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
-			json_decref(list);
-			return NULL;
-		}
-		bind_text(st2, 1, sha);
-		bind_text(st2, 2, p);
-		sqlite3_step(st2);
-		sqlite3_finalize(st2);
-		json_object_set_new(d, "sha256", json_string(sha));
+		return -ENOMEM;
 	}
-	return list;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		EVP_DigestUpdate(md, buf, (size_t)n);
+	unsigned char h[32];
+	unsigned int hl = 0;
+	int ok = n == 0 && EVP_DigestFinal_ex(md, h, &hl);
+	EVP_MD_CTX_free(md);
+	if (!ok)
+		return -EIO;
+	memcpy(out, "sha256:", 7);
+	jb_hex(h, 32, out + 7);
+	return 0;
+}
+
+int jb_catalog_sha256(struct jb_catalog *c, const char *root, const char *prefix, struct jb_datasets *ret,
+		      struct jb_error *err)
+{
+	int r = jb_catalog_list(c, prefix, ret, err);
+	for (size_t i = 0; r == 0 && i < ret->n; i++) {
+		struct jb_dataset *d = &ret->v[i];
+		char sha[72];
+		if (d->sha256[0] || file_sha256(root, d, sha) < 0)
+			continue; /* known, or its digest would not be the dataset's */
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(c->db, "UPDATE dataset SET sha256=? WHERE path=? AND current=1", -1, &st, NULL) !=
+		    SQLITE_OK) {
+			r = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
+			break;
+		}
+		bind_text(st, 1, sha);
+		bind_text(st, 2, d->path);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			r = jb_store_err(err, c->db, rc, "catalog");
+		else
+			memcpy(d->sha256, sha, sizeof sha);
+	}
+	if (r < 0)
+		jb_datasets_free(ret);
+	return r;
 }

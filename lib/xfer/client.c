@@ -85,7 +85,7 @@ int jb_client_new(const struct jb_config *c, struct jb_client **ret, struct jb_e
 {
 	struct jb_client *cl = calloc(1, sizeof *cl);
 	if (!cl)
-		return -ENOMEM;
+		return jb_oom(err);
 	cl->c = c;
 	cl->ctx = jb_tls_ctx(c->identity, false, err);
 	if (!cl->ctx) {
@@ -344,12 +344,6 @@ static int client_session(struct jb_client *cl, struct session *s, bool sender, 
 	return session_take_fds(s, &s->nstreams, o->max_open_files ? o->max_open_files : cl->c->max_open_files, err);
 }
 
-static int test_hook_corrupt(void)
-{
-	const char *h = getenv("JUMBO_TEST_CORRUPT_BLOCK");
-	return h && *h ? atoi(h) : -1;
-}
-
 int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs, size_t nsrc,
 		   const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err)
 {
@@ -362,7 +356,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		return r;
 	}
 	snprintf(s.origin, sizeof s.origin, "%s", cl->c->name);
-	s.corrupt_block = test_hook_corrupt();
+	s.corrupt_block = o->corrupt_block;
 	s.window_set = o->tune.window != 0;
 	for (size_t i = 0; i < nsrc && r == 0; i++)
 		r = manifest_add_local(&s, srcs[i], o->recursive, err);
@@ -375,7 +369,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	struct openers *all = malloc(sizeof *all);
 	if (!all) {
 		session_free(&s);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	streams_start(all, cl, dst, &s, o);
 	if ((r = client_connect(cl, dst, &ctl, fp, err)) < 0) {
@@ -424,15 +418,9 @@ static int client_journal(struct jb_client *cl, struct jb_error *err)
 	if (cl->journal)
 		return 0;
 	char dir[4096], path[4200];
-	const char *sd = getenv("JUMBO_STATE_DIR"), *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	if (cl->journal_dir)
-		sd = cl->journal_dir;
-	if (sd && *sd)
-		snprintf(dir, sizeof dir, "%s", sd);
-	else if (xdg && *xdg)
-		snprintf(dir, sizeof dir, "%s/jumbo", xdg);
-	else
-		snprintf(dir, sizeof dir, "%s/.local/state/jumbo", home ? home : "/tmp");
+	if (!cl->journal_dir)
+		return jb_err(err, EINVAL, "pulls need a journal directory (jb_client_set_journal_dir)");
+	snprintf(dir, sizeof dir, "%s", cl->journal_dir);
 	for (char *p = dir + 1; *p; p++)
 		if (*p == '/') {
 			*p = 0;
@@ -466,7 +454,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	struct openers *all = malloc(sizeof *all);
 	if (!all) {
 		session_free(&s);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	streams_start(all, cl, src, &s, o);
 	if ((r = client_connect(cl, src, &ctl, fp, err)) < 0) {
@@ -514,7 +502,7 @@ int jb_client_list(struct jb_client *cl, const struct jb_remote *src, struct jb_
 	struct jb_wire_entry *e = malloc(sizeof *e); /* 4 KiB of path: not on the stack */
 	if (!e) {
 		ctl_close(&ctl);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0)
 		goto out;

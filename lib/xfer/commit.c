@@ -261,7 +261,7 @@ int committer_start(struct session *s, struct jb_error *err)
 		return 0;
 	struct committer *c = calloc(1, sizeof *c);
 	if (!c)
-		return -ENOMEM;
+		return jb_oom(err);
 	c->s = s;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);

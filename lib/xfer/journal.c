@@ -53,7 +53,7 @@ int journal_open(const char *path, struct journal **ret, struct jb_error *err)
 {
 	struct journal *j = calloc(1, sizeof *j);
 	if (!j)
-		return -ENOMEM;
+		return jb_oom(err);
 	pthread_mutexattr_t ma;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);

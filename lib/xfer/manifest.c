@@ -37,10 +37,10 @@ static int path_cmp(const char *a, const char *b)
 int manifest_add_local(struct session *s, const char *src, bool recursive, struct jb_error *err)
 {
 	if (!s->walk && walker_new(AT_FDCWD, false, recursive, &s->walk) < 0)
-		return -ENOMEM;
+		return jb_oom(err);
 	char *copy = strdup(src);
 	if (!copy)
-		return -ENOMEM;
+		return jb_oom(err);
 	size_t l = strlen(copy);
 	while (l > 1 && copy[l - 1] == '/')
 		copy[--l] = 0;
@@ -65,7 +65,7 @@ int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool re
 			 struct jb_error *err)
 {
 	if (!s->walk && walker_new(rootfd, true, recursive, &s->walk) < 0)
-		return -ENOMEM;
+		return jb_oom(err);
 	const char *slash = strrchr(rel, '/');
 	const char *top = slash ? slash + 1 : *rel ? rel : s->origin;
 	return walker_add(s->walk, rel, top, children_only, err);
@@ -89,7 +89,7 @@ int manifest_pump(struct session *s, struct jb_error *err)
 	int r = 0;
 	while (!s->manifest_done && !window_full(s) && ctl_queued(s->ctl) < MANIFEST_QUEUE) {
 		if (!e && !(e = malloc(sizeof *e)))
-			return -ENOMEM;
+			return jb_oom(err);
 		size_t mark = jb_frame_begin(b, JB_MSG_FILES);
 		jb_buf_u32(b, s->nfiles);
 		size_t cpos = b->len;
@@ -176,7 +176,7 @@ int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from,
 	struct jb_wire_iter it = {m->u.files.entries, m->u.files.len};
 	struct jb_wire_entry *e = malloc(sizeof *e);
 	if (!e)
-		return -ENOMEM;
+		return jb_oom(err);
 	int r = 0;
 	for (uint32_t i = 0; i < m->u.files.count && r == 0; i++) {
 		jb_wire_entry_next(&it, e); /* validated by the decoder */

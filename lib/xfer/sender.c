@@ -667,7 +667,7 @@ static int handle_msg(struct session *s, struct jb_error *err)
 		pthread_mutex_lock(&s->qlock);
 		if (queue_resend(s, fi, m->u.resend.block) < 0) {
 			pthread_mutex_unlock(&s->qlock);
-			return -ENOMEM;
+			return jb_oom(err);
 		}
 		pthread_cond_signal(&s->qcond);
 		pthread_mutex_unlock(&s->qlock);
@@ -707,7 +707,7 @@ static int handle_msg(struct session *s, struct jb_error *err)
 			for (uint64_t b = first; b < first + count; b++) {
 				if (queue_resend(s, fi, b) < 0) {
 					pthread_mutex_unlock(&s->qlock);
-					return -ENOMEM;
+					return jb_oom(err);
 				}
 				s->bytes_planned += block_len(f, b, s->block_size);
 			}

@@ -47,6 +47,7 @@ struct conn {
 
 struct jb_server {
 	const struct jb_config *c;
+	int corrupt_block;      /* jb_server_test_corrupt_block */
 	SSL_CTX *ctx;
 	int lfd, rootfd;
 	struct journal *journal;
@@ -65,6 +66,8 @@ struct jb_server {
 	jb_commit_fn on_commit;
 	void *on_commit_ud;
 };
+
+void jb_server_test_corrupt_block(struct jb_server *s, int block) { s->corrupt_block = block; }
 
 void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *ud)
 {
@@ -116,8 +119,9 @@ int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_e
 		return r;
 	struct jb_server *s = calloc(1, sizeof *s);
 	if (!s)
-		return -ENOMEM;
+		return jb_oom(err);
 	s->c = c;
+	s->corrupt_block = -1;
 	s->lfd = s->rootfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->joined, NULL);
@@ -358,6 +362,97 @@ static int do_list(struct jb_server *srv, struct ctl *ctl, const char *path)
 	return r;
 }
 
+/* A session's settings from the HELLO, its descriptors, what it sends
+ * (the manifest) or where it writes, its id and secret. */
+static int session_prepare(struct jb_server *srv, struct session *s, struct live *l, struct ctl *ctl,
+			   const struct jb_peer *peer, const uint8_t fp[32], const struct jb_msg *hello, const char *path,
+			   struct jb_error *err)
+{
+	s->ctl = ctl;
+	s->block_size = hello->u.hello.block_size;
+	s->nstreams = JB_MAX(1, JB_MIN((int)hello->u.hello.streams, JB_WIRE_MAX_STREAMS));
+	s->encrypt = hello->u.hello.flags & JB_HELLO_ENCRYPT;
+	s->journal = srv->journal;
+	/* descriptors first: fewer streams than asked, or a clear refusal,
+	 * rather than EMFILE half way */
+	int r = session_take_fds(s, &s->nstreams, srv->c->max_open_files, err);
+	if (r < 0)
+		return jb_err_prefix(err, "site %s is busy", srv->c->name);
+	if (hello->u.hello.op == JB_OP_PUSH) {
+		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
+		r = dest_setup(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, true, err);
+	} else {
+		snprintf(s->origin, sizeof s->origin, "%s", srv->c->name);
+		s->corrupt_block = srv->corrupt_block;
+		r = manifest_add_beneath(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_RECURSIVE, false, err);
+		if (r == 0)
+			r = manifest_sort(s, err);
+	}
+	if (r < 0)
+		return r;
+	l->s = s;
+	l->srv = srv;
+	l->expected = s->nstreams;
+	if (!s->sender) {
+		s->on_commit = srv->on_commit;
+		s->on_commit_ud = srv->on_commit_ud;
+		s->streams_ready = streams_ready;
+		s->streams_ready_ud = l;
+		s->join_deadline = jb_now() + JOIN_TIMEOUT;
+	}
+	l->encrypt = s->encrypt;
+	l->rate_bps = hello->u.hello.op == JB_OP_PULL ? hello->u.hello.rate_bps : 0;
+	memcpy(l->peer_fp, fp, 32);
+	if (RAND_bytes(l->id, 16) != 1 || RAND_bytes(l->secret, 32) != 1)
+		return jb_err(err, EIO, "cannot make a session secret");
+	return 0;
+}
+
+/* A sender's streams join while its manifest goes out (a client sends its
+ * JOINs without waiting); then it leaves the joining sessions. */
+static int sender_join(struct jb_server *srv, struct conn *cn, struct session *s, struct live *l, struct ctl *ctl,
+		       struct jb_error *err)
+{
+	/* The manifest goes while the streams are still joining: a
+	 * client sends its JOINs without waiting, so the first block
+	 * follows the WELCOME by one round trip, not three. */
+	int r = sender_offer(s, err);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += JOIN_TIMEOUT;
+	pthread_mutex_lock(&srv->lock);
+	while (r == 0 && l->joined < l->expected && !atomic_load(&srv->stop)) {
+		if (ctl_queued(ctl)) {
+			/* the manifest is still going out: keep writing it
+			 * while the streams join */
+			pthread_mutex_unlock(&srv->lock);
+			r = ctl_send(ctl, err);
+			if (r == 0 && ctl_queued(ctl))
+				poll(&(struct pollfd){.fd = ctl->fd, .events = POLLOUT}, 1, 5);
+			pthread_mutex_lock(&srv->lock);
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (r == 0 && l->joined < l->expected && now.tv_sec >= until.tv_sec)
+				r = jb_err(err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
+			continue;
+		}
+		if (pthread_cond_timedwait(&srv->joined, &srv->lock, &until) == ETIMEDOUT)
+			r = jb_err(err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
+	}
+	live_unlink(srv, l); /* no more joins: the session is about to run */
+	if (atomic_load(&srv->stop))
+		r = jb_err(err, ESHUTDOWN, "site %s is shutting down", srv->c->name);
+	if (r == 0) {
+		/* from here jb_server_drain ends the session through its event queue */
+		cn->state = CONN_RUNNING;
+		cn->s = s;
+	} else {
+		cn->state = CONN_NEW;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return r;
+}
+
 static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *peer, const uint8_t fp[32],
 			const struct jb_msg *hello)
 {
@@ -399,47 +494,8 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 		return;
 	}
 	bool linked = false;
-	s->ctl = ctl;
-	s->block_size = bs;
-	s->nstreams = JB_MAX(1, JB_MIN((int)hello->u.hello.streams, JB_WIRE_MAX_STREAMS));
-	s->encrypt = hello->u.hello.flags & JB_HELLO_ENCRYPT;
-	s->journal = srv->journal;
-	/* descriptors first: fewer streams than asked, or a clear refusal,
-	 * rather than EMFILE half way */
-	if ((r = session_take_fds(s, &s->nstreams, srv->c->max_open_files, &err)) < 0) {
-		refuse(ctl, err.code, "site %s is busy: %s", srv->c->name, err.msg);
-		goto out;
-	}
-	if (hello->u.hello.op == JB_OP_PUSH) {
-		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
-		r = dest_setup(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, true, &err);
-	} else {
-		snprintf(s->origin, sizeof s->origin, "%s", srv->c->name);
-		const char *h = getenv("JUMBO_TEST_CORRUPT_BLOCK");
-		s->corrupt_block = h && *h ? atoi(h) : -1;
-		r = manifest_add_beneath(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_RECURSIVE, false, &err);
-		if (r == 0)
-			r = manifest_sort(s, &err);
-	}
-	if (r < 0) {
+	if ((r = session_prepare(srv, s, l, ctl, peer, fp, hello, path, &err)) < 0) {
 		refuse(ctl, err.code, "%s", err.msg);
-		goto out;
-	}
-	l->s = s;
-	l->srv = srv;
-	l->expected = s->nstreams;
-	if (!s->sender) {
-		s->on_commit = srv->on_commit;
-		s->on_commit_ud = srv->on_commit_ud;
-		s->streams_ready = streams_ready;
-		s->streams_ready_ud = l;
-		s->join_deadline = jb_now() + JOIN_TIMEOUT;
-	}
-	l->encrypt = s->encrypt;
-	l->rate_bps = hello->u.hello.op == JB_OP_PULL ? hello->u.hello.rate_bps : 0;
-	memcpy(l->peer_fp, fp, 32);
-	if (RAND_bytes(l->id, 16) != 1 || RAND_bytes(l->secret, 32) != 1) {
-		refuse(ctl, EIO, "cannot make a session secret");
 		goto out;
 	}
 	jb_hex(l->id, 8, s->session_id);
@@ -463,44 +519,8 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 		    srv->c->name);
 	r = ctl_flush(ctl, &err);
 	if (r == 0 && s->sender) {
-		/* The manifest goes while the streams are still joining: a
-		 * client sends its JOINs without waiting, so the first block
-		 * follows the WELCOME by one round trip, not three. */
-		r = sender_offer(s, &err);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += JOIN_TIMEOUT;
-		pthread_mutex_lock(&srv->lock);
-		while (r == 0 && l->joined < l->expected && !atomic_load(&srv->stop)) {
-			if (ctl_queued(ctl)) {
-				/* the manifest is still going out: keep writing it
-				 * while the streams join */
-				pthread_mutex_unlock(&srv->lock);
-				r = ctl_send(ctl, &err);
-				if (r == 0 && ctl_queued(ctl))
-					poll(&(struct pollfd){.fd = ctl->fd, .events = POLLOUT}, 1, 5);
-				pthread_mutex_lock(&srv->lock);
-				struct timespec now;
-				clock_gettime(CLOCK_REALTIME, &now);
-				if (r == 0 && l->joined < l->expected && now.tv_sec >= until.tv_sec)
-					r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
-				continue;
-			}
-			if (pthread_cond_timedwait(&srv->joined, &srv->lock, &until) == ETIMEDOUT)
-				r = jb_err(&err, ETIMEDOUT, "only %d of %d data streams joined", l->joined, l->expected);
-		}
-		live_unlink(srv, l); /* no more joins: the session is about to run */
-		linked = false;
-		if (atomic_load(&srv->stop))
-			r = jb_err(&err, ESHUTDOWN, "site %s is shutting down", srv->c->name);
-		if (r == 0) {
-			/* from here jb_server_drain ends the session through its event queue */
-			cn->state = CONN_RUNNING;
-			cn->s = s;
-		} else {
-			cn->state = CONN_NEW;
-		}
-		pthread_mutex_unlock(&srv->lock);
+		r = sender_join(srv, cn, s, l, ctl, &err);
+		linked = false; /* no more joins: the session is about to run */
 	}
 	if (r < 0) {
 		refuse(ctl, err.code, "%s", err.msg);

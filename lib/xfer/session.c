@@ -244,7 +244,7 @@ int session_add_file(struct session *s, const struct jb_wire_entry *e, uint32_t 
 	struct xfile *f = slot(s, s->nfiles);
 	char *path = strdup(e->path);
 	if (!path)
-		return -ENOMEM;
+		return jb_oom(err);
 	/* the sender's stream threads look at slots under the queue's lock,
 	 * the receiver's under the slot's stripe */
 	pthread_mutex_t *m = s->sender ? &s->qlock : &s->stripes[s->nfiles % LOCK_STRIPES];
@@ -544,4 +544,5 @@ void jb_xfer_opts_init(struct jb_xfer_opts *o)
 	o->streams = 4;
 	o->block_size = JB_WIRE_DEFAULT_BLOCK;
 	o->connect_timeout = 30;
+	o->corrupt_block = -1;
 }

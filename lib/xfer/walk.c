@@ -102,7 +102,7 @@ int walker_add(struct walker *w, const char *src, const char *top, bool children
 		size_t nc = w->capsrcs ? w->capsrcs * 2 : 4;
 		struct wsrc *ns = realloc(w->srcs, nc * sizeof *ns);
 		if (!ns)
-			return -ENOMEM;
+			return jb_oom(err);
 		w->srcs = ns;
 		w->capsrcs = nc;
 	}
@@ -112,7 +112,7 @@ int walker_add(struct walker *w, const char *src, const char *top, bool children
 	if (!s->src || !s->top) {
 		free(s->src);
 		free(s->top);
-		return -ENOMEM;
+		return jb_oom(err);
 	}
 	s->children_only = children_only;
 	s->st = st;
@@ -271,7 +271,7 @@ int walker_next(struct walker *w, struct walk_entry *e, struct jb_error *err)
 			if (c->type == JB_ENTRY_DIR && w->recursive) {
 				char *csrc;
 				if (asprintf(&csrc, "%s/%s", l->src, name) < 0)
-					return -ENOMEM;
+					return jb_oom(err);
 				int r = w->depth > MAX_DEPTH ? -ELOOP : push(w, csrc, pos + nl, false);
 				if (r == -ELOOP && w->depth > MAX_DEPTH)
 					r = jb_err(err, ELOOP, "%s: directory tree deeper than %d", csrc, MAX_DEPTH);

@@ -55,7 +55,7 @@ out=$("$JUMBOD" --config "$T/later.conf" --check 2>&1); is $? 1 "--check refuses
 like "later.conf:[0-9]+: unknown key 'from' in \[backend hpc\] of type slurm" "$out" "naming file, line, key and type"
 cp "$T/beta/jumbo.conf" "$T/later2.conf"; printf '\n[backend hpc]\nrest = x\n' >> "$T/later2.conf"
 out=$("$JUMBOD" --config "$T/later2.conf" --check 2>&1); is $? 1 "--check refuses a [backend] without a type"
-like "backend hpc needs a type \(slurm, marathon or local\)" "$out" "saying which types there are"
+like "later2.conf:[0-9]+: backend hpc needs a type \(local, slurm, marathon or null\)" "$out" "saying which types there are"
 cp "$T/beta/jumbo.conf" "$T/rule.conf"; printf '\n[rule nightly]\nfrom = x\n' >> "$T/rule.conf"
 out=$("$JUMBOD" --config "$T/rule.conf" --check 2>&1); is $? 1 "--check refuses an unknown key of a [rule]"
 like "rule.conf:[0-9]+: unknown key 'from' in \[rule nightly\]" "$out" "naming file, line and key"

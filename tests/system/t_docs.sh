@@ -91,7 +91,8 @@ grep -qiE "0x$magic\b" "$PROTO"; ok $? "PROTOCOL.md gives the HELLO magic 0x$mag
 c5=$(render "$SRC/man/jumbo.conf.5")
 keys=$( { grep -oE '(FN|STR)\("[a-z_-]+"' "$CONFIG_C" | sed -E 's/^(FN|STR)\("([^"]*)".*/\2/'
 	echo type # [backend NAME] type, taken by backend_key
-	grep -E '^static const char \*const backend_keys_' "$CONFIG_C" | grep -oE '"[a-z-]+"' | tr -d '"'; } | sort -u)
+	# the keys each backend type declares (lib/sched: common_keys, *_keys)
+	sed -n '/^static const char \*const [a-z]*_keys\[\]/,/;/p' "$SRC"/lib/sched/*.c | grep -oE '"[a-z-]+"' | tr -d '"'; } | sort -u)
 ok "$([ "$(words "$keys")" -ge 8 ]; echo $?)" "config.c knows keys: $(oneline "$keys")"
 for k in $keys; do
 	printf '%s\n' "$c5" | grep -qE "^ +$k = "; ok $? "jumbo.conf.5 describes the key '$k'"

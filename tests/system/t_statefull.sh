@@ -5,7 +5,8 @@
 # API answers 5xx and never 201, reads go on, nothing recorded before is
 # lost, and once space is freed the same commands work again.  Then a job
 # ends while the site database cannot be written: its end (state and
-# outputs) is recorded whole, after a restart, or not at all.
+# outputs) is recorded whole or not at all, once the database takes it
+# again (jumbod writes it again every second), or after a restart.
 . "$(dirname "$0")/lib.sh"
 need crun mmdebstrap sqlite3
 need_root "a tmpfs for STATE needs root"
@@ -90,25 +91,46 @@ is "$lost" 0 "every transfer accepted before, during and after the full disk is 
 # process holds its write lock past the 5 s busy timeout): its end is
 # recorded whole or not at all
 jstate() { A jobs --json "$1" | jsonget /dev/stdin state; }
-idj=$(A run --detach -- sh -c 'sleep 2; mkdir -p /work/out; echo r > /work/out/r.txt'); ok $? "a job starts"
-/usr/bin/python3 -c '
+# lock_db SECONDS: hold the site database's write lock (in the background: $locker)
+lock_db() {
+	rm -f "$T/locked"
+	/usr/bin/python3 -c '
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute("BEGIN IMMEDIATE")
 open(sys.argv[2], "w").close()
-time.sleep(float(sys.argv[3]))' "$T/alpha/small/site.db" "$T/locked" 12 &
-locker=$!
-for _ in $(seq 50); do [ -f "$T/locked" ] && break; sleep 0.1; done
-for _ in $(seq 120); do grep -q "job $idj: its end" "$T/alpha/log" && break; sleep 0.1; done
-like "job $idj: its end .* is not recorded" "$(cat "$T/alpha/log")" "the job ended with the database locked: jumbod says its end is not recorded"
+time.sleep(float(sys.argv[3]))' "$T/alpha/small/site.db" "$T/locked" "$1" &
+	locker=$!
+	for _ in $(seq 50); do [ -f "$T/locked" ] && break; sleep 0.1; done
+}
+# ended_unrecorded ID: wait until jumbod says the job's end is not recorded
+ended_unrecorded() {
+	for _ in $(seq 120); do grep -q "job $1: its end" "$T/alpha/log" && break; sleep 0.1; done
+	like "job $1: its end .* is not recorded" "$(cat "$T/alpha/log")" "$2"
+}
+idj=$(A run --detach -- sh -c 'sleep 2; mkdir -p /work/out; echo r > /work/out/r.txt'); ok $? "a job starts"
+lock_db 600
+ended_unrecorded "$idj" "the job ended with the database locked: jumbod says its end is not recorded"
 is "$(jstate "$idj")" running "no half of its end is recorded (still running)"
 is "$(A datasets --json "results/$idj" 2>/dev/null | jsonget /dev/stdin 0.path 2>/dev/null)" "" \
 	"and no output of it is a current dataset"
 kill $locker; wait $locker 2> /dev/null
+for _ in $(seq 100); do [ "$(jstate "$idj")" = completed ] && break; sleep 0.1; done
+is "$(jstate "$idj")" completed "once the lock is gone its end is recorded, without a restart: completed"
+is "$(A datasets --json "results/$idj" | jsonget /dev/stdin 0.path)" "results/$idj/r.txt" "with its output a dataset"
+like "job $idj: its end \(completed\) is recorded now" "$(cat "$T/alpha/log")" "and jumbod says so"
+
+# the same, but jumbod stops before the database takes the end: the next
+# start reads it from the supervisor's result
+idk=$(A run --detach -- sh -c 'sleep 2; mkdir -p /work/out; echo k > /work/out/k.txt'); ok $? "another job starts"
+lock_db 600
+ended_unrecorded "$idk" "it ends with the database locked"
 kill "$(cat "$T/alpha/pid")"; wait "$(cat "$T/alpha/pid")" 2> /dev/null
+like "1 job end not recorded; read again at the next start" "$(cat "$T/alpha/log")" "jumbod stops saying one end is not recorded"
+kill $locker; wait $locker 2> /dev/null
 site_start alpha || exit 1
 export JUMBO_API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
-for _ in $(seq 100); do [ "$(jstate "$idj")" = completed ] && break; sleep 0.1; done
-is "$(jstate "$idj")" completed "after a restart, its end is recorded: completed"
-is "$(A datasets --json "results/$idj" | jsonget /dev/stdin 0.path)" "results/$idj/r.txt" "with its output a dataset"
+for _ in $(seq 100); do [ "$(jstate "$idk")" = completed ] && break; sleep 0.1; done
+is "$(jstate "$idk")" completed "after a restart, its end is recorded: completed"
+is "$(A datasets --json "results/$idk" | jsonget /dev/stdin 0.path)" "results/$idk/k.txt" "with its output a dataset"
 done_testing

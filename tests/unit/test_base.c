@@ -155,7 +155,7 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\n\n[relay]\nstaging = /s\n", "bad.conf:5: unknown section '[relay]'"},
 		{"[site x]\nname = a\n", "bad.conf:1: [site] takes no name"},
 		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r\n", "bad.conf:5: unknown key 'via' in [peer b]"},
-		{"[site]\nname = a\nidentity = /x\n[backend b]\ntype = pbs\n", "bad.conf:5: backend b: type is slurm"},
+		{"[site]\nname = a\nidentity = /x\n[backend b]\ntype = x\ntype = y\n", "bad.conf:6: backend b: 'type' given twice"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);

@@ -115,38 +115,41 @@ int main(void)
 	if (!c)
 		return tap_done();
 	struct jb_dataset_in d = {.path = "run7/a.h5", .size = 3, .digest = "xxh3t:01", .origin = "kisti",
-				  .source = "transfer", .source_id = "s1"};
+				  .source = JB_SOURCE_TRANSFER, .source_id = "s1"};
 	ok(jb_catalog_add(c, &d, &e) == 0, "a dataset is added");
 	d.digest = "xxh3t:02";
 	ok(jb_catalog_add(c, &d, &e) == 0, "the same path again");
-	json_t *j = jb_catalog_get(c, "run7/a.h5");
-	is_str(json_string_value(json_object_get(j, "digest")), "xxh3t:02", "the newest is current");
-	json_decref(j);
-	j = jb_catalog_find(c, "run7/a.h5", "xxh3t:01");
-	ok(j && !json_is_true(json_object_get(j, "current")), "the older one is kept, not current");
-	json_decref(j);
-	j = jb_catalog_list(c, "run7");
-	is_int((long long)json_array_size(j), 1, "a directory lists its current datasets once");
-	json_decref(j);
-	j = jb_catalog_list(c, "run");
-	is_int((long long)json_array_size(j), 0, "a prefix is a directory, not a string prefix");
-	json_decref(j);
+	struct jb_dataset ds;
+	struct jb_datasets l;
+	ok(jb_catalog_get(c, "run7/a.h5", &ds, &e) == 0, "it is there");
+	is_str(ds.digest, "xxh3t:02", "the newest is current");
+	ok(ds.source == JB_SOURCE_TRANSFER && !strcmp(ds.source_id, "s1") && !strcmp(ds.origin, "kisti") && ds.size == 3 &&
+		   ds.current && !ds.sha256[0],
+	   "with its source, origin and size, no SHA-256 yet");
+	jb_dataset_free(&ds);
+	is_int(jb_catalog_get(c, "run7/none", &ds, &e), -ENOENT, "a path that is no dataset: -ENOENT");
+	ok(jb_catalog_find(c, "run7/a.h5", "xxh3t:01", &ds, &e) == 0 && !ds.current, "the older one is kept, not current");
+	jb_dataset_free(&ds);
+	ok(jb_catalog_list(c, "run7", &l, &e) == 0 && l.n == 1, "a directory lists its current datasets once");
+	jb_datasets_free(&l);
+	ok(jb_catalog_list(c, "run", &l, &e) == 0 && l.n == 0, "a prefix is a directory, not a string prefix");
+	jb_datasets_free(&l);
 
 	/* pending: invisible until settled */
 	d.digest = "xxh3t:03";
 	d.pending = true;
 	ok(jb_catalog_add(c, &d, &e) == 0, "a pending dataset is added");
-	j = jb_catalog_get(c, "run7/a.h5");
-	is_str(json_string_value(json_object_get(j, "digest")), "xxh3t:02", "it does not replace the current one yet");
-	json_decref(j);
+	ok(jb_catalog_get(c, "run7/a.h5", &ds, &e) == 0, "the path");
+	is_str(ds.digest, "xxh3t:02", "it does not replace the current one yet");
+	jb_dataset_free(&ds);
 	ok(jb_catalog_settle(c, "run7/a.h5", "xxh3t:03", true, &e) == 0, "settled ok");
-	j = jb_catalog_get(c, "run7/a.h5");
-	is_str(json_string_value(json_object_get(j, "digest")), "xxh3t:03", "then it is current");
-	json_decref(j);
+	ok(jb_catalog_get(c, "run7/a.h5", &ds, &e) == 0, "the path");
+	is_str(ds.digest, "xxh3t:03", "then it is current");
+	jb_dataset_free(&ds);
 	d.digest = "xxh3t:04";
 	jb_catalog_add(c, &d, &e);
 	ok(jb_catalog_settle(c, "run7/a.h5", "xxh3t:04", false, &e) == 0, "a pending one settled not ok");
-	ok(!jb_catalog_find(c, "run7/a.h5", "xxh3t:04"), "is gone");
+	is_int(jb_catalog_find(c, "run7/a.h5", "xxh3t:04", &ds, &e), -ENOENT, "is gone");
 
 	/* after a crash: the file is there (its rename happened) or not */
 	mkdir(strcat(strcpy(f, dir), "/root"), 0755);
@@ -154,31 +157,41 @@ int main(void)
 	FILE *fp = fopen(f, "w");
 	fputs("abc", fp);
 	fclose(fp);
-	struct jb_dataset_in p1 = {.path = "b.txt", .size = 3, .digest = "xxh3t:0b", .origin = "x", .source = "transfer",
-				   .mtime_ns = mtime_of(f), .pending = true};
+	struct jb_dataset_in p1 = {.path = "b.txt", .size = 3, .digest = "xxh3t:0b", .origin = "x",
+				   .source = JB_SOURCE_TRANSFER, .mtime_ns = mtime_of(f), .pending = true};
 	struct jb_dataset_in p2 = {.path = "never.txt", .size = 3, .digest = "xxh3t:0c", .origin = "x",
-				   .source = "transfer", .mtime_ns = 1, .pending = true};
+				   .source = JB_SOURCE_TRANSFER, .mtime_ns = 1, .pending = true};
 	jb_catalog_add(c, &p1, &e);
 	jb_catalog_add(c, &p2, &e);
 	snprintf(f, sizeof f, "%s/root", dir);
-	is_int(jb_catalog_reconcile(c, f), 1, "reconcile settles the one whose file is there");
-	j = jb_catalog_get(c, "b.txt");
-	ok(j != NULL, "it is current");
-	json_decref(j);
-	ok(!jb_catalog_find(c, "never.txt", "xxh3t:0c"), "the one whose file never got its name is dropped");
-	is_int(jb_catalog_reconcile(c, f), 0, "nothing is left pending");
+	is_int(jb_catalog_reconcile(c, f, &e), 1, "reconcile settles the one whose file is there");
+	ok(jb_catalog_get(c, "b.txt", &ds, &e) == 0, "it is current");
+	jb_dataset_free(&ds);
+	is_int(jb_catalog_find(c, "never.txt", "xxh3t:0c", &ds, &e), -ENOENT,
+	       "the one whose file never got its name is dropped");
+	is_int(jb_catalog_reconcile(c, f, &e), 0, "nothing is left pending");
+
+	/* SHA-256 on demand: of the file while it is the dataset's */
+	ok(jb_catalog_sha256(c, f, "b.txt", &l, &e) == 0 && l.n == 1, "SHA-256 of b.txt");
+	is_str(l.n ? l.v[0].sha256 : "", "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+	       "is the file's");
+	jb_datasets_free(&l);
+	ok(jb_catalog_get(c, "b.txt", &ds, &e) == 0 && !strncmp(ds.sha256, "sha256:ba78", 11), "and recorded");
+	jb_dataset_free(&ds);
 
 	/* jobs */
 	ok(jb_catalog_add_input(c, "job1", "b.txt", "xxh3t:0b", &e) == 0, "a job input is recorded");
-	j = jb_catalog_inputs(c, "job1");
-	is_str(json_string_value(json_object_get(json_array_get(j, 0), "digest")), "xxh3t:0b", "and read back");
-	json_decref(j);
+	struct jb_job_inputs in;
+	ok(jb_catalog_inputs(c, "job1", &in, &e) == 0 && in.n == 1, "and read back");
+	is_str(in.n ? in.v[0].digest : "", "xxh3t:0b", "with its digest");
+	jb_job_inputs_free(&in);
 	struct jb_dataset_in o = {.path = "results/job1/out.txt", .size = 1, .digest = "xxh3t:0d", .sha256 = "sha256:aa",
-				  .origin = "here", .source = "job", .source_id = "job1"};
+				  .origin = "here", .source = JB_SOURCE_JOB, .source_id = "job1"};
 	jb_catalog_add(c, &o, &e);
-	j = jb_catalog_outputs(c, "job1");
-	is_str(json_string_value(json_object_get(json_array_get(j, 0), "job")), "job1", "a job's outputs name it");
-	json_decref(j);
+	ok(jb_catalog_outputs(c, "job1", &l, &e) == 0 && l.n == 1 && l.v[0].source == JB_SOURCE_JOB &&
+		   !strcmp(l.v[0].source_id, "job1"),
+	   "a job's outputs name it");
+	jb_datasets_free(&l);
 	jb_catalog_close(c);
 	upgrade();
 	char cmd[300];
