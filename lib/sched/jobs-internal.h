@@ -123,6 +123,7 @@ struct unrecorded {
 	char reason[700];
 	struct jobs_outputs outs; /* committed: settled with the end */
 	bool commit;              /* its outputs are still to be committed (all or some) */
+	bool state_only;          /* a state and reason alone (jobs_set_state's) */
 };
 
 struct watched {
@@ -164,6 +165,10 @@ void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *
  * its row and its outputs settled in one transaction (not recorded, it is
  * read again at the next start). */
 void jobs_set_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason);
+/* (jobs_set_state's one write; and, when it failed, the state kept for the
+ * watcher to write again every second, in jobs.c) */
+int jobs_write_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason);
+void jobs_keep_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason);
 int jobs_record_end(struct jb_jobs *j, const char *id, enum jb_job_state s, const struct jb_job_result *r,
 		    const char *reason, const struct jobs_outputs *outs);
 /* jobs.c: watch the supervisor pid of job id (child: ours to reap) */

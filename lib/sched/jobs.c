@@ -120,6 +120,8 @@ static void end_reason(struct unrecorded *u)
  * < 0 when the site database did not take it (u is kept for a retry). */
 static int end_record(struct jb_jobs *j, struct unrecorded *u)
 {
+	if (u->state_only)
+		return jobs_write_state(j, u->id, u->s, u->reason[0] ? u->reason : NULL);
 	char dir[4200];
 	job_dir(j, u->id, dir, sizeof dir);
 	if (u->commit && end_outputs(j, u, dir) < 0)
@@ -148,6 +150,16 @@ static void end_keep(struct jb_jobs *j, struct unrecorded *u)
 	}
 	pthread_mutex_unlock(&j->lock);
 	jobs_outputs_free(&u->outs);
+}
+
+void jobs_keep_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason)
+{
+	struct unrecorded u = {.s = s, .state_only = true};
+	snprintf(u.id, sizeof u.id, "%s", id);
+	snprintf(u.reason, sizeof u.reason, "%s", reason ? reason : "");
+	jb_log(JB_LOG_ERROR, "job %s: its state (%s) is not recorded; written again every second", id,
+	       jb_job_state_name(s));
+	end_keep(j, &u);
 }
 
 /* The watcher, every second: the ends kept are written again. */

@@ -97,8 +97,12 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 	snprintf(cidr, sizeof cidr, "%s/30", addr);
 	snprintf(hcidr, sizeof hcidr, "%s/30", host);
 	pthread_mutex_lock(&j->lock);
-	sched_exec(j->db, NULL, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
+	int r = sched_exec(j->db, err, "UPDATE job SET address=? WHERE id=?", "ss", addr, id);
 	pthread_mutex_unlock(&j->lock);
+	if (r < 0) { /* a notebook nobody can find: the job fails, saying why */
+		close(lk);
+		return r;
+	}
 	snprintf(ns, sizeof ns, "jb-%s", id);
 	snprintf(hostdev, sizeof hostdev, "jb%s", id);
 	const char *const steps[][12] = {

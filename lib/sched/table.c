@@ -16,16 +16,24 @@ const char *jb_job_state_name(enum jb_job_state s)
 	return (unsigned)s < JB_JOB_NSTATES ? state_names[s] : "lost";
 }
 
-void jobs_set_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason)
+int jobs_write_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason)
 {
 	pthread_mutex_lock(&j->lock);
 	/* an end is final: a job that has one keeps it */
-	sched_exec(j->db, NULL, "UPDATE job SET state=?, reason=COALESCE(?, reason), finished=CASE WHEN ?>=2 THEN ? ELSE finished END "
-		"WHERE id=? AND state IN (0, 1)",
-	     "isids", (int64_t)s, reason, (int64_t)s, jb_wall(), id);
+	int r = sched_exec(j->db, NULL,
+			   "UPDATE job SET state=?, reason=COALESCE(?, reason), finished=CASE WHEN ?>=2 THEN ? ELSE finished END "
+			   "WHERE id=? AND state IN (0, 1)",
+			   "isids", (int64_t)s, reason, (int64_t)s, jb_wall(), id);
 	pthread_mutex_unlock(&j->lock);
-	if (s >= JB_JOB_COMPLETED)
+	if (r == 0 && s >= JB_JOB_COMPLETED)
 		jb_log(JB_LOG_INFO, "job %s: %s%s%s", id, state_names[s], reason ? ": " : "", reason ? reason : "");
+	return r;
+}
+
+void jobs_set_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason)
+{
+	if (jobs_write_state(j, id, s, reason) < 0)
+		jobs_keep_state(j, id, s, reason);
 }
 
 /* A job's end is one transaction: its row (state, exit, reason, times) and

@@ -269,6 +269,20 @@ static int run_one(struct jb_transfers *t, struct active *a, const char *op, jso
 	return r;
 }
 
+/* An attempt's end, written until the site database takes it (t->lock
+ * held; waits a second between tries).  Should jumbod stop first, the
+ * transfer is still "running" in the database, and the next start resumes
+ * it from its verified blocks, which is what it would do anyway. */
+#define UNTIL_TAKEN(t, write)                                                                                       \
+	for (int tries_ = 0; (write) < 0 && !(t)->stop; tries_++) {                                                  \
+		if (tries_ == 0)                                                                                     \
+			jb_log(JB_LOG_WARN, "transfer %s: its end is not recorded; written again every second", id); \
+		struct timespec until_;                                                                              \
+		clock_gettime(CLOCK_REALTIME, &until_);                                                              \
+		until_.tv_sec += 1;                                                                                  \
+		pthread_cond_timedwait(&(t)->wake, &(t)->lock, &until_);                                             \
+	}
+
 static void *worker(void *arg)
 {
 	struct jb_transfers *t = ((void **)arg)[0];
@@ -333,10 +347,11 @@ static void *worker(void *arg)
 			sqlite3_finalize(st);
 		}
 		if (r == 0) {
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, seconds=?, gbps=?, files=? "
-				 "WHERE id=?",
-			      "idiiddis", (int64_t)JB_XFER_DONE, jb_wall(), (int64_t)res.bytes_total, (int64_t)res.bytes_sent, res.seconds,
-			      res.seconds > 0 ? res.bytes_sent * 8.0 / res.seconds / 1e9 : 0.0, (int64_t)res.files, id);
+			UNTIL_TAKEN(t, sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, bytes_total=?, bytes_sent=?, "
+						     "seconds=?, gbps=?, files=? WHERE id=?",
+						  "idiiddis", (int64_t)JB_XFER_DONE, jb_wall(), (int64_t)res.bytes_total,
+						  (int64_t)res.bytes_sent, res.seconds,
+						  res.seconds > 0 ? res.bytes_sent * 8.0 / res.seconds / 1e9 : 0.0, (int64_t)res.files, id));
 			jb_log(JB_LOG_INFO, "transfer %s: done, %llu bytes moved in %.2f s", id,
 			       (unsigned long long)res.bytes_sent, res.seconds);
 		} else if (t->stop) {
@@ -344,20 +359,20 @@ static void *worker(void *arg)
 			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_RETRYING,
 			      jb_wall(), "jumbod stopped during the transfer; resuming", id);
 		} else if (cancel) {
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_CANCELLED,
-			      jb_wall(), "cancelled", id);
+			UNTIL_TAKEN(t, sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss",
+						  (int64_t)JB_XFER_CANCELLED, jb_wall(), "cancelled", id));
 			jb_log(JB_LOG_INFO, "transfer %s: cancelled", id);
 		} else if (transient(err.code ? err.code : -r) && attempts + 1 < MAX_ATTEMPTS) {
 			double wait = t->backoff;
 			for (int i = 0; i < attempts && wait < MAX_BACKOFF; i++)
 				wait *= 2;
 			wait = wait > MAX_BACKOFF ? MAX_BACKOFF : wait;
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_RETRYING,
-			      jb_wall() + wait, err.msg, id);
+			UNTIL_TAKEN(t, sched_exec(t->db, NULL, "UPDATE transfer SET state=?, next_try=?, error=? WHERE id=?", "idss",
+						  (int64_t)JB_XFER_RETRYING, jb_wall() + wait, err.msg, id));
 			jb_log(JB_LOG_WARN, "transfer %s: %s; trying again in %.0f s", id, err.msg, wait);
 		} else {
-			sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss", (int64_t)JB_XFER_FAILED, jb_wall(),
-			      err.msg[0] ? err.msg : strerror(-r), id);
+			UNTIL_TAKEN(t, sched_exec(t->db, NULL, "UPDATE transfer SET state=?, finished=?, error=? WHERE id=?", "idss",
+						  (int64_t)JB_XFER_FAILED, jb_wall(), err.msg[0] ? err.msg : strerror(-r), id));
 			jb_log(JB_LOG_WARN, "transfer %s: failed: %s", id, err.msg);
 		}
 		a->used = false;

@@ -133,4 +133,20 @@ export JUMBO_API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
 for _ in $(seq 100); do [ "$(jstate "$idk")" = completed ] && break; sleep 0.1; done
 is "$(jstate "$idk")" completed "after a restart, its end is recorded: completed"
 is "$(A datasets --json "results/$idk" | jsonget /dev/stdin 0.path)" "results/$idk/k.txt" "with its output a dataset"
+
+# a durable transfer that ends while the database is locked: "running" until
+# the database takes its end, then done
+xstate() { A transfers --json "$1" | jsonget /dev/stdin state; }
+head -c 12M /dev/urandom > "$T/alpha/root/slow.bin"
+idt=$(A send --detach --rate 30M "$T/alpha/root/slow.bin" beta:/in/slow.bin); ok $? "a slow durable transfer starts"
+for _ in $(seq 100); do [ "$(xstate "$idt")" = running ] && break; sleep 0.1; done
+lock_db 600
+for _ in $(seq 300); do grep -q "transfer $idt: its end is not recorded" "$T/alpha/log" && break; sleep 0.1; done
+like "transfer $idt: its end is not recorded; written again every second" "$(cat "$T/alpha/log")" \
+	"it ends with the database locked: jumbod says its end is not recorded"
+is "$(xstate "$idt")" running "while it is not, the transfer shows running"
+kill $locker; wait $locker 2> /dev/null
+for _ in $(seq 100); do [ "$(xstate "$idt")" = done ] && break; sleep 0.1; done
+is "$(xstate "$idt")" done "once the lock is gone it is done, without a restart"
+cmp -s "$T/alpha/root/slow.bin" "$T/beta/root/in/slow.bin"; ok $? "and what arrived is what was sent"
 done_testing
