@@ -389,6 +389,26 @@ void session_post_file(struct session *s, enum ev_kind kind, uint32_t file, int 
 	session_post(s, &e);
 }
 
+void session_fatal(struct session *s, int code, const char *fmt, ...)
+{
+	struct event e = {.kind = EV_FATAL, .code = code < 0 ? -code : code};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof e.text, fmt, ap);
+	va_end(ap);
+	if (!atomic_exchange(&s->fatal, true))
+		session_post(s, &e); /* the first is the cause; the rest follow from it */
+	pthread_mutex_lock(&s->qlock); /* a sender's streams waiting for work see it */
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+const char *session_write_error(int r)
+{
+	r = r < 0 ? -r : r;
+	return r == EXDEV || r == ELOOP ? "path escapes the data root" : r == ENOSPC ? "no space left on device" : strerror(r);
+}
+
 size_t session_take_events(struct session *s, struct event **ret)
 {
 	uint64_t v;

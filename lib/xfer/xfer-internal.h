@@ -312,6 +312,11 @@ void session_file_result(struct session *s, struct xfile *f);
 void session_post(struct session *s, const struct event *e);
 void session_post_file(struct session *s, enum ev_kind kind, uint32_t file, int code, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/* The session cannot go on: EV_FATAL to the control loop (the first only),
+ * the stream threads woken.  From any thread. */
+void session_fatal(struct session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A receiver's failure to write, in words ("path escapes the data root"...) */
+const char *session_write_error(int r);
 size_t session_take_events(struct session *s, struct event **ret);
 int stream_read(struct stream *st, void *buf, size_t n);
 int stream_write(struct stream *st, const void *buf, size_t n);
@@ -393,6 +398,12 @@ int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir
  * come of it with NEEDs until its streams have joined. */
 int sender_offer(struct session *s, struct jb_error *err);
 int sender_run(struct session *s, struct jb_error *err);
+/* send_stream.c: a data stream's thread (arg: its struct stream), and the
+ * JOINED answers the streams still owe, read once their threads are gone */
+void *sender_stream_main(void *arg);
+void sender_read_joined(struct session *s);
+/* recv_stream.c: a receiving data stream's thread (arg: its struct stream) */
+void *receiver_stream_main(void *arg);
 int receiver_run(struct session *s, struct jb_error *err);
 /* Read the JOINED a stream's JOIN was answered with: 0, -EACCES when the
  * stream was refused, -errno. */
