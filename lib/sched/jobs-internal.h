@@ -171,6 +171,11 @@ int jobs_write_state(struct jb_jobs *j, const char *id, enum jb_job_state s, con
 void jobs_keep_state(struct jb_jobs *j, const char *id, enum jb_job_state s, const char *reason);
 int jobs_record_end(struct jb_jobs *j, const char *id, enum jb_job_state s, const struct jb_job_result *r,
 		    const char *reason, const struct jobs_outputs *outs);
+/* jobs.c: a job's directory, STATE/jobs/ID */
+void jobs_dir(const struct jb_jobs *j, const char *id, char *out, size_t n);
+/* end.c: the ends the database did not take, written again (the watcher
+ * calls it every second) */
+void jobs_retry_ends(struct jb_jobs *j);
 /* jobs.c: watch the supervisor pid of job id (child: ours to reap) */
 void jobs_watch(struct jb_jobs *j, const char *id, pid_t pid, bool child);
 int jobs_cancel_flag(struct jb_jobs *j, const char *id);
