@@ -26,6 +26,19 @@ JB_EXPORT int jb_store_open(const char *state, sqlite3 **ret, struct jb_error *e
  * OK, ROW and DONE); jb_store_err sets err to "what: SQLite's message". */
 JB_EXPORT int jb_store_errno(int sqlite_rc);
 JB_EXPORT int jb_store_err(struct jb_error *err, sqlite3 *db, int sqlite_rc, const char *what);
+/* Every row of the prepared statement st (max: at most that many; 0 all)
+ * made into an element of size bytes by row(st, elem, ud) (zeroed first; a negative
+ * errno fails), in one malloc'd array: 0 with *ret and *n, or a negative
+ * errno with err set ("what: ...") and nothing kept (drop releases what
+ * the rows made).  st is finalized either way. */
+typedef struct sqlite3_stmt sqlite3_stmt;
+typedef int (*jb_store_row_fn)(sqlite3_stmt *st, void *elem, void *ud);
+typedef void (*jb_store_drop_fn)(void *elem);
+JB_EXPORT int jb_store_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, size_t max, jb_store_row_fn row, void *ud,
+			    jb_store_drop_fn drop, void **ret, size_t *n, struct jb_error *err, const char *what);
+/* The same for the query sql with one text parameter (arg; NULL: none). */
+JB_EXPORT int jb_store_select(sqlite3 *db, const char *sql, const char *arg, size_t size, jb_store_row_fn row, void *ud,
+			      jb_store_drop_fn drop, void **ret, size_t *n, struct jb_error *err, const char *what);
 
 struct jb_catalog;
 /* The catalog, on its own connection to the site database of state. */

@@ -95,8 +95,12 @@ void jb_job_list_free(struct jb_job *v, size_t n)
 	"id, state, spec, image, digest, created, started, finished, exit_code, reason, max_memory, output, address, " \
 	"backend, ext_id, node, port"
 
-static int row(sqlite3_stmt *st, struct jb_job *job)
+static void drop_job(void *job) { jb_job_free(job); }
+
+static int row(sqlite3_stmt *st, void *elem, void *ud)
 {
+	struct jb_job *job = elem;
+	(void)ud;
 	*job = (struct jb_job){.created = sqlite3_column_double(st, 5),
 			       .started = sqlite3_column_double(st, 6),
 			       .finished = sqlite3_column_double(st, 7),
@@ -127,46 +131,14 @@ static int row(sqlite3_stmt *st, struct jb_job *job)
 }
 
 /* The rows of the query sql (one text parameter, or none), appended to *v. */
+/* The rows of the query sql (one text parameter, or none). */
 static int rows(struct jb_jobs *j, const char *sql, const char *arg, struct jb_job **v, size_t *n, struct jb_error *err)
 {
-	sqlite3_stmt *st;
-	size_t cap = 0;
-	int rc, r = 0;
-	*v = NULL;
-	*n = 0;
+	void *p;
 	pthread_mutex_lock(&j->lock);
-	if ((rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL)) != SQLITE_OK) {
-		r = jb_store_err(err, j->db, rc, "jobs");
-		pthread_mutex_unlock(&j->lock);
-		return r;
-	}
-	if (arg)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct jb_job *nv = reallocarray(*v, nc, sizeof *nv);
-			if (!nv) {
-				r = jb_err(err, ENOMEM, "jobs: out of memory");
-				break;
-			}
-			*v = nv;
-			cap = nc;
-		}
-		if (row(st, &(*v)[*n]) < 0)
-			r = jb_err(err, ENOMEM, "jobs: out of memory");
-		else
-			++*n;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = jb_store_err(err, j->db, rc, "jobs");
-	sqlite3_finalize(st);
+	int r = jb_store_select(j->db, sql, arg, sizeof **v, row, NULL, drop_job, &p, n, err, "jobs");
 	pthread_mutex_unlock(&j->lock);
-	if (r < 0) {
-		jb_job_list_free(*v, *n);
-		*v = NULL;
-		*n = 0;
-	}
+	*v = p;
 	return r;
 }
 

@@ -82,8 +82,12 @@ static char *col_dup(sqlite3_stmt *st, int i, bool *oom)
 }
 
 /* A row of TCOLS, with a running one's progress from its worker (t->lock held). */
-static int trow(struct jb_transfers *t, sqlite3_stmt *st, struct jb_transfer *x)
+static void drop_transfer(void *x) { jb_transfer_free(x); }
+
+static int trow(sqlite3_stmt *st, void *elem, void *ud)
 {
+	struct jb_transfers *t = ud;
+	struct jb_transfer *x = elem;
 	int s = sqlite3_column_int(st, 4);
 	bool oom = false;
 	*x = (struct jb_transfer){
@@ -121,44 +125,11 @@ static int trow(struct jb_transfers *t, sqlite3_stmt *st, struct jb_transfer *x)
 static int trows(struct jb_transfers *t, const char *sql, const char *arg, struct jb_transfer **v, size_t *n,
 		 struct jb_error *err)
 {
-	sqlite3_stmt *st;
-	size_t cap = 0;
-	int rc, r = 0;
-	*v = NULL;
-	*n = 0;
+	void *p;
 	pthread_mutex_lock(&t->lock);
-	if ((rc = sqlite3_prepare_v2(t->db, sql, -1, &st, NULL)) != SQLITE_OK) {
-		r = jb_store_err(err, t->db, rc, "transfers");
-		pthread_mutex_unlock(&t->lock);
-		return r;
-	}
-	if (arg)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct jb_transfer *nv = reallocarray(*v, nc, sizeof *nv);
-			if (!nv) {
-				r = jb_err(err, ENOMEM, "transfers: out of memory");
-				break;
-			}
-			*v = nv;
-			cap = nc;
-		}
-		if (trow(t, st, &(*v)[*n]) < 0)
-			r = jb_err(err, ENOMEM, "transfers: out of memory");
-		else
-			++*n;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = jb_store_err(err, t->db, rc, "transfers");
-	sqlite3_finalize(st);
+	int r = jb_store_select(t->db, sql, arg, sizeof **v, trow, t, drop_transfer, &p, n, err, "transfers");
 	pthread_mutex_unlock(&t->lock);
-	if (r < 0) {
-		jb_transfer_list_free(*v, *n);
-		*v = NULL;
-		*n = 0;
-	}
+	*v = p;
 	return r;
 }
 

@@ -195,8 +195,12 @@ static void col_copy(sqlite3_stmt *st, int i, char *out, size_t n)
 
 #define COLS "path, size, digest, sha256, origin, source, source_id, arrived, current, mtime_ns"
 
-static int row(sqlite3_stmt *st, struct jb_dataset *d)
+static void drop_dataset(void *d) { jb_dataset_free(d); }
+
+static int row(sqlite3_stmt *st, void *elem, void *ud)
 {
+	struct jb_dataset *d = elem;
+	(void)ud;
 	*d = (struct jb_dataset){.size = (uint64_t)sqlite3_column_int64(st, 1),
 				 .source = source_of((const char *)sqlite3_column_text(st, 5)),
 				 .arrived = sqlite3_column_double(st, 7),
@@ -227,29 +231,9 @@ static int query(struct jb_catalog *c, const char *sql, const char *a, const cha
 		bind_text(st, 1, a);
 	if (b)
 		bind_text(st, 2, b);
-	size_t cap = 0;
-	int rc, r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (ret->n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct jb_dataset *v = reallocarray(ret->v, nc, sizeof *v);
-			if (!v) {
-				r = jb_err(err, ENOMEM, "catalog: out of memory");
-				break;
-			}
-			ret->v = v;
-			cap = nc;
-		}
-		if ((r = row(st, &ret->v[ret->n])) < 0)
-			r = jb_err(err, -r, "catalog: out of memory");
-		else if (++ret->n == 1 && one)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		r = jb_store_err(err, c->db, rc, "catalog");
-	sqlite3_finalize(st);
-	if (r < 0)
-		jb_datasets_free(ret);
+	void *v;
+	int r = jb_store_rows(c->db, st, sizeof *ret->v, one, row, NULL, drop_dataset, &v, &ret->n, err, "catalog");
+	ret->v = v;
 	return r;
 }
 
@@ -374,6 +358,16 @@ int jb_catalog_add_input(struct jb_catalog *c, const char *job, const char *path
 	return rc;
 }
 
+static void drop_input(void *elem) { free(((struct jb_job_input *)elem)->path); }
+
+static int input_row(sqlite3_stmt *st, void *elem, void *ud)
+{
+	struct jb_job_input *in = elem;
+	(void)ud;
+	col_copy(st, 1, in->digest, sizeof in->digest);
+	return (in->path = col_dup(st, 0)) ? 0 : -ENOMEM;
+}
+
 int jb_catalog_inputs(struct jb_catalog *c, const char *job, struct jb_job_inputs *ret, struct jb_error *err)
 {
 	sqlite3_stmt *st;
@@ -382,31 +376,9 @@ int jb_catalog_inputs(struct jb_catalog *c, const char *job, struct jb_job_input
 	    SQLITE_OK)
 		return jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	bind_text(st, 1, job);
-	size_t cap = 0;
-	int rc, r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (ret->n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct jb_job_input *v = reallocarray(ret->v, nc, sizeof *v);
-			if (!v) {
-				r = jb_err(err, ENOMEM, "catalog: out of memory");
-				break;
-			}
-			ret->v = v;
-			cap = nc;
-		}
-		struct jb_job_input *in = &ret->v[ret->n];
-		col_copy(st, 1, in->digest, sizeof in->digest);
-		if (!(in->path = col_dup(st, 0)))
-			r = jb_err(err, ENOMEM, "catalog: out of memory");
-		else
-			ret->n++;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = jb_store_err(err, c->db, rc, "catalog");
-	sqlite3_finalize(st);
-	if (r < 0)
-		jb_job_inputs_free(ret);
+	void *v;
+	int r = jb_store_rows(c->db, st, sizeof *ret->v, 0, input_row, NULL, drop_input, &v, &ret->n, err, "catalog");
+	ret->v = v;
 	return r;
 }
 

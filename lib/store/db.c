@@ -308,3 +308,55 @@ int jb_store_open(const char *state, sqlite3 **ret, struct jb_error *err)
 	*ret = db;
 	return 0;
 }
+
+int jb_store_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, size_t max, jb_store_row_fn row, void *ud,
+		  jb_store_drop_fn drop, void **ret, size_t *n, struct jb_error *err, const char *what)
+{
+	char *v = NULL;
+	size_t cap = 0;
+	int rc = SQLITE_DONE, r = 0;
+	*n = 0;
+	while (r == 0 && (!max || *n < max) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			char *nv = reallocarray(v, nc, size);
+			if (!nv) {
+				r = jb_oom(err);
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		memset(v + *n * size, 0, size);
+		if ((r = row(st, v + *n * size, ud)) < 0)
+			r = jb_err(err, -r, "%s: %s", what, strerror(-r));
+		else
+			++*n;
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = jb_store_err(err, db, rc, what);
+	sqlite3_finalize(st);
+	if (r < 0) {
+		for (size_t i = 0; drop && i < *n; i++)
+			drop(v + i * size);
+		free(v);
+		v = NULL;
+		*n = 0;
+	}
+	*ret = v;
+	return r;
+}
+
+int jb_store_select(sqlite3 *db, const char *sql, const char *arg, size_t size, jb_store_row_fn row, void *ud,
+		    jb_store_drop_fn drop, void **ret, size_t *n, struct jb_error *err, const char *what)
+{
+	sqlite3_stmt *st;
+	*ret = NULL;
+	*n = 0;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return jb_store_err(err, db, rc, what);
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+	return jb_store_rows(db, st, size, 0, row, ud, drop, ret, n, err, what);
+}
