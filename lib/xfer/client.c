@@ -344,6 +344,28 @@ static int client_session(struct jb_client *cl, struct session *s, bool sender, 
 	return session_take_fds(s, &s->nstreams, o->max_open_files ? o->max_open_files : cl->c->max_open_files, err);
 }
 
+/* The data streams start connecting while the control connection is
+ * made; on failure the session is freed and nothing is left. */
+static int client_open(struct jb_client *cl, const struct jb_remote *rm, struct session *s, const struct jb_xfer_opts *o,
+		       struct ctl *ctl, uint8_t fp[32], struct openers **ret, struct jb_error *err)
+{
+	struct openers *all = malloc(sizeof *all);
+	if (!all) {
+		session_free(s);
+		return jb_oom(err);
+	}
+	streams_start(all, cl, rm, s, o);
+	int r = client_connect(cl, rm, ctl, fp, err);
+	if (r < 0) {
+		streams_finish(all, -1, NULL, NULL, NULL);
+		free(all);
+		session_free(s);
+		return r;
+	}
+	*ret = all;
+	return 0;
+}
+
 int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs, size_t nsrc,
 		   const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err)
 {
@@ -366,18 +388,9 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		session_free(&s);
 		return r;
 	}
-	struct openers *all = malloc(sizeof *all);
-	if (!all) {
-		session_free(&s);
-		return jb_oom(err);
-	}
-	streams_start(all, cl, dst, &s, o);
-	if ((r = client_connect(cl, dst, &ctl, fp, err)) < 0) {
-		streams_finish(all, -1, NULL, NULL, NULL);
-		free(all);
-		session_free(&s);
+	struct openers *all;
+	if ((r = client_open(cl, dst, &s, o, &ctl, fp, &all, err)) < 0)
 		return r;
-	}
 	s.ctl = &ctl;
 	jb_log(JB_LOG_DEBUG, "%s: control connection up after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) |
@@ -451,18 +464,9 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 		session_free(&s);
 		return r;
 	}
-	struct openers *all = malloc(sizeof *all);
-	if (!all) {
-		session_free(&s);
-		return jb_oom(err);
-	}
-	streams_start(all, cl, src, &s, o);
-	if ((r = client_connect(cl, src, &ctl, fp, err)) < 0) {
-		streams_finish(all, -1, NULL, NULL, NULL);
-		free(all);
-		session_free(&s);
+	struct openers *all;
+	if ((r = client_open(cl, src, &s, o, &ctl, fp, &all, err)) < 0)
 		return r;
-	}
 	s.ctl = &ctl;
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) | (o->recursive ? JB_HELLO_RECURSIVE : 0);
 	put_hello(&ctl.out, JB_OP_PULL, flags, (uint16_t)s.nstreams, o->block_size, o->tune.rate_bps, src->path,
