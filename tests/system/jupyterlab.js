@@ -96,7 +96,10 @@ let page;
   for (let i = 0; i < 5; i++)
     if (await page.goto(`${hub}/hub/home`).then(() => true, () => false)) break;
   await page.click("#stop");
-  await page.waitForSelector("#start", { state: "visible", timeout: 60000 });
+  // the hub answered the stop: its page hides #stop (#start, "My Server",
+  // is visible all along, so waiting for it did not wait at all, and the
+  // next navigation could cancel the stop before it left the browser)
+  await page.waitForSelector("#stop", { state: "hidden", timeout: 60000 });
   say({ stopped: true });
   await page.screenshot({ path: `${dir}/4-stopped.png` });
   // Start My Server, then (JupyterHub 3) Launch Server, leads to the form;
