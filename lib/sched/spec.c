@@ -138,8 +138,6 @@ static int notebook_spec(struct jb_jobs *j, json_t *nb, struct jb_job_spec *sp, 
 	return 0;
 }
 
-static int oom(struct jb_error *err) { return jb_err(err, ENOMEM, "out of memory"); }
-
 /* The name under /data of a dataset given as path alone: its last component. */
 static void base_name(const char *path, char *out, size_t n)
 {
@@ -171,7 +169,7 @@ static int data_one(struct jb_jobs *j, size_t i, json_t *d, struct jb_job_spec *
 		if (!strcmp(sp->data[k].name, name))
 			return jb_err(err, EINVAL, "two datasets named '%s' under /data", name);
 	if (!(sp->data[sp->ndata].name = strdup(name)))
-		return oom(err);
+		return jb_oom(err);
 	struct jb_mount_ro *mr = &sp->data[sp->ndata++];
 	struct jb_remote rm;
 	int r = jb_remote_parse(j->c, path, &rm, err);
@@ -187,7 +185,7 @@ static int data_one(struct jb_jobs *j, size_t i, json_t *d, struct jb_job_spec *
 	if (r >= 0 && !*clean)
 		r = jb_err(err, EINVAL, "data '%s': name a file or directory, not the peer's whole root", path);
 	if (r >= 0 && (asprintf(&mr->local, "%s/%s", rm.peer->name, clean) < 0 || !(mr->remote = strdup(path))))
-		r = oom(err);
+		r = jb_oom(err);
 	jb_remote_free(&rm);
 	return r < 0 ? r : 0;
 }
@@ -199,7 +197,7 @@ static int data_spec(struct jb_jobs *j, json_t *data, struct jb_job_spec *sp, st
 	if (!json_is_array(data) || json_array_size(data) > 64)
 		return jb_err(err, EINVAL, "\"data\" must be an array of at most 64 paths");
 	if (!(sp->data = calloc(json_array_size(data) + 1, sizeof *sp->data)))
-		return oom(err);
+		return jb_oom(err);
 	size_t i;
 	json_t *d;
 	int r = 0;
@@ -273,7 +271,7 @@ static int backend_spec(struct jb_jobs *j, json_t *x, struct jb_job_spec *sp, st
 	if (be->error[0])
 		return jb_err(err, EHOSTDOWN, "backend '%s' is not available: %s", b, be->error);
 	if (!(sp->backend = strdup(b)))
-		return oom(err);
+		return jb_oom(err);
 	return 0;
 }
 
@@ -301,7 +299,7 @@ int jobs_parse_spec(struct jb_jobs *j, json_t *req, struct jb_job_spec *sp, stru
 	if (r < 0)
 		return r;
 	if (!(sp->image = strdup(image)))
-		return oom(err);
+		return jb_oom(err);
 	if ((r = str_array(json_object_get(req, "args"), "args", &sp->args, false, err)) < 0 ||
 	    (r = str_array(json_object_get(req, "env"), "env", &sp->env, true, err)) < 0 ||
 	    (r = data_spec(j, json_object_get(req, "data"), sp, err)) < 0 || (r = limits_spec(req, sp, err)) < 0)
