@@ -9,22 +9,34 @@
 #include "jumbo/api.h"
 
 static const char token_usage[] =
-	"Usage: jumbo token create NAME | list | revoke NAME [--json]\n\n"
+	"Usage: jumbo token create NAME [--scope SCOPES] | list | revoke NAME [--json]\n\n"
 	"Bearer tokens of this site's REST API (jumbod's [site] api).  create prints\n"
 	"a new token once: give it to a user or a service (JupyterHub), who sends it\n"
 	"as 'Authorization: Bearer TOKEN' or sets $JUMBO_TOKEN.  Run on the daemon's\n"
 	"host, with its configuration; the tokens live in [site] state/site.db.\n"
-	"      --json  machine-readable output\n"
-	"  -h, --help  this text\n";
+	"  -s, --scope SCOPES  what the token may do, a comma list (default read):\n"
+	"                      read (GET only), transfer (durable transfers), run (jobs,\n"
+	"                      not on the host's network), notebook (notebooks for the\n"
+	"                      hub users it names; notebook:USER for that user alone),\n"
+	"                      admin (everything: every job and transfer, the host's\n"
+	"                      network).  A token sees only the jobs and transfers it\n"
+	"                      made, unless it is admin.\n"
+	"      --json          machine-readable output\n"
+	"  -h, --help          this text\n";
 
 int cmd_token(struct cli *g, int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"scope", required_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
 	bool json = false;
+	const char *scopes = "read";
 	int o;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "hs:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'j': json = true; break;
+		case 's': scopes = optarg; break;
 		case 'h': fputs(token_usage, stdout); return 0;
 		default: fputs(token_usage, stderr); return EXIT_USAGE;
 		}
@@ -33,7 +45,7 @@ int cmd_token(struct cli *g, int argc, char **argv)
 	int nargs = argc - optind - 1;
 	if (!((!strcmp(verb, "create") && nargs == 1) || (!strcmp(verb, "revoke") && nargs == 1) ||
 	      (!strcmp(verb, "list") && nargs == 0))) {
-		cli_error("token: usage: jumbo token create NAME | list | revoke NAME");
+		cli_error("token: usage: jumbo token create NAME [--scope SCOPES] | list | revoke NAME");
 		return EXIT_USAGE;
 	}
 	struct jb_config *c = NULL;
@@ -54,11 +66,14 @@ int cmd_token(struct cli *g, int argc, char **argv)
 	}
 	if (!strcmp(verb, "create")) {
 		char tok[JB_TOKEN_LEN + 1];
-		if (jb_tokens_create(t, argv[optind + 1], tok, &err) < 0) {
+		unsigned mask;
+		char user[65], canon[160];
+		if (jb_scopes_parse(scopes, &mask, user, &err) < 0 || jb_tokens_create(t, argv[optind + 1], scopes, tok, &err) < 0) {
 			cli_error("token: %s", err.msg);
 			rc = 1;
 		} else if (json) {
-			json_t *j = json_pack("{s:s, s:s}", "name", argv[optind + 1], "token", tok);
+			jb_scopes_format(mask, user, canon, sizeof canon);
+			json_t *j = json_pack("{s:s, s:s, s:s}", "name", argv[optind + 1], "token", tok, "scopes", canon);
 			char *d = json_dumps(j, JSON_INDENT(2));
 			puts(d ? d : "{}");
 			free(d);
@@ -88,7 +103,8 @@ int cmd_token(struct cli *g, int argc, char **argv)
 				time_t tt = (time_t)json_number_value(json_object_get(x, "created"));
 				struct tm tm;
 				strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&tt, &tm));
-				printf("%-32s created %s\n", json_string_value(json_object_get(x, "name")), when);
+				printf("%-32s %-24s created %s\n", json_string_value(json_object_get(x, "name")),
+				       json_string_value(json_object_get(x, "scopes")), when);
 			}
 		}
 		json_decref(l);

@@ -8,14 +8,40 @@
 
 /* Bearer tokens of the API (in the site database, hashed): "jbt_" + 64 hex. */
 #define JB_TOKEN_LEN 68
+
+/* What a token may do (docs/api.md, "Scopes"): every token reads (GET),
+ * and sees only the jobs and transfers it made unless it is admin. */
+enum jb_scope {
+	JB_SCOPE_READ = 1 << 0,     /* GET only */
+	JB_SCOPE_TRANSFER = 1 << 1, /* durable transfers */
+	JB_SCOPE_RUN = 1 << 2,      /* jobs, without the host's network */
+	JB_SCOPE_NOTEBOOK = 1 << 3, /* notebook jobs for hub users (a user named: that one only), nothing else */
+	JB_SCOPE_ADMIN = 1 << 4,    /* everything: every record, the host's network */
+};
+/* Who is calling: a token's name and scopes. */
+struct jb_token_info {
+	char name[65];
+	unsigned scopes;
+	char user[65]; /* notebook:USER: the one hub user it may start notebooks for ("" any) */
+};
+/* "read,transfer", "notebook:alice": into scopes (and user); -EINVAL with
+ * err naming the word that is not a scope.  jb_scopes_format is the
+ * inverse (canonical order). */
+JB_EXPORT int jb_scopes_parse(const char *text, unsigned *scopes, char user[65], struct jb_error *err);
+JB_EXPORT void jb_scopes_format(unsigned scopes, const char *user, char *out, size_t n);
+/* The name of one scope bit ("run"...). */
+JB_EXPORT const char *jb_scope_name(unsigned scope);
+
 struct jb_tokens;
 JB_EXPORT int jb_tokens_open(const char *state, struct jb_tokens **ret, struct jb_error *err);
 JB_EXPORT void jb_tokens_close(struct jb_tokens *t);
-/* A new token named name, into token (shown once: only its hash is kept). */
-JB_EXPORT int jb_tokens_create(struct jb_tokens *t, const char *name, char token[JB_TOKEN_LEN + 1],
-			       struct jb_error *err);
-/* 0 and its name when token is valid, -EACCES when not. */
-JB_EXPORT int jb_tokens_check(struct jb_tokens *t, const char *token, char name[65]);
+/* A new token named name with scopes (jb_scopes_parse's text), into token
+ * (shown once: only its hash is kept). */
+JB_EXPORT int jb_tokens_create(struct jb_tokens *t, const char *name, const char *scopes,
+			       char token[JB_TOKEN_LEN + 1], struct jb_error *err);
+/* 0 and who it is when token is valid, -EACCES when not (another negative
+ * errno with err set when the database fails). */
+JB_EXPORT int jb_tokens_check(struct jb_tokens *t, const char *token, struct jb_token_info *who, struct jb_error *err);
 JB_EXPORT json_t *jb_tokens_list(struct jb_tokens *t);
 JB_EXPORT int jb_tokens_revoke(struct jb_tokens *t, const char *name, struct jb_error *err);
 /* Make sure STATE/api.token (mode 0600) holds a valid token, "site-admin":

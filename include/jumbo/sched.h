@@ -39,7 +39,10 @@ JB_EXPORT void jb_jobs_close(struct jb_jobs *j);
  * at its output directory, as datasets whose source is the job.
  * Bad requests are refused here with a message (-EINVAL, -ENOENT for a path
  * or image that is not there, -ENODEV for GPUs the site does not have). */
-JB_EXPORT int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
+/* owner: the name of the API token that asks (NULL: the site's own, a
+ * landing rule's), recorded with the job. */
+JB_EXPORT int jb_jobs_submit(struct jb_jobs *j, json_t *req, const char *owner, char id[JB_JOB_ID_LEN + 1],
+			     struct jb_error *err);
 enum jb_job_state {
 	JB_JOB_PENDING,
 	JB_JOB_RUNNING,
@@ -71,6 +74,7 @@ struct jb_job {
 	char *backend_id;  /* the engine's id for it */
 	char *node;
 	int port;
+	char *owner;       /* the token that made it; NULL: the site's own */
 };
 JB_EXPORT void jb_job_free(struct jb_job *job);
 JB_EXPORT void jb_job_list_free(struct jb_job *v, size_t n);
@@ -113,7 +117,8 @@ JB_EXPORT void jb_provenance_free(struct jb_provenance *p);
 /* Run job again: the same command, environment, limits and datasets, the
  * image pinned by the digest it ran with; refused (-ESTALE) when an input
  * no longer has the digest it had. */
-JB_EXPORT int jb_jobs_rerun(struct jb_jobs *j, const char *job, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
+JB_EXPORT int jb_jobs_rerun(struct jb_jobs *j, const char *job, const char *owner, char id[JB_JOB_ID_LEN + 1],
+			    struct jb_error *err);
 
 /* The glue between transfers and jobs: jb_landing_commit is the transfer
  * service's commit hook (jb_server_on_commit, ud a struct jb_landing): each
@@ -141,7 +146,7 @@ struct jb_transfers;
 JB_EXPORT int jb_transfers_open(const struct jb_config *c, double backoff, struct jb_transfers **ret,
 				struct jb_error *err);
 JB_EXPORT void jb_transfers_close(struct jb_transfers *t);
-JB_EXPORT int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_LEN + 1],
+JB_EXPORT int jb_transfers_submit(struct jb_transfers *t, json_t *req, const char *owner, char id[JB_JOB_ID_LEN + 1],
 				  struct jb_error *err);
 enum jb_transfer_state {
 	JB_XFER_QUEUED,
@@ -164,6 +169,7 @@ struct jb_transfer {
 	char *request;
 	char *peer;
 	char *error;        /* NULL, or why it is retrying, failed or cancelled */
+	char *owner;        /* the token that made it; NULL: the site's own */
 	int attempts;
 	double created, started, finished, next_try; /* Unix seconds; 0 none */
 	int64_t bytes_total, bytes_sent, files;      /* -1 none */

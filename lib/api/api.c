@@ -122,59 +122,6 @@ static enum MHD_Result failed(struct MHD_Connection *conn, int r, const struct j
 	return error_json(conn, errno_status(-r), err->msg[0] ? err->msg : strerror(-r));
 }
 
-/* POST to a collection: the body's JSON handed to submit, 201 and the new
- * object (get), or the refusal. */
-typedef int (*submit_fn)(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
-typedef json_t *(*get_fn)(void *svc, const char *id);
-
-static enum MHD_Result post_new(struct MHD_Connection *conn, struct jb_buf *b, void *svc, submit_fn submit, get_fn get)
-{
-	if (b->oom)
-		return error_json(conn, 413, "the request body is larger than 1 MiB");
-	json_error_t je;
-	json_t *req = json_loadb(b->p ? (const char *)b->p : "", b->len, JSON_REJECT_DUPLICATES, &je);
-	if (!req) {
-		char msg[300];
-		snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
-		return error_json(conn, 400, msg);
-	}
-	char id[JB_JOB_ID_LEN + 1];
-	struct jb_error err = {0};
-	int r = submit(svc, req, id, &err);
-	json_decref(req);
-	if (r < 0)
-		return failed(conn, r, &err);
-	json_t *o = get(svc, id);
-	return reply_json(conn, 201, o ? o : json_pack("{s:s}", "id", id));
-}
-
-static int submit_job(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
-{
-	return jb_jobs_submit(svc, req, id, err);
-}
-static json_t *get_job(void *svc, const char *id)
-{
-	struct jb_job job;
-	if (jb_jobs_get(svc, id, &job, NULL) < 0)
-		return NULL;
-	json_t *o = api_job_json(&job);
-	jb_job_free(&job);
-	return o;
-}
-static int submit_transfer(void *svc, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
-{
-	return jb_transfers_submit(svc, req, id, err);
-}
-static json_t *get_transfer(void *svc, const char *id)
-{
-	struct jb_transfer x;
-	if (jb_transfers_get(svc, id, &x, NULL) < 0)
-		return NULL;
-	json_t *o = api_transfer_json(&x);
-	jb_transfer_free(&x);
-	return o;
-}
-
 /* ---- the routes ---- */
 
 /* A request, as a handler sees it. */
@@ -183,16 +130,165 @@ struct req {
 	struct MHD_Connection *conn;
 	const char *url, *method;
 	struct jb_buf *b;
-	char id[64]; /* the pattern's :id segment */
+	char id[64];              /* the pattern's :id segment */
+	struct jb_token_info who; /* the caller (routes that want a token) */
 };
 typedef enum MHD_Result (*handler_fn)(struct req *q);
 
-/* Who may call a route: anyone, or the holder of a token.  (The column
- * that per-token scopes will refine.) */
-enum scope { SCOPE_PUBLIC, SCOPE_TOKEN };
 /* The service a route needs: without it (jobs off for want of crun, say)
  * the route answers 503, checked once in route() */
 enum need { NEED_NONE, NEED_JOBS, NEED_TRANSFERS };
+
+static bool is_admin(const struct req *q) { return q->who.scopes & JB_SCOPE_ADMIN; }
+
+/* A record is the caller's to see when it made it, or it is admin. */
+static bool sees(const struct req *q, const char *owner) { return is_admin(q) || (owner && !strcmp(owner, q->who.name)); }
+
+/* The caller's view of a record: another's is as if there were none
+ * (-ENOENT, the record released). */
+static int job_for(struct req *q, const char *id, struct jb_job *job, struct jb_error *err)
+{
+	int r = jb_jobs_get(q->a->jobs, id, job, err);
+	if (r == 0 && !sees(q, job->owner)) {
+		jb_job_free(job);
+		r = -ENOENT;
+	}
+	return r;
+}
+
+static int transfer_for(struct req *q, const char *id, struct jb_transfer *x, struct jb_error *err)
+{
+	int r = jb_transfers_get(q->a->transfers, id, x, err);
+	if (r == 0 && !sees(q, x->owner)) {
+		jb_transfer_free(x);
+		r = -ENOENT;
+	}
+	return r;
+}
+
+/* 403: what the token lacks, by name ("scope" in the answer too). */
+static enum MHD_Result forbidden(struct req *q, unsigned need, const char *why)
+{
+	char have[160], msg[600];
+	jb_scopes_format(q->who.scopes, q->who.user, have, sizeof have);
+	snprintf(msg, sizeof msg, "token '%s' lacks the scope '%s'%s%s (it has %s)", q->who.name, jb_scope_name(need),
+		 why ? ": " : "", why ? why : "", have);
+	return reply_json(q->conn, 403, json_pack("{s:s, s:s}", "error", msg, "scope", jb_scope_name(need)));
+}
+
+/* POST to a collection: the body's JSON, 201 and the new object, or the
+ * refusal.  check may refuse it first (a queued answer in *ret). */
+typedef bool (*check_fn)(struct req *q, json_t *body, enum MHD_Result *ret);
+typedef int (*submit_fn)(struct req *q, json_t *body, char id[JB_JOB_ID_LEN + 1], struct jb_error *err);
+typedef json_t *(*get_fn)(struct req *q, const char *id);
+
+static enum MHD_Result post_new(struct req *q, check_fn check, submit_fn submit, get_fn get)
+{
+	struct jb_buf *b = q->b;
+	if (b->oom)
+		return error_json(q->conn, 413, "the request body is larger than 1 MiB");
+	json_error_t je;
+	json_t *body = json_loadb(b->p ? (const char *)b->p : "", b->len, JSON_REJECT_DUPLICATES, &je);
+	if (!body) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "the body is not JSON: %s", je.text);
+		return error_json(q->conn, 400, msg);
+	}
+	enum MHD_Result ret;
+	if (check && !check(q, body, &ret)) {
+		json_decref(body);
+		return ret;
+	}
+	char id[JB_JOB_ID_LEN + 1];
+	struct jb_error err = {0};
+	int r = submit(q, body, id, &err);
+	json_decref(body);
+	if (r < 0)
+		return failed(q->conn, r, &err);
+	json_t *o = get(q, id);
+	return reply_json(q->conn, 201, o ? o : json_pack("{s:s}", "id", id));
+}
+
+/* What a job request may ask for with this token: a notebook needs the
+ * notebook scope (for the token's hub user, when it names one), any other
+ * job run, the host's network admin. */
+static bool check_job(struct req *q, json_t *body, enum MHD_Result *ret)
+{
+	if (is_admin(q))
+		return true;
+	json_t *net = json_object_get(body, "network"), *nb = json_object_get(body, "notebook");
+	if (json_is_true(net) || (json_is_string(net) && !strcmp(json_string_value(net), "host"))) {
+		*ret = forbidden(q, JB_SCOPE_ADMIN, "the host's network is for admin tokens");
+		return false;
+	}
+	if (!nb && !(q->who.scopes & JB_SCOPE_RUN)) {
+		*ret = forbidden(q, JB_SCOPE_RUN, "this token starts notebooks only");
+		return false;
+	}
+	if (nb && !(q->who.scopes & JB_SCOPE_NOTEBOOK)) {
+		*ret = forbidden(q, JB_SCOPE_NOTEBOOK, "a notebook is started by the hub's token");
+		return false;
+	}
+	/* a peer's dataset (PEER:PATH) makes the site fetch it: a transfer */
+	json_t *data = json_object_get(body, "data"), *d;
+	size_t i;
+	json_array_foreach(data, i, d)
+	{
+		const char *path = json_is_string(d) ? json_string_value(d) : json_string_value(json_object_get(d, "path"));
+		struct jb_remote rm;
+		if (!path || (q->who.scopes & JB_SCOPE_TRANSFER))
+			continue;
+		int r = jb_remote_parse(q->a->c, path, &rm, NULL);
+		if (r == 0)
+			continue; /* a path of the data root */
+		if (r > 0)
+			jb_remote_free(&rm);
+		char why[400];
+		snprintf(why, sizeof why, "data '%.300s' would be fetched from a peer", path);
+		*ret = forbidden(q, JB_SCOPE_TRANSFER, why);
+		return false;
+	}
+	const char *user = json_string_value(json_object_get(nb, "user"));
+	if (nb && q->who.user[0] && (!user || strcmp(user, q->who.user))) {
+		char why[200];
+		snprintf(why, sizeof why, "it starts notebooks for '%s' only", q->who.user);
+		*ret = forbidden(q, JB_SCOPE_NOTEBOOK, why);
+		return false;
+	}
+	return true;
+}
+
+static int submit_job(struct req *q, json_t *body, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+{
+	return jb_jobs_submit(q->a->jobs, body, q->who.name, id, err);
+}
+
+static json_t *job_json(struct req *q, const struct jb_job *job) { return api_job_json(job, sees(q, job->owner)); }
+
+static json_t *get_job(struct req *q, const char *id)
+{
+	struct jb_job job;
+	if (jb_jobs_get(q->a->jobs, id, &job, NULL) < 0)
+		return NULL;
+	json_t *o = job_json(q, &job);
+	jb_job_free(&job);
+	return o;
+}
+
+static int submit_transfer(struct req *q, json_t *body, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+{
+	return jb_transfers_submit(q->a->transfers, body, q->who.name, id, err);
+}
+
+static json_t *get_transfer(struct req *q, const char *id)
+{
+	struct jb_transfer x;
+	if (jb_transfers_get(q->a->transfers, id, &x, NULL) < 0)
+		return NULL;
+	json_t *o = api_transfer_json(&x);
+	jb_transfer_free(&x);
+	return o;
+}
 
 static const char *query(struct req *q, const char *key)
 {
@@ -256,24 +352,25 @@ static enum MHD_Result h_jobs_list(struct req *q)
 		return lookup_failed(q, r, &err, "");
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, api_job_json(&v[i]));
+		if (sees(q, v[i].owner))
+			json_array_append_new(a, job_json(q, &v[i]));
 	jb_job_list_free(v, n);
 	return reply_json(q->conn, 200, json_pack("{s:o}", "jobs", a));
 }
 
 static enum MHD_Result h_jobs_new(struct req *q)
 {
-	return post_new(q->conn, q->b, q->a->jobs, submit_job, get_job);
+	return post_new(q, check_job, submit_job, get_job);
 }
 
 static enum MHD_Result h_job_get(struct req *q)
 {
 	struct jb_job job;
 	struct jb_error err = {0};
-	int r = jb_jobs_get(q->a->jobs, q->id, &job, &err);
+	int r = job_for(q, q->id, &job, &err);
 	if (r < 0)
 		return lookup_failed(q, r, &err, "no such job");
-	json_t *o = api_job_json(&job);
+	json_t *o = job_json(q, &job);
 	jb_job_free(&job);
 	struct jb_job_inputs in;
 	struct jb_datasets out;
@@ -294,9 +391,37 @@ static enum MHD_Result h_job_get(struct req *q)
 	return reply_json(q->conn, 200, o);
 }
 
+/* The job of the path when the caller may act on it: 0, or the answer queued. */
+static bool own_job(struct req *q, enum MHD_Result *ret)
+{
+	struct jb_job job;
+	struct jb_error err = {0};
+	int r = job_for(q, q->id, &job, &err);
+	if (r == 0)
+		jb_job_free(&job);
+	else
+		*ret = lookup_failed(q, r, &err, "no such job");
+	return r == 0;
+}
+
+static bool own_transfer(struct req *q, enum MHD_Result *ret)
+{
+	struct jb_transfer x;
+	struct jb_error err = {0};
+	int r = transfer_for(q, q->id, &x, &err);
+	if (r == 0)
+		jb_transfer_free(&x);
+	else
+		*ret = lookup_failed(q, r, &err, "no such transfer");
+	return r == 0;
+}
+
 static enum MHD_Result h_job_kill(struct req *q)
 {
 	struct jb_error err = {0};
+	enum MHD_Result ret;
+	if (!own_job(q, &ret))
+		return ret;
 	int r = jb_jobs_kill(q->a->jobs, q->id, &err);
 	if (r < 0)
 		return failed(q->conn, r, &err);
@@ -307,10 +432,13 @@ static enum MHD_Result h_job_rerun(struct req *q)
 {
 	struct jb_error err = {0};
 	char nid[JB_JOB_ID_LEN + 1];
-	int r = jb_jobs_rerun(q->a->jobs, q->id, nid, &err);
+	enum MHD_Result ret;
+	if (!own_job(q, &ret))
+		return ret;
+	int r = jb_jobs_rerun(q->a->jobs, q->id, q->who.name, nid, &err);
 	if (r < 0)
 		return failed(q->conn, r, &err);
-	json_t *nj = get_job(q->a->jobs, nid);
+	json_t *nj = get_job(q, nid);
 	return reply_json(q->conn, 201, nj ? nj : json_pack("{s:s}", "id", nid));
 }
 
@@ -321,7 +449,7 @@ static enum MHD_Result h_job_logs(struct req *q)
 {
 	struct jb_job job;
 	struct jb_error err = {0};
-	int r = jb_jobs_get(q->a->jobs, q->id, &job, &err);
+	int r = job_for(q, q->id, &job, &err);
 	if (r < 0)
 		return lookup_failed(q, r, &err, "no such job");
 	const char *state = jb_job_state_name(job.state);
@@ -364,21 +492,22 @@ static enum MHD_Result h_transfers_list(struct req *q)
 		return lookup_failed(q, r, &err, "");
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, api_transfer_json(&v[i]));
+		if (sees(q, v[i].owner))
+			json_array_append_new(a, api_transfer_json(&v[i]));
 	jb_transfer_list_free(v, n);
 	return reply_json(q->conn, 200, json_pack("{s:o}", "transfers", a));
 }
 
 static enum MHD_Result h_transfers_new(struct req *q)
 {
-	return post_new(q->conn, q->b, q->a->transfers, submit_transfer, get_transfer);
+	return post_new(q, NULL, submit_transfer, get_transfer);
 }
 
 static enum MHD_Result h_transfer_get(struct req *q)
 {
 	struct jb_transfer x;
 	struct jb_error err = {0};
-	int r = jb_transfers_get(q->a->transfers, q->id, &x, &err);
+	int r = transfer_for(q, q->id, &x, &err);
 	if (r < 0)
 		return lookup_failed(q, r, &err, "no such transfer");
 	json_t *o = api_transfer_json(&x);
@@ -389,6 +518,9 @@ static enum MHD_Result h_transfer_get(struct req *q)
 static enum MHD_Result h_transfer_cancel(struct req *q)
 {
 	struct jb_error err = {0};
+	enum MHD_Result ret;
+	if (!own_transfer(q, &ret))
+		return ret;
 	int r = jb_transfers_cancel(q->a->transfers, q->id, &err);
 	if (r < 0)
 		return failed(q->conn, r, &err);
@@ -458,7 +590,7 @@ static enum MHD_Result h_provenance(struct req *q)
 	int r = jb_provenance(q->a->jobs, q->a->cat, clean, &p, &err);
 	if (r < 0)
 		return failed(q->conn, r, &err);
-	json_t *o = api_provenance_json(&p);
+	json_t *o = api_provenance_json(&p, is_admin(q) ? NULL : q->who.name);
 	jb_provenance_free(&p);
 	return reply_json(q->conn, 200, o);
 }
@@ -471,34 +603,42 @@ static enum MHD_Result h_rules(struct req *q)
 /* Patterns: literal bytes, ":id" one segment of 1-63 bytes, a trailing "*"
  * anything.  A path that no pattern takes is 404, one whose pattern wants
  * another method 405.  docs/api.md lists the same. */
+/* Who may call a route (scopes): 0 anyone; else a token with one of
+ * these (admin always).  Every token reads; the handlers narrow jobs and
+ * transfers to the caller's own, and a job request further (check_job). */
+#define PUBLIC 0u
+#define READ JB_SCOPE_READ
+#define TRANSFER JB_SCOPE_TRANSFER
+#define RUN JB_SCOPE_RUN
+#define NOTEBOOK JB_SCOPE_NOTEBOOK
 static const struct route {
 	const char *method, *pattern;
-	enum scope scope;
+	unsigned scopes;
 	enum need need;
 	handler_fn fn;
 } routes[] = {
-	{"GET", "/api/v1/health", SCOPE_PUBLIC, NEED_NONE, h_health},
-	{"GET", "/api/v1/peers", SCOPE_TOKEN, NEED_NONE, h_peers},
-	{"GET", "/api/v1/jobs", SCOPE_TOKEN, NEED_JOBS, h_jobs_list},
-	{"POST", "/api/v1/jobs", SCOPE_TOKEN, NEED_JOBS, h_jobs_new},
-	{"GET", "/api/v1/jobs/:id", SCOPE_TOKEN, NEED_JOBS, h_job_get},
-	{"DELETE", "/api/v1/jobs/:id", SCOPE_TOKEN, NEED_JOBS, h_job_kill},
-	{"POST", "/api/v1/jobs/:id/kill", SCOPE_TOKEN, NEED_JOBS, h_job_kill},
-	{"POST", "/api/v1/jobs/:id/rerun", SCOPE_TOKEN, NEED_JOBS, h_job_rerun},
-	{"GET", "/api/v1/jobs/:id/logs", SCOPE_TOKEN, NEED_JOBS, h_job_logs},
-	{"GET", "/api/v1/transfers", SCOPE_TOKEN, NEED_TRANSFERS, h_transfers_list},
-	{"POST", "/api/v1/transfers", SCOPE_TOKEN, NEED_TRANSFERS, h_transfers_new},
-	{"GET", "/api/v1/transfers/:id", SCOPE_TOKEN, NEED_TRANSFERS, h_transfer_get},
-	{"DELETE", "/api/v1/transfers/:id", SCOPE_TOKEN, NEED_TRANSFERS, h_transfer_cancel},
-	{"POST", "/api/v1/transfers/:id/cancel", SCOPE_TOKEN, NEED_TRANSFERS, h_transfer_cancel},
-	{"GET", "/api/v1/datasets", SCOPE_TOKEN, NEED_NONE, h_datasets},
-	{"POST", "/api/v1/datasets/sha256", SCOPE_TOKEN, NEED_NONE, h_sha256},
-	{"GET", "/api/v1/provenance", SCOPE_TOKEN, NEED_NONE, h_provenance},
-	{"GET", "/api/v1/rules", SCOPE_TOKEN, NEED_NONE, h_rules},
-	{"GET", "/metrics", SCOPE_PUBLIC, NEED_NONE, h_metrics},
-	{"GET", "/", SCOPE_PUBLIC, NEED_NONE, h_asset},
-	{"GET", "/ui", SCOPE_PUBLIC, NEED_NONE, h_asset},
-	{"GET", "/ui/*", SCOPE_PUBLIC, NEED_NONE, h_asset},
+	{"GET", "/api/v1/health", PUBLIC, NEED_NONE, h_health},
+	{"GET", "/api/v1/peers", READ, NEED_NONE, h_peers},
+	{"GET", "/api/v1/jobs", READ, NEED_JOBS, h_jobs_list},
+	{"POST", "/api/v1/jobs", RUN | NOTEBOOK, NEED_JOBS, h_jobs_new},
+	{"GET", "/api/v1/jobs/:id", READ, NEED_JOBS, h_job_get},
+	{"DELETE", "/api/v1/jobs/:id", RUN | NOTEBOOK, NEED_JOBS, h_job_kill},
+	{"POST", "/api/v1/jobs/:id/kill", RUN | NOTEBOOK, NEED_JOBS, h_job_kill},
+	{"POST", "/api/v1/jobs/:id/rerun", RUN, NEED_JOBS, h_job_rerun},
+	{"GET", "/api/v1/jobs/:id/logs", READ, NEED_JOBS, h_job_logs},
+	{"GET", "/api/v1/transfers", READ, NEED_TRANSFERS, h_transfers_list},
+	{"POST", "/api/v1/transfers", TRANSFER, NEED_TRANSFERS, h_transfers_new},
+	{"GET", "/api/v1/transfers/:id", READ, NEED_TRANSFERS, h_transfer_get},
+	{"DELETE", "/api/v1/transfers/:id", TRANSFER, NEED_TRANSFERS, h_transfer_cancel},
+	{"POST", "/api/v1/transfers/:id/cancel", TRANSFER, NEED_TRANSFERS, h_transfer_cancel},
+	{"GET", "/api/v1/datasets", READ, NEED_NONE, h_datasets},
+	{"POST", "/api/v1/datasets/sha256", RUN | TRANSFER, NEED_NONE, h_sha256},
+	{"GET", "/api/v1/provenance", READ, NEED_NONE, h_provenance},
+	{"GET", "/api/v1/rules", READ, NEED_NONE, h_rules},
+	{"GET", "/metrics", PUBLIC, NEED_NONE, h_metrics},
+	{"GET", "/", PUBLIC, NEED_NONE, h_asset},
+	{"GET", "/ui", PUBLIC, NEED_NONE, h_asset},
+	{"GET", "/ui/*", PUBLIC, NEED_NONE, h_asset},
 };
 
 static bool match(const char *pat, const char *url, char id[64])
@@ -522,10 +662,14 @@ static bool match(const char *pat, const char *url, char id[64])
 	return !*url;
 }
 
-static bool authorized(struct jb_api *a, struct MHD_Connection *conn)
+/* The caller's token: 0 and who it is, -EACCES without a valid one,
+ * another errno (err set) when the database fails. */
+static int authorized(struct req *q, struct jb_error *err)
 {
-	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	return a->tokens && h && !strncasecmp(h, "Bearer ", 7) && jb_tokens_check(a->tokens, h + 7, NULL) == 0;
+	const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Authorization");
+	if (!q->a->tokens || !h || strncasecmp(h, "Bearer ", 7))
+		return -EACCES;
+	return jb_tokens_check(q->a->tokens, h + 7, &q->who, err);
 }
 
 static enum MHD_Result unauthorized(struct MHD_Connection *conn)
@@ -553,9 +697,17 @@ static enum MHD_Result route(struct req *q)
 	/* under /api/v1 a token comes first, so that a caller without one
 	 * learns nothing of which paths exist */
 	bool api = !strncmp(q->url, "/api/v1/", 8);
-	bool need = found ? found->scope != SCOPE_PUBLIC : api && strcmp(q->url, "/api/v1/health");
-	if (need && !authorized(q->a, q->conn))
+	bool need = found ? found->scopes != PUBLIC : api && strcmp(q->url, "/api/v1/health");
+	struct jb_error err = {0};
+	int ar = need ? authorized(q, &err) : 0;
+	if (ar == -EACCES)
 		return unauthorized(q->conn);
+	if (ar < 0)
+		return failed(q->conn, ar, &err);
+	if (found && need && !is_admin(q) && !(q->who.scopes & found->scopes)) {
+		unsigned want = found->scopes & -found->scopes; /* the first of them, to name */
+		return forbidden(q, want, found->scopes & (found->scopes - 1) ? "or another the route takes" : NULL);
+	}
 	if (found && found->need == NEED_JOBS && !q->a->jobs)
 		return error_json(q->conn, 503, "jobs are not available on this site (see the daemon's log)");
 	if (found && found->need == NEED_TRANSFERS && !q->a->transfers)

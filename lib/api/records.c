@@ -28,12 +28,29 @@ static void set_time(json_t *o, const char *key, double v)
 		json_object_set_new(o, key, json_real(v));
 }
 
-json_t *api_job_json(const struct jb_job *job)
+/* An environment's names without their values ("NAME=VALUE" -> "NAME"). */
+static void hide_env(json_t *spec)
 {
+	json_t *env = json_object_get(spec, "env"), *x;
+	size_t i;
+	json_array_foreach (env, i, x) {
+		const char *kv = json_string_value(x);
+		const char *eq = kv ? strchr(kv, '=') : NULL;
+		if (eq)
+			json_array_set_new(env, i, json_stringn(kv, (size_t)(eq - kv)));
+	}
+}
+
+json_t *api_job_json(const struct jb_job *job, bool env)
+{
+	json_t *spec = request_json(job->request);
+	if (!env)
+		hide_env(spec);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:f}", "id", job->id, "state", jb_job_state_name(job->state), "image",
-			      job->image ? job->image : "", "spec", request_json(job->request), "created", job->created);
+			      job->image ? job->image : "", "spec", spec, "created", job->created);
 	if (!o)
 		return NULL;
+	set_str(o, "owner", job->owner);
 	set_str(o, "digest", job->digest);
 	set_time(o, "started", job->started);
 	set_time(o, "finished", job->finished);
@@ -109,6 +126,7 @@ json_t *api_transfer_json(const struct jb_transfer *x)
 	if (x->gbps >= 0)
 		json_object_set_new(o, "gbps", json_real(x->gbps));
 	set_str(o, "error", x->error);
+	set_str(o, "owner", x->owner);
 	if (x->active)
 		json_object_set_new(o, "progress",
 				    json_pack("{s:I, s:I, s:f}", "bytes_done", (json_int_t)x->done_bytes, "bytes_total",
@@ -116,18 +134,19 @@ json_t *api_transfer_json(const struct jb_transfer *x)
 	return o;
 }
 
-json_t *api_provenance_json(const struct jb_provenance *p)
+json_t *api_provenance_json(const struct jb_provenance *p, const char *viewer)
 {
 	if (!p->known)
 		return json_pack("{s:{s:s, s:s}}", "dataset", "path", p->ds.path ? p->ds.path : "", "digest", p->ds.digest);
 	json_t *node = json_pack("{s:o}", "dataset", api_dataset_json(&p->ds));
 	if (!node || !p->has_job)
 		return node;
-	json_t *job = api_job_json(&p->job), *from = json_array();
+	bool env = !viewer || (p->job.owner && !strcmp(p->job.owner, viewer));
+	json_t *job = api_job_json(&p->job, env), *from = json_array();
 	if (job)
 		json_object_set_new(job, "inputs", api_inputs_json(&p->inputs));
 	for (size_t i = 0; from && i < p->nfrom; i++)
-		json_array_append_new(from, api_provenance_json(&p->from[i]));
+		json_array_append_new(from, api_provenance_json(&p->from[i], viewer));
 	json_object_set_new(node, "job", job);
 	json_object_set_new(node, "from", from);
 	return node;

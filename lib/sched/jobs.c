@@ -274,7 +274,7 @@ out:
 	return NULL;
 }
 
-int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+int jb_jobs_submit(struct jb_jobs *j, json_t *req, const char *owner, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
 {
 	struct start *s = calloc(1, sizeof *s);
 	if (!s)
@@ -315,8 +315,8 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, char id[JB_JOB_ID_LEN + 1], s
 	}
 	char *spec = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
 	pthread_mutex_lock(&j->lock);
-	r = spec ? sched_exec(j->db, err, "INSERT INTO job(id, state, spec, image, created, output) VALUES(?,?,?,?,?,?)", "sissds",
-			s->id, (int64_t)JB_JOB_PENDING, spec, s->spec.image, jb_wall(), clean)
+	r = spec ? sched_exec(j->db, err, "INSERT INTO job(id, state, spec, image, created, output, owner) VALUES(?,?,?,?,?,?,?)",
+			      "sissdss", s->id, (int64_t)JB_JOB_PENDING, spec, s->spec.image, jb_wall(), clean, owner)
 		 : jb_err(err, ENOMEM, "out of memory");
 	free(clean);
 	if (r == 0)
@@ -365,7 +365,8 @@ static int inputs_unchanged(struct jb_jobs *j, const char *job, struct jb_error 
 	return r;
 }
 
-int jb_jobs_rerun(struct jb_jobs *j, const char *job, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+int jb_jobs_rerun(struct jb_jobs *j, const char *job, const char *owner, char id[JB_JOB_ID_LEN + 1],
+		  struct jb_error *err)
 {
 	struct jb_job o;
 	int r = jb_jobs_get(j, job, &o, err);
@@ -396,7 +397,7 @@ int jb_jobs_rerun(struct jb_jobs *j, const char *job, char id[JB_JOB_ID_LEN + 1]
 	}
 	json_object_del(spec, "output");
 	json_object_set_new(spec, "rerun_of", json_string(job));
-	r = jb_jobs_submit(j, spec, id, err);
+	r = jb_jobs_submit(j, spec, owner, id, err);
 	json_decref(spec);
 out:
 	jb_job_free(&o);

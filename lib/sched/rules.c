@@ -148,7 +148,7 @@ int jb_jobs_land(struct jb_jobs *j, const struct jb_config *c, const char *rel)
 		if (r->backend)
 			json_object_set_new(req, "backend", json_string(r->backend));
 		char id[JB_JOB_ID_LEN + 1];
-		if (jb_jobs_submit(j, req, id, &err) < 0) {
+		if (jb_jobs_submit(j, req, NULL, id, &err) < 0) {
 			jb_log(JB_LOG_ERROR, "rule %s: %s landed, but its job was refused: %s", r->name, rel, err.msg);
 		} else {
 			jb_log(JB_LOG_INFO, "rule %s: %s landed: job %s", r->name, rel, id);

@@ -77,8 +77,8 @@ int jobs_record_end(struct jb_jobs *j, const char *id, enum jb_job_state s, cons
 
 void jb_job_free(struct jb_job *job)
 {
-	char **v[] = {&job->request, &job->image, &job->digest, &job->reason, &job->output,
-		      &job->address, &job->backend, &job->backend_id, &job->node};
+	char **v[] = {&job->request, &job->image,      &job->digest, &job->reason, &job->output,
+		      &job->address, &job->backend, &job->backend_id, &job->node, &job->owner};
 	for (size_t i = 0; i < JB_ARRAY_SIZE(v); i++)
 		free(*v[i]);
 	memset(job, 0, sizeof *job);
@@ -93,7 +93,7 @@ void jb_job_list_free(struct jb_job *v, size_t n)
 
 #define COLS                                                                                                      \
 	"id, state, spec, image, digest, created, started, finished, exit_code, reason, max_memory, output, address, " \
-	"backend, ext_id, node, port"
+	"backend, ext_id, node, port, owner"
 
 static void drop_job(void *job) { jb_job_free(job); }
 
@@ -116,7 +116,7 @@ static int row(sqlite3_stmt *st, void *elem, void *ud)
 		{4, offsetof(struct jb_job, digest)},	 {9, offsetof(struct jb_job, reason)},
 		{11, offsetof(struct jb_job, output)},	 {12, offsetof(struct jb_job, address)},
 		{13, offsetof(struct jb_job, backend)},	 {14, offsetof(struct jb_job, backend_id)},
-		{15, offsetof(struct jb_job, node)},
+		{15, offsetof(struct jb_job, node)},	 {17, offsetof(struct jb_job, owner)},
 	};
 	for (size_t i = 0; i < JB_ARRAY_SIZE(text); i++) {
 		if (sqlite3_column_type(st, text[i].col) == SQLITE_NULL)

@@ -45,13 +45,16 @@ struct jb_transfers {
 	struct active act[WORKERS];
 };
 
-#define TCOLS "id, op, request, peer, state, attempts, next_try, created, started, finished, bytes_total, bytes_sent, seconds, gbps, files, error"
+#define TCOLS                                                                                                    \
+	"id, op, request, peer, state, attempts, next_try, created, started, finished, bytes_total, bytes_sent, "  \
+	"seconds, gbps, files, error, owner"
 
 void jb_transfer_free(struct jb_transfer *x)
 {
 	free(x->request);
 	free(x->peer);
 	free(x->error);
+	free(x->owner);
 	memset(x, 0, sizeof *x);
 }
 
@@ -108,6 +111,7 @@ static int trow(sqlite3_stmt *st, void *elem, void *ud)
 	x->request = col_dup(st, 2, &oom);
 	x->peer = col_dup(st, 3, &oom);
 	x->error = col_dup(st, 15, &oom);
+	x->owner = col_dup(st, 16, &oom);
 	if (oom) {
 		jb_transfer_free(x);
 		return -ENOMEM;
@@ -387,7 +391,8 @@ static int below_root(struct jb_transfers *t, const char *p, bool must_exist, ch
 	return 0;
 }
 
-int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
+int jb_transfers_submit(struct jb_transfers *t, json_t *req, const char *owner, char id[JB_JOB_ID_LEN + 1],
+			struct jb_error *err)
 {
 	if (!json_is_object(req))
 		return jb_err(err, EINVAL, "a transfer is a JSON object");
@@ -474,8 +479,9 @@ int jb_transfers_submit(struct jb_transfers *t, json_t *req, char id[JB_JOB_ID_L
 		return jb_oom(err);
 	pthread_mutex_lock(&t->lock);
 	double now = jb_wall();
-	r = sched_exec(t->db, err, "INSERT INTO transfer(id, op, request, peer, state, next_try, created) VALUES(?,?,?,?,?,?,?)",
-		       "ssssidd", id, op, text, peer, (int64_t)JB_XFER_QUEUED, now, now);
+	r = sched_exec(t->db, err,
+		       "INSERT INTO transfer(id, op, request, peer, state, next_try, created, owner) VALUES(?,?,?,?,?,?,?,?)",
+		       "ssssidds", id, op, text, peer, (int64_t)JB_XFER_QUEUED, now, now, owner);
 	if (r == 0)
 		pthread_cond_broadcast(&t->wake);
 	pthread_mutex_unlock(&t->lock);

@@ -41,11 +41,22 @@ static const char step1[] =
 	"CREATE TABLE token("
 	" name TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, created REAL NOT NULL, last_used REAL);";
 
+/* Step 2: who may do what (issue "Who may do what").  Tokens made before
+ * could do everything and keep it (admin), so that no site's automation
+ * stops at the upgrade; new tokens get what they are given (read by
+ * default).  Jobs and transfers record the token that made them (NULL:
+ * the site's own, or made before: admin sees them). */
+static const char step2[] =
+	"ALTER TABLE token ADD COLUMN scopes TEXT NOT NULL DEFAULT 'read,admin';"
+	"ALTER TABLE job ADD COLUMN owner TEXT;"
+	"ALTER TABLE transfer ADD COLUMN owner TEXT;";
+
 static const struct step {
 	const char *what;
 	const char *sql;
 } steps[] = {
 	{"the site's tables", step1},
+	{"token scopes, and the owners of jobs and transfers", step2},
 };
 #define NSTEPS ((int)JB_ARRAY_SIZE(steps))
 

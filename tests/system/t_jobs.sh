@@ -196,11 +196,11 @@ is "$(curl -s -o /dev/null -w '%{http_code}' "$JUMBO_API/api/v1/jobs")" 401 "no 
 is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer jbt_nope' "$JUMBO_API/api/v1/jobs")" 401 "a wrong token: 401"
 like 'jumbo token create' "$(curl -s "$JUMBO_API/api/v1/jobs")" "and the error says how to get one"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$JUMBO_API/api/v1/health")" 200 "health needs none"
-tok=$(JB token create ci-bot); ok $? "jumbo token create"
+tok=$(JB token create ci-bot --scope run); ok $? "jumbo token create"
 like '^jbt_[0-9a-f]{64}$' "$tok" "prints the token once"
-is "$(JUMBO_TOKEN=$tok "$JUMBO" jobs --api "$JUMBO_API" --json | jsonget /dev/stdin 0.id)" "$(JB jobs --json | jsonget /dev/stdin 0.id)" \
-	"a token from \$JUMBO_TOKEN is accepted"
-like 'ci-bot +created' "$(JB token list)" "jumbo token list names it"
+is "$(JUMBO_TOKEN=$tok "$JUMBO" jobs --api "$JUMBO_API" --json)" "[]" \
+	"a token from \$JUMBO_TOKEN is accepted (and sees no job of another token's)"
+like 'ci-bot +read,run +created' "$(JB token list)" "jumbo token list names it, with its scopes"
 JB token revoke ci-bot > /dev/null; ok $? "jumbo token revoke"
 out=$(JUMBO_TOKEN=$tok "$JUMBO" jobs --api "$JUMBO_API" 2>&1); is $? 1 "a revoked token is refused"
 like 'missing or wrong token' "$out" "clearly"

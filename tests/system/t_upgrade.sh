@@ -35,20 +35,26 @@ export JUMBO_API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
 A() { timeout 60 "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
 S() { sqlite3 "$T/alpha/state/site.db" "$1"; }
 
-is "$(S 'PRAGMA user_version')" 1 "the first start made STATE/site.db at the newest schema"
+is "$(S 'PRAGMA user_version')" 2 "the first start made STATE/site.db at the newest schema"
 is "$(ls "$T/alpha/state" | grep -E '[.]db([.]imported)?$' | tr '\n' ' ')" \
 	"catalog.db.imported jobs.db.imported journal.db site.db tokens.db.imported transfers.db.imported " \
 	"the old databases are kept beside, renamed; the journal stays"
 like 'taken in from catalog.db' "$(cat "$T/alpha/log")" "jumbod says what it took in"
 is "$(stat -c %a "$T/alpha/state/site.db")" 600 "site.db is readable by its owner only"
 
-# every record, compared with the old databases
+# every record, compared with the old databases (their columns; those
+# added since are checked after)
+cols() { sqlite3 "$T/old/$1.db" "SELECT group_concat(name, ', ') FROM pragma_table_info('$2')"; }
 for t in dataset job_input; do
-	is "$(S "SELECT * FROM $t ORDER BY 1, 2")" "$(old catalog "SELECT * FROM $t ORDER BY 1, 2")" "every $t row is there"
+	is "$(S "SELECT $(cols catalog $t) FROM $t ORDER BY 1, 2")" "$(old catalog "SELECT * FROM $t ORDER BY 1, 2")" "every $t row is there"
 done
-is "$(S 'SELECT * FROM job ORDER BY id')" "$(old jobs 'SELECT * FROM job ORDER BY id')" "every job row is there"
-is "$(S 'SELECT * FROM transfer')" "$(old transfers 'SELECT * FROM transfer')" "the durable transfer is there"
-is "$(S 'SELECT * FROM token ORDER BY name')" "$(old tokens 'SELECT * FROM token ORDER BY name')" "both tokens are there"
+is "$(S "SELECT $(cols jobs job) FROM job ORDER BY id")" "$(old jobs 'SELECT * FROM job ORDER BY id')" "every job row is there"
+is "$(S "SELECT $(cols transfers transfer) FROM transfer")" "$(old transfers 'SELECT * FROM transfer')" "the durable transfer is there"
+is "$(S "SELECT $(cols tokens token) FROM token ORDER BY name")" "$(old tokens 'SELECT * FROM token ORDER BY name')" "both tokens are there"
+is "$(S "SELECT DISTINCT scopes FROM token WHERE name IN ('reader', 'site-admin')")" "read,admin" \
+	"tokens made before keep what they could do (admin)"
+is "$(S "SELECT count(*) FROM job WHERE owner IS NOT NULL") $(S "SELECT count(*) FROM transfer WHERE owner IS NOT NULL")" \
+	"0 0" "jobs and transfers made before are the site's own (no owner: admin sees them)"
 
 # and as the commands show them
 csv=$(old catalog "SELECT digest FROM dataset WHERE path='run7/table.csv'")
