@@ -48,6 +48,10 @@ struct jb_rule {
 	char *backend;         /* a [backend NAME], or NULL: this host */
 };
 
+#define JB_SUBUID_START 524288u
+#define JB_SUBUID_COUNT 65536u
+#define JB_DEFAULT_MAX_JOBS 8
+#define JB_MAX_MAX_JOBS 256
 struct jb_config {
 	char *path;           /* where it was read from */
 	char *name;           /* [site] name */
@@ -60,6 +64,12 @@ struct jb_config {
 	char *images;         /* the image store (an OCI layout); default STATE/images */
 	int max_open_files;   /* files one transfer session holds open at once, per end
 			       * (0: the default, see jb_xfer_max_open) */
+	/* [site] subuid: a job's ids 0..count-1 are the host's start..; off:
+	 * no user namespace (jobs as the host's root).  Default
+	 * JB_SUBUID_START:JB_SUBUID_COUNT */
+	uint32_t subuid_start, subuid_count;
+	bool subuid_off;
+	int max_jobs; /* [site] max_jobs: this host's jobs running at once (0: JB_DEFAULT_MAX_JOBS) */
 	struct jb_peer *peers;
 	size_t npeers;
 	struct jb_registry_conf *registries;

@@ -65,6 +65,9 @@ struct jb_bundle_opts {
 	const char *crun;         /* the runtime binary */
 	const char *crun_root;    /* its state directory */
 	enum jb_cgroup_mode cgroups;
+	/* the job's user namespace: its ids 0..ids-1 are the host's
+	 * id0..id0+ids-1 (ids 0: none, the job runs as the host's root) */
+	uint32_t id0, ids;
 	/* for a job another machine runs (a cluster backend): a host path as
 	 * that machine sees it; NULL: the same */
 	void (*map)(const void *ud, const char *path, char *out, size_t n);

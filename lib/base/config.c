@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -268,6 +269,38 @@ static int site_max_open_files(struct parse *p, const char *v)
 	p->c->max_open_files = (int)n;
 	return 0;
 }
+static int site_max_jobs(struct parse *p, const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || n < 1 || n > JB_MAX_MAX_JOBS)
+		return perr(p, EINVAL, "max_jobs wants a number of jobs from 1 to %d, not '%s'", JB_MAX_MAX_JOBS, v);
+	p->c->max_jobs = (int)n;
+	return 0;
+}
+
+/* subuid = START:COUNT, the host ids a job's container ids 0.. map to;
+ * "off": jobs run as the host's root (no user namespace) */
+static int site_subuid(struct parse *p, const char *v)
+{
+	if (!strcmp(v, "off")) {
+		p->c->subuid_off = true;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long start = strtoull(v, &end, 10), count = 0;
+	if (*end == ':')
+		count = strtoull(end + 1, &end, 10);
+	if (errno || *end || *v == '-' || !isdigit((unsigned char)*v) || start == 0 || count < 65536 ||
+	    start + count > 4294967295ull)
+		return perr(p, EINVAL,
+			    "subuid wants START:COUNT (host ids, START above 0, COUNT at least 65536) or off, not '%s'", v);
+	p->c->subuid_start = (uint32_t)start;
+	p->c->subuid_count = (uint32_t)count;
+	p->c->subuid_off = false;
+	return 0;
+}
 
 /* [peer NAME] */
 static int peer_open(struct parse *p, const char *name)
@@ -433,6 +466,8 @@ static const struct key site_keys[] = {
 	STR("state", struct jb_config, state),
 	STR("images", struct jb_config, images),
 	FN("max_open_files", site_max_open_files),
+	FN("subuid", site_subuid),
+	FN("max_jobs", site_max_jobs),
 	{0},
 };
 static const struct key peer_keys[] = {
@@ -531,6 +566,10 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 	struct jb_config *c = calloc(1, sizeof *c);
 	char *copy = strdup(text);
 	int r = 0;
+	if (c) {
+		c->subuid_start = JB_SUBUID_START;
+		c->subuid_count = JB_SUBUID_COUNT;
+	}
 	if (!c || !copy || !(c->path = strdup(path ? path : "<string>"))) {
 		free(copy);
 		jb_config_free(c);

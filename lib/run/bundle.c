@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -192,12 +193,50 @@ static json_t *mount_of(const char *dst, const char *type, const char *src, cons
 	return json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", type, "source", src, "options", o);
 }
 
-/* The Docker/moby default set: what images expect of root in a container. */
+/* Root's capabilities in a job: Podman's default set (Docker's without
+ * CAP_NET_RAW, CAP_MKNOD and CAP_AUDIT_WRITE), what images expect of root
+ * in a container (file owners and modes, its own users, low ports,
+ * signals).  In a user namespace they reach only the job's own ids. */
 static const char *const default_caps[] = {
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-	"CAP_AUDIT_WRITE", NULL,
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+	"CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT", NULL,
 };
+
+/* The seccomp profile: every call allowed but those a container's
+ * default refuses (Docker's and Podman's profiles): the kernel's modules,
+ * keyrings, clocks, swap, reboot, accounting and quotas; mounts and new
+ * namespaces (unshare, setns, clone with a CLONE_NEW* flag); another
+ * process's memory and handles (process_vm_*, kcmp, open_by_handle_at);
+ * BPF, perf and userfaultfd; NUMA placement; the legacy and i/o-port
+ * calls.  clone3 is ENOSYS, so that libc falls back to clone, whose
+ * flags the filter can see. */
+static const char *const refused_calls[] = {
+	"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+	"finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy",
+	"init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
+	"mbind", "mount", "mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
+	"open_by_handle_at", "open_tree", "perf_event_open", "pivot_root", "process_vm_readv",
+	"process_vm_writev", "query_module", "quotactl", "quotactl_fd", "reboot", "request_key",
+	"set_mempolicy", "setns", "settimeofday", "stime", "swapoff", "swapon", "_sysctl", "sysfs", "umount",
+	"umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old", NULL,
+};
+
+static json_t *bundle_seccomp(void)
+{
+	json_t *rules = json_pack("[{s:o, s:s, s:i}, {s:[s], s:s, s:i}]", "names", strv((char *const *)refused_calls),
+				  "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM, "names", "clone3", "action",
+				  "SCMP_ACT_ERRNO", "errnoRet", ENOSYS);
+	/* clone with any of the namespace flags: one rule per flag (a rule's
+	 * conditions all hold together) */
+	static const unsigned long newns[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+					      CLONE_NEWUSER, CLONE_NEWPID,   CLONE_NEWNET};
+	for (size_t i = 0; rules && i < JB_ARRAY_SIZE(newns); i++)
+		json_array_append_new(rules, json_pack("{s:[s], s:s, s:i, s:[{s:i, s:I, s:I, s:s}]}", "names", "clone",
+						       "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM, "args", "index", 0,
+						       "value", (json_int_t)newns[i], "valueTwo", (json_int_t)newns[i],
+						       "op", "SCMP_CMP_MASKED_EQ"));
+	return rules ? json_pack("{s:s, s:o}", "defaultAction", "SCMP_ACT_ALLOW", "syscalls", rules) : NULL;
+}
 
 static bool env_has(json_t *env, const char *key, size_t klen)
 {
@@ -314,12 +353,14 @@ static json_t *bundle_mounts(const char *dir, const char *id, const struct jb_jo
 		json_array_append_new(m, mount_of(JB_NOTEBOOK_HOME, "bind", mp(o, spec->home, q, sizeof q), "rbind,rw,nosuid,nodev"));
 	snprintf(p, sizeof p, "%s/workspace", dir);
 	json_array_append_new(m, mount_of("/work", "bind", mp(o, p, q, sizeof q), "rbind,rw,nosuid,nodev"));
-	if (uid != 0 && chown(p, uid, gid) < 0)
-		jb_log(JB_LOG_WARN, "job %s: cannot give /work to uid %u: %s", id, uid, strerror(errno));
-	/* where outputs go, made for the job's user */
+	/* /work and its out/ belong to the job's user, as the host numbers it */
+	uid_t hu = o->ids ? o->id0 + uid : uid;
+	gid_t hg = o->ids ? o->id0 + gid : gid;
+	if (hu != 0 && chown(p, hu, hg) < 0)
+		jb_log(JB_LOG_WARN, "job %s: cannot give /work to uid %u: %s", id, (unsigned)hu, strerror(errno));
 	snprintf(q, sizeof q, "%s/workspace/out", dir);
-	if (mkdir(q, 0755) == 0 && uid != 0 && chown(q, uid, gid) < 0)
-		jb_log(JB_LOG_WARN, "job %s: cannot give /work/out to uid %u: %s", id, uid, strerror(errno));
+	if ((mkdir(q, 0755) == 0 || errno == EEXIST) && hu != 0 && chown(q, hu, hg) < 0)
+		jb_log(JB_LOG_WARN, "job %s: cannot give /work/out to uid %u: %s", id, (unsigned)hu, strerror(errno));
 	static const char *const etc[] = {"hosts", "resolv.conf", "hostname", "passwd"};
 	for (size_t i = 0; i < JB_ARRAY_SIZE(etc) - !spec->home; i++) {
 		char dst[64];
@@ -418,9 +459,16 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	static const char *const subdirs[] = {"upper", "work", "merged", "workspace"};
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	/* in a user namespace the job's root passes through its directory to
+	 * the root and the files it mounts (group: the job's root, 0710); the
+	 * overlay's upper layer is the job's root's */
+	if (o->ids && (chown(dir, (uid_t)-1, o->id0) < 0 || chmod(dir, 0710) < 0))
+		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
 	for (size_t i = 0; i < JB_ARRAY_SIZE(subdirs); i++) {
 		snprintf(p, sizeof p, "%s/%s", dir, subdirs[i]);
 		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return jb_err(err, errno, "%s: %s", p, strerror(errno));
+		if (o->ids && i < 2 && chown(p, o->id0, o->id0) < 0)
 			return jb_err(err, errno, "%s: %s", p, strerror(errno));
 	}
 	json_t *process;
@@ -436,6 +484,8 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 		json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "network", "path", spec->netns));
 	else if (!spec->network)
 		json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+	if (o->ids)
+		json_array_append_new(ns, json_pack("{s:s}", "type", "user"));
 	json_t *res = bundle_resources(spec);
 	if (spec->gpus && res)
 		bundle_gpus(spec, m, res);
@@ -449,8 +499,17 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 		"/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
 		"/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", "readonlyPaths",
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
-	if (!cfg)
+	json_t *lx = json_object_get(cfg, "linux");
+	if (lx && o->ids) {
+		json_t *map = json_pack("[{s:i, s:I, s:I}]", "containerID", 0, "hostID", (json_int_t)o->id0, "size",
+					(json_int_t)o->ids);
+		json_object_set(lx, "uidMappings", map);
+		json_object_set_new(lx, "gidMappings", map);
+	}
+	if (!cfg || !lx || json_object_set_new(lx, "seccomp", bundle_seccomp()) < 0) {
+		json_decref(cfg);
 		return jb_oom(err);
+	}
 	if ((r = dump(dir, "config.json", cfg, err)) < 0 || (r = bundle_etc(dir, id, spec, layers, err)) < 0)
 		return r;
 	/* what the supervisor needs: lower directories top first */
@@ -461,8 +520,8 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	for (size_t i = n; i-- > 0;)
 		json_array_append_new(lower, json_string(mp(o, layers[i], q, sizeof q)));
 	char croot[4400];
-	json_t *sup = json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I}", "id", id, "crun", o->crun, "crun_root",
+	json_t *sup = json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I, s:I, s:I}", "id", id, "crun", o->crun, "crun_root",
 				mp(o, o->crun_root, croot, sizeof croot), "cgroups", (int)o->cgroups, "lower", lower, "timeout", spec->timeout,
-				"memory", (json_int_t)spec->memory);
+				"memory", (json_int_t)spec->memory, "id0", (json_int_t)o->id0, "ids", (json_int_t)o->ids);
 	return sup ? dump(dir, "supervise.json", sup, err) : jb_oom(err);
 }

@@ -12,6 +12,7 @@
  * The overlay mount lives only in this process's mount namespace: when the
  * supervisor and the container are gone, so is the mount. */
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <sched.h>
 #include <jansson.h>
 #include <signal.h>
@@ -21,8 +22,10 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "jumbo/run.h"
 
@@ -107,19 +110,117 @@ static int crun_failure(struct sup *s, const char *what)
 	return jb_err(&s->err, EIO, "%s failed%s%.400s", what, *last ? ": " : "", last);
 }
 
+/* A user namespace whose ids 0..ids-1 are the host's id0..: the
+ * descriptor that id-maps the layers as the job's user namespace (crun
+ * makes its own, the same) sees them.  A child unshares it and waits on
+ * a pipe while its maps are written. */
+static int userns_of(struct sup *s, uint32_t id0, uint32_t ids)
+{
+	int ready[2], hold[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return jb_err(&s->err, errno, "pipe: %s", strerror(errno));
+	if (pipe2(hold, O_CLOEXEC) < 0) {
+		close(ready[0]);
+		close(ready[1]);
+		return jb_err(&s->err, errno, "pipe: %s", strerror(errno));
+	}
+	pid_t c = fork();
+	if (c == 0) {
+		char b;
+		close(hold[1]);
+		int ok = unshare(CLONE_NEWUSER) == 0;
+		if (write(ready[1], ok ? "1" : "0", 1) == 1)
+			while (read(hold[0], &b, 1) > 0)
+				;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char b = 0, p[64], map[64];
+	int fd = -1, e = EAGAIN;
+	if (c > 0 && read(ready[0], &b, 1) == 1 && b == '1') {
+		int n = snprintf(map, sizeof map, "0 %u %u\n", id0, ids);
+		static const char *const files[] = {"uid_map", "gid_map"};
+		e = 0;
+		for (size_t i = 0; i < 2 && !e; i++) {
+			snprintf(p, sizeof p, "/proc/%d/%s", (int)c, files[i]);
+			int m = open(p, O_WRONLY | O_CLOEXEC);
+			if (m < 0 || write(m, map, (size_t)n) != n)
+				e = errno ? errno : EIO;
+			if (m >= 0)
+				close(m);
+		}
+		snprintf(p, sizeof p, "/proc/%d/ns/user", (int)c);
+		if (!e && (fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+			e = errno;
+	} else if (c > 0) {
+		e = EPERM;
+	} else {
+		e = errno;
+	}
+	close(ready[0]);
+	close(hold[1]);
+	if (c > 0)
+		waitpid(c, NULL, 0);
+	return fd >= 0 ? fd : jb_err(&s->err, e, "a user namespace for ids %u-%u: %s", id0, id0 + ids - 1, strerror(e));
+}
+
+/* DIR/l/I: layer I mounted again, its ids shifted by id0 (an id-mapped
+ * mount: the files stay as they are on disk) */
+static int idmap_layer(struct sup *s, int userns, size_t i, const char *layer)
+{
+	char dst[4300];
+	snprintf(dst, sizeof dst, "%s/l/%zu", s->dir, i);
+	if (mkdir(dst, 0700) < 0 && errno != EEXIST)
+		return jb_err(&s->err, errno, "%s: %s", dst, strerror(errno));
+	int t = (int)syscall(SYS_open_tree, AT_FDCWD, layer, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
+	int r = t < 0 ? -1 : (int)syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &a, sizeof a);
+	if (r == 0)
+		r = (int)syscall(SYS_move_mount, t, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
+	int e = errno;
+	if (t >= 0)
+		close(t);
+	if (r < 0)
+		return jb_err(&s->err, e, "the layer %s, id-mapped for the job's user namespace: %s%s", layer,
+			      strerror(e),
+			      e == EINVAL ? " (its file system may not take id-mapped mounts: see [site] subuid)" : "");
+	return 0;
+}
+
 /* The overlay root: lower directories top first.  They usually share one
  * parent (the store's layers/), and then they are named relative to it so
- * that many layers fit in the one page of mount options. */
+ * that many layers fit in the one page of mount options.  With a user
+ * namespace they are id-mapped mounts of the layers, DIR/l/0.., named
+ * relative to DIR. */
 static int mount_root(struct sup *s)
 {
 	json_t *lower = json_object_get(s->cfg, "lower");
 	size_t n = json_array_size(lower);
 	if (!n)
 		return jb_err(&s->err, EINVAL, "the image has no layers");
+	uint32_t id0 = (uint32_t)json_integer_value(json_object_get(s->cfg, "id0"));
+	uint32_t ids = (uint32_t)json_integer_value(json_object_get(s->cfg, "ids"));
+	if (ids) {
+		char l[4200];
+		path(s, "l", l, sizeof l);
+		int u = mkdir(l, 0700) < 0 && errno != EEXIST ? jb_err(&s->err, errno, "%s: %s", l, strerror(errno))
+							       : userns_of(s, id0, ids);
+		for (size_t i = 0; u >= 0 && i < n; i++) {
+			const char *layer = json_string_value(json_array_get(lower, i));
+			if (!layer || idmap_layer(s, u, i, layer) < 0) {
+				close(u);
+				return layer ? -s->err.code : jb_err(&s->err, EINVAL, "supervise.json: a layer is not a path");
+			}
+		}
+		if (u < 0)
+			return u;
+		close(u);
+	}
 	const char *first = json_string_value(json_array_get(lower, 0));
 	const char *slash = first ? strrchr(first, '/') : NULL;
 	size_t plen = slash ? (size_t)(slash - first) : 0;
-	bool common = plen > 0;
+	bool common = plen > 0 && !ids;
 	for (size_t i = 0; common && i < n; i++) {
 		const char *l = json_string_value(json_array_get(lower, i));
 		common = l && strlen(l) > plen && !strncmp(l, first, plen) && l[plen] == '/' && !strchr(l + plen + 1, '/');
@@ -140,23 +241,26 @@ static int mount_root(struct sup *s)
 	size_t o = (size_t)snprintf(opts, sizeof opts, "lowerdir=");
 	for (size_t i = 0; i < n && o < sizeof opts; i++) {
 		const char *l = json_string_value(json_array_get(lower, i));
-		o += (size_t)snprintf(opts + o, sizeof opts - o, "%s%s", i ? ":" : "", common ? l + plen + 1 : l);
+		if (ids)
+			o += (size_t)snprintf(opts + o, sizeof opts - o, "%sl/%zu", i ? ":" : "", i);
+		else
+			o += (size_t)snprintf(opts + o, sizeof opts - o, "%s%s", i ? ":" : "", common ? l + plen + 1 : l);
 	}
 	if (o < sizeof opts)
 		o += (size_t)snprintf(opts + o, sizeof opts - o, ",upperdir=%s/upper,workdir=%s/work", s->dir, s->dir);
 	if (o >= sizeof opts)
 		return jb_err(&s->err, E2BIG, "%zu layers are more than one overlay mount can name", n);
 	char cwd[4200] = "";
-	if (common) {
+	if (common || ids) {
 		char parent[4200];
-		snprintf(parent, sizeof parent, "%.*s", (int)plen, first);
+		snprintf(parent, sizeof parent, "%.*s", ids ? (int)strlen(s->dir) : (int)plen, ids ? s->dir : first);
 		if (!getcwd(cwd, sizeof cwd) || chdir(parent) < 0)
 			return jb_err(&s->err, errno, "%s: %s", parent, strerror(errno));
 	}
 	path(s, "merged", merged, sizeof merged);
 	int r = mount("overlay", merged, "overlay", 0, opts);
 	int e = errno;
-	if (common && chdir(cwd) < 0 && r == 0) {
+	if ((common || ids) && chdir(cwd) < 0 && r == 0) {
 		r = -1;
 		e = errno;
 	}

@@ -93,6 +93,7 @@ static int end_record(struct jb_jobs *j, struct unrecorded *u)
 	if (dfd >= 0) {
 		jb_remove_tree(dfd, "upper");
 		jb_remove_tree(dfd, "work");
+		jb_remove_tree(dfd, "l"); /* the id-mapped layers' mount points */
 	}
 	return 0;
 }

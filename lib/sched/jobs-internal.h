@@ -138,6 +138,7 @@ struct jb_jobs {
 	struct jb_catalog *cat; /* may be NULL: no inputs or outputs recorded */
 	char *self_exe, *crun, *state, *jobdir, *images, *rootreal;
 	enum jb_cgroup_mode cgroups;
+	uint32_t id0, ids; /* the jobs' user namespace ([site] subuid); ids 0: none */
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	struct watched w[MAX_RUNNING];
@@ -146,6 +147,13 @@ struct jb_jobs {
 	bool stop;
 	pthread_t watcher;
 	unsigned starting; /* start threads in flight */
+	/* [site] max_jobs: this host's jobs running at once (watched, or
+	 * admitted and starting); the others wait in line, first come first
+	 * served, their start threads on slot */
+	unsigned max_jobs, admitted;
+	struct start *line, **line_end;
+	pthread_cond_t slot;
+	bool closing;
 	struct jobs_backend local; /* this host: jumbo's supervisor, forked here */
 	struct jobs_backend *backends;
 	size_t nbackends;
@@ -161,6 +169,13 @@ struct jb_jobs {
  * job's cancel flag: 0, 1 cancelled, 2 over its timeout (kept by jumbod for
  * engines without its supervisor). */
 void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *remote);
+/* PATH on the way to jobs' files: the jobs' root (group id0) may pass
+ * through it, nobody else (0710); without a user namespace, 0700 */
+int jobs_pass_through(const struct jb_jobs *j, const char *path, struct jb_error *err);
+/* The owners of DIR's tree (not following links nor crossing mounts):
+ * ids from0..from0+n-1 become to0..; others stay. */
+int jobs_shift_ids(const char *dir, uint32_t from0, uint32_t to0, uint32_t n, struct jb_error *err);
+
 /* table.c: a job's state (and reason: NULL keeps it), and a job's end:
  * its row and its outputs settled in one transaction (not recorded, it is
  * read again at the next start). */

@@ -2,6 +2,7 @@
  * by a thread: the image may need pulling), supervisors started and watched
  * (pidfds in one poll loop), re-attachment after a restart, cancel. */
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -95,6 +96,7 @@ static void *watcher(void *arg)
 					if (j->w[k].pidfd >= 0)
 						close(j->w[k].pidfd);
 					j->w[k] = j->w[--j->nw];
+					pthread_cond_broadcast(&j->slot);
 					break;
 				}
 			pthread_mutex_unlock(&j->lock);
@@ -108,7 +110,72 @@ struct start {
 	struct jb_jobs *j;
 	char id[JB_JOB_ID_LEN + 1];
 	struct jb_job_spec spec;
+	struct start *next; /* in the line for a slot */
 };
+
+_Static_assert(JB_MAX_MAX_JOBS <= MAX_RUNNING, "every running job is watched");
+
+static void line_remove(struct jb_jobs *j, struct start *s)
+{
+	for (struct start **p = &j->line; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			if (j->line_end == &s->next)
+				j->line_end = p;
+			break;
+		}
+}
+
+/* One of this host's max_jobs slots, in the order jobs came: true once
+ * the job has it (admitted, until its supervisor is watched or it fails
+ * to start: slot_release), false when it was cancelled in the line or
+ * jumbod is stopping (it stays pending). */
+static bool slot_take(struct jb_jobs *j, struct start *s)
+{
+	pthread_mutex_lock(&j->lock);
+	s->next = NULL;
+	*j->line_end = s;
+	j->line_end = &s->next;
+	bool said = false, ok = true;
+	while (!(j->line == s && j->nw + j->admitted < j->max_jobs)) {
+		if (!said) {
+			said = true;
+			char why[160];
+			snprintf(why, sizeof why, "queued: %u of this host's jobs run at once ([site] max_jobs)", j->max_jobs);
+			pthread_mutex_unlock(&j->lock);
+			jobs_set_state(j, s->id, JB_JOB_PENDING, why);
+			jb_log(JB_LOG_INFO, "job %s: %s", s->id, why);
+			pthread_mutex_lock(&j->lock);
+			continue;
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&j->slot, &j->lock, &until);
+		bool stop = j->closing;
+		pthread_mutex_unlock(&j->lock);
+		ok = !stop && !cancelled(j, s->id);
+		pthread_mutex_lock(&j->lock);
+		if (!ok)
+			break;
+	}
+	line_remove(j, s);
+	if (ok)
+		j->admitted++;
+	pthread_cond_broadcast(&j->slot); /* the next in line may be first now */
+	pthread_mutex_unlock(&j->lock);
+	if (ok && said)
+		jobs_set_state(j, s->id, JB_JOB_PENDING, "");
+	return ok;
+}
+
+static void slot_release(struct jb_jobs *j)
+{
+	pthread_mutex_lock(&j->lock);
+	j->admitted--;
+	pthread_cond_broadcast(&j->slot);
+	pthread_mutex_unlock(&j->lock);
+}
 
 
 /* A pull asks this while it waits: a job cancelled while pending stops its
@@ -149,6 +216,81 @@ static int job_image(struct jb_jobs *j, struct start *s, struct jb_oci_store *st
 	memset(err, 0, sizeof *err);
 	jb_log(JB_LOG_INFO, "job %s: pulling %s", s->id, s->spec.image);
 	return jb_oci_pull(store, s->spec.image, &o, img, err);
+}
+
+/* The jobs' root (host uid and gid id0) must pass through every directory
+ * above PATH (and PATH itself when self): crun sets up a job's mounts as
+ * that user.  The first that does not let it, by name and mode. */
+static int jobs_reach(const struct jb_jobs *j, const char *path, bool self, struct jb_error *err)
+{
+	_cleanup_free_ char *real = realpath(path, NULL);
+	if (!real)
+		return jb_err(err, errno, "jobs: %s: %s", path, strerror(errno));
+	for (char *e = real + 1;; e++) {
+		bool last = !*e;
+		if (*e != '/' && !last)
+			continue;
+		if (last && !self)
+			break;
+		char c = *e;
+		*e = 0;
+		struct stat st;
+		bool ok = stat(real, &st) == 0 &&
+			  ((st.st_mode & S_IXOTH) || (st.st_gid == j->id0 && (st.st_mode & S_IXGRP)) ||
+			   (st.st_uid == j->id0 && (st.st_mode & S_IXUSR)));
+		if (!ok)
+			return jb_err(err, EACCES,
+				      "jobs: their root (host uid %u, [site] subuid) cannot pass through %s (mode %04o): "
+				      "chmod o+x it, or set [site] subuid = off",
+				      j->id0, real, (unsigned)(st.st_mode & 07777));
+		*e = c;
+		if (last)
+			break;
+	}
+	return 0;
+}
+
+int jobs_pass_through(const struct jb_jobs *j, const char *path, struct jb_error *err)
+{
+	if ((j->ids && chown(path, (uid_t)-1, j->id0) < 0) || chmod(path, j->ids ? 0710 : 0700) < 0)
+		return jb_err(err, errno, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+static __thread struct {
+	uint32_t from0, to0, n;
+	int err;
+} shift;
+
+static int shift_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)type;
+	(void)ftw;
+	uid_t u = st->st_uid;
+	gid_t g = st->st_gid;
+	if (u - shift.from0 < shift.n)
+		u = u - shift.from0 + shift.to0;
+	if (g - shift.from0 < shift.n)
+		g = g - shift.from0 + shift.to0;
+	if ((u != st->st_uid || g != st->st_gid) && lchown(path, u, g) < 0) {
+		shift.err = errno;
+		return 1;
+	}
+	return 0;
+}
+
+int jobs_shift_ids(const char *dir, uint32_t from0, uint32_t to0, uint32_t n, struct jb_error *err)
+{
+	shift.from0 = from0;
+	shift.to0 = to0;
+	shift.n = n;
+	shift.err = 0;
+	int r = nftw(dir, shift_one, 16, FTW_PHYS | FTW_MOUNT);
+	if (r != 0)
+		return jb_err(err, shift.err ? shift.err : errno, "%s: giving its files to the jobs' ids: %s", dir,
+			      strerror(shift.err ? shift.err : errno));
+	jb_log(JB_LOG_INFO, "%s: its files' ids %u.. are now %u..", dir, from0, to0);
+	return 0;
 }
 
 /* The job's directory for an engine that runs its own containers: the
@@ -201,7 +343,8 @@ static int prepare(struct jb_jobs *j, struct start *s, struct jobs_backend *be, 
 		pthread_mutex_unlock(&j->lock);
 		char croot[4200];
 		snprintf(croot, sizeof croot, "%s/crun", j->state);
-		struct jb_bundle_opts bo = {.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups};
+		struct jb_bundle_opts bo = {
+			.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups, .id0 = j->id0, .ids = j->ids};
 		if (be != &j->local) {
 			bo.map = map_for;
 			bo.map_ud = be;
@@ -228,11 +371,21 @@ static void *start_job(void *arg)
 	char dir[4200], ndir[4400], ext[64] = "";
 	jobs_dir(j, s->id, dir, sizeof dir);
 	struct jobs_backend *be = jobs_backend_find(j, s->spec.backend);
+	/* this host's jobs wait for a slot before anything is prepared; an
+	 * engine's queue its own */
+	bool slot = be == &j->local;
+	if (slot && !slot_take(j, s)) {
+		if (cancelled(j, s->id))
+			jobs_set_state(j, s->id, JB_JOB_CANCELLED, "cancelled before it started");
+		goto out;
+	}
 	int rc = !be ? jb_err(&err, ENOENT, "backend %s is gone from the configuration", s->spec.backend)
 	       : be->error[0] ? jb_err(&err, EHOSTDOWN, "backend %s is not available: %s", be->name, be->error)
 			      : prepare(j, s, be, dir, &err);
 	bool ournet = be && s->spec.veth && !be->ops->networked;
 	if (cancelled(j, s->id)) { /* also when preparing it failed after the cancel (a pull cut short) */
+		if (slot)
+			slot_release(j);
 		if (ournet)
 			jobs_net_teardown(s->id);
 		jobs_set_state(j, s->id, JB_JOB_CANCELLED, "cancelled before it started");
@@ -244,6 +397,9 @@ static void *start_job(void *arg)
 					.spec = &s->spec};
 		rc = be->ops->submit(be, &rj, ext, &err);
 	}
+	if (slot) /* watched now (its slot is the watch list's), or it failed */
+		slot_release(j);
+	slot = false;
 	if (rc < 0) {
 		if (ournet)
 			jobs_net_teardown(s->id);
@@ -537,6 +693,7 @@ static void jobs_free(struct jb_jobs *j)
 	free(j->images);
 	free(j->rootreal);
 	pthread_cond_destroy(&j->idle);
+	pthread_cond_destroy(&j->slot);
 	pthread_mutex_destroy(&j->lock);
 	free(j);
 }
@@ -552,6 +709,9 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 	j->wake = -1;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->idle, NULL);
+	pthread_cond_init(&j->slot, NULL);
+	j->line_end = &j->line;
+	j->max_jobs = c->max_jobs ? (unsigned)c->max_jobs : JB_DEFAULT_MAX_JOBS;
 	int r = 0;
 	if (!(j->self_exe = realpath(self_exe, NULL)) || !(j->state = strdup(c->state)) ||
 	    asprintf(&j->jobdir, "%s/jobs", c->state) < 0 ||
@@ -566,12 +726,20 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 		goto fail;
 	}
 	j->cgroups = jb_cgroup_mode();
+	if (!c->subuid_off) {
+		j->id0 = c->subuid_start;
+		j->ids = c->subuid_count;
+	}
 	char p[4200];
 	snprintf(p, sizeof p, "%s/crun", c->state);
 	if ((mkdir(j->jobdir, 0700) < 0 && errno != EEXIST) || (mkdir(p, 0700) < 0 && errno != EEXIST)) {
 		r = jb_err(err, errno, "%s: %s", j->jobdir, strerror(errno));
 		goto fail;
 	}
+	if ((r = jobs_pass_through(j, c->state, err)) < 0 || (r = jobs_pass_through(j, j->jobdir, err)) < 0)
+		goto fail;
+	if (j->ids && ((r = jobs_reach(j, c->state, false, err)) < 0 || (r = jobs_reach(j, j->rootreal, true, err)) < 0))
+		goto fail;
 	if ((r = jb_store_open(c->state, &j->db, err)) < 0)
 		goto fail;
 	if ((j->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
@@ -601,6 +769,9 @@ void jb_jobs_close(struct jb_jobs *j)
 	if (!j)
 		return;
 	pthread_mutex_lock(&j->lock);
+	/* the jobs in line for a slot stay pending (and leave the line) */
+	j->closing = true;
+	pthread_cond_broadcast(&j->slot);
 	/* start threads hold the table: let them finish (a pull may take a while) */
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);

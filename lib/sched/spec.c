@@ -121,11 +121,17 @@ static int notebook_spec(struct jb_jobs *j, json_t *nb, struct jb_job_spec *sp, 
 	sp->user_set = true;
 	char dir[4200];
 	snprintf(dir, sizeof dir, "%s/workspaces", j->state);
-	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
+	int r = jobs_pass_through(j, dir, err);
+	if (r < 0)
+		return r;
+	/* the workspace is jovyan's as the host numbers it (id0 + 1000) */
+	uid_t hu = j->ids ? j->id0 + sp->uid : sp->uid;
+	gid_t hg = j->ids ? j->id0 + sp->gid : sp->gid;
 	snprintf(dir, sizeof dir, "%s/workspaces/%s", j->state, user);
 	if (mkdir(dir, 0700) == 0) {
-		if (chown(dir, sp->uid, sp->gid) < 0)
+		if (chown(dir, hu, hg) < 0)
 			return jb_err(err, errno, "%s: %s", dir, strerror(errno));
 	} else if (errno != EEXIST) {
 		return jb_err(err, errno, "%s: %s", dir, strerror(errno));
@@ -133,6 +139,11 @@ static int notebook_spec(struct jb_jobs *j, json_t *nb, struct jb_job_spec *sp, 
 	struct stat st;
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return jb_err(err, ENOTDIR, "%s: the workspace is not a directory", dir);
+	/* one made before the site's jobs had a user namespace (or with another
+	 * subuid): its files shifted to the jobs' ids, once */
+	if (st.st_uid != hu && st.st_uid >= sp->uid &&
+	    (r = jobs_shift_ids(dir, st.st_uid - sp->uid, hu - sp->uid, 65536, err)) < 0)
+		return r;
 	if (!(sp->home = strdup(dir)) || (!sp->ndata && !(sp->data_all = strdup(j->rootreal))))
 		return jb_err(err, ENOMEM, "out of memory");
 	return 0;

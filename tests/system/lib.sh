@@ -6,6 +6,7 @@ JUMBO=$BUILD/cmd/jumbo
 JUMBOD=$BUILD/cmd/jumbod
 # tmpfs by default: tests measure behaviour, not disks
 T=$(mktemp -d "${TMPDIR:-/dev/shm}/jumbo-test.XXXXXX")
+chmod 711 "$T" # jobs' root (a user namespace's) passes through to STATE and the data root
 export JUMBO_STATE_DIR=$T/clientstate
 _n=0 _fail=0 _pids=()
 

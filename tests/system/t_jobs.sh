@@ -57,7 +57,7 @@ is "$out" "refused 30" "/data is read-only (EROFS)"
 out=$(JB run -- python3 -c '
 for l in open("/proc/self/status"):
     if l.startswith(("NoNewPrivs", "CapEff")): print(l.split()[1])' 2>&1)
-is "$(echo $out)" "00000000a80425fb 1" "default capabilities only, and no new privileges"
+is "$(echo $out)" "00000000800405fb 1" "Podman's default capabilities only (no CAP_NET_RAW, CAP_MKNOD, CAP_AUDIT_WRITE), and no new privileges"
 api_port=$(jsonget "$T/alpha/ready" api)
 out=$(JB run -- python3 -c "
 import socket, time

@@ -137,7 +137,7 @@ is "$(code -H "Authorization: token $TA" "$URL/user/alice/api/status")" 200 "ali
 is "$(code -X PUT -H "Authorization: token $TA" -d '{"type":"file","format":"text","content":"alice was here\n"}' \
 	"$URL/user/alice/api/contents/note.txt")" 201 "alice saves a file through the contents API"
 is "$(cat "$T/beta/state/workspaces/alice/note.txt" 2>/dev/null)" "alice was here" "it is in alice's workspace on the host"
-is "$(stat -c %u "$T/beta/state/workspaces/alice/note.txt" 2>/dev/null)" 1000 "owned by the notebook user (1000)"
+is "$(stat -c %u "$T/beta/state/workspaces/alice/note.txt" 2>/dev/null)" 525288 "owned by the notebook user: jovyan (1000) in the jobs' user namespace, host uid 524288 + 1000"
 code -X PUT -H "Authorization: token $TB" -d '{"type":"file","format":"text","content":"bob secret\n"}' \
 	"$URL/user/bob/api/contents/secret.txt" > /dev/null
 

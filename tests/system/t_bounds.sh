@@ -1,0 +1,67 @@
+#!/bin/bash
+# What an outsider can grow has a bound.  The audit: 25 files landing in a
+# ruled directory started 25 containers at once; a 2 MB layer unpacked to
+# 2 GiB.  Now this host runs at most [site] max_jobs jobs at once (the
+# others wait in line, pending, and all finish), and an image whose layers
+# unpack to more than [site] max_image_size is refused with the reason.
+. "$(dirname "$0")/lib.sh"
+
+need crun python3
+need_root "jobs need root (crun, id-mapped mounts)"
+two_sites
+image_store "$T/beta/images" || { fail "the image store"; done_testing; }
+sed -i "s|^state = .*|&\nimages = $T/beta/images\nmax_jobs = 3|" "$T/beta/jumbo.conf"
+cat >> "$T/beta/jumbo.conf" <<'EOC'
+
+[rule burst]
+glob = burst/*.dat
+image = jumbo/minimal
+command = sh -c 'sleep 1; wc -c < {input} > /work/out/size'
+EOC
+kill "$(cat "$T/beta/pid")"; wait "$(cat "$T/beta/pid")" 2>/dev/null
+site_start beta || exit 1
+set_address alpha beta
+export JUMBO_API=127.0.0.1:$(jsonget "$T/beta/ready" api)
+B() { "$JUMBO" --config "$T/beta/jumbo.conf" "$@"; }
+
+# --- 25 files land in a ruled directory ---
+mkdir -p "$T/burst"
+for i in $(seq -w 1 25); do echo "file $i" > "$T/burst/f$i.dat"; done
+jb send -r "$T/burst" beta:/ > /dev/null; ok $? "25 files sent into beta's ruled directory burst/"
+# counts: running pending queued completed, every 0.2 s until all have ended (120 s)
+maxrun=0 sawqueued=0 done_=0
+for _ in $(seq 1 600); do
+	read -r run pend queued comp < <(B jobs --json | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(sum(x["state"] == "running" for x in j), sum(x["state"] == "pending" for x in j),
+      sum((x.get("reason") or "").startswith("queued") for x in j), sum(x["state"] == "completed" for x in j))')
+	[ "$run" -gt "$maxrun" ] && maxrun=$run
+	[ "$queued" -gt 0 ] && sawqueued=1
+	[ "$comp" = 25 ] && { done_=1; break; }
+	sleep 0.2
+done
+ok $((maxrun > 3)) "at most max_jobs (3) ran at once (most seen: $maxrun)"
+ok $((maxrun == 0)) "(and jobs did run)"
+is "$sawqueued" 1 "the others waited, pending, with the reason 'queued'"
+is "$done_" 1 "all 25 finished"
+like 'queued: 3 of this host.s jobs run at once \(\[site\] max_jobs\)' "$(cat "$T/beta/log")" "the log says why they waited"
+
+# --- a queued job cancelled leaves the line ---
+id1=$(B run --detach -i jumbo/minimal -- sleep 30)
+id2=$(B run --detach -i jumbo/minimal -- sleep 30)
+id3=$(B run --detach -i jumbo/minimal -- sleep 30)
+id4=$(B run --detach -i jumbo/minimal -- true)
+sleep 1
+is "$(B jobs --json "$id4" | jsonget /dev/stdin state)" pending "a fourth job waits"
+B kill "$id4" > /dev/null
+for _ in $(seq 1 50); do [ "$(B jobs --json "$id4" | jsonget /dev/stdin state)" = cancelled ] && break; sleep 0.1; done
+is "$(B jobs --json "$id4" | jsonget /dev/stdin state)" cancelled "cancelled in the line, it ends cancelled"
+B kill "$id1" > /dev/null; B kill "$id2" > /dev/null; B kill "$id3" > /dev/null
+
+# --- configuration ---
+cp "$T/beta/jumbo.conf" "$T/bad.conf"; sed -i 's|^max_jobs = 3|max_jobs = 0|' "$T/bad.conf"
+out=$("$JUMBOD" --config "$T/bad.conf" --check 2>&1); is $? 1 "--check refuses max_jobs = 0"
+like 'bad.conf:[0-9]+: max_jobs wants a number of jobs from 1 to 256' "$out" "naming file, line and the range"
+stop_jobs
+done_testing

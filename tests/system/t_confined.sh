@@ -1,0 +1,109 @@
+#!/bin/bash
+# A job does not own the host.  The audit that found it: a job started with
+# a fresh, ordinary token asked for the host's network, sniffed loopback and
+# printed the site's admin bearer token from another client's request; it
+# ran as the host's root (uid_map 0 0 4294967295), without seccomp, with 14
+# capabilities.  Now: the host's network is admin's; the job's root is an
+# unprivileged host id ([site] subuid); a seccomp profile refuses what a
+# container's default refuses; its capabilities are Podman's default set.
+. "$(dirname "$0")/lib.sh"
+
+need crun python3
+need_root "jobs need root (crun, id-mapped mounts)"
+site_new alpha
+image_store "$T/alpha/images" || { fail "the image store"; done_testing; }
+sed -i "s|^state = .*|&\nimages = $T/alpha/images|" "$T/alpha/jumbo.conf"
+cat >> "$T/alpha/jumbo.conf" <<EOC
+
+[backend quick]
+type = null
+EOC
+site_start alpha || exit 1
+API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
+JB() { "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
+tok=$(JB token create analyst --scope run)
+post() { curl -s -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' --data "$1" "http://$API/api/v1/jobs"; }
+# wait_end ID: until the job has ended (30 s), then its stdout
+wait_end() {
+	local s
+	for _ in $(seq 1 300); do
+		s=$(curl -s -H "Authorization: Bearer $tok" "http://$API/api/v1/jobs/$1" | jsonget /dev/stdin state)
+		case $s in pending | running) sleep 0.1 ;; *) break ;; esac
+	done
+	curl -s -H "Authorization: Bearer $tok" "http://$API/api/v1/jobs/$1/logs?stream=stdout"
+}
+
+# --- the sniffer asks for the host's network: refused ---
+sniff='import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)); print(s.recv(65535))'
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+	--data "{\"image\":\"jumbo/minimal\",\"network\":\"host\",\"args\":[\"python3\",\"-c\",\"$sniff\"]}" "http://$API/api/v1/jobs")
+is "$code" 403 "a run token's job cannot have the host's network"
+is "$(jsonget "$T/body" scope)" admin "(it is admin's)"
+
+# --- what the job is, from inside ---
+probe='
+import ctypes, errno, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+print("uid_map", " ".join(open("/proc/self/uid_map").read().split()))
+st = dict(l.split(":", 1) for l in open("/proc/self/status"))
+print("seccomp", st["Seccomp"].strip())
+eff = int(st["CapEff"], 16)
+print("caps", " ".join(n for n, b in (("SYS_ADMIN", 21), ("NET_RAW", 13), ("NET_ADMIN", 12), ("SYS_PTRACE", 19), ("SYS_MODULE", 16), ("MKNOD", 27)) if eff >> b & 1) or "none")
+try:
+    socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)); print("raw socket opened")
+except OSError as e:
+    print("raw socket", errno.errorcode[e.errno])
+for name, call in (("unshare", lambda: libc.unshare(0x10000000)), ("mount", lambda: libc.mount(b"x", b"/mnt", b"tmpfs", 0, None)),
+                   ("keyctl", lambda: libc.syscall(250, 0, 0)), ("bpf", lambda: libc.syscall(321, 0, 0, 0))):
+    r = call(); print(name, "ok" if r == 0 else errno.errorcode[ctypes.get_errno()])
+open("/work/out/result.txt", "w").write("made in a job\n")
+os.chmod("/work/out/result.txt", 0o644)
+print("owner", os.stat("/work/out/result.txt").st_uid)
+'
+body=$(python3 -c 'import json,sys; print(json.dumps({"image": "jumbo/minimal", "args": ["python3", "-c", sys.argv[1]]}))' "$probe")
+id=$(post "$body" | jsonget /dev/stdin id); ok $? "a run token starts a job ($id)"
+out=$(wait_end "$id")
+like '^uid_map 0 524288 65536$' "$(echo "$out" | grep uid_map)" "its root is host uid 524288 (uid_map 0 524288 65536), not the identity map"
+is "$(echo "$out" | grep '^seccomp')" "seccomp 2" "Seccomp: 2 (a filter)"
+is "$(echo "$out" | grep '^caps')" "caps none" "CapEff has no CAP_SYS_ADMIN, CAP_NET_RAW, CAP_NET_ADMIN (nor SYS_PTRACE, SYS_MODULE, MKNOD)"
+is "$(echo "$out" | grep '^raw socket')" "raw socket EPERM" "a raw socket is refused"
+is "$(echo "$out" | grep '^unshare')" "unshare EPERM" "a new user namespace is refused"
+is "$(echo "$out" | grep '^mount')" "mount EPERM" "mount is refused"
+is "$(echo "$out" | grep '^keyctl')" "keyctl EPERM" "the kernel's keyrings are refused"
+is "$(echo "$out" | grep '^bpf')" "bpf EPERM" "bpf is refused"
+is "$(echo "$out" | grep '^owner')" "owner 0" "inside, its file is root's"
+ws=$T/alpha/state/jobs/$id/workspace/out/result.txt
+is "$(stat -c %u:%g "$ws")" 524288:524288 "on the host, the file it wrote in /work/out is uid 524288's, not root's"
+committed=$(find "$T/alpha/root/results/$id" -name result.txt)
+is "$(stat -c %u "$committed")" "$(id -u)" "the output committed to the data root is the site's (jumbod's user)"
+is "$(stat -c %a "$T/alpha/state")" 710 "STATE is 0710 ..."
+is "$(stat -c %g "$T/alpha/state")" 524288 "... its group the jobs' root (passes through, cannot list)"
+
+# --- a notebook workspace from before: its files shifted to the jobs' ids ---
+mkdir -p "$T/alpha/state/workspaces/alice/sub" && echo old > "$T/alpha/state/workspaces/alice/sub/nb.ipynb"
+chown -R 1000:100 "$T/alpha/state/workspaces/alice"
+admin=$(cat "$T/alpha/state/api.token")
+curl -s -o /dev/null -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+	--data '{"image":"any/image","backend":"quick","notebook":{"user":"alice"}}' "http://$API/api/v1/jobs"
+is "$(stat -c %u:%g "$T/alpha/state/workspaces/alice/sub/nb.ipynb")" 525288:524388 \
+	"an old notebook workspace (uid 1000) is given to the jobs' jovyan (uid 525288, gid 524388)"
+
+# --- configuration ---
+cp "$T/alpha/jumbo.conf" "$T/bad.conf"; sed -i 's|^state = .*|&\nsubuid = 1000:10|' "$T/bad.conf"
+out=$("$JUMBOD" --config "$T/bad.conf" --check 2>&1); is $? 1 "--check refuses a subuid range under 65536 ids"
+like 'bad.conf:[0-9]+: subuid wants START:COUNT' "$out" "naming file and line"
+kill "$(cat "$T/alpha/pid")"; wait "$(cat "$T/alpha/pid")" 2>/dev/null
+sed -i 's|^state = .*|&\nsubuid = off|' "$T/alpha/jumbo.conf"
+site_start alpha || exit 1
+API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
+id=$(post "$body" | jsonget /dev/stdin id)
+like '^uid_map 0 0 4294967295$' "$(wait_end "$id" | grep uid_map)" "subuid = off: the job's root is the host's (as documented, for hosts without id-mapped mounts)"
+kill "$(cat "$T/alpha/pid")"; wait "$(cat "$T/alpha/pid")" 2>/dev/null
+sed -i '/^subuid = off/d' "$T/alpha/jumbo.conf"
+chmod 700 "$T"
+site_start alpha || exit 1
+like "jobs: their root \(host uid 524288, \[site\] subuid\) cannot pass through $T \(mode 0700\)" "$(cat "$T/alpha/log")" \
+	"a STATE the jobs' root cannot reach: jumbod says which directory, and how to fix it"
+chmod 711 "$T"
+stop_jobs
+done_testing
