@@ -55,6 +55,7 @@ static int open_store(struct cli *g, const struct image_opts *io, struct jb_oci_
 	const char *dir = io->store && *io->store ? io->store : getenv("JUMBO_IMAGES");
 	char buf[4200];
 	struct jb_config *c = NULL;
+	uint64_t max = 0; /* [site] max_image_size, when the store is the configuration's */
 	if (!dir || !*dir) {
 		if (cli_load_config(g, &c) < 0) {
 			fprintf(stderr, "jumbo: or name the image store with --store DIR or $JUMBO_IMAGES\n");
@@ -69,6 +70,7 @@ static int open_store(struct cli *g, const struct image_opts *io, struct jb_oci_
 			jb_config_free(c);
 			return -1;
 		}
+		max = c->max_image_size;
 		jb_config_free(c);
 		dir = buf;
 	}
@@ -77,6 +79,8 @@ static int open_store(struct cli *g, const struct image_opts *io, struct jb_oci_
 		cli_error("image store: %s", err.msg);
 		return -1;
 	}
+	if (max)
+		jb_oci_store_set_max_unpacked(*ret, max);
 	return 0;
 }
 

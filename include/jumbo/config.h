@@ -69,6 +69,7 @@ struct jb_config {
 	 * JB_SUBUID_START:JB_SUBUID_COUNT */
 	uint32_t subuid_start, subuid_count;
 	bool subuid_off;
+	uint64_t max_image_size; /* [site] max_image_size: bytes one image's layers unpack to (0: the default) */
 	int max_jobs; /* [site] max_jobs: this host's jobs running at once (0: JB_DEFAULT_MAX_JOBS) */
 	struct jb_peer *peers;
 	size_t npeers;

@@ -112,9 +112,16 @@ JB_EXPORT void jb_oci_blob_abort(struct jb_oci_blob_writer *w);
  * through a link out of it ends the unpacking with an error naming the
  * entry; the caller removes the directory.  The bytes must be compressed as
  * the media type says.  diff_id (may be NULL) receives the sha256 of the
- * uncompressed tar, for the check against the image config. */
+ * uncompressed tar, for the check against the image config.  budget (may
+ * be NULL: no bound) is the bytes the layer may unpack to, its tar's bytes
+ * and, for each file, its size (sparse files count whole): over it the
+ * unpacking ends (EFBIG, naming the bound); what it used is taken off. */
 JB_EXPORT int jb_oci_layer_unpack(int blobfd, enum jb_oci_compression c, int dirfd, char diff_id[JB_OCI_DIGEST_MAX],
-				  struct jb_error *err);
+				  uint64_t *budget, struct jb_error *err);
+/* The bytes one image's layers may unpack to (what jb_oci_image_layers
+ * unpacks in one call): default JB_OCI_MAX_UNPACKED. */
+#define JB_OCI_MAX_UNPACKED (64ull << 30)
+JB_EXPORT void jb_oci_store_set_max_unpacked(struct jb_oci_store *s, uint64_t bytes);
 
 /* ---- the OCI Distribution API (a registry client) ----
  * host is "name[:port]"; loopback hosts are spoken to in plain HTTP, others

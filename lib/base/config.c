@@ -269,6 +269,15 @@ static int site_max_open_files(struct parse *p, const char *v)
 	p->c->max_open_files = (int)n;
 	return 0;
 }
+static int site_max_image_size(struct parse *p, const char *v)
+{
+	uint64_t n;
+	if (jb_parse_size(v, &n) < 0 || n < (1u << 20))
+		return perr(p, EINVAL, "max_image_size wants a size of 1M or more (as 64G), not '%s'", v);
+	p->c->max_image_size = n;
+	return 0;
+}
+
 static int site_max_jobs(struct parse *p, const char *v)
 {
 	char *end;
@@ -468,6 +477,7 @@ static const struct key site_keys[] = {
 	FN("max_open_files", site_max_open_files),
 	FN("subuid", site_subuid),
 	FN("max_jobs", site_max_jobs),
+	FN("max_image_size", site_max_image_size),
 	{0},
 };
 static const struct key peer_keys[] = {

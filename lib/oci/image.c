@@ -360,6 +360,7 @@ int jb_oci_image_layers(struct jb_oci_store *s, const struct jb_oci_image *img, 
 	if (!dirs)
 		return jb_oom(err);
 	int rc = 0;
+	uint64_t budget = oci_store_max_unpacked(s); /* for the layers unpacked here */
 	int lfd = jb_mkdirs_beneath(oci_store_fd(s), "layers", 0700);
 	if (lfd < 0) {
 		free(dirs);
@@ -415,7 +416,9 @@ int jb_oci_image_layers(struct jb_oci_store *s, const struct jb_oci_image *img, 
 			break;
 		}
 		char diff_id[JB_OCI_DIGEST_MAX];
-		rc = jb_oci_layer_unpack(bfd, c, tfd, diff_id, err);
+		rc = jb_oci_layer_unpack(bfd, c, tfd, diff_id, &budget, err);
+		if (rc == -EFBIG)
+			jb_err_prefix(err, "image %s: layer %s", img->name, l->digest);
 		close(bfd);
 		if (rc == 0 && strcmp(diff_id, img->c.diff_ids[i]))
 			rc = jb_err(err, EBADMSG, "layer %s: its tar hashes to %s, the config says %s", l->digest, diff_id,

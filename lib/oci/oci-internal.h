@@ -7,6 +7,7 @@ void oci_sha256_text(const unsigned char md[32], char out[JB_OCI_DIGEST_MAX]);
 /* The store's directory, and a descriptor of it (also its lock). */
 const char *oci_store_dir(const struct jb_oci_store *s);
 int oci_store_fd(const struct jb_oci_store *s);
+uint64_t oci_store_max_unpacked(const struct jb_oci_store *s);
 /* A document stored as a blob (nothing done when it is there already). */
 int oci_put_doc(struct jb_oci_store *s, const char *buf, size_t len, char digest[JB_OCI_DIGEST_MAX],
 		struct jb_error *err);

@@ -14,7 +14,11 @@
 struct jb_oci_store {
 	char *dir;
 	int dfd;
+	uint64_t max_unpacked; /* bytes one image's layers unpack to */
 };
+
+void jb_oci_store_set_max_unpacked(struct jb_oci_store *s, uint64_t bytes) { s->max_unpacked = bytes; }
+uint64_t oci_store_max_unpacked(const struct jb_oci_store *s) { return s->max_unpacked; }
 
 struct jb_oci_blob_writer {
 	struct jb_oci_store *s;
@@ -55,6 +59,7 @@ int jb_oci_store_open(const char *dir, struct jb_oci_store **ret, struct jb_erro
 		free(s);
 		return jb_oom(err);
 	}
+	s->max_unpacked = JB_OCI_MAX_UNPACKED;
 	if ((s->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		r = -errno;
 		free(s->dir);

@@ -31,7 +31,8 @@ struct raw {
 	EVP_MD_CTX *md;
 	char buf[64 * 1024];
 	uint64_t bytes;
-	int error;             /* set when the decompressor failed */
+	uint64_t max;          /* the tar's bytes may not exceed it */
+	int error;             /* set when the decompressor failed, or over max */
 	char msg[256];
 };
 
@@ -47,6 +48,13 @@ static la_ssize_t raw_read(struct archive *tar, void *ud, const void **out)
 	}
 	EVP_DigestUpdate(r->md, r->buf, (size_t)n);
 	r->bytes += (uint64_t)n;
+	if (r->bytes > r->max) {
+		r->error = EFBIG;
+		snprintf(r->msg, sizeof r->msg, "it unpacks to more than %llu bytes (the bound on an image's layers)",
+			 (unsigned long long)r->max);
+		archive_set_error(tar, EFBIG, "%s", r->msg);
+		return -1;
+	}
 	*out = r->buf;
 	return n;
 }
@@ -305,9 +313,10 @@ static int unpack_entry(struct archive *tar, int root, struct archive_entry *e, 
 }
 
 int jb_oci_layer_unpack(int blobfd, enum jb_oci_compression c, int dirfd, char diff_id[JB_OCI_DIGEST_MAX],
-			struct jb_error *err)
+			uint64_t *budget, struct jb_error *err)
 {
-	struct raw raw = {0};
+	struct raw raw = {.max = budget ? *budget : UINT64_MAX};
+	uint64_t sizes = 0; /* the files' sizes, as their entries say */
 	struct archive *tar = NULL;
 	struct oci_utf8 u8;
 	oci_utf8_begin(&u8);
@@ -321,17 +330,27 @@ int jb_oci_layer_unpack(int blobfd, enum jb_oci_compression c, int dirfd, char d
 	archive_read_support_format_tar(tar);
 	archive_read_support_filter_none(tar);
 	if (archive_read_open(tar, &raw, NULL, raw_read, NULL) != ARCHIVE_OK) {
-		r = jb_err(err, EINVAL, "layer: %s", raw.error ? raw.msg : archive_error_string(tar));
+		r = jb_err(err, raw.error == EFBIG ? EFBIG : EINVAL, "layer: %s", raw.error ? raw.msg : archive_error_string(tar));
 		goto out;
 	}
 	struct archive_entry *e;
 	int s;
 	while ((s = archive_read_next_header(tar, &e)) == ARCHIVE_OK || s == ARCHIVE_WARN) {
-		if ((r = unpack_entry(tar, dirfd, e, err)) < 0)
+		la_int64_t size = archive_entry_size(e);
+		sizes += size > 0 ? (uint64_t)size : 0;
+		if (sizes > raw.max) {
+			r = jb_err(err, EFBIG, "layer entry '%s': the layer unpacks to more than %llu bytes (the bound on an image's layers)",
+				   archive_entry_pathname(e) ? archive_entry_pathname(e) : "", (unsigned long long)raw.max);
 			goto out;
+		}
+		if ((r = unpack_entry(tar, dirfd, e, err)) < 0) {
+			if (raw.error == EFBIG) /* the bound, not the entry */
+				r = jb_err(err, EFBIG, "layer: %s", raw.msg);
+			goto out;
+		}
 	}
 	if (s != ARCHIVE_EOF) {
-		r = jb_err(err, EINVAL, "layer: %s", raw.error ? raw.msg : archive_error_string(tar));
+		r = jb_err(err, raw.error == EFBIG ? EFBIG : EINVAL, "layer: %s", raw.error ? raw.msg : archive_error_string(tar));
 		goto out;
 	}
 	/* the tar's end: hash the padding after it too */
@@ -339,9 +358,11 @@ int jb_oci_layer_unpack(int blobfd, enum jb_oci_compression c, int dirfd, char d
 	while (raw_read(tar, &raw, &p) > 0)
 		;
 	if (raw.error) {
-		r = jb_err(err, EINVAL, "layer: %s", raw.msg);
+		r = jb_err(err, raw.error == EFBIG ? EFBIG : EINVAL, "layer: %s", raw.msg);
 		goto out;
 	}
+	if (budget)
+		*budget -= sizes > raw.bytes ? sizes : raw.bytes;
 	if (diff_id) {
 		unsigned char md[32];
 		unsigned int mdl = 0;

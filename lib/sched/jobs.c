@@ -324,6 +324,8 @@ static int prepare(struct jb_jobs *j, struct start *s, struct jobs_backend *be, 
 	struct jb_oci_image img = {0};
 	char **layers = NULL;
 	int rc = own ? 0 : jb_oci_store_open(j->images, &store, err);
+	if (rc == 0 && !own && j->c->max_image_size)
+		jb_oci_store_set_max_unpacked(store, j->c->max_image_size);
 	if (rc == 0 && !own)
 		rc = job_image(j, s, store, &img, err);
 	if (rc == 0 && !own)

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct jb_error e;
 		char diff[JB_OCI_DIGEST_MAX];
-		jb_oci_layer_unpack(fd, JB_OCI_TAR, dfd, diff, &e);
+		jb_oci_layer_unpack(fd, JB_OCI_TAR, dfd, diff, &(uint64_t){1ull << 30}, &e);
 		close(dfd);
 		if (count_entries(base) != 1)
 			__builtin_trap(); /* something was written beside the layer root */

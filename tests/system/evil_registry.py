@@ -15,6 +15,8 @@ Repositories (tag "1"):
   evil/device       a layer with a character device node
   evil/diffid       a layer whose tar does not match the config's diff_id
   evil/truncated    a layer blob cut short (served with its full length)
+  evil/bomb         a 2 MB layer (gzip) that unpacks to 2 GiB of zeros
+                    (made when first asked for, about 5 s)
 """
 import gzip
 import hashlib
@@ -80,6 +82,30 @@ image("evil/diffid", ok("diffid"), lie_diffid=True)
 image("evil/good", ok("diffid"))
 image("evil/truncated", [("big.bin", "file", bytes(range(256)) * 4096)], truncate=True)
 
+def bomb():
+    """A tar of one 2 GiB file of zeros, gzipped as it is made: 2 MB."""
+    import zlib
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    ti = tarfile.TarInfo("zeros")
+    ti.size, ti.mtime = 2 << 30, 1700000000
+    parts, h = [c.compress(ti.tobuf(tarfile.PAX_FORMAT))], hashlib.sha256(ti.tobuf(tarfile.PAX_FORMAT))
+    zero = bytes(16 << 20)
+    for _ in range((2 << 30) // len(zero)):
+        parts.append(c.compress(zero))
+        h.update(zero)
+    parts.append(c.compress(bytes(1024)))
+    h.update(bytes(1024))
+    parts.append(c.flush())
+    gz = b"".join(parts)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
+                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + h.hexdigest()]}}).encode()
+    BLOBS[sha(cfg)], BLOBS[sha(gz)] = cfg, gz
+    man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(cfg), "size": len(cfg)},
+           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(gz), "size": len(gz)}]}
+    body = json.dumps(man).encode()
+    MANIFESTS[("evil/bomb", "1")] = (body, sha(body))
+
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -108,6 +134,8 @@ class H(http.server.BaseHTTPRequestHandler):
         if len(parts) >= 5 and parts[1] == "v2":
             kind, ref = parts[-2], parts[-1]
             repo = "/".join(parts[2:-2])
+            if kind == "manifests" and (repo, ref) == ("evil/bomb", "1") and (repo, ref) not in MANIFESTS:
+                bomb()
             if kind == "manifests" and (repo, ref) in MANIFESTS:
                 body, digest = MANIFESTS[(repo, ref)]
                 return self.send(200, body, {"Content-Type": "application/vnd.oci.image.manifest.v1+json",

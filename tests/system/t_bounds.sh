@@ -10,7 +10,7 @@ need crun python3
 need_root "jobs need root (crun, id-mapped mounts)"
 two_sites
 image_store "$T/beta/images" || { fail "the image store"; done_testing; }
-sed -i "s|^state = .*|&\nimages = $T/beta/images\nmax_jobs = 3|" "$T/beta/jumbo.conf"
+sed -i "s|^state = .*|&\nimages = $T/beta/images\nmax_jobs = 3\nmax_image_size = 256M|" "$T/beta/jumbo.conf"
 cat >> "$T/beta/jumbo.conf" <<'EOC'
 
 [rule burst]
@@ -58,6 +58,16 @@ B kill "$id4" > /dev/null
 for _ in $(seq 1 50); do [ "$(B jobs --json "$id4" | jsonget /dev/stdin state)" = cancelled ] && break; sleep 0.1; done
 is "$(B jobs --json "$id4" | jsonget /dev/stdin state)" cancelled "cancelled in the line, it ends cancelled"
 B kill "$id1" > /dev/null; B kill "$id2" > /dev/null; B kill "$id3" > /dev/null
+
+# --- the layer bomb: 2 MB of gzip that unpacks to 2 GiB ---
+/usr/bin/python3 "$(dirname "$0")/evil_registry.py" "$T/evil.port" 2>/dev/null &
+_pids+=($!)
+for _ in $(seq 50); do [ -f "$T/evil.port" ] && break; sleep 0.1; done
+E=127.0.0.1:$(cat "$T/evil.port")
+out=$(B run -i "$E/evil/bomb:1" -- true 2>&1); rc=$?
+is "$rc" 125 "a job whose image is a layer bomb does not start (exit 125)"
+like 'unpacks to more than 268435456 bytes \(the bound on an image.s layers\)' "$out" "the error names the bound (max_image_size = 256M)"
+is "$(ls "$T/beta/images/layers" | grep -c '^\.tmp')" 0 "nothing of it is left in the store"
 
 # --- configuration ---
 cp "$T/beta/jumbo.conf" "$T/bad.conf"; sed -i 's|^max_jobs = 3|max_jobs = 0|' "$T/bad.conf"

@@ -85,7 +85,7 @@ static int unpack(const struct ent *es, enum jb_oci_compression c, const char *d
 	int fd = make_layer(es, c, want);
 	int dfd = fresh_dir(dir);
 	memset(e, 0, sizeof *e);
-	int r = jb_oci_layer_unpack(fd, c, dfd, got, e);
+	int r = jb_oci_layer_unpack(fd, c, dfd, got, NULL, e);
 	if (digest_ok)
 		*digest_ok = !strcmp(want, got);
 	close(fd);
@@ -209,7 +209,7 @@ int main(void)
 	int fd = make_layer(base, JB_OCI_GZIP, d);
 	int dfd = fresh_dir("mismatch");
 	memset(&e, 0, sizeof e);
-	ok(jb_oci_layer_unpack(fd, JB_OCI_ZSTD, dfd, NULL, &e) < 0 && strstr(e.msg, "not zstd"),
+	ok(jb_oci_layer_unpack(fd, JB_OCI_ZSTD, dfd, NULL, NULL, &e) < 0 && strstr(e.msg, "not zstd"),
 	   "a gzip layer announced as zstd is refused: %s", e.msg);
 	close(dfd);
 	/* a truncated layer */
@@ -225,11 +225,32 @@ int main(void)
 	lseek(cfd, 0, SEEK_SET);
 	dfd = fresh_dir("truncated");
 	memset(&e, 0, sizeof e);
-	ok(jb_oci_layer_unpack(cfd, JB_OCI_GZIP, dfd, NULL, &e) < 0 && e.msg[0], "a truncated layer is refused: %s",
+	ok(jb_oci_layer_unpack(cfd, JB_OCI_GZIP, dfd, NULL, NULL, &e) < 0 && e.msg[0], "a truncated layer is refused: %s",
 	   e.msg);
 	close(dfd);
 	close(cfd);
 	close(fd);
+	/* a bound on what a layer unpacks to: under it the budget is spent, over
+	 * it the unpacking ends (EFBIG) naming the bound */
+	{
+		int bfd = make_layer(base, JB_OCI_GZIP, d);
+		uint64_t budget = 1 << 20;
+		dfd = fresh_dir("budget-ok");
+		memset(&e, 0, sizeof e);
+		ok(jb_oci_layer_unpack(bfd, JB_OCI_GZIP, dfd, NULL, &budget, &e) == 0 && budget < (1 << 20) &&
+			   budget > (1 << 20) - 65536,
+		   "a layer under the bound unpacks, its bytes taken off the budget (%llu left)",
+		   (unsigned long long)budget);
+		close(dfd);
+		lseek(bfd, 0, SEEK_SET);
+		budget = 1024;
+		dfd = fresh_dir("budget-over");
+		memset(&e, 0, sizeof e);
+		int r = jb_oci_layer_unpack(bfd, JB_OCI_GZIP, dfd, NULL, &budget, &e);
+		ok(r == -EFBIG && strstr(e.msg, "more than 1024 bytes"), "over the bound it is refused: %s", e.msg);
+		close(dfd);
+		close(bfd);
+	}
 	/* not a tar at all */
 	cfd = open(cut, O_RDWR | O_TRUNC | O_CLOEXEC);
 	if (write(cfd, "hello, not a tar archive at all", 31) != 31)
@@ -237,7 +258,7 @@ int main(void)
 	lseek(cfd, 0, SEEK_SET);
 	dfd = fresh_dir("garbage");
 	memset(&e, 0, sizeof e);
-	ok(jb_oci_layer_unpack(cfd, JB_OCI_TAR, dfd, NULL, &e) < 0 && e.msg[0], "bytes that are not a tar are refused: %s",
+	ok(jb_oci_layer_unpack(cfd, JB_OCI_TAR, dfd, NULL, NULL, &e) < 0 && e.msg[0], "bytes that are not a tar are refused: %s",
 	   e.msg);
 	close(dfd);
 	close(cfd);
