@@ -1,4 +1,4 @@
-/* Unit tests: sizes and rates, paths, the config parser. */
+/* Unit tests: sizes and rates, paths and prefixes, the config parser, log escaping. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -221,6 +221,59 @@ static void test_read_line_file(void)
 	is_int(jb_read_line_file(path, buf, sizeof buf), -ENOENT, "no file: -ENOENT");
 }
 
+/* Prefixes by whole components; a prefix's directory opened without links. */
+static void test_prefixes(void)
+{
+	ok(jb_path_under("incoming/alpha/x", "incoming/alpha") && !strcmp(jb_path_under("incoming/alpha/x",
+	   "incoming/alpha"), "x"), "incoming/alpha holds incoming/alpha/x (rest 'x')");
+	ok(jb_path_under("incoming/alpha", "incoming/alpha") && !*jb_path_under("incoming/alpha", "incoming/alpha"),
+	   "and incoming/alpha itself (rest '')");
+	ok(!jb_path_under("incoming/alphabet", "incoming/alpha"), "not incoming/alphabet");
+	ok(!jb_path_under("incoming/alphabet/x", "incoming/alpha"), "nor incoming/alphabet/x");
+	ok(!jb_path_under("incoming", "incoming/alpha"), "nor its parent");
+	ok(!jb_path_under("", "incoming/alpha"), "nor the root");
+	ok(jb_path_under("any/thing", "") && !strcmp(jb_path_under("any/thing", ""), "any/thing"),
+	   "the root ('') holds every path");
+
+	char dir[] = "/tmp/jbtest.XXXXXX";
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	int root = open(dir, O_PATH | O_DIRECTORY);
+	int fd = jb_open_dir_nofollow(root, "in/alpha", 0);
+	is_int(fd, -ENOENT, "a missing prefix is not made when mkmode is 0");
+	fd = jb_open_dir_nofollow(root, "in/alpha", 0755);
+	ok(fd >= 0, "made with mkmode");
+	if (fd >= 0)
+		close(fd);
+	struct stat st;
+	ok(fstatat(root, "in/alpha", &st, 0) == 0 && S_ISDIR(st.st_mode), "as a directory");
+	ok(mkdirat(root, "real", 0755) == 0 && symlinkat("../real", root, "in/link") == 0, "a link inside the root");
+	fd = jb_open_beneath(root, "in/link", O_PATH, 0);
+	ok(fd >= 0, "which jb_open_beneath follows");
+	if (fd >= 0)
+		close(fd);
+	is_int(jb_open_dir_nofollow(root, "in/link", 0), -ELOOP, "jb_open_dir_nofollow does not");
+	is_int(jb_open_dir_nofollow(root, "in/link/x", 0755), -ELOOP, "nor when it makes what is missing");
+	ok(fstatat(root, "real/x", &st, 0) < 0, "and made nothing through it");
+	close(root);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ok(system(cmd) == 0, "cleanup");
+}
+
+static void test_log_escape(void)
+{
+	char out[64];
+	is_str(jb_log_escape("run7/a.h5", out, sizeof out), "run7/a.h5", "a plain path as it is");
+	is_str(jb_log_escape("a\nb\tc\x1b[31m\x7f", out, sizeof out), "a\\x0ab\\x09c\\x1b[31m\\x7f",
+	       "control characters as \\xNN");
+	is_str(jb_log_escape("back\\slash", out, sizeof out), "back\\x5cslash", "a backslash too, so that \\x means one");
+	is_str(jb_log_escape("\xec\x8b\xa4\xed\x97\x98/\xc3\xa9", out, sizeof out), "\xec\x8b\xa4\xed\x97\x98/\xc3\xa9",
+	       "UTF-8 names as they are");
+	is_str(jb_log_escape("\xc2\x9b" "2J", out, sizeof out), "\\xc2\\x9b2J", "a C1 control (CSI) escaped");
+	is_str(jb_log_escape("\xff\xc3(", out, sizeof out), "\\xff\\xc3(", "bytes that are not UTF-8 escaped");
+	is_str(jb_log_escape("abc\ndef", out, 6), "abc", "cut to fit, never inside an escape");
+}
+
 int main(void)
 {
 	test_read_line_file();
@@ -228,5 +281,7 @@ int main(void)
 	test_sizes();
 	test_paths();
 	test_config();
+	test_prefixes();
+	test_log_escape();
 	return tap_done();
 }
