@@ -1,4 +1,4 @@
-/* Unit tests: sizes and rates, paths and prefixes, the config parser, log escaping. */
+/* Unit tests: sizes and rates, paths, the config parser, peer prefixes, log escaping. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -260,6 +260,81 @@ static void test_prefixes(void)
 	ok(system(cmd) == 0, "cleanup");
 }
 
+static void test_peer_rules(void)
+{
+	static const char text[] = "[site]\nname = a\nidentity = /x\n"
+				   "[peer b]\nfingerprint = SHA256:" "0000000000000000000000000000000000000000000000000000000000000001\n"
+				   "read = pub  ./incoming/b/ incoming\n"
+				   "write = incoming/b\n"
+				   "[peer c]\nfingerprint = SHA256:" "0000000000000000000000000000000000000000000000000000000000000002\n"
+				   "read = /tmp\nread = .\n"
+				   "[peer d]\nfingerprint = SHA256:" "0000000000000000000000000000000000000000000000000000000000000003\n";
+	struct jb_config *c = NULL;
+	struct jb_error err = {0};
+	ok(jb_config_parse(text, "rules.conf", &c, &err) < 0 && strstr(err.msg, "rules.conf:10: peer c: read prefix '/tmp' "
+	   "is absolute"), "an absolute prefix refused with file:line: %s", err.msg);
+	jb_config_free(c);
+	c = NULL;
+	char fixed[sizeof text];
+	snprintf(fixed, sizeof fixed, "%s", text);
+	memcpy(strstr(fixed, "read = /tmp"), "read = pub ", 11);
+	ok(jb_config_parse(fixed, "rules.conf", &c, &err) == 0, "read and write parse (%s)", err.msg);
+	if (!c)
+		return;
+	const struct jb_peer *b = jb_config_peer(c, "b"), *pc = jb_config_peer(c, "c"), *d = jb_config_peer(c, "d");
+	ok(b->nread == 3 && !strcmp(b->read[0], "pub") && !strcmp(b->read[1], "incoming/b") &&
+	   !strcmp(b->read[2], "incoming"), "prefixes split on spaces and kept clean");
+	ok(pc->nread == 1 && !strcmp(pc->read[0], ""), "a second read = replaces the first; '.' is the whole root");
+	ok(!d->nread && !d->nwrite, "a peer without read or write has no prefixes");
+	is_str(jb_peer_prefix(b, JB_WRITE, "incoming/b/run7/x.h5"), "incoming/b", "b may write below incoming/b");
+	is_str(jb_peer_prefix(b, JB_WRITE, "incoming/b"), "incoming/b", "and at incoming/b itself");
+	ok(!jb_peer_prefix(b, JB_WRITE, "incoming/bb"), "not at incoming/bb");
+	ok(!jb_peer_prefix(b, JB_WRITE, "pub/x"), "nor where it may only read");
+	is_str(jb_peer_prefix(b, JB_READ, "incoming/b/x"), "incoming", "the widest read prefix that holds a path");
+	is_str(jb_peer_prefix(pc, JB_READ, "any/where"), "", "'.' holds everything");
+	ok(!jb_peer_prefix(pc, JB_WRITE, "any/where"), "read does not give write");
+	ok(!jb_peer_prefix(d, JB_READ, "") && !jb_peer_prefix(d, JB_WRITE, "x"), "no prefixes: nothing");
+	char r[256];
+	jb_peer_rights(b, r, sizeof r);
+	is_str(r, "read pub incoming/b incoming; write incoming/b", "rights of b");
+	jb_peer_rights(pc, r, sizeof r);
+	is_str(r, "read everything; write nothing", "rights of c");
+	jb_peer_rights(d, r, sizeof r);
+	is_str(r, "read nothing; write nothing", "rights of d");
+	jb_peer_rights(b, r, 12);
+	is_str(r, "read pub in", "cut to fit");
+	jb_config_free(c);
+
+	static const struct {
+		const char *line, *want;
+	} bad[] = {
+		{"read = /data", "rules.conf:5: peer b: read prefix '/data' is absolute"},
+		{"write = /", "rules.conf:5: peer b: write prefix '/' is absolute"},
+		{"write = in ../etc", "rules.conf:5: peer b: write prefix '../etc' has a '..' component"},
+		{"read = a/../../b", "rules.conf:5: peer b: read prefix 'a/../../b' has a '..' component"},
+		{"read = a/..", "has a '..' component"},
+		{"read =", "rules.conf:5: peer b: read = wants one or more prefixes"},
+		{"write =   ", "rules.conf:5: peer b: write = wants one or more prefixes"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char t[512];
+		snprintf(t, sizeof t, "[site]\nname = a\nidentity = /x\n[peer b]\n%s\nfingerprint = SHA256:%064d\n",
+			 bad[i].line, 1);
+		c = NULL;
+		memset(&err, 0, sizeof err);
+		ok(jb_config_parse(t, "rules.conf", &c, &err) < 0 && strstr(err.msg, bad[i].want), "'%s' refused: %s",
+		   bad[i].line, err.msg);
+		jb_config_free(c);
+	}
+	char many[8192] = "[site]\nname = a\nidentity = /x\n[peer b]\nread =";
+	for (int i = 0; i <= JB_MAX_PREFIXES; i++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), " p%d", i);
+	c = NULL;
+	ok(jb_config_parse(many, "rules.conf", &c, &err) < 0 && strstr(err.msg, "more than 64 read prefixes"),
+	   "at most %d prefixes: %s", JB_MAX_PREFIXES, err.msg);
+	jb_config_free(c);
+}
+
 static void test_log_escape(void)
 {
 	char out[64];
@@ -282,6 +357,7 @@ int main(void)
 	test_paths();
 	test_config();
 	test_prefixes();
+	test_peer_rules();
 	test_log_escape();
 	return tap_done();
 }
