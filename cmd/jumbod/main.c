@@ -92,6 +92,27 @@ static int site_open(struct site *s, struct jb_error *err)
 	return 0;
 }
 
+/* What each peer may (jumbo.conf(5), PEER PATHS), on stdout for --check or
+ * in the log at start; loudly when no peer may do anything, as an older
+ * configuration without read and write finds itself. */
+static void show_peers(const struct jb_config *c, bool check)
+{
+	size_t idle = 0;
+	for (size_t i = 0; i < c->npeers; i++) {
+		char r[1024];
+		jb_peer_rights(&c->peers[i], r, sizeof r);
+		if (check)
+			printf("  peer %s: %s\n", c->peers[i].name, r);
+		else
+			jb_log(JB_LOG_INFO, "site %s: peer %s: %s", c->name, c->peers[i].name, r);
+		idle += !c->peers[i].nread && !c->peers[i].nwrite;
+	}
+	if (idle && idle == c->npeers)
+		jb_log(JB_LOG_WARN, "site %s: no peer may read or write here: no [peer] section has read = or write = "
+		       "(earlier versions let every peer read and write the whole data root; see jumbo.conf(5), PEER PATHS)",
+		       c->name);
+}
+
 /* The ready file: the ports and the pid, written whole (a temporary file,
  * synced and renamed) so that a reader never sees half of it. */
 static int write_ready(const char *ready, const struct site *s, struct jb_error *err)
@@ -179,6 +200,7 @@ int main(int argc, char **argv)
 			goto fail;
 		jb_fp_format(fp, f);
 		printf("%s: ok (site %s, %s, %zu peers)\n", config, c->name, f, c->npeers);
+		show_peers(c, true);
 		jb_config_free(c);
 		return 0;
 	}
@@ -200,6 +222,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	jb_log(JB_LOG_INFO, "site %s: transfers on %s (port %d), API on %s, data root %s", c->name, c->listen,
 	       jb_server_port(site.srv), site.api ? c->api : "off", c->root);
+	show_peers(c, false);
 	if (ready && write_ready(ready, &site, &err) < 0)
 		goto fail;
 	jb_server_run(site.srv);

@@ -35,6 +35,11 @@ typedef void (*jb_log_fn)(enum jb_log_level lvl, const char *msg, void *ud);
 JB_EXPORT void jb_log_set(jb_log_fn fn, void *ud, enum jb_log_level max);
 JB_EXPORT void jb_log(enum jb_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 JB_EXPORT void jb_log_stderr(enum jb_log_level lvl, const char *msg, void *ud);
+/* s as it may go into a log line: control characters (C0, DEL, C1), the
+ * backslash and bytes that are not UTF-8 as \xNN, the rest as it is; cut
+ * (never inside an escape) to fit len, which must be at least 1.  Returns
+ * out.  For what a peer or a user chose: paths, names. */
+JB_EXPORT char *jb_log_escape(const char *s, char *out, size_t len);
 
 /* Cleanup helpers. */
 static inline void jb_freep(void *p) { free(*(void **)p); }
@@ -104,6 +109,16 @@ JB_EXPORT int jb_pread_full(int fd, void *buf, size_t n, off_t off); /* 0, -ENOD
 JB_EXPORT int jb_path_clean(const char *in, char **ret, struct jb_error *err);
 /* openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) below dirfd. */
 JB_EXPORT int jb_open_beneath(int dirfd, const char *rel, int flags, mode_t mode);
+/* The rest of path below prefix ("" for prefix itself), or NULL when path
+ * is neither prefix nor below it.  Whole components count: "a/b" holds
+ * "a/b" and "a/b/c" but not "a/bc"; "" (the root) holds every path.  Both
+ * are clean (jb_path_clean). */
+JB_EXPORT const char *jb_path_under(const char *path, const char *prefix);
+/* The directory rel below dirfd, resolved beneath it without following any
+ * symbolic link (RESOLVE_NO_SYMLINKS: -ELOOP on one), each missing
+ * component made first with mode mkmode unless it is 0: an O_PATH
+ * descriptor or -errno. */
+JB_EXPORT int jb_open_dir_nofollow(int dirfd, const char *rel, mode_t mkmode);
 /* mkdir -p of rel below dirfd, each step resolved beneath. */
 JB_EXPORT int jb_mkdirs_beneath(int dirfd, const char *rel, mode_t mode);
 /* rm -rf of name below dirfd, never following a link: 0 (also when it was

@@ -5,12 +5,20 @@
 #define JB_DEFAULT_PORT 4410     /* transfers: [site] listen, [peer] address */
 #define JB_DEFAULT_API_PORT 4480 /* [site] api */
 #define JB_MAX_PEERS 1024
+#define JB_MAX_PREFIXES 64       /* in one [peer] read or write */
 
 struct jb_peer {
 	char *name;
 	char *address;        /* "host:port", NULL when the peer only connects in */
 	uint8_t fp[32];       /* SHA-256 of the peer's certificate (DER) */
+	/* What the peer may do at this site's jumbod (jumbo.conf(5), PEER
+	 * PATHS): read (PULL, LIST) and write (PUSH) only at or below these
+	 * prefixes, clean paths below the data root ("" is the whole root).
+	 * None: nothing. */
+	char **read, **write;
+	size_t nread, nwrite;
 };
+enum jb_access { JB_READ, JB_WRITE };
 
 /* [registry HOST[:PORT]]: how to reach an OCI registry. */
 struct jb_registry_conf {
@@ -93,6 +101,12 @@ JB_EXPORT const struct jb_backend_conf *jb_config_backend(const struct jb_config
 /* The [registry HOST] section for host, or NULL. */
 JB_EXPORT const struct jb_registry_conf *jb_config_registry(const struct jb_config *c, const char *host);
 JB_EXPORT const struct jb_peer *jb_config_peer_by_fp(const struct jb_config *c, const uint8_t fp[32]);
+/* The widest of the peer's read or write prefixes that holds path (clean,
+ * below the data root; see jb_path_under), or NULL: the peer may not. */
+JB_EXPORT const char *jb_peer_prefix(const struct jb_peer *p, enum jb_access a, const char *path);
+/* "read incoming/alpha pub; write incoming/alpha", "read everything; write
+ * nothing": what the peer may, for logs and jumbod --check (cut to fit len). */
+JB_EXPORT void jb_peer_rights(const struct jb_peer *p, char *buf, size_t len);
 /* "SHA256:<64 hex>" <-> bytes */
 JB_EXPORT int jb_fp_parse(const char *s, uint8_t out[32]);
 JB_EXPORT void jb_fp_format(const uint8_t fp[32], char out[72]);

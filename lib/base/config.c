@@ -97,6 +97,13 @@ int jb_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void jb_config_free(struct jb_config *c)
 {
 	if (!c)
@@ -112,6 +119,8 @@ void jb_config_free(struct jb_config *c)
 	for (size_t i = 0; i < c->npeers; i++) {
 		free(c->peers[i].name);
 		free(c->peers[i].address);
+		strv_free(c->peers[i].read, c->peers[i].nread);
+		strv_free(c->peers[i].write, c->peers[i].nwrite);
 	}
 	free(c->peers);
 	for (size_t i = 0; i < c->nregistries; i++) {
@@ -341,6 +350,57 @@ static int peer_fingerprint(struct parse *p, const char *v)
 	return 0;
 }
 
+/* read = PREFIX..., write = PREFIX...: directories below the data root,
+ * kept clean ("." is the root itself: ""); a second line replaces the first */
+static int peer_prefixes(struct parse *p, const char *key, const char *v, char ***arr, size_t *n)
+{
+	const char *peer = p->peer->name;
+	char **nv = NULL;
+	size_t nn = 0;
+	int r = 0;
+	char word[JB_PATH_MAX + 1];
+	for (const char *q = v + strspn(v, " \t"); *q && r == 0; q += strspn(q, " \t")) {
+		size_t wl = strcspn(q, " \t");
+		snprintf(word, sizeof word, "%.*s", (int)JB_MIN(wl, JB_PATH_MAX), q);
+		q += wl;
+		char *clean = NULL, **grown;
+		struct jb_error cerr = {0};
+		if (word[0] == '/')
+			r = perr(p, EINVAL, "peer %s: %s prefix '%s' is absolute (prefixes are below the data root; "
+				 "'.' is all of it)", peer, key, word);
+		else if (jb_path_clean(word, &clean, &cerr) < 0 && cerr.code == EACCES)
+			r = perr(p, EINVAL, "peer %s: %s prefix '%s' has a '..' component", peer, key, word);
+		else if (!clean)
+			r = perr(p, cerr.code, "peer %s: %s prefix: %s", peer, key, cerr.msg);
+		else if (nn == JB_MAX_PREFIXES)
+			r = perr(p, E2BIG, "peer %s: more than %d %s prefixes", peer, JB_MAX_PREFIXES, key);
+		else if (!(grown = realloc(nv, (nn + 1) * sizeof *nv)))
+			r = -ENOMEM;
+		else
+			(nv = grown)[nn++] = JB_TAKE_PTR(clean);
+		free(clean);
+	}
+	if (r == 0 && !nn)
+		r = perr(p, EINVAL, "peer %s: %s = wants one or more prefixes below the data root ('.' is all of it)",
+			 peer, key);
+	if (r < 0) {
+		strv_free(nv, nn);
+		return r;
+	}
+	strv_free(*arr, *n);
+	*arr = nv;
+	*n = nn;
+	return 0;
+}
+static int peer_read(struct parse *p, const char *v)
+{
+	return peer_prefixes(p, "read", v, &p->peer->read, &p->peer->nread);
+}
+static int peer_write(struct parse *p, const char *v)
+{
+	return peer_prefixes(p, "write", v, &p->peer->write, &p->peer->nwrite);
+}
+
 /* [registry HOST] */
 static int registry_open(struct parse *p, const char *host)
 {
@@ -483,6 +543,8 @@ static const struct key site_keys[] = {
 static const struct key peer_keys[] = {
 	FN("address", peer_address),
 	FN("fingerprint", peer_fingerprint),
+	FN("read", peer_read),
+	FN("write", peer_write),
 	{0},
 };
 static const struct key registry_keys[] = {
@@ -699,4 +761,33 @@ const struct jb_peer *jb_config_peer_by_fp(const struct jb_config *c, const uint
 		if (!memcmp(c->peers[i].fp, fp, 32))
 			return &c->peers[i];
 	return NULL;
+}
+
+const char *jb_peer_prefix(const struct jb_peer *p, enum jb_access a, const char *path)
+{
+	char *const *v = a == JB_WRITE ? p->write : p->read;
+	size_t n = a == JB_WRITE ? p->nwrite : p->nread;
+	const char *best = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (jb_path_under(path, v[i]) && (!best || strlen(v[i]) < strlen(best)))
+			best = v[i];
+	return best;
+}
+
+/* "read a b" (or "read nothing") at buf + *o, cut to fit */
+static void rights_put(char *buf, size_t len, size_t *o, const char *what, char *const *v, size_t n)
+{
+	*o += (size_t)snprintf(buf + *o, len - *o, "%s%s%s", *o ? "; " : "", what, n ? "" : " nothing");
+	for (size_t i = 0; i < n && *o < len; i++)
+		*o += (size_t)snprintf(buf + *o, len - *o, " %s", *v[i] ? v[i] : "everything");
+	*o = JB_MIN(*o, len - 1);
+}
+
+void jb_peer_rights(const struct jb_peer *p, char *buf, size_t len)
+{
+	size_t o = 0;
+	buf[0] = 0;
+	rights_put(buf, len, &o, "read", p->read, p->nread);
+	if (o < len - 1)
+		rights_put(buf, len, &o, "write", p->write, p->nwrite);
 }

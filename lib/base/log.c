@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "jumbo/base.h"
@@ -37,4 +38,42 @@ void jb_log_stderr(enum jb_log_level lvl, const char *msg, void *ud)
 	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: %s\n", tm.tm_year + 1900,
 		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
 		prog, names[lvl], msg);
+}
+
+/* The length of the UTF-8 sequence at p that is printable (not a C1
+ * control), or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+	    (c == 0xf4 && p[1] > 0x8f) || (c == 0xc2 && p[1] < 0xa0))
+		return 0; /* overlong, a surrogate, beyond U+10FFFF, or U+0080..U+009F */
+	return n;
+}
+
+char *jb_log_escape(const char *s, char *out, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	while (*p) {
+		size_t n = *p >= 0x20 && *p < 0x7f && *p != '\\' ? 1 : *p >= 0x80 ? utf8_len(p) : 0;
+		if (n) {
+			if (o + n >= len)
+				break;
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+			continue;
+		}
+		if (o + 4 >= len)
+			break;
+		snprintf(out + o, 5, "\\x%02x", *p++);
+		o += 4;
+	}
+	out[o] = 0;
+	return out;
 }

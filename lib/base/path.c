@@ -47,12 +47,22 @@ int jb_path_clean(const char *in, char **ret, struct jb_error *err)
 	return 0;
 }
 
-int jb_open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+const char *jb_path_under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (!n)
+		return path;
+	if (strncmp(path, prefix, n))
+		return NULL;
+	return path[n] == '/' ? path + n + 1 : path[n] ? NULL : path + n;
+}
+
+static int open2(int dirfd, const char *rel, int flags, mode_t mode, uint64_t resolve)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+		.resolve = resolve,
 	};
 	if (!*rel)
 		rel = ".";
@@ -61,6 +71,37 @@ int jb_open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 		fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
 	while (fd < 0 && errno == EINTR);
 	return fd < 0 ? -errno : fd;
+}
+
+int jb_open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	return open2(dirfd, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+}
+
+#define NO_LINKS (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+int jb_open_dir_nofollow(int dirfd, const char *rel, mode_t mkmode)
+{
+	if (!mkmode)
+		return open2(dirfd, rel, O_PATH | O_DIRECTORY, 0, NO_LINKS);
+	char buf[JB_PATH_MAX];
+	size_t n = strlen(rel);
+	if (n >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, rel, n + 1);
+	int cur = open2(dirfd, "", O_PATH | O_DIRECTORY, 0, NO_LINKS);
+	for (char *p = buf, *e; cur >= 0 && *p; p = e ? e + 1 : p + strlen(p)) {
+		if ((e = strchr(p, '/')))
+			*e = 0;
+		if (!*p)
+			continue;
+		/* a link of that name is there already (EEXIST): the open refuses it */
+		int r = mkdirat(cur, p, mkmode) < 0 && errno != EEXIST ? -errno : 0;
+		int next = r < 0 ? r : open2(cur, p, O_PATH | O_DIRECTORY, 0, NO_LINKS);
+		close(cur);
+		cur = next;
+	}
+	return cur;
 }
 
 int jb_mkdirs_beneath(int dirfd, const char *rel, mode_t mode)

@@ -460,7 +460,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 		return r;
 	}
 	s.journal = cl->journal;
-	if ((r = dest_setup(&s, AT_FDCWD, dest, false, false, err)) < 0) {
+	if ((r = dest_setup(&s, AT_FDCWD, NULL, dest, false, err)) < 0) {
 		session_free(&s);
 		return r;
 	}

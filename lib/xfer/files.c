@@ -89,10 +89,7 @@ static int open_source(struct session *s, struct xfile *f)
 	/* a source named by the user is followed if it is a link; what the
 	 * walk found inside a directory was a regular file, and is not */
 	int nofollow = strchr(f->path, '/') ? O_NOFOLLOW : 0;
-	int fd = walker_beneath(s->walk) ? jb_open_beneath(walker_rootfd(s->walk), src, O_RDONLY | nofollow, 0)
-					 : openat(walker_rootfd(s->walk), src, O_RDONLY | O_CLOEXEC | nofollow);
-	if (fd < 0 && !walker_beneath(s->walk))
-		fd = -errno;
+	int fd = walker_open(s->walk, src, O_RDONLY | nofollow);
 	if (fd < 0)
 		return fd;
 	struct stat st;

@@ -36,7 +36,7 @@ static int path_cmp(const char *a, const char *b)
 /* The first path component a local source arrives as. */
 int manifest_add_local(struct session *s, const char *src, bool recursive, struct jb_error *err)
 {
-	if (!s->walk && walker_new(AT_FDCWD, false, recursive, &s->walk) < 0)
+	if (!s->walk && walker_new(AT_FDCWD, NULL, recursive, &s->walk) < 0)
 		return jb_oom(err);
 	char *copy = strdup(src);
 	if (!copy)
@@ -61,10 +61,10 @@ int manifest_add_local(struct session *s, const char *src, bool recursive, struc
 	return r;
 }
 
-int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive, bool children_only,
-			 struct jb_error *err)
+int manifest_add_beneath(struct session *s, int rootfd, const char *under, const char *rel, bool recursive,
+			 bool children_only, struct jb_error *err)
 {
-	if (!s->walk && walker_new(rootfd, true, recursive, &s->walk) < 0)
+	if (!s->walk && walker_new(rootfd, under, recursive, &s->walk) < 0)
 		return jb_oom(err);
 	const char *slash = strrchr(rel, '/');
 	const char *top = slash ? slash + 1 : *rel ? rel : s->origin;
@@ -233,46 +233,48 @@ int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err
 	return 0;
 }
 
-int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir, bool beneath,
+/* A destination below the data root, confined to under (rootfd): dest
+ * itself when it is a directory or is to be one, else its parent with
+ * the new name of the single top-level entry.  under itself is always a
+ * directory: what lands there goes inside it. */
+static int dest_beneath(struct session *s, int rootfd, const char *under, const char *dest, bool dest_is_dir,
+			struct jb_error *err)
+{
+	const char *rel = jb_path_under(dest, under);
+	int fd = rel ? jb_open_beneath(rootfd, rel, O_PATH | O_DIRECTORY, 0) : -EXDEV;
+	if (fd >= 0 || (rel && (fd == -ENOENT || fd == -ENOTDIR) && (dest_is_dir || !*rel))) {
+		if (fd < 0 && (fd = jb_mkdirs_beneath(rootfd, rel, 0755)) < 0)
+			goto fail;
+		s->destdir = fd;
+		s->keybase = strdup(dest);
+		return 0;
+	}
+	if (fd != -ENOENT && fd != -ENOTDIR)
+		goto fail;
+	const char *sl = strrchr(dest, '/');
+	char *parent = sl ? strndup(dest, (size_t)(sl - dest)) : strdup("");
+	const char *prel = parent ? jb_path_under(parent, under) : NULL;
+	fd = !parent ? -ENOMEM : prel ? jb_mkdirs_beneath(rootfd, prel, 0755) : -EXDEV;
+	if (fd < 0) {
+		free(parent);
+		goto fail;
+	}
+	s->destdir = fd;
+	s->keybase = parent;
+	s->rename_top = strdup(sl ? sl + 1 : dest);
+	return 0;
+fail:
+	if (fd == -EXDEV || fd == -ELOOP)
+		return jb_err(err, EACCES, "%s: path escapes %s", dest, confinement(under));
+	return jb_err(err, -fd, "%s: %s", dest, strerror(-fd));
+}
+
+int dest_setup(struct session *s, int rootfd, const char *under, const char *dest, bool dest_is_dir,
 	       struct jb_error *err)
 {
 	int fd;
-	s->dest_beneath = beneath;
-	if (beneath) {
-		fd = jb_open_beneath(rootfd, dest, O_PATH | O_DIRECTORY, 0);
-		if (fd >= 0) {
-			s->destdir = fd;
-			s->keybase = strdup(dest);
-			return 0;
-		}
-		if (fd == -EXDEV || fd == -ELOOP)
-			return jb_err(err, EACCES, "%s: path escapes the data root", dest);
-		if (fd != -ENOENT && fd != -ENOTDIR)
-			return jb_err(err, -fd, "%s: %s", dest, strerror(-fd));
-		if (dest_is_dir || !*dest) {
-			fd = jb_mkdirs_beneath(rootfd, dest, 0755);
-			if (fd < 0)
-				goto mkfail;
-			s->destdir = fd;
-			s->keybase = strdup(dest);
-			return 0;
-		}
-		const char *sl = strrchr(dest, '/');
-		char *parent = sl ? strndup(dest, (size_t)(sl - dest)) : strdup("");
-		fd = jb_mkdirs_beneath(rootfd, parent, 0755);
-		if (fd < 0) {
-			free(parent);
-			goto mkfail;
-		}
-		s->destdir = fd;
-		s->keybase = parent;
-		s->rename_top = strdup(sl ? sl + 1 : dest);
-		return 0;
-	mkfail:
-		if (fd == -EXDEV || fd == -ELOOP)
-			return jb_err(err, EACCES, "%s: path escapes the data root", dest);
-		return jb_err(err, -fd, "%s: %s", dest, strerror(-fd));
-	}
+	if (under)
+		return dest_beneath(s, rootfd, under, dest, dest_is_dir, err);
 	/* local destination: the user's own path, trusted as given */
 	struct stat st;
 	size_t l = strlen(dest);

@@ -295,19 +295,20 @@ static void refuse(struct ctl *ctl, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	jb_log(JB_LOG_WARN, "%s: refused: %s", ctl->peer, msg);
+	char shown[JB_WIRE_MAX_MSG];
+	jb_log(JB_LOG_WARN, "%s: refused: %s", ctl->peer, jb_log_escape(msg, shown, sizeof shown));
 	ctl_send_error(ctl, code ? code : EIO, msg);
 }
 
 /* LIST: a directory's children, or a file itself, one level only, however
- * large the directory. */
-static int do_list(struct jb_server *srv, struct ctl *ctl, const char *path)
+ * large the directory; beneath fd, the directory under (access_scope). */
+static int do_list(struct jb_server *srv, struct ctl *ctl, int fd, const char *under, const char *path)
 {
 	struct jb_error err = {0};
 	struct walker *w = NULL;
 	struct jb_wire_entry *e = malloc(sizeof *e);
 	const char *sl = strrchr(path, '/');
-	int r = e ? walker_new(srv->rootfd, true, false, &w) : -ENOMEM;
+	int r = e ? walker_new(fd, under, false, &w) : -ENOMEM;
 	if (r == 0)
 		r = walker_add(w, path, sl ? sl + 1 : *path ? path : srv->c->name, true, &err);
 	if (r == 0)
@@ -362,6 +363,24 @@ static int do_list(struct jb_server *srv, struct ctl *ctl, const char *path)
 	return r;
 }
 
+/* A LIST: of what the peer may read, or of a directory above its read
+ * prefixes (only the way to them), else refused. */
+static void serve_list(struct jb_server *srv, struct ctl *ctl, const struct jb_peer *peer, const char *path)
+{
+	struct jb_error err = {0};
+	const char *under;
+	int fd;
+	if (!jb_peer_prefix(peer, JB_READ, path) && access_leads_to(peer, path)) {
+		if (access_list_ways(srv->rootfd, ctl, peer, path, srv->c->name, &err) < 0)
+			jb_log(JB_LOG_WARN, "%s: list: %s", peer->name, err.msg);
+	} else if (access_scope(srv->rootfd, peer, JB_READ, path, &fd, &under, &err) < 0) {
+		refuse(ctl, err.code, "%s", err.msg);
+	} else {
+		do_list(srv, ctl, fd, under, path);
+		close(fd);
+	}
+}
+
 /* A session's settings from the HELLO, its descriptors, what it sends
  * (the manifest) or where it writes, its id and secret. */
 static int session_prepare(struct jb_server *srv, struct session *s, struct live *l, struct ctl *ctl,
@@ -373,18 +392,27 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 	s->nstreams = JB_MAX(1, JB_MIN((int)hello->u.hello.streams, JB_WIRE_MAX_STREAMS));
 	s->encrypt = hello->u.hello.flags & JB_HELLO_ENCRYPT;
 	s->journal = srv->journal;
-	/* descriptors first: fewer streams than asked, or a clear refusal,
-	 * rather than EMFILE half way */
-	int r = session_take_fds(s, &s->nstreams, srv->c->max_open_files, err);
+	/* what the peer may, first: a refusal takes nothing */
+	bool push = hello->u.hello.op == JB_OP_PUSH;
+	const char *under;
+	int r = access_scope(srv->rootfd, peer, push ? JB_WRITE : JB_READ, path, &s->scopefd, &under, err);
 	if (r < 0)
+		return r;
+	/* descriptors next: fewer streams than asked, or a clear refusal,
+	 * rather than EMFILE half way (a pull keeps scopefd for its walk: one
+	 * of the directories a sending session is given and does not use) */
+	if ((r = session_take_fds(s, &s->nstreams, srv->c->max_open_files, err)) < 0)
 		return jb_err_prefix(err, "site %s is busy", srv->c->name);
-	if (hello->u.hello.op == JB_OP_PUSH) {
+	if (push) {
 		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
-		r = dest_setup(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, true, err);
+		r = dest_setup(s, s->scopefd, under, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, err);
+		close(s->scopefd); /* what arrives goes beneath destdir, which lies in it */
+		s->scopefd = -1;
 	} else {
 		snprintf(s->origin, sizeof s->origin, "%s", srv->c->name);
 		s->corrupt_block = srv->corrupt_block;
-		r = manifest_add_beneath(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_RECURSIVE, false, err);
+		r = manifest_add_beneath(s, s->scopefd, under, path, hello->u.hello.flags & JB_HELLO_RECURSIVE, false,
+					 err);
 		if (r == 0)
 			r = manifest_sort(s, err);
 	}
@@ -471,7 +499,7 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 		return;
 	}
 	if (hello->u.hello.op == JB_OP_LIST) {
-		do_list(srv, ctl, path);
+		serve_list(srv, ctl, peer, path);
 		free(path);
 		return;
 	}
@@ -527,7 +555,9 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 		goto out;
 	}
 	atomic_fetch_add(&srv->sessions, 1);
-	jb_log(JB_LOG_INFO, "%s: %s %s with %d streams", peer->name, opname, *path ? path : "/", s->nstreams);
+	char shown[512], why[JB_WIRE_MAX_MSG]; /* the peer's path and messages with names from it, as logged */
+	jb_log_escape(*path ? path : "/", shown, sizeof shown);
+	jb_log(JB_LOG_INFO, "%s: %s %s with %d streams", peer->name, opname, shown, s->nstreams);
 	atomic_fetch_add(&srv->streams_active, (uint64_t)s->nstreams);
 	r = s->sender ? sender_run(s, &err) : receiver_run(s, &err);
 	atomic_fetch_sub(&srv->streams_active, (uint64_t)s->nstreams);
@@ -543,10 +573,11 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	atomic_fetch_add(s->sender ? &srv->bytes_out : &srv->bytes_in, moved);
 	double secs = jb_now() - s->t0;
 	if (r < 0)
-		jb_log(JB_LOG_WARN, "%s: %s %s failed: %s", peer->name, opname, *path ? path : "/", err.msg);
+		jb_log(JB_LOG_WARN, "%s: %s %s failed: %s", peer->name, opname, shown,
+		       jb_log_escape(err.msg, why, sizeof why));
 	else
 		jb_log(JB_LOG_INFO, "%s: %s %s done: %u entries (%llu failed), %llu bytes in %.2f s (%.2f Gbit/s)",
-		       peer->name, opname, *path ? path : "/", s->nfiles,
+		       peer->name, opname, shown, s->nfiles,
 		       (unsigned long long)(s->entries_done - s->entries_ok), (unsigned long long)moved, secs,
 		       secs > 0 ? moved * 8 / secs / 1e9 : 0.0);
 out:

@@ -80,6 +80,7 @@ int session_init(struct session *s, bool sender)
 	s->evfd = -1;
 	s->sender = sender;
 	s->destdir = -1;
+	s->scopefd = -1;
 	s->corrupt_block = -1;
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
@@ -218,6 +219,8 @@ void session_free(struct session *s)
 	free(s->res);
 	if (s->destdir >= 0)
 		close(s->destdir);
+	if (s->scopefd >= 0)
+		close(s->scopefd);
 	if (s->evfd >= 0)
 		close(s->evfd);
 	jb_fds_give(s->fds);

@@ -41,7 +41,8 @@ struct wlevel {
 
 struct walker {
 	int rootfd;
-	bool beneath, recursive;
+	char *under;         /* NULL: local paths; else the directory rootfd is, below the data root */
+	bool recursive;
 	struct wsrc *srcs;
 	size_t nsrcs, capsrcs, cur;
 	struct wlevel lv[MAX_DEPTH + 1];
@@ -49,25 +50,27 @@ struct walker {
 	char mpath[JB_PATH_MAX];
 };
 
-int walker_new(int rootfd, bool beneath, bool recursive, struct walker **ret)
+int walker_new(int rootfd, const char *under, bool recursive, struct walker **ret)
 {
 	struct walker *w = calloc(1, sizeof *w);
-	if (!w)
+	if (!w || (under && !(w->under = strdup(under)))) {
+		free(w);
 		return -ENOMEM;
+	}
 	w->rootfd = rootfd;
-	w->beneath = beneath;
 	w->recursive = recursive;
 	*ret = w;
 	return 0;
 }
 
-int walker_rootfd(const struct walker *w) { return w->rootfd; }
-bool walker_beneath(const struct walker *w) { return w->beneath; }
-
-static int open_at(const struct walker *w, const char *src, int flags)
+/* Below a data root, src is opened beneath the directory it must stay in
+ * (rootfd, which is under): a link that leads out of it fails (EXDEV). */
+int walker_open(const struct walker *w, const char *src, int flags)
 {
-	if (w->beneath)
-		return jb_open_beneath(w->rootfd, src, flags, 0);
+	if (w->under) {
+		const char *rel = jb_path_under(src, w->under);
+		return rel ? jb_open_beneath(w->rootfd, rel, flags, 0) : -EXDEV;
+	}
 	int fd = openat(w->rootfd, src, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
@@ -77,10 +80,10 @@ int walker_add(struct walker *w, const char *src, const char *top, bool children
 	const char *shown = *src ? src : "/";
 	if (!*src)
 		src = ".";
-	int fd = open_at(w, src, O_PATH);
+	int fd = walker_open(w, src, O_PATH);
 	if (fd < 0) {
 		if (fd == -EXDEV || fd == -ELOOP)
-			return jb_err(err, EACCES, "%s: path escapes the data root", shown);
+			return jb_err(err, EACCES, "%s: path escapes %s", shown, confinement(w->under));
 		return jb_err(err, -fd, "%s: %s", shown, strerror(-fd));
 	}
 	struct stat st;
@@ -155,7 +158,7 @@ static int push(struct walker *w, const char *src, size_t mlen, bool follow)
 {
 	if (w->depth > MAX_DEPTH)
 		return -ELOOP;
-	int fd = open_at(w, src, O_RDONLY | O_DIRECTORY | (follow ? 0 : O_NOFOLLOW));
+	int fd = walker_open(w, src, O_RDONLY | O_DIRECTORY | (follow ? 0 : O_NOFOLLOW));
 	if (fd < 0)
 		return fd;
 	DIR *d = fdopendir(fd);
@@ -240,11 +243,14 @@ static void fill(struct walk_entry *e, uint8_t type, uint32_t mode, uint64_t siz
 
 /* A directory was returned whose contents cannot be listed: the entry says
  * why, and it arrives empty. */
-static void list_failed(struct walk_entry *e, const char *src, int r)
+static void list_failed(const struct walker *w, struct walk_entry *e, const char *src, int r)
 {
 	e->err = -r;
-	snprintf(e->errmsg, sizeof e->errmsg, "cannot list its contents: %s",
-		 r == -EXDEV || r == -ELOOP ? "it escapes the data root or is too deep" : strerror(-r));
+	if (r == -EXDEV || r == -ELOOP)
+		snprintf(e->errmsg, sizeof e->errmsg, "cannot list its contents: it escapes %s or is too deep",
+			 confinement(w->under));
+	else
+		snprintf(e->errmsg, sizeof e->errmsg, "cannot list its contents: %s", strerror(-r));
 	jb_log(JB_LOG_WARN, "%s: %s", src, e->errmsg);
 }
 
@@ -278,7 +284,7 @@ int walker_next(struct walker *w, struct walk_entry *e, struct jb_error *err)
 				else if (r == -ENOMEM)
 					r = jb_err(err, ENOMEM, "%s: out of memory", csrc);
 				else if (r < 0) {
-					list_failed(e, csrc, r);
+					list_failed(w, e, csrc, r);
 					r = 0;
 				}
 				free(csrc);
@@ -294,8 +300,9 @@ int walker_next(struct walker *w, struct walk_entry *e, struct jb_error *err)
 		if (s->children_only) {
 			int r = push(w, s->src, 0, true);
 			if (r < 0)
-				return jb_err(err, -r, "%s: %s", s->src,
-					      r == -EXDEV || r == -ELOOP ? "path escapes the data root" : strerror(-r));
+				return jb_err(err, -r, "%s: %s%s", s->src,
+					      r == -EXDEV || r == -ELOOP ? "path escapes " : strerror(-r),
+					      r == -EXDEV || r == -ELOOP ? confinement(w->under) : "");
 			continue;
 		}
 		size_t tl = strlen(s->top);
@@ -308,7 +315,7 @@ int walker_next(struct walker *w, struct walk_entry *e, struct jb_error *err)
 			if (r == -ENOMEM)
 				return jb_err(err, ENOMEM, "%s: out of memory", s->src);
 			if (r < 0)
-				list_failed(e, s->src, r);
+				list_failed(w, e, s->src, r);
 		}
 		return 1;
 	}
@@ -337,5 +344,6 @@ void walker_free(struct walker *w)
 		free(w->srcs[i].top);
 	}
 	free(w->srcs);
+	free(w->under);
 	free(w);
 }

@@ -176,7 +176,11 @@ struct walk_entry {
 	int err;             /* a directory whose contents could not be listed */
 	char errmsg[200];
 };
-int walker_new(int rootfd, bool beneath, bool recursive, struct walker **ret);
+/* A walker of local paths (under NULL: the user's own, opened as given,
+ * relative to rootfd), or of paths below a daemon's data root: rootfd is
+ * then the directory under (below the data root; "" for the root itself),
+ * and every source is a path at or below under, opened beneath rootfd. */
+int walker_new(int rootfd, const char *under, bool recursive, struct walker **ret);
 /* A top-level source: src, opened relative to rootfd, arriving as top.
  * children_only: list the directory's children (LIST), not the directory. */
 int walker_add(struct walker *w, const char *src, const char *top, bool children_only, struct jb_error *err);
@@ -186,8 +190,8 @@ int walker_start(struct walker *w, struct jb_error *err);
 int walker_next(struct walker *w, struct walk_entry *e, struct jb_error *err);
 /* Where to open an entry of source src whose manifest path is path. */
 int walker_src_path(const struct walker *w, uint32_t src, const char *path, char *buf, size_t len);
-int walker_rootfd(const struct walker *w);
-bool walker_beneath(const struct walker *w);
+/* Open src (a path walker_src_path gave) as the walker opens its own. */
+int walker_open(const struct walker *w, const char *src, int flags);
 void walker_free(struct walker *w);
 
 struct committer;
@@ -212,6 +216,8 @@ struct session {
 	uint64_t blocks_live;  /* blocks of the entries in the window */
 	uint64_t entries_done, entries_ok, files_ok;
 
+	int scopefd;         /* the server's: the directory a peer's pull is confined to, or -1 */
+
 	/* sender */
 	struct walker *walk;
 	struct walk_entry pend; /* walked, not yet offered (its frame was full) */
@@ -235,7 +241,6 @@ struct session {
 
 	/* receiver */
 	int destdir;         /* O_PATH directory the manifest is placed in */
-	bool dest_beneath;
 	char *rename_top;    /* replace the first path component with this */
 	char *top;           /* the first path component being replaced */
 	char *last_path;     /* JB_PATH_MAX bytes: the last manifest entry's path, as sent */
@@ -377,8 +382,10 @@ void journal_key(const struct session *s, const struct xfile *f, char *key, size
 
 /* ---- manifests (manifest.c) ---- */
 int manifest_add_local(struct session *s, const char *src, bool recursive, struct jb_error *err);
-int manifest_add_beneath(struct session *s, int rootfd, const char *rel, bool recursive, bool children_only,
-			 struct jb_error *err);
+/* A daemon's source: rel below the data root, at or below under (the
+ * directory rootfd is; see walker_new). */
+int manifest_add_beneath(struct session *s, int rootfd, const char *under, const char *rel, bool recursive,
+			 bool children_only, struct jb_error *err);
 /* Sender: offer more entries while the window and the control queue have
  * room; FILES_END once the walk is over. */
 int manifest_pump(struct session *s, struct jb_error *err);
@@ -389,9 +396,30 @@ int manifest_sort(struct session *s, struct jb_error *err);
  * the window; check FILES_END against what was added. */
 int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from, struct jb_error *err);
 int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err);
-/* destination resolution (receiver) */
-int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir, bool beneath,
+/* destination resolution (receiver): under NULL for the user's own local
+ * dest, else dest is below the data root at or below under, the directory
+ * rootfd is (see walker_new) */
+int dest_setup(struct session *s, int rootfd, const char *under, const char *dest, bool dest_is_dir,
 	       struct jb_error *err);
+/* ---- what a peer may (access.c) ---- */
+/* The directory a peer's request for path (clean) is confined to: the
+ * widest of its read or write prefixes that holds path, opened beneath
+ * rootfd (the data root) with no symbolic link on the way, made first for
+ * a write; path checked not to lead out of it.  *ret_fd (O_PATH) is the
+ * caller's, *ret_under the prefix ("" for the whole root).  A refusal is
+ * EACCES naming the peer and the path. */
+int access_scope(int rootfd, const struct jb_peer *peer, enum jb_access a, const char *path, int *ret_fd,
+		 const char **ret_under, struct jb_error *err);
+/* Is path (clean) above one of the peer's read prefixes? */
+bool access_leads_to(const struct jb_peer *peer, const char *path);
+/* Answer a LIST of such a path: WELCOME, then only the way to the
+ * prefixes below it (their next components that are directories). */
+int access_list_ways(int rootfd, struct ctl *ctl, const struct jb_peer *peer, const char *path, const char *site,
+		     struct jb_error *err);
+
+/* How a refusal names where paths are confined: "the data root", or the
+ * prefix below it. */
+static inline const char *confinement(const char *under) { return under && *under ? under : "the data root"; }
 
 /* Set-up that needs no data stream, so that it overlaps the streams' own
  * set-up: the sender offers its manifest; the receiver answers what has

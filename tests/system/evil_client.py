@@ -133,6 +133,11 @@ elif CASE == 'bad-version':
     c = tls_connect(); c.sendall(hello(1, 'x', version=9)); answer(c)
 elif CASE == 'bad-block-size':
     c = tls_connect(); c.sendall(hello(1, 'x', bs=1000)); answer(c)
+elif CASE.startswith('hello:'):
+    # hello:push|pull|list:PATH: the server's first answer to that request
+    _, op, path = CASE.split(':', 2)
+    c = tls_connect(); c.sendall(hello({'push': 1, 'pull': 2, 'list': 3}[op], path, flags=4 if op == 'pull' else 0))
+    answer(c)
 elif CASE == 'pull-missing':
     c = tls_connect(); c.sendall(hello(2, 'no/such/file')); answer(c)
 elif CASE == 'not-hello':

@@ -50,10 +50,16 @@ api = 127.0.0.1:0
 state = $d/state
 EOC
 }
-# trust A B: A pins B (with B's address once B is running)
+# trust A B [LINE...]: A pins B (with B's address once B is running).  B may
+# read and write all of A's data root ('read = .', 'write = .'; a peer
+# section without them may do nothing), or what the LINEs given instead say
+# ('write = incoming/beta'; '' for nothing)
 trust() {
-	local a=$1 b=$2
+	local a=$1 b=$2 l
+	shift 2
+	[ $# -gt 0 ] || set -- 'read = .' 'write = .'
 	printf '\n[peer %s]\nfingerprint = %s\n' "$b" "$(cat "$T/$b/fp")" >> "$T/$a/jumbo.conf"
+	for l in "$@"; do [ -z "$l" ] || printf '%s\n' "$l" >> "$T/$a/jumbo.conf"; done
 	if [ -f "$T/$b/ready" ]; then
 		printf 'address = 127.0.0.1:%s\n' "$(jsonget "$T/$b/ready" listen)" >> "$T/$a/jumbo.conf"
 	fi

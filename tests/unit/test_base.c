@@ -1,4 +1,4 @@
-/* Unit tests: sizes and rates, paths, the config parser. */
+/* Unit tests: sizes and rates, paths, the config parser, peer prefixes, log escaping. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -221,6 +221,134 @@ static void test_read_line_file(void)
 	is_int(jb_read_line_file(path, buf, sizeof buf), -ENOENT, "no file: -ENOENT");
 }
 
+/* Prefixes by whole components; a prefix's directory opened without links. */
+static void test_prefixes(void)
+{
+	ok(jb_path_under("incoming/alpha/x", "incoming/alpha") && !strcmp(jb_path_under("incoming/alpha/x",
+	   "incoming/alpha"), "x"), "incoming/alpha holds incoming/alpha/x (rest 'x')");
+	ok(jb_path_under("incoming/alpha", "incoming/alpha") && !*jb_path_under("incoming/alpha", "incoming/alpha"),
+	   "and incoming/alpha itself (rest '')");
+	ok(!jb_path_under("incoming/alphabet", "incoming/alpha"), "not incoming/alphabet");
+	ok(!jb_path_under("incoming/alphabet/x", "incoming/alpha"), "nor incoming/alphabet/x");
+	ok(!jb_path_under("incoming", "incoming/alpha"), "nor its parent");
+	ok(!jb_path_under("", "incoming/alpha"), "nor the root");
+	ok(jb_path_under("any/thing", "") && !strcmp(jb_path_under("any/thing", ""), "any/thing"),
+	   "the root ('') holds every path");
+
+	char dir[] = "/tmp/jbtest.XXXXXX";
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	int root = open(dir, O_PATH | O_DIRECTORY);
+	int fd = jb_open_dir_nofollow(root, "in/alpha", 0);
+	is_int(fd, -ENOENT, "a missing prefix is not made when mkmode is 0");
+	fd = jb_open_dir_nofollow(root, "in/alpha", 0755);
+	ok(fd >= 0, "made with mkmode");
+	if (fd >= 0)
+		close(fd);
+	struct stat st;
+	ok(fstatat(root, "in/alpha", &st, 0) == 0 && S_ISDIR(st.st_mode), "as a directory");
+	ok(mkdirat(root, "real", 0755) == 0 && symlinkat("../real", root, "in/link") == 0, "a link inside the root");
+	fd = jb_open_beneath(root, "in/link", O_PATH, 0);
+	ok(fd >= 0, "which jb_open_beneath follows");
+	if (fd >= 0)
+		close(fd);
+	is_int(jb_open_dir_nofollow(root, "in/link", 0), -ELOOP, "jb_open_dir_nofollow does not");
+	is_int(jb_open_dir_nofollow(root, "in/link/x", 0755), -ELOOP, "nor when it makes what is missing");
+	ok(fstatat(root, "real/x", &st, 0) < 0, "and made nothing through it");
+	close(root);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ok(system(cmd) == 0, "cleanup");
+}
+
+static void test_peer_rules(void)
+{
+	static const char text[] = "[site]\nname = a\nidentity = /x\n"
+				   "[peer b]\nfingerprint = SHA256:" "0000000000000000000000000000000000000000000000000000000000000001\n"
+				   "read = pub  ./incoming/b/ incoming\n"
+				   "write = incoming/b\n"
+				   "[peer c]\nfingerprint = SHA256:" "0000000000000000000000000000000000000000000000000000000000000002\n"
+				   "read = /tmp\nread = .\n"
+				   "[peer d]\nfingerprint = SHA256:" "0000000000000000000000000000000000000000000000000000000000000003\n";
+	struct jb_config *c = NULL;
+	struct jb_error err = {0};
+	ok(jb_config_parse(text, "rules.conf", &c, &err) < 0 && strstr(err.msg, "rules.conf:10: peer c: read prefix '/tmp' "
+	   "is absolute"), "an absolute prefix refused with file:line: %s", err.msg);
+	jb_config_free(c);
+	c = NULL;
+	char fixed[sizeof text];
+	snprintf(fixed, sizeof fixed, "%s", text);
+	memcpy(strstr(fixed, "read = /tmp"), "read = pub ", 11);
+	ok(jb_config_parse(fixed, "rules.conf", &c, &err) == 0, "read and write parse (%s)", err.msg);
+	if (!c)
+		return;
+	const struct jb_peer *b = jb_config_peer(c, "b"), *pc = jb_config_peer(c, "c"), *d = jb_config_peer(c, "d");
+	ok(b->nread == 3 && !strcmp(b->read[0], "pub") && !strcmp(b->read[1], "incoming/b") &&
+	   !strcmp(b->read[2], "incoming"), "prefixes split on spaces and kept clean");
+	ok(pc->nread == 1 && !strcmp(pc->read[0], ""), "a second read = replaces the first; '.' is the whole root");
+	ok(!d->nread && !d->nwrite, "a peer without read or write has no prefixes");
+	is_str(jb_peer_prefix(b, JB_WRITE, "incoming/b/run7/x.h5"), "incoming/b", "b may write below incoming/b");
+	is_str(jb_peer_prefix(b, JB_WRITE, "incoming/b"), "incoming/b", "and at incoming/b itself");
+	ok(!jb_peer_prefix(b, JB_WRITE, "incoming/bb"), "not at incoming/bb");
+	ok(!jb_peer_prefix(b, JB_WRITE, "pub/x"), "nor where it may only read");
+	is_str(jb_peer_prefix(b, JB_READ, "incoming/b/x"), "incoming", "the widest read prefix that holds a path");
+	is_str(jb_peer_prefix(pc, JB_READ, "any/where"), "", "'.' holds everything");
+	ok(!jb_peer_prefix(pc, JB_WRITE, "any/where"), "read does not give write");
+	ok(!jb_peer_prefix(d, JB_READ, "") && !jb_peer_prefix(d, JB_WRITE, "x"), "no prefixes: nothing");
+	char r[256];
+	jb_peer_rights(b, r, sizeof r);
+	is_str(r, "read pub incoming/b incoming; write incoming/b", "rights of b");
+	jb_peer_rights(pc, r, sizeof r);
+	is_str(r, "read everything; write nothing", "rights of c");
+	jb_peer_rights(d, r, sizeof r);
+	is_str(r, "read nothing; write nothing", "rights of d");
+	jb_peer_rights(b, r, 12);
+	is_str(r, "read pub in", "cut to fit");
+	jb_config_free(c);
+
+	static const struct {
+		const char *line, *want;
+	} bad[] = {
+		{"read = /data", "rules.conf:5: peer b: read prefix '/data' is absolute"},
+		{"write = /", "rules.conf:5: peer b: write prefix '/' is absolute"},
+		{"write = in ../etc", "rules.conf:5: peer b: write prefix '../etc' has a '..' component"},
+		{"read = a/../../b", "rules.conf:5: peer b: read prefix 'a/../../b' has a '..' component"},
+		{"read = a/..", "has a '..' component"},
+		{"read =", "rules.conf:5: peer b: read = wants one or more prefixes"},
+		{"write =   ", "rules.conf:5: peer b: write = wants one or more prefixes"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char t[512];
+		snprintf(t, sizeof t, "[site]\nname = a\nidentity = /x\n[peer b]\n%s\nfingerprint = SHA256:%064d\n",
+			 bad[i].line, 1);
+		c = NULL;
+		memset(&err, 0, sizeof err);
+		ok(jb_config_parse(t, "rules.conf", &c, &err) < 0 && strstr(err.msg, bad[i].want), "'%s' refused: %s",
+		   bad[i].line, err.msg);
+		jb_config_free(c);
+	}
+	char many[8192] = "[site]\nname = a\nidentity = /x\n[peer b]\nread =";
+	for (int i = 0; i <= JB_MAX_PREFIXES; i++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), " p%d", i);
+	c = NULL;
+	ok(jb_config_parse(many, "rules.conf", &c, &err) < 0 && strstr(err.msg, "more than 64 read prefixes"),
+	   "at most %d prefixes: %s", JB_MAX_PREFIXES, err.msg);
+	jb_config_free(c);
+}
+
+static void test_log_escape(void)
+{
+	char out[64];
+	is_str(jb_log_escape("run7/a.h5", out, sizeof out), "run7/a.h5", "a plain path as it is");
+	is_str(jb_log_escape("a\nb\tc\x1b[31m\x7f", out, sizeof out), "a\\x0ab\\x09c\\x1b[31m\\x7f",
+	       "control characters as \\xNN");
+	is_str(jb_log_escape("back\\slash", out, sizeof out), "back\\x5cslash", "a backslash too, so that \\x means one");
+	is_str(jb_log_escape("\xec\x8b\xa4\xed\x97\x98/\xc3\xa9", out, sizeof out), "\xec\x8b\xa4\xed\x97\x98/\xc3\xa9",
+	       "UTF-8 names as they are");
+	is_str(jb_log_escape("\xc2\x9b" "2J", out, sizeof out), "\\xc2\\x9b2J", "a C1 control (CSI) escaped");
+	is_str(jb_log_escape("\xff\xc3(", out, sizeof out), "\\xff\\xc3(", "bytes that are not UTF-8 escaped");
+	is_str(jb_log_escape("abc\ndef", out, 6), "abc", "cut to fit, never inside an escape");
+}
+
 int main(void)
 {
 	test_read_line_file();
@@ -228,5 +356,8 @@ int main(void)
 	test_sizes();
 	test_paths();
 	test_config();
+	test_prefixes();
+	test_peer_rules();
+	test_log_escape();
 	return tap_done();
 }
