@@ -17,7 +17,7 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 $(ASAN)/build.ninja:
-	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Dtest_hooks=true
 
 # The demo: two sites on loopback, a generated 1 GiB file, throughput and digest,
 # then a landing rule's job on it, its output and provenance, the dashboard.

@@ -48,9 +48,11 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		{"detach", no_argument, NULL, 'D'}, {"api", required_argument, NULL, 'A'}, {0},
 	};
 	jb_xfer_opts_init(&a->o);
-	const char *corrupt = getenv("JUMBO_TEST_CORRUPT_BLOCK"); /* the tests' (t_faults, t_durable) */
+#ifdef JB_TEST_HOOKS /* meson -Dtest_hooks=true: the tests' (t_faults, t_durable, t_veth) */
+	const char *corrupt = getenv("JUMBO_TEST_CORRUPT_BLOCK");
 	if (corrupt && *corrupt)
 		a->o.corrupt_block = atoi(corrupt);
+#endif
 	int o;
 	uint64_t v;
 	while ((o = getopt_long(argc, argv, "P:rqh", opts, NULL)) != -1) {

@@ -82,9 +82,11 @@ static int site_open(struct site *s, struct jb_error *err)
 	s->landing.cat = s->cat;
 	s->landing.jobs = s->jobs;
 	jb_server_on_commit(s->srv, jb_landing_commit, &s->landing);
-	const char *corrupt = getenv("JUMBO_TEST_CORRUPT_BLOCK"); /* the tests' (t_faults) */
+#ifdef JB_TEST_HOOKS /* meson -Dtest_hooks=true: the tests' (t_faults) */
+	const char *corrupt = getenv("JUMBO_TEST_CORRUPT_BLOCK");
 	if (corrupt && *corrupt)
 		jb_server_test_corrupt_block(s->srv, atoi(corrupt));
+#endif
 	if (s->c->api && *s->c->api && strcmp(s->c->api, "off") &&
 	    (r = jb_api_start(s->c, &(struct jb_api_services){s->srv, s->jobs, s->cat, s->tokens, s->transfers},
 			      &s->api, err)) < 0)

@@ -102,8 +102,21 @@ out=$(jb send -q "$T/small.txt" "jumbo://$addr/url.txt" 2>&1)
 ok $? "jumbo://HOST:PORT/PATH works for a pinned server"
 is "$(cat "$T/beta/root/url.txt")" hello "URL destination"
 
-# --- a corrupted block is detected and sent again ---
+# --- the corruption hook is in test builds only ---
+opt=$(/usr/bin/python3 -c 'import json,sys; print([o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "test_hooks"][0])' \
+	"$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null)
+n=$(strings "$JUMBO" "$JUMBOD" | grep -c 'JUMBO_TEST_')
+if [ "$opt" = False ]; then
+	is "$n" 0 "a release build (test_hooks off): strings of jumbo and jumbod have no JUMBO_TEST_"
+else
+	ok $((n == 0)) "a test build (-Dtest_hooks=true) has the hook ($n strings)"
+fi
+
+# --- a corrupted block is detected and sent again (a test build's hook) ---
 head -c 50M /dev/urandom > "$T/c.bin"
+if ! hooks; then
+	skip 7 "a release build has no corruption hook (meson -Dtest_hooks=true; make check's ASan build)"
+else
 JUMBO_TEST_CORRUPT_BLOCK=3 jb send --block-size 1M --json "$T/c.bin" beta:c.bin > "$T/c.json"
 ok $? "transfer with a corrupted block succeeds"
 is "$(jsonget "$T/c.json" blocks_resent)" 1 "one block failed verification and was re-sent"
@@ -116,6 +129,7 @@ jb get --block-size 1M --json beta:c.bin "$T/c-back.bin" > "$T/cg.json" 2>/dev/n
 ok $? "pull with a corrupted block succeeds"
 is "$(jsonget "$T/cg.json" blocks_resent)" 1 "pull: one block re-sent"
 is "$(sha "$T/c-back.bin")" "$(sha "$T/c.bin")" "pull: bit-identical"
+fi
 
 # --- a full disk ---
 if [ "$(id -u)" = 0 ]; then
