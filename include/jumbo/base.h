@@ -121,6 +121,13 @@ JB_EXPORT const char *jb_path_under(const char *path, const char *prefix);
 JB_EXPORT int jb_open_dir_nofollow(int dirfd, const char *rel, mode_t mkmode);
 /* mkdir -p of rel below dirfd, each step resolved beneath. */
 JB_EXPORT int jb_mkdirs_beneath(int dirfd, const char *rel, mode_t mode);
+/* The state directory's own: a directory made 0700 when missing, else
+ * without its group's and others' read and write (a group's or others'
+ * passage, x, is kept: the jobs' root has one); a file made 0600 when
+ * missing (O_EXCL, never opened when there: closing a descriptor would drop
+ * a SQLite connection's locks), else chmod 0600 by name. */
+JB_EXPORT int jb_private_dir(const char *path, struct jb_error *err);
+JB_EXPORT int jb_private_file(const char *path, struct jb_error *err);
 /* rm -rf of name below dirfd, never following a link: 0 (also when it was
  * not there) or -errno. */
 JB_EXPORT int jb_remove_tree(int dirfd, const char *name);

@@ -59,6 +59,7 @@ struct jb_rule {
 #define JB_SUBUID_START 524288u
 #define JB_SUBUID_COUNT 65536u
 #define JB_DEFAULT_MAX_JOBS 8
+#define JB_DEFAULT_JOB_PORT 8081
 #define JB_MAX_MAX_JOBS 256
 struct jb_config {
 	char *path;           /* where it was read from */
@@ -78,6 +79,11 @@ struct jb_config {
 	uint32_t subuid_start, subuid_count;
 	bool subuid_off;
 	uint64_t max_image_size; /* [site] max_image_size: bytes one image's layers unpack to (0: the default) */
+	/* [site] job_ports: the ports of the site address for jobs (10.213.0.1)
+	 * a job on a veth network may reach (nothing else of the host);
+	 * default JB_DEFAULT_JOB_PORT (the JupyterHub API of hub-up) */
+	uint16_t job_ports[16];
+	int njob_ports; /* -1: the default */
 	int max_jobs; /* [site] max_jobs: this host's jobs running at once (0: JB_DEFAULT_MAX_JOBS) */
 	struct jb_peer *peers;
 	size_t npeers;

@@ -142,13 +142,20 @@ struct jb_registry_opts {
 	void *progress_ud;
 	bool (*cancelled)(void *ud);  /* asked while a request waits or moves: true ends it (-ECANCELED); may be NULL */
 	void *cancel_ud;
+	/* the credentials of a token realm on another host than the registry's
+	 * (user and password, or NULLs): user and password go only to the
+	 * registry's own host; may be NULL (none) */
+	void (*creds_for)(const void *ud, const char *host, const char **user, const char **password);
+	const void *creds_ud;
 };
 /* The options for host, by one rule everywhere (CLI, jobs, backends):
  * credentials given by the caller (user not NULL: the command line's
  * --creds or its own environment) come first, then the [registry HOST]
  * section of c for that host alone, else none; the CA and insecure come
  * from [registry HOST], insecure also when the caller asks.  The rest of *o
- * is zeroed.  c may be NULL; a daemon gives no credentials of its own. */
+ * is zeroed.  c may be NULL; a daemon gives no credentials of its own.  A
+ * token realm on another host gets its own [registry HOST]'s credentials
+ * (creds_for), never these. */
 JB_EXPORT void jb_registry_opts_for(const struct jb_config *c, const char *host, const char *user,
 				    const char *password, bool insecure, struct jb_registry_opts *o);
 /* host ("name", "name:port", "[v6]:port") names a loopback address as a

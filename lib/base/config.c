@@ -287,6 +287,26 @@ static int site_max_image_size(struct parse *p, const char *v)
 	return 0;
 }
 
+static int site_job_ports(struct parse *p, const char *v)
+{
+	int n = 0;
+	for (const char *q = v; *q;) {
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (!*q)
+			break;
+		char *end;
+		long port = strtol(q, &end, 10);
+		if (end == q || (*end && *end != ' ' && *end != '\t') || port < 1 || port > 65535 ||
+		    n == (int)JB_ARRAY_SIZE(p->c->job_ports))
+			return perr(p, EINVAL, "job_ports wants up to 16 port numbers (1-65535) apart by spaces, not '%s'", v);
+		p->c->job_ports[n++] = (uint16_t)port;
+		q = end;
+	}
+	p->c->njob_ports = n;
+	return 0;
+}
+
 static int site_max_jobs(struct parse *p, const char *v)
 {
 	char *end;
@@ -537,6 +557,7 @@ static const struct key site_keys[] = {
 	FN("max_open_files", site_max_open_files),
 	FN("subuid", site_subuid),
 	FN("max_jobs", site_max_jobs),
+	FN("job_ports", site_job_ports),
 	FN("max_image_size", site_max_image_size),
 	{0},
 };
@@ -641,6 +662,8 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 	if (c) {
 		c->subuid_start = JB_SUBUID_START;
 		c->subuid_count = JB_SUBUID_COUNT;
+		c->job_ports[0] = JB_DEFAULT_JOB_PORT;
+		c->njob_ports = 1;
 	}
 	if (!c || !copy || !(c->path = strdup(path ? path : "<string>"))) {
 		free(copy);

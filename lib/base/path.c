@@ -163,3 +163,37 @@ int jb_remove_tree(int dfd, const char *name)
 		r = -errno;
 	return r;
 }
+
+int jb_private_dir(const char *path, struct jb_error *err)
+{
+	struct stat st;
+	if (mkdir(path, 0700) == 0)
+		return 0;
+	if (errno != EEXIST || stat(path, &st) < 0)
+		return jb_err(err, errno, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return jb_err(err, ENOTDIR, "%s: not a directory", path);
+	if ((st.st_mode & 066) && chmod(path, st.st_mode & 07711) < 0)
+		return jb_err(err, errno, "%s: cannot make it private: %s", path, strerror(errno));
+	return 0;
+}
+
+int jb_private_file(const char *path, struct jb_error *err)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return jb_err(err, errno, "%s: %s", path, strerror(errno));
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return jb_err(err, errno, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return jb_err(err, EINVAL, "%s: not a regular file", path);
+	if ((st.st_mode & 07777) != 0600 && chmod(path, 0600) < 0)
+		return jb_err(err, errno, "%s: cannot make it 0600: %s", path, strerror(errno));
+	return 0;
+}

@@ -26,6 +26,9 @@ struct jb_registry {
 	char host[256];
 	char base[300];          /* scheme://host */
 	char *user, *password;
+	bool insecure;
+	void (*creds_for)(const void *ud, const char *host, const char **user, const char **password);
+	const void *creds_ud;
 	char *ca_file;
 	long timeout_s;
 	CURL *curl;
@@ -63,24 +66,32 @@ struct resp {
 
 /* host ("name", "name:port", "[v6]:port") is a loopback address: localhost,
  * 127.0.0.0/8 or ::1, the whole name (not "127.evil" nor "localhost.evil") */
-bool jb_host_is_loopback(const char *host)
+/* host's name without its port ("[v6]:port" -> "v6"); false when too long */
+static bool host_name(const char *host, char name[256])
 {
-	char name[256];
 	size_t n;
 	if (host[0] == '[') {
 		n = strcspn(host + 1, "]");
-		if (host[1 + n] != ']' || n >= sizeof name)
+		if (host[1 + n] != ']' || n >= 256)
 			return false;
 		memcpy(name, host + 1, n);
 	} else {
 		const char *colon = strchr(host, ':');
 		/* a bare IPv6 address has more than one colon: no port then */
 		n = colon && strchr(colon + 1, ':') ? strlen(host) : strcspn(host, ":");
-		if (n >= sizeof name)
+		if (n >= 256)
 			return false;
 		memcpy(name, host, n);
 	}
 	name[n] = 0;
+	return true;
+}
+
+bool jb_host_is_loopback(const char *host)
+{
+	char name[256];
+	if (!host_name(host, name))
+		return false;
 	struct in_addr a4;
 	struct in6_addr a6;
 	if (inet_pton(AF_INET, name, &a4) == 1)
@@ -88,6 +99,14 @@ bool jb_host_is_loopback(const char *host)
 	if (inet_pton(AF_INET6, name, &a6) == 1)
 		return IN6_IS_ADDR_LOOPBACK(&a6);
 	return !strcasecmp(name, "localhost");
+}
+
+/* A token realm's own credentials: its [registry HOST] section's. */
+static void config_creds(const void *ud, const char *host, const char **user, const char **password)
+{
+	const struct jb_registry_conf *rc = jb_config_registry(ud, host);
+	*user = rc ? rc->user : NULL;
+	*password = rc ? rc->password : NULL;
 }
 
 void jb_registry_opts_for(const struct jb_config *c, const char *host, const char *user, const char *password,
@@ -104,6 +123,10 @@ void jb_registry_opts_for(const struct jb_config *c, const char *host, const cha
 	}
 	o->ca_file = rc ? rc->ca : NULL;
 	o->insecure = insecure || (rc && rc->insecure);
+	if (c) {
+		o->creds_for = config_creds;
+		o->creds_ud = c;
+	}
 }
 
 int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct jb_registry **ret,
@@ -126,6 +149,9 @@ int jb_registry_open(const char *host, const struct jb_registry_opts *o, struct 
 		goto nomem;
 	r->timeout_s = o && o->timeout_s ? o->timeout_s : 30;
 	if (o) {
+		r->insecure = o->insecure;
+		r->creds_for = o->creds_for;
+		r->creds_ud = o->creds_ud;
 		r->progress = o->progress;
 		r->progress_ud = o->progress_ud;
 		r->cancelled = o->cancelled;
@@ -324,42 +350,82 @@ static int perform(struct jb_registry *r, const char *method, const char *url, s
 
 /* Answer a 401: Basic with the credentials, or a Bearer token from the
  * realm the challenge names, for its service and scope. */
+static int basic_authz(struct jb_registry *r, const char *user, const char *password, struct jb_error *err)
+{
+	char *up = NULL, *enc;
+	if (asprintf(&up, "%s:%s", user, password ? password : "") < 0)
+		return jb_oom(err);
+	enc = b64(up);
+	explicit_bzero(up, strlen(up));
+	free(up);
+	int rc = enc ? set_authz(r, "Basic", enc) : -ENOMEM;
+	free(enc);
+	return rc;
+}
+
+/* The credentials the token service at realm gets: the registry's own when
+ * it is on the registry's host, else only those configured for its own
+ * host (creds_for), else none.  A realm in plain HTTP only on loopback (or
+ * an insecure registry); a realm with user information is refused. */
+static int realm_creds(struct jb_registry *r, const char *realm, const char **user, const char **password,
+		       struct jb_error *err)
+{
+	*user = *password = NULL;
+	bool https = !strncasecmp(realm, "https://", 8);
+	if (!https && strncasecmp(realm, "http://", 7))
+		return jb_err(err, EACCES, "registry %s: a Bearer challenge whose realm is not an http(s) URL", r->host);
+	const char *h = realm + (https ? 8 : 7);
+	size_t hl = strcspn(h, "/?#");
+	char host[256];
+	if (hl == 0 || hl >= sizeof host || memchr(h, '@', hl))
+		return jb_err(err, EACCES, "registry %s: a token realm without a plain host: %.100s", r->host, realm);
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	if (!https && !r->insecure && !jb_host_is_loopback(host))
+		return jb_err(err, EACCES, "registry %s: its token service %s is plain HTTP (only loopback may be)", r->host,
+			      host);
+	char rn[256], hn[256];
+	if (host_name(host, hn) && host_name(r->host, rn) && !strcasecmp(hn, rn)) { /* another port of the same host */
+		*user = r->user;
+		*password = r->password;
+	} else if (r->creds_for) {
+		r->creds_for(r->creds_ud, host, user, password);
+	}
+	return 0;
+}
+
 static int authenticate(struct jb_registry *r, const char *challenge, struct jb_error *err)
 {
 	if (!strncasecmp(challenge, "Basic", 5)) {
 		if (!r->user)
 			return jb_err(err, EACCES, "registry %s asks for a user name and password (--creds USER:PASSWORD)",
 				      r->host);
-		char *up = NULL, *enc;
-		if (asprintf(&up, "%s:%s", r->user, r->password ? r->password : "") < 0)
-			return jb_oom(err);
-		enc = b64(up);
-		explicit_bzero(up, strlen(up));
-		free(up);
-		int rc = enc ? set_authz(r, "Basic", enc) : -ENOMEM;
-		free(enc);
-		return rc;
+		return basic_authz(r, r->user, r->password, err);
 	}
 	if (strncasecmp(challenge, "Bearer", 6))
 		return jb_err(err, EACCES, "registry %s: an authentication scheme jumbo does not speak: %.60s", r->host,
 			      challenge);
 	char realm[512], service[256] = "", scope[512] = "";
-	if (!challenge_param(challenge, "realm", realm, sizeof realm) || strncmp(realm, "http", 4))
+	if (!challenge_param(challenge, "realm", realm, sizeof realm))
 		return jb_err(err, EACCES, "registry %s: a Bearer challenge without a realm", r->host);
+	const char *ru, *rp;
+	int rc = realm_creds(r, realm, &ru, &rp, err);
+	if (rc < 0)
+		return rc;
 	challenge_param(challenge, "service", service, sizeof service);
 	challenge_param(challenge, "scope", scope, sizeof scope);
 	char *es = curl_easy_escape(r->curl, service, 0), *esc = curl_easy_escape(r->curl, scope, 0);
 	char *url = NULL;
-	int rc = asprintf(&url, "%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", *service ? "service=" : "",
+	rc = asprintf(&url, "%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", *service ? "service=" : "",
 			  *service ? es : "", *scope ? (*service ? "&scope=" : "scope=") : "", *scope ? esc : "");
 	curl_free(es);
 	curl_free(esc);
 	if (rc < 0)
 		return jb_oom(err);
-	/* the token request carries the user's credentials, if any */
+	/* the token request carries the credentials the realm may have, if any */
 	free(r->authz);
 	r->authz = NULL;
-	if (r->user && (rc = authenticate(r, "Basic", err)) < 0) {
+	if (ru && (rc = basic_authz(r, ru, rp, err)) < 0) {
 		free(url);
 		return rc;
 	}
@@ -370,7 +436,7 @@ static int authenticate(struct jb_registry *r, const char *challenge, struct jb_
 	r->authz = NULL;
 	if (rc == 0 && rs.status != 200)
 		rc = jb_err(err, EACCES, "registry %s: the token service %s refused%s (HTTP %ld)", r->host, realm,
-			    r->user ? " these credentials" : " anonymous access", rs.status);
+			    ru ? " these credentials" : " anonymous access", rs.status);
 	if (rc == 0) {
 		json_t *j = json_loadb(rs.body.p ? (const char *)rs.body.p : "", rs.body.len, 0, NULL);
 		const char *tok = json_string_value(json_object_get(j, "token"));

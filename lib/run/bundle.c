@@ -80,11 +80,14 @@ static json_t *strv(char *const *v)
 	return a;
 }
 
+/* A file of the bundle: 0600 (config.json holds the job's environment),
+ * but the ones bind-mounted into the job (its /etc files) 0644. */
 static int write_file(const char *dir, const char *name, const char *text, struct jb_error *err)
 {
 	char p[4200];
 	snprintf(p, sizeof p, "%s/%s", dir, name);
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	bool json = strstr(name, ".json") != NULL;
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, json ? 0600 : 0644);
 	if (fd < 0 || jb_write_full(fd, text, strlen(text)) < 0) {
 		int e = errno;
 		if (fd >= 0)

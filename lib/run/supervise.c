@@ -61,8 +61,8 @@ static pid_t crun(struct sup *s, bool to_job, const char *const *args)
 	if (pid == 0) {
 		sigprocmask(SIG_UNBLOCK, &s->mask, NULL);
 		int in = open("/dev/null", O_RDONLY);
-		int o = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		int e = open(errp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int o = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int e = open(errp, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (in < 0 || o < 0 || e < 0)
 			_exit(127);
 		dup2(in, 0);
@@ -307,8 +307,8 @@ static void write_result(struct sup *s)
 	path(s, "result.json", p, sizeof p);
 	snprintf(tmp, sizeof tmp, "%s.tmp", p);
 	int fd = -1;
-	bool ok = j && json_dump_file(j, tmp, JSON_COMPACT) == 0 && (fd = open(tmp, O_RDONLY | O_CLOEXEC)) >= 0 &&
-		  fsync(fd) == 0 && rename(tmp, p) == 0;
+	bool ok = j && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0 &&
+		  json_dumpfd(j, fd, JSON_COMPACT) == 0 && fsync(fd) == 0 && rename(tmp, p) == 0;
 	if (!ok)
 		dprintf(2, "jumbod --supervise: %s: %s\n", p, j ? strerror(errno) : "out of memory");
 	if (fd >= 0)
@@ -326,7 +326,10 @@ static bool sup_load(struct sup *s)
 	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
 		return false; /* (kept open, and locked, until the supervisor exits) */
 	path(s, "supervisor.pid", p, sizeof p);
-	FILE *pf = fopen(p, "we");
+	int pfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	FILE *pf = pfd >= 0 ? fdopen(pfd, "we") : NULL;
+	if (!pf && pfd >= 0)
+		close(pfd);
 	if (pf) {
 		fprintf(pf, "%d\n", (int)getpid());
 		fclose(pf);

@@ -31,13 +31,52 @@ static int run_ip(const char *const *argv)
 		int nul = open("/dev/null", O_RDWR);
 		dup2(nul, 0);
 		dup2(nul, 1);
-		execvp("ip", (char **)argv);
+		dup2(nul, 2);
+		execvp(argv[0], (char **)argv);
 		_exit(127);
 	}
 	int st = 0;
 	if (p < 0 || waitpid(p, &st, 0) < 0)
 		return -1;
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* The host's firewall for jobs' networks (iptables, nf_tables or legacy):
+ * what comes in on a pair (jb+) is accepted when it answers the host (the
+ * proxy's connections to a notebook) or goes to the site address for jobs
+ * on one of [site] job_ports; anything else is refused (a TCP reset, else
+ * dropped), so a job reaches no other service of the host, even one bound
+ * to 0.0.0.0.  Made again before each pair (another program may have
+ * flushed it); under VETH_LOCK. */
+#define FW_CHAIN "JUMBO-JOBS"
+static int net_firewall(const struct jb_jobs *j, struct jb_error *err)
+{
+	char ports[16 * 6 + 1] = "";
+	size_t o = 0;
+	for (int i = 0; i < j->c->njob_ports; i++)
+		o += (size_t)snprintf(ports + o, sizeof ports - o, "%s%u", i ? "," : "", j->c->job_ports[i]);
+	const char *const mk[] = {"iptables", "-w", "-N", FW_CHAIN, NULL};
+	run_ip(mk); /* there already: fine */
+	const char *const steps[][16] = {
+		{"iptables", "-w", "-F", FW_CHAIN, NULL},
+		{"iptables", "-w", "-A", FW_CHAIN, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT", NULL},
+		{"iptables", "-w", "-A", FW_CHAIN, "-d", JB_SITE_ADDRESS "/32", "-p", "tcp", "-m", "multiport", "--dports",
+		 ports, "-j", "ACCEPT", NULL},
+		{"iptables", "-w", "-A", FW_CHAIN, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset", NULL},
+		{"iptables", "-w", "-A", FW_CHAIN, "-j", "DROP", NULL},
+	};
+	for (size_t i = 0; i < JB_ARRAY_SIZE(steps); i++) {
+		if (i == 2 && !ports[0])
+			continue;
+		if (run_ip(steps[i]) < 0)
+			return jb_err(err, EIO, "the job's network: 'iptables %s %s' failed (is iptables installed?)",
+				      steps[i][2], FW_CHAIN);
+	}
+	const char *const check[] = {"iptables", "-w", "-C", "INPUT", "-i", "jb+", "-j", FW_CHAIN, NULL};
+	const char *const jump[] = {"iptables", "-w", "-I", "INPUT", "1", "-i", "jb+", "-j", FW_CHAIN, NULL};
+	if (run_ip(check) < 0 && run_ip(jump) < 0)
+		return jb_err(err, EIO, "the job's network: 'iptables -I INPUT -i jb+ -j %s' failed", FW_CHAIN);
+	return 0;
 }
 
 void jobs_net_teardown(const char *id)
@@ -83,6 +122,11 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 			}
 		freeifaddrs(ifs);
 	}
+	int fr = net_firewall(j, err);
+	if (fr < 0) {
+		close(lk);
+		return fr;
+	}
 	unsigned idx = 1;
 	while (idx < 16384 && used[idx])
 		idx++;
@@ -123,17 +167,24 @@ int jobs_net_setup(struct jb_jobs *j, const char *id, struct jb_job_spec *sp, st
 			return jb_err(err, EIO, "the job's network: 'ip %s %s %s' failed (is iproute2 installed?)", steps[i][1],
 				      steps[i][2], steps[i][3]);
 		}
-	/* nothing from the job goes beyond the host */
-	snprintf(fwd, sizeof fwd, "/proc/sys/net/ipv4/conf/%s/forwarding", hostdev);
-	int ff = open(fwd, O_WRONLY | O_CLOEXEC);
-	if (ff < 0 || write(ff, "0", 1) != 1) {
+	/* nothing from the job goes beyond the host, and the pair has no IPv6
+	 * (a link-local address would reach the host's services on [::]) */
+	static const char *const knobs[][3] = {{"ipv4", "forwarding", "0"}, {"ipv6", "disable_ipv6", "1"}};
+	for (size_t i = 0; i < JB_ARRAY_SIZE(knobs); i++) {
+		char rel[80];
+		snprintf(rel, sizeof rel, "%s/conf/%s/%s", knobs[i][0], hostdev, knobs[i][1]);
+		snprintf(fwd, sizeof fwd, "/proc/sys/net/%s", rel);
+		int ff = open(fwd, O_WRONLY | O_CLOEXEC);
+		bool done = ff >= 0 && write(ff, knobs[i][2], 1) == 1;
+		int e = errno;
 		if (ff >= 0)
 			close(ff);
-		jobs_net_teardown(id);
-		close(lk);
-		return jb_err(err, EIO, "the job's network: cannot turn forwarding off on %s", hostdev);
+		if (!done && !(i == 1 && e == ENOENT)) { /* a kernel without IPv6 has no knob */
+			jobs_net_teardown(id);
+			close(lk);
+			return jb_err(err, EIO, "the job's network: cannot set %s on the host's end", rel);
+		}
 	}
-	close(ff);
 	close(lk); /* the host's end has its address: the next allocation sees it */
 	snprintf(sp->netns, sizeof sp->netns, "/var/run/netns/%s", ns);
 	snprintf(sp->address, sizeof sp->address, "%s", addr);

@@ -283,20 +283,9 @@ int jb_store_open(const char *state, sqlite3 **ret, struct jb_error *err)
 	 * may have open: closing it drops the process's POSIX locks on the file,
 	 * theirs included.  Made here only when it is not there (no connection
 	 * can have it then); otherwise its mode is set by name. */
-	struct stat st;
-	if (lstat(path, &st) < 0) {
-		if (errno != ENOENT)
-			return jb_err(err, errno, "%s: %s", path, strerror(errno));
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0 && errno != EEXIST)
-			return jb_err(err, errno, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	} else if (!S_ISREG(st.st_mode)) {
-		return jb_err(err, EINVAL, "%s: not a regular file", path);
-	} else if ((st.st_mode & 07777) != 0600 && chmod(path, 0600) < 0) {
-		jb_log(JB_LOG_WARN, "%s: cannot make it 0600: %s", path, strerror(errno));
-	}
+	int pr = jb_private_file(path, err);
+	if (pr < 0)
+		return pr;
 	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI, NULL);
 	if (rc != SQLITE_OK) {
 		int r = jb_store_err(err, db, rc, path);

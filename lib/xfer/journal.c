@@ -59,6 +59,13 @@ int journal_open(const char *path, struct journal **ret, struct jb_error *err)
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&j->lock, &ma);
 	pthread_mutexattr_destroy(&ma);
+	/* 0600, as every file of the state directory (its -wal and -shm too) */
+	int pr = jb_private_file(path, err);
+	if (pr < 0) {
+		pthread_mutex_destroy(&j->lock);
+		free(j);
+		return pr;
+	}
 	if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK)
 		goto fail;

@@ -136,8 +136,8 @@ int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_e
 		r = jb_err(err, errno, "data root %s: %s", c->root, strerror(errno));
 		goto fail;
 	}
-	if (mkdir(c->state, 0700) < 0 && errno != EEXIST) {
-		r = jb_err(err, errno, "state directory %s: %s", c->state, strerror(errno));
+	if ((r = jb_private_dir(c->state, err)) < 0) {
+		jb_err_prefix(err, "state directory");
 		goto fail;
 	}
 	snprintf(path, sizeof path, "%s/journal.db", c->state);

@@ -79,6 +79,48 @@ is "$(stat -c %u "$committed")" "$(id -u)" "the output committed to the data roo
 is "$(stat -c %a "$T/alpha/state")" 710 "STATE is 0710 ..."
 is "$(stat -c %g "$T/alpha/state")" 524288 "... its group the jobs' root (passes through, cannot list)"
 
+d=$T/alpha/state
+modes=$(cd "$d" && stat -c '%a %n' site.db* journal.db* api.token "jobs/$id/config.json" "jobs/$id/supervise.json" \
+	"jobs/$id/stdout" "jobs/$id/stderr" "jobs/$id/result.json" | grep -vc '^600 ')
+is "$modes" 0 "the databases (and their -wal, -shm), the token, the job's config (its env), logs and result are 0600"
+is "$(stat -c %a "$d/jobs/$id")" 710 "the job's directory 0710 (its root passes through to its bundle)"
+
+# --- a job's own network reaches the site address's job_ports, nothing else of the host ---
+# two listeners on the host's 0.0.0.0: one on a port job_ports names, one not
+ports=$(python3 -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("", 0)); b.bind(("", 0)); print(a.getsockname()[1], b.getsockname()[1])')
+read -r allowed other <<< "$ports"
+for p in $allowed $other; do
+	python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8)
+while True:
+    c, _ = s.accept(); c.sendall(b"host service\n"); c.close()' "$p" &
+	_pids+=($!)
+done
+kill "$(cat "$T/alpha/pid")"; wait "$(cat "$T/alpha/pid")" 2>/dev/null
+sed -i "s|^state = .*|&\njob_ports = $allowed|" "$T/alpha/jumbo.conf"
+site_start alpha || exit 1
+API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
+reach='
+import socket, sys
+gw = [socket.inet_ntoa(bytes.fromhex(f[2])[::-1]) for f in (l.split() for l in open("/proc/net/route").readlines()[1:]) if f[2] != "00000000"][0]
+for host, port in (("10.213.0.1", int(sys.argv[1])), ("10.213.0.1", int(sys.argv[2])), (gw, int(sys.argv[2]))):
+    what = "allowed" if port == int(sys.argv[1]) else "other"
+    try:
+        s = socket.create_connection((host, port), timeout=3); print(host, "port", what, "reached:", s.recv(64).decode().strip())
+    except OSError as e:
+        print(host, "port", what, "refused:", type(e).__name__)
+'
+vbody=$(python3 -c 'import json,sys; print(json.dumps({"image": "jumbo/minimal", "network": "veth", "args": ["python3", "-c"] + sys.argv[1:]}))' "$reach" "$allowed" "$other")
+id=$(post "$vbody" | jsonget /dev/stdin id); ok $? "a run token's job on a network of its own (veth)"
+out=$(wait_end "$id")
+like '^10.213.0.1 port allowed reached: host service$' "$(echo "$out" | sed -n 1p)" "reaches the site address on a port of [site] job_ports"
+like '^10.213.0.1 port other refused' "$(echo "$out" | sed -n 2p)" "but not another service of the host bound to 0.0.0.0"
+like 'port other refused' "$(echo "$out" | sed -n 3p)" "nor that service at the host's end of its pair"
+iptables -w -S JUMBO-JOBS > "$T/fw" 2>&1
+like "-A JUMBO-JOBS -d 10.213.0.1/32 -p tcp -m multiport --dports $allowed -j ACCEPT" "$(cat "$T/fw")" "(the host's firewall: chain JUMBO-JOBS)"
+
 # --- a notebook workspace from before: its files shifted to the jobs' ids ---
 mkdir -p "$T/alpha/state/workspaces/alice/sub" && echo old > "$T/alpha/state/workspaces/alice/sub/nb.ipynb"
 chown -R 1000:100 "$T/alpha/state/workspaces/alice"

@@ -212,6 +212,11 @@ ok $? "a registry with token auth starts"
 	out=$(img "$S2" --creds "$REGISTRY_USER:nope" pull "$REGISTRY_HOST/jumbo/minimal:tok" 2>&1)
 	is $? 1 "wrong credentials at the token service fail"
 	like 'token service .* refused these credentials' "$out" "and the error names the token service"
+	# the same registry named localhost: its realm (127.0.0.1) is another
+	# host, which gets none of the credentials given for localhost
+	out=$(img "$S2" --creds "$REGISTRY_USER:$REGISTRY_PASSWORD" pull "localhost:${REGISTRY_HOST##*:}/jumbo/minimal:tok" 2>&1)
+	is $? 1 "credentials for a registry are not sent on to a token realm on another host ..."
+	like 'token service http://127.0.0.1:[0-9]+/token refused anonymous access' "$out" "... it is asked anonymously (and refuses)"
 	echo "$_n $_fail" > "$T/sub.count"
 )
 read -r _n _fail < "$T/sub.count"
