@@ -59,6 +59,7 @@ struct jb_rule {
 #define JB_SUBUID_START 524288u
 #define JB_SUBUID_COUNT 65536u
 #define JB_DEFAULT_MAX_JOBS 8
+#define JB_DEFAULT_MAX_JOB_LOG (256ull << 20)
 #define JB_DEFAULT_JOB_PORT 8081
 #define JB_MAX_MAX_JOBS 256
 struct jb_config {
@@ -78,6 +79,7 @@ struct jb_config {
 	 * JB_SUBUID_START:JB_SUBUID_COUNT */
 	uint32_t subuid_start, subuid_count;
 	bool subuid_off;
+	uint64_t max_job_log; /* [site] max_job_log: bytes kept of each stream of a job (0: the default) */
 	uint64_t max_image_size; /* [site] max_image_size: bytes one image's layers unpack to (0: the default) */
 	/* [site] job_ports: the ports of the site address for jobs (10.213.0.1)
 	 * a job on a veth network may reach (nothing else of the host);

@@ -68,6 +68,7 @@ struct jb_bundle_opts {
 	/* the job's user namespace: its ids 0..ids-1 are the host's
 	 * id0..id0+ids-1 (ids 0: none, the job runs as the host's root) */
 	uint32_t id0, ids;
+	uint64_t log_max; /* bytes kept of each of the job's streams (0: no bound) */
 	/* for a job another machine runs (a cluster backend): a host path as
 	 * that machine sees it; NULL: the same */
 	void (*map)(const void *ud, const char *path, char *out, size_t n);

@@ -307,6 +307,15 @@ static int site_job_ports(struct parse *p, const char *v)
 	return 0;
 }
 
+static int site_max_job_log(struct parse *p, const char *v)
+{
+	uint64_t n;
+	if (jb_parse_size(v, &n) < 0 || n < 4096)
+		return perr(p, EINVAL, "max_job_log wants a size of 4K or more (as 256M), not '%s'", v);
+	p->c->max_job_log = n;
+	return 0;
+}
+
 static int site_max_jobs(struct parse *p, const char *v)
 {
 	char *end;
@@ -557,6 +566,7 @@ static const struct key site_keys[] = {
 	FN("max_open_files", site_max_open_files),
 	FN("subuid", site_subuid),
 	FN("max_jobs", site_max_jobs),
+	FN("max_job_log", site_max_job_log),
 	FN("job_ports", site_job_ports),
 	FN("max_image_size", site_max_image_size),
 	{0},

@@ -523,8 +523,9 @@ int jb_bundle_make(const char *dir, const char *id, const struct jb_job_spec *sp
 	for (size_t i = n; i-- > 0;)
 		json_array_append_new(lower, json_string(mp(o, layers[i], q, sizeof q)));
 	char croot[4400];
-	json_t *sup = json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I, s:I, s:I}", "id", id, "crun", o->crun, "crun_root",
+	json_t *sup = json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I, s:I, s:I, s:I}", "id", id, "crun", o->crun, "crun_root",
 				mp(o, o->crun_root, croot, sizeof croot), "cgroups", (int)o->cgroups, "lower", lower, "timeout", spec->timeout,
-				"memory", (json_int_t)spec->memory, "id0", (json_int_t)o->id0, "ids", (json_int_t)o->ids);
+				"memory", (json_int_t)spec->memory, "id0", (json_int_t)o->id0, "ids", (json_int_t)o->ids,
+				"log_max", (json_int_t)o->log_max);
 	return sup ? dump(dir, "supervise.json", sup, err) : jb_oom(err);
 }

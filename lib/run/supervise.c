@@ -5,9 +5,11 @@
  *   tells a live supervisor from a dead one by it, whatever became of pids)
  *   -> subreaper -> a private mount namespace (without /sys/fs/cgroup/unified
  *   on a hybrid host, where crun refuses to run) -> the overlay root
- *   -> crun create, crun start -> wait for the container's init, which is
- *   reparented to us, for its real exit status -> the cgroup's OOM counter
- *   (before crun delete removes it) -> DIR/result.json -> crun delete.
+ *   -> a pipe for each of the job's streams, copied into DIR/stdout and
+ *   DIR/stderr up to [site] max_job_log -> crun create, crun start -> wait
+ *   for the container's init, which is reparented to us, for its real exit
+ *   status -> the cgroup's OOM counter (before crun delete removes it) ->
+ *   crun delete -> the streams copied to their end -> DIR/result.json.
  *
  * The overlay mount lives only in this process's mount namespace: when the
  * supervisor and the container are gone, so is the mount. */
@@ -15,6 +17,7 @@
 #include <linux/mount.h>
 #include <sched.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +32,42 @@
 
 #include "jumbo/run.h"
 
+/* A stream of the job, from its pipe into DIR/stdout or DIR/stderr, up to
+ * max bytes ([site] max_job_log): then a line says so and the rest is
+ * read and dropped, so that the job never blocks on its output. */
+struct log_copy {
+	int r, w, file; /* the pipe's ends, the log (-1: none) */
+	uint64_t max, kept, dropped;
+	pthread_t t;
+	bool running;
+};
+
+static void *log_copy_main(void *arg)
+{
+	struct log_copy *l = arg;
+	static __thread char buf[64 * 1024];
+	for (;;) {
+		ssize_t n = read(l->r, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		size_t keep = l->kept >= l->max ? 0 : (size_t)(l->max - l->kept < (uint64_t)n ? l->max - l->kept : (uint64_t)n);
+		if (keep && jb_write_full(l->file, buf, keep) < 0)
+			keep = 0; /* the state directory is full: what cannot be kept is dropped */
+		l->kept += keep;
+		l->dropped += (uint64_t)n - keep;
+		if (keep && l->kept >= l->max) {
+			char note[160];
+			int m = snprintf(note, sizeof note,
+					 "\n[jumbo: this log stops at %llu bytes ([site] max_job_log); the rest is dropped]\n",
+					 (unsigned long long)l->max);
+			(void)!jb_write_full(l->file, note, (size_t)m);
+		}
+	}
+	return NULL;
+}
+
 struct sup {
 	const char *dir;
 	const char *id, *crun, *crun_root;
@@ -38,6 +77,7 @@ struct sup {
 	sigset_t mask;
 	struct jb_job_result res;
 	struct jb_error err; /* why the job could not run: res.error once written */
+	struct log_copy logs[2]; /* the job's stdout and stderr, bounded */
 };
 
 static void path(const struct sup *s, const char *name, char *out, size_t n) { snprintf(out, n, "%s/%s", s->dir, name); }
@@ -61,8 +101,8 @@ static pid_t crun(struct sup *s, bool to_job, const char *const *args)
 	if (pid == 0) {
 		sigprocmask(SIG_UNBLOCK, &s->mask, NULL);
 		int in = open("/dev/null", O_RDONLY);
-		int o = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int e = open(errp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int o = to_job ? s->logs[0].w : open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int e = to_job ? s->logs[1].w : open(errp, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (in < 0 || o < 0 || e < 0)
 			_exit(127);
 		dup2(in, 0);
@@ -359,13 +399,61 @@ static int sup_root(struct sup *s)
 }
 
 /* crun create, then crun start: the container's init pid. */
+/* The job's streams: a pipe each, its copier started; the write ends are
+ * the container's (closed here once crun create has passed them on). */
+static int logs_open(struct sup *s)
+{
+	static const char *const names[] = {"stdout", "stderr"};
+	uint64_t max = (uint64_t)json_integer_value(json_object_get(s->cfg, "log_max"));
+	for (int i = 0; i < 2; i++) {
+		struct log_copy *l = &s->logs[i];
+		char p[4200];
+		int fds[2];
+		path(s, names[i], p, sizeof p);
+		l->max = max ? max : UINT64_MAX;
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			return jb_err(&s->err, errno, "a pipe for the job's %s: %s", names[i], strerror(errno));
+		l->r = fds[0];
+		l->w = fds[1];
+		if ((l->file = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+			return jb_err(&s->err, errno, "%s: %s", p, strerror(errno));
+		if (pthread_create(&l->t, NULL, log_copy_main, l) != 0)
+			return jb_err(&s->err, EAGAIN, "a thread for the job's %s", names[i]);
+		l->running = true;
+	}
+	return 0;
+}
+
+/* The copiers' end: every writer gone (the container's processes), or 5 s. */
+static void logs_close(struct sup *s)
+{
+	for (int i = 0; i < 2; i++) {
+		struct log_copy *l = &s->logs[i];
+		if (l->w >= 0)
+			close(l->w);
+		l->w = -1;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		if (l->running && pthread_timedjoin_np(l->t, NULL, &until) == 0)
+			l->running = false;
+	}
+}
+
 static int sup_start(struct sup *s, pid_t *cpid)
 {
 	char pidfile[4200];
 	path(s, "container.pid", pidfile, sizeof pidfile);
 	const char *create[] = {"create", "--bundle", s->dir, "--pid-file", pidfile, s->id, NULL};
+	if (logs_open(s) < 0)
+		return -s->err.code;
 	pid_t c = crun(s, true, create);
-	if ((c > 0 ? wait_for(c) : -1) != 0)
+	int st = c > 0 ? wait_for(c) : -1;
+	for (int i = 0; i < 2; i++) { /* the container has them now */
+		close(s->logs[i].w);
+		s->logs[i].w = -1;
+	}
+	if (st != 0)
 		return crun_failure(s, "crun create");
 	FILE *f = fopen(pidfile, "re");
 	int ok = f && fscanf(f, "%d", cpid) == 1 && *cpid > 0;
@@ -431,7 +519,7 @@ static void sup_wait(struct sup *s, pid_t cpid)
 
 int jb_run_supervise(const char *dir)
 {
-	struct sup s = {.dir = dir};
+	struct sup s = {.dir = dir, .logs = {{.r = -1, .w = -1, .file = -1}, {.r = -1, .w = -1, .file = -1}}};
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	if (!sup_load(&s))
@@ -450,11 +538,12 @@ int jb_run_supervise(const char *dir)
 		read_cgroup(&s);
 	}
 	s.res.finished = jb_wall();
-	write_result(&s);
-	if (created) {
+	if (created) { /* the streams are complete when the container is gone */
 		const char *args[] = {"delete", "-f", s.id, NULL};
 		crun_wait(&s, args);
 	}
+	logs_close(&s);
+	write_result(&s);
 	json_decref(s.cfg);
 	return s.err.msg[0] ? 1 : 0;
 }

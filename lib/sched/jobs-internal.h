@@ -43,6 +43,9 @@ int jobs_dataset_digest(struct jb_catalog *cat, const char *root, const char *re
 			struct jb_error *err);
 
 #define MAX_RUNNING 256
+/* jobs submitted and not yet handed to their backend (waiting in line for
+ * a slot, or being prepared): more are refused (EAGAIN, 503) */
+#define JOBS_MAX_STARTING 1024
 
 /* ---- backends: cluster engines a job can be handed to (backend.c) ----
  * jumbod prepares the job as for this host (image layers, bundle); the

@@ -346,7 +346,8 @@ static int prepare(struct jb_jobs *j, struct start *s, struct jobs_backend *be, 
 		char croot[4200];
 		snprintf(croot, sizeof croot, "%s/crun", j->state);
 		struct jb_bundle_opts bo = {
-			.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups, .id0 = j->id0, .ids = j->ids};
+			.crun = j->crun, .crun_root = croot, .cgroups = j->cgroups, .id0 = j->id0, .ids = j->ids,
+			.log_max = j->c->max_job_log ? j->c->max_job_log : JB_DEFAULT_MAX_JOB_LOG};
 		if (be != &j->local) {
 			bo.map = map_for;
 			bo.map_ud = be;
@@ -432,6 +433,60 @@ out:
 	return NULL;
 }
 
+/* s's start thread, detached; j->starting counted it already.  When it
+ * cannot be made, the job fails. */
+static void start_thread(struct jb_jobs *j, struct start *s)
+{
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, start_job, s) != 0) {
+		pthread_mutex_lock(&j->lock);
+		j->starting--;
+		pthread_mutex_unlock(&j->lock);
+		jobs_set_state(j, s->id, JB_JOB_FAILED, "cannot start a thread");
+		jb_job_spec_free(&s->spec);
+		free(s);
+	}
+	pthread_attr_destroy(&at);
+}
+
+/* After a restart: the jobs that were waiting in line for a slot (nothing
+ * of them prepared) take their place again, in the order they came; any
+ * other pending job failed (reattach). */
+static void requeue(struct jb_jobs *j)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(j->db,
+			       "SELECT id, spec FROM job WHERE state = 0 AND ext_id IS NULL AND reason LIKE 'queued:%' "
+			       "ORDER BY created",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0), *text = (const char *)sqlite3_column_text(st, 1);
+		struct start *s = calloc(1, sizeof *s);
+		json_t *req = text ? json_loads(text, 0, NULL) : NULL;
+		struct jb_error err = {0};
+		int r = !s || !req ? jb_oom(&err) : j->starting >= JOBS_MAX_STARTING ? jb_err(&err, EAGAIN, "too many waiting")
+									       : jobs_parse_spec(j, req, &s->spec, &err);
+		json_decref(req);
+		if (r < 0) {
+			jobs_set_state(j, id, JB_JOB_FAILED, err.msg);
+			if (s)
+				jb_job_spec_free(&s->spec);
+			free(s);
+			continue;
+		}
+		s->j = j;
+		snprintf(s->id, sizeof s->id, "%s", id);
+		j->starting++;
+		jb_log(JB_LOG_INFO, "job %s: in line again for a slot", id);
+		start_thread(j, s);
+	}
+	sqlite3_finalize(st);
+}
+
 int jb_jobs_submit(struct jb_jobs *j, json_t *req, const char *owner, char id[JB_JOB_ID_LEN + 1], struct jb_error *err)
 {
 	struct start *s = calloc(1, sizeof *s);
@@ -473,6 +528,13 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, const char *owner, char id[JB
 	}
 	char *spec = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
 	pthread_mutex_lock(&j->lock);
+	if (j->starting >= JOBS_MAX_STARTING) {
+		pthread_mutex_unlock(&j->lock);
+		free(spec);
+		jb_job_spec_free(&s->spec);
+		free(s);
+		return jb_err(err, EAGAIN, "%d jobs are waiting to start already: try again later", JOBS_MAX_STARTING);
+	}
 	r = spec ? sched_exec(j->db, err, "INSERT INTO job(id, state, spec, image, created, output, owner) VALUES(?,?,?,?,?,?,?)",
 			      "sissdss", s->id, (int64_t)JB_JOB_PENDING, spec, s->spec.image, jb_wall(), clean, owner)
 		 : jb_err(err, ENOMEM, "out of memory");
@@ -487,19 +549,7 @@ int jb_jobs_submit(struct jb_jobs *j, json_t *req, const char *owner, char id[JB
 		return err ? jb_err_prefix(err, "cannot record the job") : r;
 	}
 	strcpy(id, s->id);
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, start_job, s) != 0) {
-		pthread_mutex_lock(&j->lock);
-		j->starting--;
-		pthread_mutex_unlock(&j->lock);
-		jobs_set_state(j, id, JB_JOB_FAILED, "cannot start a thread");
-		jb_job_spec_free(&s->spec);
-		free(s);
-	}
-	pthread_attr_destroy(&at);
+	start_thread(j, s);
 	jb_log(JB_LOG_INFO, "job %s: submitted (%s)", id, json_string_value(json_object_get(req, "image")));
 	return 0;
 }
@@ -621,20 +671,25 @@ static void reattach(struct jb_jobs *j)
 	sqlite3_stmt *st;
 	char ids[MAX_RUNNING][JB_JOB_ID_LEN + 1];
 	int states[MAX_RUNNING];
+	bool queued[MAX_RUNNING];
 	size_t n = 0;
-	if (sqlite3_prepare_v2(j->db, "SELECT id, state FROM job WHERE state IN (0, 1) AND ext_id IS NULL", -1, &st, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(j->db,
+			       "SELECT id, state, coalesce(reason LIKE 'queued:%', 0) FROM job "
+			       "WHERE state IN (0, 1) AND ext_id IS NULL",
+			       -1, &st, NULL) != SQLITE_OK)
 		return;
 	while (n < MAX_RUNNING && sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(ids[n], sizeof ids[n], "%s", sqlite3_column_text(st, 0));
+		queued[n] = sqlite3_column_int(st, 2) != 0;
 		states[n++] = sqlite3_column_int(st, 1);
 	}
 	sqlite3_finalize(st);
 	for (size_t i = 0; i < n; i++) {
 		char dir[4200], p[4300];
 		jobs_dir(j, ids[i], dir, sizeof dir);
-		if (states[i] == JB_JOB_PENDING) {
-			jobs_set_state(j, ids[i], JB_JOB_FAILED, "jumbod stopped before the job started");
+		if (states[i] == JB_JOB_PENDING) { /* (those in line are requeue's) */
+			if (!queued[i])
+				jobs_set_state(j, ids[i], JB_JOB_FAILED, "jumbod stopped before the job started");
 			continue;
 		}
 		/* the supervisor holds its lock for as long as it lives */
@@ -759,6 +814,7 @@ int jb_jobs_open(const struct jb_config *c, const char *self_exe, struct jb_cata
 		j->poller_started = true;
 	jb_log(JB_LOG_INFO, "jobs: crun %s, cgroups %s, images in %s", j->crun, jb_cgroup_mode_name(j->cgroups),
 	       j->images);
+	requeue(j);
 	*ret = j;
 	return 0;
 fail:

@@ -10,7 +10,7 @@ need crun python3
 need_root "jobs need root (crun, id-mapped mounts)"
 two_sites
 image_store "$T/beta/images" || { fail "the image store"; done_testing; }
-sed -i "s|^state = .*|&\nimages = $T/beta/images\nmax_jobs = 3\nmax_image_size = 256M|" "$T/beta/jumbo.conf"
+sed -i "s|^state = .*|&\nimages = $T/beta/images\nmax_jobs = 3\nmax_image_size = 256M\nmax_job_log = 1M|" "$T/beta/jumbo.conf"
 cat >> "$T/beta/jumbo.conf" <<'EOC'
 
 [rule burst]
@@ -57,7 +57,29 @@ is "$(B jobs --json "$id4" | jsonget /dev/stdin state)" pending "a fourth job wa
 B kill "$id4" > /dev/null
 for _ in $(seq 1 50); do [ "$(B jobs --json "$id4" | jsonget /dev/stdin state)" = cancelled ] && break; sleep 0.1; done
 is "$(B jobs --json "$id4" | jsonget /dev/stdin state)" cancelled "cancelled in the line, it ends cancelled"
-B kill "$id1" > /dev/null; B kill "$id2" > /dev/null; B kill "$id3" > /dev/null
+# --- jumbod restarted: the one in line keeps its place ---
+id5=$(B run --detach -i jumbo/minimal -- sleep 30)
+sleep 0.5
+kill "$(cat "$T/beta/pid")"; wait "$(cat "$T/beta/pid")" 2>/dev/null
+site_start beta || exit 1
+export JUMBO_API=127.0.0.1:$(jsonget "$T/beta/ready" api)
+is "$(B jobs --json "$id5" | jsonget /dev/stdin state)" pending "after a restart of jumbod the job in line is still pending ..."
+like '^queued' "$(B jobs --json "$id5" | jsonget /dev/stdin reason)" "... in line"
+like "job $id5: in line again for a slot" "$(cat "$T/beta/log")" "(the log says so)"
+B kill "$id1" > /dev/null
+for _ in $(seq 1 100); do [ "$(B jobs --json "$id5" | jsonget /dev/stdin state)" = running ] && break; sleep 0.1; done
+is "$(B jobs --json "$id5" | jsonget /dev/stdin state)" running "when a slot frees, it runs"
+B kill "$id2" > /dev/null; B kill "$id3" > /dev/null; B kill "$id5" > /dev/null
+
+# --- a job that writes 20 MiB to its stdout keeps 1 MiB of it ---
+id=$(B run --detach -i jumbo/minimal -- sh -c 'head -c 20M /dev/zero | tr "\0" x; echo; echo to err >&2')
+for _ in $(seq 1 300); do [ "$(B jobs --json "$id" | jsonget /dev/stdin state)" = completed ] && break; sleep 0.1; done
+is "$(B jobs --json "$id" | jsonget /dev/stdin state)" completed "a job writing 20 MiB with max_job_log = 1M completes (it never blocks)"
+log=$T/beta/state/jobs/$id/stdout
+size=$(stat -c %s "$log")
+ok $((size < 1048576 || size > 1048576 + 200)) "its stdout keeps 1 MiB and a line ($size bytes)"
+like 'this log stops at 1048576 bytes \(\[site\] max_job_log\); the rest is dropped' "$(tail -c 200 "$log")" "the line says why"
+is "$(cat "$T/beta/state/jobs/$id/stderr")" "to err" "stderr has its own bound"
 
 # --- the layer bomb: 2 MB of gzip that unpacks to 2 GiB ---
 /usr/bin/python3 "$(dirname "$0")/evil_registry.py" "$T/evil.port" 2>/dev/null &

@@ -36,7 +36,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 
 two_sites
 image_store - notebook; ok $? "an image store with jumbo/notebook"
-sed -i "s|^state = .*|&\nimages = $IMAGE_STORE|" "$T/beta/jumbo.conf"
+sed -i "s|^state = .*|&\nimages = $IMAGE_STORE\njob_ports = $HPORT|" "$T/beta/jumbo.conf" # the hub's API, for the notebooks
 kill "$(cat "$T/beta/pid")"; sleep 0.2; site_start beta || exit 1
 set_address alpha beta
 mkdir -p "$T/alpha/root/run7"

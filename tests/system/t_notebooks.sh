@@ -33,7 +33,7 @@ read -r PORT HPORT PPORT HANG <<< "$(ports)"
 # --- two sites: alpha sends a dataset to beta, where the notebooks run ---
 two_sites
 image_store - notebook; ok $? "an image store with jumbo/notebook (built once per machine with mmdebstrap)"
-sed -i "s|^state = .*|&\nimages = $IMAGE_STORE|" "$T/beta/jumbo.conf"
+sed -i "s|^state = .*|&\nimages = $IMAGE_STORE\njob_ports = $HPORT|" "$T/beta/jumbo.conf" # the hub's API, for the notebooks
 kill "$(cat "$T/beta/pid")"; sleep 0.2; site_start beta || exit 1
 set_address alpha beta
 API=http://127.0.0.1:$(jsonget "$T/beta/ready" api)
