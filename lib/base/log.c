@@ -19,12 +19,23 @@ void jb_log(enum jb_log_level lvl, const char *fmt, ...)
 {
 	if (lvl > log_max || !log_fn)
 		return;
-	char msg[1024];
+	char msg[1024], out[4 * sizeof msg];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	log_fn(lvl, msg, log_ud);
+	/* one record, one line: control characters (a peer's path, a crun
+	 * message, whatever a caller passed through) become \xNN, so nothing
+	 * logged can end a line, forge the next one or drive a terminal */
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+		if (*p >= 0x20 && *p != 0x7f)
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", *p);
+	}
+	out[o] = 0;
+	log_fn(lvl, out, log_ud);
 }
 
 void jb_log_stderr(enum jb_log_level lvl, const char *msg, void *ud)

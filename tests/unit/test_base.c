@@ -349,6 +349,25 @@ static void test_log_escape(void)
 	is_str(jb_log_escape("abc\ndef", out, 6), "abc", "cut to fit, never inside an escape");
 }
 
+static char logged[4096];
+static void capture(enum jb_log_level lvl, const char *msg, void *ud)
+{
+	(void)lvl, (void)ud;
+	snprintf(logged, sizeof logged, "%s", msg);
+}
+
+/* jb_log itself: a record is one line whatever a caller passes in */
+static void test_log_line(void)
+{
+	jb_log_set(capture, NULL, JB_LOG_DEBUG);
+	jb_log(JB_LOG_WARN, "%s: refused", "evil\n2026-01-01T00:00:00Z jumbod info: forged\x1b[2J");
+	is_str(logged, "evil\\x0a2026-01-01T00:00:00Z jumbod info: forged\\x1b[2J: refused",
+	       "a newline or an escape sequence in a logged string cannot end the line nor reach a terminal");
+	jb_log(JB_LOG_WARN, "%s", "caf\xc3\xa9 back\\slash");
+	is_str(logged, "caf\xc3\xa9 back\\slash", "UTF-8 and backslashes pass as they are");
+	jb_log_set(jb_log_stderr, NULL, JB_LOG_WARN);
+}
+
 int main(void)
 {
 	test_read_line_file();
@@ -359,5 +378,6 @@ int main(void)
 	test_prefixes();
 	test_peer_rules();
 	test_log_escape();
+	test_log_line();
 	return tap_done();
 }
