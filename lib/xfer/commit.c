@@ -50,7 +50,7 @@ static int prepare(struct session *s, struct xfile *f, int d)
 				 {.tv_sec = f->mtime_ns / 1000000000, .tv_nsec = f->mtime_ns % 1000000000}};
 	int r = 0;
 	/* Permission bits only: a peer never makes set-user-ID, set-group-ID or sticky files. */
-	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, f->mode & 0777) < 0 || futimens(fd, ts) < 0 ||
+	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, f->mode & JB_RECV_MODE_MASK) < 0 || futimens(fd, ts) < 0 ||
 	    (f->nblocks > 1 && fdatasync(fd) < 0))
 		r = -errno;
 	close(fd);

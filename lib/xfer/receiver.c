@@ -297,7 +297,7 @@ static int plan_entries(struct session *s, uint32_t from, struct jb_error *err)
 	for (uint32_t i = from; i < s->nfiles && r == 0; i++) {
 		struct xfile *f = slot(s, i);
 		if (f->type == JB_ENTRY_DIR) {
-			int d = jb_mkdirs_beneath(s->destdir, f->path, (f->mode & 0777) | 0700);
+			int d = jb_mkdirs_beneath(s->destdir, f->path, (f->mode & JB_RECV_MODE_MASK) | 0700);
 			if (d < 0) {
 				finish(s, f, -d, "%s: %s", f->path, session_write_error(d));
 			} else {

@@ -51,7 +51,7 @@ static int prepare(struct xfile *f, int fd)
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
 				 {.tv_sec = f->mtime_ns / 1000000000, .tv_nsec = f->mtime_ns % 1000000000}};
 	/* Permission bits only: a peer never makes set-user-ID, set-group-ID or sticky files. */
-	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, f->mode & 0777) < 0 || futimens(fd, ts) < 0)
+	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, f->mode & JB_RECV_MODE_MASK) < 0 || futimens(fd, ts) < 0)
 		return -errno;
 	if (f->nblocks > 1) {
 		if (fdatasync(fd) < 0)

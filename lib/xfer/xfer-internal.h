@@ -12,6 +12,11 @@
 
 #include "jumbo/xfer.h"
 
+/* The permission bits a received file or directory keeps of the sender's:
+ * no set-id or sticky bit, and no write for group or others (a peer never
+ * makes a world-writable file here; umask 022) */
+#define JB_RECV_MODE_MASK 0755
+
 /* ---- control channel: one TLS connection, driven by one thread ---- */
 struct ctl {
 	SSL *ssl;

@@ -40,7 +40,7 @@ like 'idle' "$(sinfo -h -o %t)" "the node is idle"
 # --- beta runs jobs on Slurm: rest (slurm) and commands (cmds) ---
 two_sites
 image_store - notebook; ok $? "an image store with jumbo/notebook"
-sed -i "s|^state = .*|&\nimages = $IMAGE_STORE|" "$T/beta/jumbo.conf"
+sed -i "s|^state = .*|&\nimages = $IMAGE_STORE\njob_ports = $HPORT|" "$T/beta/jumbo.conf" # the hub's API, for the notebook
 cat >> "$T/beta/jumbo.conf" <<EOF
 
 [backend slurm]

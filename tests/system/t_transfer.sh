@@ -50,6 +50,9 @@ ok "$([ -d "$T/beta/root/trees/tree/empty-dir" ]; echo $?)" "empty directory cre
 is "$(stat -c %a "$T/beta/root/trees/tree/d00/sub0/f0000.dat")" 600 "file mode preserved"
 is "$(stat -c %a "$T/tree/d02/sub2/f0002.dat")-$(stat -c %a "$T/beta/root/trees/tree/d02/sub2/f0002.dat")" 4755-755 \
 	"a set-user-ID source arrives with its permission bits only"
+echo shared > "$T/ww.txt"; chmod 0666 "$T/ww.txt"
+jb send -q "$T/ww.txt" beta:modes/ > /dev/null 2>&1
+is "$(stat -c %a "$T/beta/root/modes/ww.txt")" 644 "a 0666 file lands 0644 (a peer makes nothing group- or world-writable)"
 is "$(stat -c %Y "$T/beta/root/trees/tree/d01/sub1/f0001.dat")" "$(stat -c %Y "$T/tree/d01/sub1/f0001.dat")" "mtime preserved"
 is "$(jsonget "$T/tree.json" files_verified)" "$(jsonget "$T/tree.json" files)" "every entry verified"
 is "$(find "$T/beta/root" -name '*.jumbo-part' | wc -l)" 0 "no partial files left"
