@@ -269,22 +269,41 @@ static int site_api(struct parse *p, const char *v)
 	p->c->api = a;
 	return 0;
 }
-static int site_max_open_files(struct parse *p, const char *v)
+/* The bounds of [site]: a whole number of things from lo to hi, or a
+ * size (as 64G) of at least min (named minname), into *out. */
+static int count_key(struct parse *p, const char *key, const char *things, const char *v, long lo, long hi, int *out)
 {
 	char *end;
 	long n = strtol(v, &end, 10);
-	if (!*v || *end || n < 4 || n > 4096)
-		return perr(p, EINVAL, "max_open_files wants a number of files from 4 to 4096, not '%s'", v);
-	p->c->max_open_files = (int)n;
+	if (!*v || *end || n < lo || n > hi)
+		return perr(p, EINVAL, "%s wants a number of %s from %ld to %ld, not '%s'", key, things, lo, hi, v);
+	*out = (int)n;
 	return 0;
+}
+static int size_key(struct parse *p, const char *key, const char *v, uint64_t min, const char *minname,
+		    const char *example, uint64_t *out)
+{
+	uint64_t n;
+	if (jb_parse_size(v, &n) < 0 || n < min)
+		return perr(p, EINVAL, "%s wants a size of %s or more (as %s), not '%s'", key, minname, example, v);
+	*out = n;
+	return 0;
+}
+static int site_max_open_files(struct parse *p, const char *v)
+{
+	return count_key(p, "max_open_files", "files", v, 4, 4096, &p->c->max_open_files);
+}
+static int site_max_jobs(struct parse *p, const char *v)
+{
+	return count_key(p, "max_jobs", "jobs", v, 1, JB_MAX_MAX_JOBS, &p->c->max_jobs);
 }
 static int site_max_image_size(struct parse *p, const char *v)
 {
-	uint64_t n;
-	if (jb_parse_size(v, &n) < 0 || n < (1u << 20))
-		return perr(p, EINVAL, "max_image_size wants a size of 1M or more (as 64G), not '%s'", v);
-	p->c->max_image_size = n;
-	return 0;
+	return size_key(p, "max_image_size", v, 1u << 20, "1M", "64G", &p->c->max_image_size);
+}
+static int site_max_job_log(struct parse *p, const char *v)
+{
+	return size_key(p, "max_job_log", v, 4096, "4K", "256M", &p->c->max_job_log);
 }
 
 static int site_job_ports(struct parse *p, const char *v)
@@ -304,25 +323,6 @@ static int site_job_ports(struct parse *p, const char *v)
 		q = end;
 	}
 	p->c->njob_ports = n;
-	return 0;
-}
-
-static int site_max_job_log(struct parse *p, const char *v)
-{
-	uint64_t n;
-	if (jb_parse_size(v, &n) < 0 || n < 4096)
-		return perr(p, EINVAL, "max_job_log wants a size of 4K or more (as 256M), not '%s'", v);
-	p->c->max_job_log = n;
-	return 0;
-}
-
-static int site_max_jobs(struct parse *p, const char *v)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-	if (!*v || *end || n < 1 || n > JB_MAX_MAX_JOBS)
-		return perr(p, EINVAL, "max_jobs wants a number of jobs from 1 to %d, not '%s'", JB_MAX_MAX_JOBS, v);
-	p->c->max_jobs = (int)n;
 	return 0;
 }
 

@@ -80,14 +80,13 @@ static json_t *strv(char *const *v)
 	return a;
 }
 
-/* A file of the bundle: 0600 (config.json holds the job's environment),
- * but the ones bind-mounted into the job (its /etc files) 0644. */
-static int write_file(const char *dir, const char *name, const char *text, struct jb_error *err)
+/* A file of the bundle, made with mode (config.json holds the job's
+ * environment: 0600; the files bind-mounted into the job: 0644). */
+static int write_mode(const char *dir, const char *name, const char *text, mode_t mode, struct jb_error *err)
 {
 	char p[4200];
 	snprintf(p, sizeof p, "%s/%s", dir, name);
-	bool json = strstr(name, ".json") != NULL;
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, json ? 0600 : 0644);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0 || jb_write_full(fd, text, strlen(text)) < 0) {
 		int e = errno;
 		if (fd >= 0)
@@ -98,13 +97,19 @@ static int write_file(const char *dir, const char *name, const char *text, struc
 	return 0;
 }
 
+/* one of the job's /etc files */
+static int write_file(const char *dir, const char *name, const char *text, struct jb_error *err)
+{
+	return write_mode(dir, name, text, 0644, err);
+}
+
 static int dump(const char *dir, const char *name, json_t *j, struct jb_error *err)
 {
 	char *s = json_dumps(j, JSON_INDENT(2));
 	json_decref(j);
 	if (!s)
 		return jb_oom(err);
-	int r = write_file(dir, name, s, err);
+	int r = write_mode(dir, name, s, 0600, err);
 	free(s);
 	return r;
 }

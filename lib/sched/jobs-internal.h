@@ -172,6 +172,10 @@ struct jb_jobs {
  * job's cancel flag: 0, 1 cancelled, 2 over its timeout (kept by jumbod for
  * engines without its supervisor). */
 void jobs_finish(struct jb_jobs *j, const char *id, const struct remote_status *remote);
+/* ids.c: PATH and the directories above it (and PATH itself when self)
+ * let the jobs' root (host uid and gid id0) pass, or an error naming the
+ * first that does not. */
+int jobs_reach(const struct jb_jobs *j, const char *path, bool self, struct jb_error *err);
 /* PATH on the way to jobs' files: the jobs' root (group id0) may pass
  * through it, nobody else (0710); without a user namespace, 0700 */
 int jobs_pass_through(const struct jb_jobs *j, const char *path, struct jb_error *err);
