@@ -391,28 +391,20 @@ static enum MHD_Result h_job_get(struct req *q)
 	return reply_json(q->conn, 200, o);
 }
 
-/* The job of the path when the caller may act on it: 0, or the answer queued. */
-static bool own_job(struct req *q, enum MHD_Result *ret)
+/* The job (or transfer) of the path is the caller's to act on: true, or
+ * false with the answer queued (404 for another's, as for none). */
+static bool owns(struct req *q, bool job, enum MHD_Result *ret)
 {
-	struct jb_job job;
 	struct jb_error err = {0};
-	int r = job_for(q, q->id, &job, &err);
-	if (r == 0)
-		jb_job_free(&job);
-	else
-		*ret = lookup_failed(q, r, &err, "no such job");
-	return r == 0;
-}
-
-static bool own_transfer(struct req *q, enum MHD_Result *ret)
-{
+	struct jb_job j;
 	struct jb_transfer x;
-	struct jb_error err = {0};
-	int r = transfer_for(q, q->id, &x, &err);
-	if (r == 0)
+	int r = job ? job_for(q, q->id, &j, &err) : transfer_for(q, q->id, &x, &err);
+	if (r == 0 && job)
+		jb_job_free(&j);
+	else if (r == 0)
 		jb_transfer_free(&x);
 	else
-		*ret = lookup_failed(q, r, &err, "no such transfer");
+		*ret = lookup_failed(q, r, &err, job ? "no such job" : "no such transfer");
 	return r == 0;
 }
 
@@ -420,7 +412,7 @@ static enum MHD_Result h_job_kill(struct req *q)
 {
 	struct jb_error err = {0};
 	enum MHD_Result ret;
-	if (!own_job(q, &ret))
+	if (!owns(q, true, &ret))
 		return ret;
 	int r = jb_jobs_kill(q->a->jobs, q->id, &err);
 	if (r < 0)
@@ -433,7 +425,7 @@ static enum MHD_Result h_job_rerun(struct req *q)
 	struct jb_error err = {0};
 	char nid[JB_JOB_ID_LEN + 1];
 	enum MHD_Result ret;
-	if (!own_job(q, &ret))
+	if (!owns(q, true, &ret))
 		return ret;
 	int r = jb_jobs_rerun(q->a->jobs, q->id, q->who.name, nid, &err);
 	if (r < 0)
@@ -519,7 +511,7 @@ static enum MHD_Result h_transfer_cancel(struct req *q)
 {
 	struct jb_error err = {0};
 	enum MHD_Result ret;
-	if (!own_transfer(q, &ret))
+	if (!owns(q, false, &ret))
 		return ret;
 	int r = jb_transfers_cancel(q->a->transfers, q->id, &err);
 	if (r < 0)
