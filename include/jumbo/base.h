@@ -35,6 +35,17 @@ typedef void (*jb_log_fn)(enum jb_log_level lvl, const char *msg, void *ud);
 JB_EXPORT void jb_log_set(jb_log_fn fn, void *ud, enum jb_log_level max);
 JB_EXPORT void jb_log(enum jb_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 JB_EXPORT void jb_log_stderr(enum jb_log_level lvl, const char *msg, void *ud);
+/* A line an outsider can cause to be logged (a connection refused or cut
+ * off) goes through a limit: a burst of JB_LOG_LIMIT_BURST lines, then one
+ * a second from each limit; the next line out says how many were left out.
+ * A zeroed limit is ready; any thread may use it. */
+#define JB_LOG_LIMIT_BURST 5
+struct jb_log_limit {
+	_Atomic int64_t tat;      /* ms (jb_now): when the limit is all there again, less a second */
+	_Atomic uint64_t dropped;
+};
+JB_EXPORT void jb_log_limited(struct jb_log_limit *l, enum jb_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Cleanup helpers. */
 static inline void jb_freep(void *p) { free(*(void **)p); }

@@ -221,8 +221,36 @@ static void test_read_line_file(void)
 	is_int(jb_read_line_file(path, buf, sizeof buf), -ENOENT, "no file: -ENOENT");
 }
 
+/* jb_log_limited: a burst, then one a second; the next line counts the rest */
+static char log_last[1024];
+static int log_lines;
+static void log_catch(enum jb_log_level lvl, const char *msg, void *ud)
+{
+	snprintf(log_last, sizeof log_last, "%s", msg);
+	log_lines++;
+}
+
+static void test_log_limited(void)
+{
+	struct jb_log_limit l = {0};
+	jb_log_set(log_catch, NULL, JB_LOG_WARN);
+	for (int i = 0; i < 20; i++)
+		jb_log_limited(&l, JB_LOG_WARN, "refused %d", i);
+	is_int(log_lines, JB_LOG_LIMIT_BURST, "20 lines at once: a burst of %d goes out", JB_LOG_LIMIT_BURST);
+	is_str(log_last, "refused 4", "the first of them");
+	jb_log_limited(&l, JB_LOG_DEBUG, "not logged at all");
+	usleep(1100 * 1000);
+	jb_log_limited(&l, JB_LOG_WARN, "refused again");
+	is_int(log_lines, JB_LOG_LIMIT_BURST + 1, "a second later, one more");
+	is_str(log_last, "refused again (and 15 more like it since the last such line)", "saying how many were left out");
+	jb_log_limited(&l, JB_LOG_WARN, "and again");
+	is_int(log_lines, JB_LOG_LIMIT_BURST + 1, "but not two");
+	jb_log_set(jb_log_stderr, NULL, JB_LOG_WARN);
+}
+
 int main(void)
 {
+	test_log_limited();
 	test_read_line_file();
 	test_pread_full();
 	test_sizes();
