@@ -156,6 +156,13 @@ static void test_config(void)
 		{"[site x]\nname = a\n", "bad.conf:1: [site] takes no name"},
 		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r\n", "bad.conf:5: unknown key 'via' in [peer b]"},
 		{"[site]\nname = a\nidentity = /x\n[backend b]\ntype = x\ntype = y\n", "bad.conf:6: backend b: 'type' given twice"},
+		{"[site]\nname = a\nidentity = /x\nhandshake_timeout = 0\n", "bad.conf:4: handshake_timeout wants a number of seconds from 1 to 300, not '0'"},
+		{"[site]\nname = a\nidentity = /x\nhandshake_timeout = 10s\n", "handshake_timeout wants a number of seconds"},
+		{"[site]\nname = a\nidentity = /x\nmax_handshakes = 257\n", "max_handshakes wants a number from 1 to 256, not '257'"},
+		{"[site]\nname = a\nidentity = /x\nhandshakes_per_address = -1\n", "handshakes_per_address wants a number from 1 to 256"},
+		{"[site]\nname = a\nidentity = /x\napi_request_timeout = 301\n", "api_request_timeout wants a number of seconds from 1 to 300"},
+		{"[site]\nname = a\nidentity = /x\napi_idle_timeout = 1.5\n", "api_idle_timeout wants a number from 1 to 3600, not '1.5'"},
+		{"[site]\nname = a\nidentity = /x\napi_connections_per_address = 65\n", "api_connections_per_address wants a number from 1 to 64"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
@@ -164,6 +171,18 @@ static void test_config(void)
 		ok(r < 0 && strstr(err.msg, bad[i].want), "bad config %zu refused: %s", i, err.msg);
 		jb_config_free(c);
 	}
+	/* the keys against slow clients: 0 when not given (the default) */
+	ok(jb_config_parse("[site]\nname = a\nidentity = /x\n", "t.conf", &c, &err) == 0 && c->handshake_timeout == 0 &&
+	   c->max_handshakes == 0 && c->handshakes_per_address == 0 && c->api_request_timeout == 0 &&
+	   c->api_idle_timeout == 0 && c->api_connections_per_address == 0, "slow-client keys: 0 unless given");
+	jb_config_free(c);
+	c = NULL;
+	ok(jb_config_parse("[site]\nname = a\nidentity = /x\nhandshake_timeout = 2.5\nmax_handshakes = 64\n"
+			   "handshakes_per_address = 8\napi_request_timeout = 4\napi_idle_timeout = 20\n"
+			   "api_connections_per_address = 6\n", "t.conf", &c, &err) == 0 && c->handshake_timeout == 2.5 &&
+	   c->max_handshakes == 64 && c->handshakes_per_address == 8 && c->api_request_timeout == 4 &&
+	   c->api_idle_timeout == 20 && c->api_connections_per_address == 6, "slow-client keys parse (%s)", err.msg);
+	jb_config_free(c);
 	char host[256];
 	int port;
 	ok(jb_split_hostport("[::1]:4410", host, sizeof host, &port) == 0 && !strcmp(host, "::1") && port == 4410,
