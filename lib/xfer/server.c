@@ -512,9 +512,9 @@ void serve_conn(struct conn *cn)
 {
 	struct jb_server *srv = cn->srv;
 	int fd = cn->fd;
-	/* the gate cuts the connection off at cn->until; no read waits longer
-	 * than that either */
-	double t = srv->gate.timeout;
+	/* the gate cuts the connection off at cn->until (and counts and logs
+	 * it); no read waits more than a second longer either */
+	double t = srv->gate.timeout + 1;
 	struct timeval tv = {.tv_sec = (time_t)t, .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6)};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -568,7 +568,7 @@ void serve_conn(struct conn *cn)
 		return;
 	}
 	snprintf(ctl.peer, sizeof ctl.peer, "%s", peer->name);
-	int r = ctl_recv(&ctl, JB_MAX(1, (int)((cn->until - jb_now()) * 1000)), -1, &err);
+	int r = ctl_recv(&ctl, JB_MAX(1, (int)((cn->until + 1 - jb_now()) * 1000)), -1, &err);
 	if (r == 1 && ctl.msg.type == JB_MSG_HELLO) {
 		struct jb_msg *hello = malloc(sizeof *hello);
 		if (hello && conn_through(cn)) {
