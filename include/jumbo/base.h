@@ -40,6 +40,17 @@ JB_EXPORT void jb_log_stderr(enum jb_log_level lvl, const char *msg, void *ud);
  * (never inside an escape) to fit len, which must be at least 1.  Returns
  * out.  For what a peer or a user chose: paths, names. */
 JB_EXPORT char *jb_log_escape(const char *s, char *out, size_t len);
+/* A line an outsider can cause to be logged (a connection refused or cut
+ * off) goes through a limit: a burst of JB_LOG_LIMIT_BURST lines, then one
+ * a second from each limit; the next line out says how many were left out.
+ * A zeroed limit is ready; any thread may use it. */
+#define JB_LOG_LIMIT_BURST 5
+struct jb_log_limit {
+	_Atomic int64_t tat;      /* ms (jb_now): when the limit is all there again, less a second */
+	_Atomic uint64_t dropped;
+};
+JB_EXPORT void jb_log_limited(struct jb_log_limit *l, enum jb_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Cleanup helpers. */
 static inline void jb_freep(void *p) { free(*(void **)p); }

@@ -6,6 +6,14 @@
 #define JB_DEFAULT_API_PORT 4480 /* [site] api */
 #define JB_MAX_PEERS 1024
 #define JB_MAX_PREFIXES 64       /* in one [peer] read or write */
+/* The defaults and bounds of the [site] keys against slow clients */
+#define JB_DEFAULT_HANDSHAKE_TIMEOUT 10
+#define JB_MAX_HANDSHAKES 256            /* half of jumbod's 512 connection threads */
+#define JB_DEFAULT_HANDSHAKES_PER_ADDRESS 128
+#define JB_DEFAULT_API_REQUEST_TIMEOUT 10
+#define JB_DEFAULT_API_IDLE_TIMEOUT 30
+#define JB_API_MAX_CONNECTIONS 64        /* libmicrohttpd's limit, all addresses */
+#define JB_DEFAULT_API_PER_ADDRESS 32
 
 struct jb_peer {
 	char *name;
@@ -87,6 +95,13 @@ struct jb_config {
 	uint16_t job_ports[16];
 	int njob_ports; /* -1: the default */
 	int max_jobs; /* [site] max_jobs: this host's jobs running at once (0: JB_DEFAULT_MAX_JOBS) */
+	/* Slow clients (jumbo.conf(5)); 0: the default below */
+	double handshake_timeout;        /* s from accept to HELLO or JOIN, in all */
+	int max_handshakes;              /* connections at once that have not got there */
+	int handshakes_per_address;      /* of those, from one address */
+	double api_request_timeout;      /* s for a request's headers and body, in all */
+	int api_idle_timeout;            /* s an API connection may stay silent */
+	int api_connections_per_address; /* API connections at once from one address */
 	struct jb_peer *peers;
 	size_t npeers;
 	struct jb_registry_conf *registries;

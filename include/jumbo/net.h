@@ -1,6 +1,7 @@
 /* jumbo net: sockets, TCP tuning, identities and TLS 1.3 with pinned peers. */
 #pragma once
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include "jumbo/base.h"
 
@@ -46,3 +47,41 @@ JB_EXPORT int jb_tls_read_full(SSL *ssl, void *buf, size_t n);
 JB_EXPORT int jb_tls_write_full(SSL *ssl, const void *buf, size_t n);
 /* The OpenSSL error queue as one string (consumes it). */
 JB_EXPORT const char *jb_tls_errstr(char *buf, size_t len);
+
+/* The gate: connections that have yet to show what they are (a peer's TLS
+ * handshake and HELLO or JOIN, an API client's request), each with a
+ * deadline, at most max at once and at most per_addr from one address.
+ * A newcomer from an address that has per_addr waiting is refused; one that
+ * finds max waiting takes the place of the one that has waited longest (a
+ * client that works is through in milliseconds, so the oldest is the one
+ * least likely to be one; refusing the newcomer instead would let whoever
+ * fills the gate keep everyone else out).  The caller locks it and owns
+ * the entries, which it embeds in its own records; the gate only links
+ * them, oldest first. */
+struct jb_addr {
+	uint8_t b[16]; /* IPv6; IPv4 as ::ffff:a.b.c.d */
+};
+JB_EXPORT void jb_addr_from(const struct sockaddr *sa, struct jb_addr *ret);
+JB_EXPORT void jb_addr_format(const struct jb_addr *a, char *buf, size_t len); /* 46 bytes hold any */
+struct jb_gate_entry {
+	struct jb_gate_entry *prev, *next;
+	double since;  /* jb_now() when it came in */
+	struct jb_addr addr;
+	bool in;       /* linked in the gate */
+};
+struct jb_gate {
+	struct jb_gate_entry *head, *tail; /* oldest first */
+	int n, max, per_addr;              /* per_addr 0: no limit per address */
+	double timeout;                    /* seconds each may wait */
+};
+JB_EXPORT void jb_gate_init(struct jb_gate *g, int max, int per_addr, double timeout);
+/* e (its addr set) comes in at now: 0, with *ret_out the entry taken out to
+ * make room (NULL when there was room); -EMFILE when its address has
+ * per_addr in already (e stays out). */
+JB_EXPORT int jb_gate_enter(struct jb_gate *g, struct jb_gate_entry *e, double now, struct jb_gate_entry **ret_out);
+/* e is through (or gone); nothing when it is not in. */
+JB_EXPORT void jb_gate_leave(struct jb_gate *g, struct jb_gate_entry *e);
+/* The oldest entry whose deadline has passed at now, taken out, or NULL. */
+JB_EXPORT struct jb_gate_entry *jb_gate_expired(struct jb_gate *g, double now);
+/* Entries in from a. */
+JB_EXPORT int jb_gate_count(const struct jb_gate *g, const struct jb_addr *a);

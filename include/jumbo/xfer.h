@@ -146,7 +146,11 @@ JB_EXPORT void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *u
 JB_EXPORT void jb_server_test_corrupt_block(struct jb_server *s, int block);
 /* Accepts until jb_server_stop(); returns 0 then.  At most 512 connection
  * threads run at once (authenticated or not); further connections are closed
- * as soon as they are accepted, with a warning in the log. */
+ * as soon as they are accepted, with a warning in the log.  A connection has
+ * [site] handshake_timeout from its accept to its HELLO or JOIN, in all; at
+ * most [site] max_handshakes are that far at once (a newcomer takes the
+ * place of the one waiting longest), at most handshakes_per_address of them
+ * from one address (the next is closed at once). */
 JB_EXPORT int jb_server_run(struct jb_server *s);
 /* Async-signal-safe: asks jb_server_run to return. */
 JB_EXPORT void jb_server_stop(struct jb_server *s);
@@ -158,9 +162,20 @@ JB_EXPORT void jb_server_stop(struct jb_server *s);
 JB_EXPORT int jb_server_drain(struct jb_server *s, int timeout_ms);
 /* Frees nothing while connection threads still run (see jb_server_drain). */
 JB_EXPORT void jb_server_free(struct jb_server *s);
+/* Why a connection was closed before its handshake was through. */
+enum jb_closed_reason {
+	JB_CLOSED_FULL,      /* "too_many": 512 connection threads, or no descriptor left */
+	JB_CLOSED_ADDRESS,   /* "per_address": [site] handshakes_per_address from its address waiting */
+	JB_CLOSED_TIMEOUT,   /* "handshake_timeout": no HELLO or JOIN in time */
+	JB_CLOSED_PUSHED,    /* "pushed_out": max_handshakes newer ones came */
+	JB_CLOSED_NREASONS
+};
+JB_EXPORT const char *jb_closed_reason_name(enum jb_closed_reason r);
 struct jb_server_stats {
 	uint64_t sessions, sessions_active, refused, bytes_in, bytes_out;
 	uint64_t streams_active;  /* data streams of the sessions running now */
 	uint64_t blocks_bad;      /* blocks that failed their digest and were asked for again */
+	uint64_t handshakes;      /* connections in their handshake now */
+	uint64_t closed[JB_CLOSED_NREASONS]; /* since start, by reason */
 };
 JB_EXPORT void jb_server_stats(const struct jb_server *s, struct jb_server_stats *ret);

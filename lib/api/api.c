@@ -28,6 +28,7 @@ struct jb_api {
 	struct jb_tokens *tokens;
 	struct jb_transfers *transfers;
 	struct MHD_Daemon *d;
+	struct api_guard *guard;
 	int port;
 	char fp[72];
 };
@@ -48,37 +49,6 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
 	return reply(conn, status, "application/json", body ? body : strdup("{}"));
 }
 
-/* The dashboard's files (web/, embedded at build time by build-aux/embed.py). */
-struct jb_web_asset {
-	const char *path, *type;
-	const unsigned char *data;
-	size_t len;
-};
-extern const struct jb_web_asset jb_web_assets[];
-
-/* true when url is one of them, and *ret is the answer queued */
-static bool serve_asset(struct MHD_Connection *conn, const char *url, enum MHD_Result *ret)
-{
-	if (!strcmp(url, "/") || !strcmp(url, "/ui") || !strcmp(url, "/ui/"))
-		url = "/ui/index.html";
-	for (const struct jb_web_asset *w = jb_web_assets; w->path; w++) {
-		if (strcmp(w->path, url))
-			continue;
-		struct MHD_Response *r =
-			MHD_create_response_from_buffer(w->len, (void *)w->data, MHD_RESPMEM_PERSISTENT);
-		MHD_add_response_header(r, "Content-Type", w->type);
-		MHD_add_response_header(r, "Cache-Control", "no-cache");
-		/* its own scripts and the API only; the token stays in the tab */
-		MHD_add_response_header(r, "Content-Security-Policy",
-					"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
-		MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-		*ret = MHD_queue_response(conn, 200, r);
-		MHD_destroy_response(r);
-		return true;
-	}
-	return false;
-}
-
 static enum MHD_Result error_json(struct MHD_Connection *conn, unsigned status, const char *msg)
 {
 	return reply_json(conn, status, json_pack("{s:s}", "error", msg));
@@ -88,6 +58,8 @@ static enum MHD_Result error_json(struct MHD_Connection *conn, unsigned status, 
 
 static void request_done(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode t)
 {
+	struct jb_api *a = cls;
+	api_guard_answered(a->guard, conn); /* the next request's time starts */
 	struct jb_buf *b = *state;
 	if (b) {
 		jb_buf_free(b);
@@ -319,7 +291,7 @@ static enum MHD_Result h_peers(struct req *q)
 
 static enum MHD_Result h_metrics(struct req *q)
 {
-	char *body = api_metrics(q->a->srv, q->a->transfers, q->a->jobs);
+	char *body = api_metrics(q->a->srv, q->a->guard, q->a->transfers, q->a->jobs);
 	if (!body)
 		return MHD_NO;
 	return reply(q->conn, 200, "text/plain; version=0.0.4", body);
@@ -328,7 +300,7 @@ static enum MHD_Result h_metrics(struct req *q)
 static enum MHD_Result h_asset(struct req *q)
 {
 	enum MHD_Result r;
-	if (serve_asset(q->conn, q->url, &r))
+	if (api_serve_asset(q->conn, q->url, &r))
 		return r;
 	return error_json(q->conn, 404, "not found");
 }
@@ -729,7 +701,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	struct req q = {.a = cls, .conn = conn, .url = url, .b = b,
+	struct jb_api *a = cls;
+	api_guard_received(a->guard, conn); /* whole: its time no longer runs */
+	struct req q = {.a = a, .conn = conn, .url = url, .b = b,
 			/* libmicrohttpd sends the headers only */
 			.method = !strcmp(method, "HEAD") ? "GET" : method};
 	return route(&q);
@@ -760,18 +734,31 @@ int jb_api_start(const struct jb_config *c, const struct jb_api_services *sv, st
 	uint8_t fp[32];
 	if (jb_identity_fingerprint(c->identity, fp, NULL) == 0)
 		jb_fp_format(fp, a->fp);
+	int per_addr = c->api_connections_per_address ? c->api_connections_per_address : JB_DEFAULT_API_PER_ADDRESS;
+	int idle = c->api_idle_timeout ? c->api_idle_timeout : JB_DEFAULT_API_IDLE_TIMEOUT;
+	int r = api_guard_new(c->api_request_timeout > 0 ? c->api_request_timeout : JB_DEFAULT_API_REQUEST_TIMEOUT,
+			      per_addr, &a->guard, err);
+	if (r < 0) {
+		freeaddrinfo(ai);
+		free(a);
+		return r;
+	}
 	/* a pool of threads, each with its epoll: a long answer (a table of
 	 * transfers) does not hold up the others */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	a->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_LIMIT, 64u,
-				MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	a->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER, api_guard_log, a->guard,
+				MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)JB_API_MAX_CONNECTIONS,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_addr,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)idle,
+				MHD_OPTION_NOTIFY_CONNECTION, api_guard_notify, a->guard,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-				request_done, NULL, MHD_OPTION_END);
+				request_done, a, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!a->d) {
+		api_guard_free(a->guard);
 		free(a);
 		return jb_err(err, EADDRINUSE, "api: cannot listen on %s", c->api);
 	}
@@ -787,6 +774,7 @@ void jb_api_stop(struct jb_api *a)
 {
 	if (!a)
 		return;
-	MHD_stop_daemon(a->d);
+	MHD_stop_daemon(a->d); /* every connection closed */
+	api_guard_free(a->guard);
 	free(a);
 }

@@ -39,7 +39,28 @@ static void transfers(FILE *f, struct jb_transfers *t)
 	counter(f, "jumbo_transfer_retries_total", "Attempts of durable transfers after their first.", retries);
 }
 
-char *api_metrics(struct jb_server *srv, struct jb_transfers *t, struct jb_jobs *j)
+/* Connections closed before they had shown what they are: the transfer
+ * port's by reason, the API's (no request in time, pushed out) */
+static void closed(FILE *f, const struct jb_server_stats *st, const struct api_guard *g)
+{
+	fprintf(f, "# HELP jumbo_handshakes Connections to the transfer port in their handshake now.\n"
+		   "# TYPE jumbo_handshakes gauge\njumbo_handshakes %llu\n",
+		(unsigned long long)st->handshakes);
+	fprintf(f, "# HELP jumbo_connections_closed_total Connections to the transfer port closed before their "
+		   "HELLO or JOIN, by reason.\n# TYPE jumbo_connections_closed_total counter\n");
+	for (int i = 0; i < JB_CLOSED_NREASONS; i++)
+		fprintf(f, "jumbo_connections_closed_total{reason=\"%s\"} %llu\n",
+			jb_closed_reason_name((enum jb_closed_reason)i), (unsigned long long)st->closed[i]);
+	uint64_t late, pushed;
+	api_guard_stats(g, &late, &pushed);
+	fprintf(f, "# HELP jumbo_api_connections_closed_total API connections closed before their request was whole, "
+		   "by reason.\n# TYPE jumbo_api_connections_closed_total counter\n"
+		   "jumbo_api_connections_closed_total{reason=\"request_timeout\"} %llu\n"
+		   "jumbo_api_connections_closed_total{reason=\"pushed_out\"} %llu\n",
+		(unsigned long long)late, (unsigned long long)pushed);
+}
+
+char *api_metrics(struct jb_server *srv, const struct api_guard *g, struct jb_transfers *t, struct jb_jobs *j)
 {
 	char *body = NULL;
 	size_t len = 0;
@@ -56,6 +77,7 @@ char *api_metrics(struct jb_server *srv, struct jb_transfers *t, struct jb_jobs 
 		   "# TYPE jumbo_streams_active gauge\njumbo_streams_active %llu\n",
 		(unsigned long long)st.streams_active);
 	counter(f, "jumbo_blocks_resent_total", "Blocks that failed their digest and were sent again.", st.blocks_bad);
+	closed(f, &st, g);
 	if (t)
 		transfers(f, t);
 	if (j) {

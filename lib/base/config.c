@@ -349,6 +349,51 @@ static int site_subuid(struct parse *p, const char *v)
 	return 0;
 }
 
+/* A number of seconds from lo to hi (a fraction allowed), or of things */
+static int seconds(struct parse *p, const char *key, const char *v, double lo, double hi, double *out)
+{
+	char *end = NULL;
+	double d = strtod(v, &end);
+	if (end == v || *end || !(d >= lo && d <= hi))
+		return perr(p, EINVAL, "%s wants a number of seconds from %g to %g, not '%s'", key, lo, hi, v);
+	*out = d;
+	return 0;
+}
+static int count(struct parse *p, const char *key, const char *v, int lo, int hi, int *out)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || n < lo || n > hi)
+		return perr(p, EINVAL, "%s wants a number from %d to %d, not '%s'", key, lo, hi, v);
+	*out = (int)n;
+	return 0;
+}
+static int site_handshake_timeout(struct parse *p, const char *v)
+{
+	return seconds(p, "handshake_timeout", v, 1, 300, &p->c->handshake_timeout);
+}
+static int site_max_handshakes(struct parse *p, const char *v)
+{
+	return count(p, "max_handshakes", v, 1, JB_MAX_HANDSHAKES, &p->c->max_handshakes);
+}
+static int site_handshakes_per_address(struct parse *p, const char *v)
+{
+	return count(p, "handshakes_per_address", v, 1, JB_MAX_HANDSHAKES, &p->c->handshakes_per_address);
+}
+static int site_api_request_timeout(struct parse *p, const char *v)
+{
+	return seconds(p, "api_request_timeout", v, 1, 300, &p->c->api_request_timeout);
+}
+static int site_api_idle_timeout(struct parse *p, const char *v)
+{
+	return count(p, "api_idle_timeout", v, 1, 3600, &p->c->api_idle_timeout); /* libmicrohttpd's: whole seconds */
+}
+static int site_api_connections_per_address(struct parse *p, const char *v)
+{
+	return count(p, "api_connections_per_address", v, 1, JB_API_MAX_CONNECTIONS,
+		     &p->c->api_connections_per_address);
+}
+
 /* [peer NAME] */
 static int peer_open(struct parse *p, const char *name)
 {
@@ -569,6 +614,12 @@ static const struct key site_keys[] = {
 	FN("max_job_log", site_max_job_log),
 	FN("job_ports", site_job_ports),
 	FN("max_image_size", site_max_image_size),
+	FN("handshake_timeout", site_handshake_timeout),
+	FN("max_handshakes", site_max_handshakes),
+	FN("handshakes_per_address", site_handshakes_per_address),
+	FN("api_request_timeout", site_api_request_timeout),
+	FN("api_idle_timeout", site_api_idle_timeout),
+	FN("api_connections_per_address", site_api_connections_per_address),
 	{0},
 };
 static const struct key peer_keys[] = {

@@ -1,3 +1,4 @@
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,20 +16,14 @@ void jb_log_set(jb_log_fn fn, void *ud, enum jb_log_level max)
 	log_max = max;
 }
 
-void jb_log(enum jb_log_level lvl, const char *fmt, ...)
+/* One record, one line: control characters (a peer's path, a crun message,
+ * whatever a caller passed through) become \xNN, so nothing logged can end
+ * a line, forge the next one or drive a terminal. */
+static void emit(enum jb_log_level lvl, const char *msg)
 {
-	if (lvl > log_max || !log_fn)
-		return;
-	char msg[1024], out[4 * sizeof msg];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	/* one record, one line: control characters (a peer's path, a crun
-	 * message, whatever a caller passed through) become \xNN, so nothing
-	 * logged can end a line, forge the next one or drive a terminal */
+	char out[4 * 1024 + 1];
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)msg; *p && o + 4 < sizeof out; p++) {
 		if (*p >= 0x20 && *p != 0x7f)
 			out[o++] = (char)*p;
 		else
@@ -36,6 +31,18 @@ void jb_log(enum jb_log_level lvl, const char *fmt, ...)
 	}
 	out[o] = 0;
 	log_fn(lvl, out, log_ud);
+}
+
+void jb_log(enum jb_log_level lvl, const char *fmt, ...)
+{
+	if (lvl > log_max || !log_fn)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	emit(lvl, msg);
 }
 
 void jb_log_stderr(enum jb_log_level lvl, const char *msg, void *ud)
@@ -87,4 +94,31 @@ char *jb_log_escape(const char *s, char *out, size_t len)
 	}
 	out[o] = 0;
 	return out;
+}
+
+void jb_log_limited(struct jb_log_limit *l, enum jb_log_level lvl, const char *fmt, ...)
+{
+	if (lvl > log_max || !log_fn)
+		return;
+	/* the generic cell rate algorithm: each line moves tat a second on,
+	 * and a line goes out while tat is at most BURST - 1 seconds ahead */
+	int64_t now = (int64_t)(jb_now() * 1000), cur = atomic_load(&l->tat), next;
+	do {
+		int64_t t = cur > now ? cur : now;
+		if (t - now > (JB_LOG_LIMIT_BURST - 1) * 1000) {
+			atomic_fetch_add(&l->dropped, 1);
+			return;
+		}
+		next = t + 1000;
+	} while (!atomic_compare_exchange_weak(&l->tat, &cur, next));
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	uint64_t dropped = atomic_exchange(&l->dropped, 0);
+	if (dropped && n >= 0 && (size_t)n < sizeof msg)
+		snprintf(msg + n, sizeof msg - (size_t)n, " (and %llu more like it since the last such line)",
+			 (unsigned long long)dropped);
+	emit(lvl, msg);
 }

@@ -2,7 +2,6 @@
  * streams on one port, authenticates peers by pinned fingerprint, and runs
  * each session in its own thread. */
 #include <fcntl.h>
-#include <netdb.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
@@ -11,61 +10,10 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
-#include "xfer-internal.h"
+#include "server-internal.h"
 
 #define JOIN_TIMEOUT 30
 #define MAX_SESSIONS 256
-/* Connection threads at once, counted from accept (before any
- * authentication) until the thread ends; beyond it a new connection is
- * closed at once.  A session's data streams count only until they join. */
-#define MAX_CONNS 512
-
-struct live {
-	struct live *next;
-	struct jb_server *srv;
-	uint8_t id[16], secret[32], peer_fp[32];
-	struct session *s;
-	int expected, joined;
-	bool encrypt;
-	uint64_t rate_bps;
-};
-
-/* One accepted connection and its thread, listed so that a stopping server
- * can end them all (jb_server_drain).  The threads are joined, not detached:
- * a thread that has said it is done still runs its thread-exit handlers
- * (OpenSSL's among them), and the server must not be freed, nor the process
- * exit, under them. */
-enum conn_state { CONN_NEW, CONN_JOINING, CONN_RUNNING };
-struct conn {
-	struct conn *next, **pprev;
-	pthread_t thread;
-	struct jb_server *srv;
-	int fd;              /* -1 once closed or handed to a session */
-	enum conn_state state;
-	struct session *s;   /* CONN_RUNNING: the session this thread runs */
-};
-
-struct jb_server {
-	const struct jb_config *c;
-	int corrupt_block;      /* jb_server_test_corrupt_block */
-	SSL_CTX *ctx;
-	int lfd, rootfd;
-	struct journal *journal;
-	atomic_bool stop;
-	pthread_mutex_t lock;
-	pthread_cond_t joined;
-	pthread_cond_t idle;    /* a connection thread ended */
-	struct live *live;
-	int nlive;
-	struct conn *conns;     /* under lock */
-	struct conn *done;      /* under lock: threads that ended, to be joined */
-	atomic_int nconns;      /* written under lock, read without */
-	uint64_t conns_refused; /* accept loop only: over MAX_CONNS */
-	double conns_warned;
-	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out, streams_active, blocks_bad;
-	jb_commit_fn on_commit;
-	void *on_commit_ud;
-};
 
 void jb_server_test_corrupt_block(struct jb_server *s, int block) { s->corrupt_block = block; }
 
@@ -73,43 +21,6 @@ void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *ud)
 {
 	s->on_commit = fn;
 	s->on_commit_ud = ud;
-}
-
-/* Take a connection off the list of running ones; srv->lock held. */
-static void conn_unlink(struct conn *cn)
-{
-	if ((*cn->pprev = cn->next))
-		cn->next->pprev = cn->pprev;
-	atomic_fetch_sub(&cn->srv->nconns, 1);
-	pthread_cond_broadcast(&cn->srv->idle);
-}
-
-/* The end of a connection thread: hand it to reap_conns. */
-static void conn_end(struct conn *cn)
-{
-	struct jb_server *srv = cn->srv;
-	jb_fds_give(1);
-	pthread_mutex_lock(&srv->lock);
-	conn_unlink(cn);
-	cn->next = srv->done;
-	srv->done = cn;
-	pthread_mutex_unlock(&srv->lock);
-}
-
-/* Join the threads that ended.  Only the thread that creates them calls it
- * (the accept loop, then jb_server_drain and jb_server_free after it). */
-static void reap_conns(struct jb_server *srv)
-{
-	pthread_mutex_lock(&srv->lock);
-	struct conn *c = srv->done;
-	srv->done = NULL;
-	pthread_mutex_unlock(&srv->lock);
-	while (c) {
-		struct conn *next = c->next;
-		pthread_join(c->thread, NULL);
-		free(c);
-		c = next;
-	}
 }
 
 int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_error *err)
@@ -143,10 +54,22 @@ int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_e
 	snprintf(path, sizeof path, "%s/journal.db", c->state);
 	if ((r = journal_open(path, &s->journal, err)) < 0)
 		goto fail;
-	if ((s->lfd = jb_sock_listen(c->listen, 128, err)) < 0) {
+	/* a burst (a session's control connection and its 64 streams, a few
+	 * sessions at once, a flood) waits in the backlog instead of having
+	 * its SYNs dropped and sent again a second later */
+	if ((s->lfd = jb_sock_listen(c->listen, 1024, err)) < 0) {
 		r = s->lfd;
 		goto fail;
 	}
+	/* those in their handshake hold at most half the descriptors left for
+	 * transfers, so that sessions still get theirs */
+	int max = c->max_handshakes ? c->max_handshakes : JB_MAX_HANDSHAKES;
+	max = JB_MAX(1, JB_MIN(max, jb_fds_left() / 2));
+	int per_addr = c->handshakes_per_address ? c->handshakes_per_address : JB_DEFAULT_HANDSHAKES_PER_ADDRESS;
+	jb_gate_init(&s->gate, max, JB_MIN(per_addr, max),
+		     c->handshake_timeout > 0 ? c->handshake_timeout : JB_DEFAULT_HANDSHAKE_TIMEOUT);
+	jb_log(JB_LOG_INFO, "site %s: at most %d connections in their handshake at once, %d from one address, "
+	       "%g s each", c->name, s->gate.max, s->gate.per_addr, s->gate.timeout);
 	*ret = s;
 	return 0;
 fail:
@@ -190,6 +113,17 @@ void jb_server_stats(const struct jb_server *s, struct jb_server_stats *r)
 	r->sessions_active = (uint64_t)s->nlive;
 	r->streams_active = atomic_load(&s->streams_active);
 	r->blocks_bad = atomic_load(&s->blocks_bad);
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	r->handshakes = (uint64_t)s->gate.n;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	for (int i = 0; i < JB_CLOSED_NREASONS; i++)
+		r->closed[i] = atomic_load(&s->closed[i]);
+}
+
+const char *jb_closed_reason_name(enum jb_closed_reason r)
+{
+	static const char *const names[] = {"too_many", "per_address", "handshake_timeout", "pushed_out"};
+	return r < JB_CLOSED_NREASONS ? names[r] : "?";
 }
 
 static void joined_reply(int fd, SSL *ssl, uint16_t status)
@@ -200,15 +134,6 @@ static void joined_reply(int fd, SSL *ssl, uint16_t status)
 		jb_tls_write_full(ssl, a, sizeof a);
 	else
 		jb_write_full(fd, a, sizeof a);
-}
-
-/* The connection's descriptor is about to be closed or handed on: a stopping
- * server must no longer shut it down. */
-static void conn_forget_fd(struct conn *cn)
-{
-	pthread_mutex_lock(&cn->srv->lock);
-	cn->fd = -1;
-	pthread_mutex_unlock(&cn->srv->lock);
 }
 
 /* Have all of a session's streams joined?  Its receiver then starts reading
@@ -265,6 +190,7 @@ static void handle_join(struct conn *cn, SSL *ssl, const uint8_t *fp, const uint
 				st->ssl = ssl;
 				st->index = j.index;
 				cn->fd = -1; /* the session's now */
+				jb_gate_leave(&srv->gate, &cn->gate);
 				jb_sock_tune(fd, &(struct jb_tune){.rate_bps = l->rate_bps});
 				l->joined++;
 				why = NULL;
@@ -276,7 +202,9 @@ static void handle_join(struct conn *cn, SSL *ssl, const uint8_t *fp, const uint
 		pthread_mutex_unlock(&srv->lock);
 	}
 	if (why) {
-		jb_log(JB_LOG_WARN, "data stream refused: %s", why);
+		char msg[160];
+		snprintf(msg, sizeof msg, "data stream refused: %s", why);
+		conn_dropped(cn, msg);
 		joined_reply(fd, ssl, 1);
 		if (ssl)
 			SSL_free(ssl);
@@ -595,11 +523,30 @@ out:
 	free(path);
 }
 
-static void serve_conn(struct conn *cn)
+/* A stranger's certificate: one ERROR, and a line at most once a second. */
+static void refuse_unknown(struct conn *cn, struct ctl *ctl, const uint8_t fp[32])
+{
+	struct jb_server *srv = cn->srv;
+	char f[72], msg[JB_WIRE_MAX_MSG];
+	jb_fp_format(fp, f);
+	snprintf(ctl->peer, sizeof ctl->peer, "unknown peer");
+	atomic_fetch_add(&srv->refused, 1);
+	snprintf(msg, sizeof msg, "site %s does not know you: certificate %s is not pinned in any [peer] section",
+		 srv->c->name, f);
+	char why[JB_WIRE_MAX_MSG + 16];
+	snprintf(why, sizeof why, "refused: %s", msg);
+	conn_dropped(cn, why);
+	ctl_send_error(ctl, EACCES, msg);
+}
+
+void serve_conn(struct conn *cn)
 {
 	struct jb_server *srv = cn->srv;
 	int fd = cn->fd;
-	struct timeval tv = {.tv_sec = JOIN_TIMEOUT};
+	/* the gate cuts the connection off at cn->until (and counts and logs
+	 * it); no read waits more than a second longer either */
+	double t = srv->gate.timeout + 1;
+	struct timeval tv = {.tv_sec = (time_t)t, .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6)};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	uint8_t first;
@@ -621,7 +568,7 @@ static void serve_conn(struct conn *cn)
 	uint8_t fp[32];
 	SSL *ssl = jb_tls_handshake(srv->ctx, fd, true, fp, &err);
 	if (!ssl) {
-		jb_log(JB_LOG_WARN, "connection dropped: %s", err.msg);
+		conn_dropped(cn, err.msg);
 		goto drop;
 	}
 	const struct jb_peer *peer = jb_config_peer_by_fp(srv->c, fp);
@@ -646,27 +593,25 @@ static void serve_conn(struct conn *cn)
 		goto drop;
 	}
 	if (!peer) {
-		char f[72];
-		jb_fp_format(fp, f);
-		snprintf(ctl.peer, sizeof ctl.peer, "unknown peer");
-		atomic_fetch_add(&srv->refused, 1);
-		refuse(&ctl, EACCES, "site %s does not know you: certificate %s is not pinned in any [peer] section",
-		       srv->c->name, f);
+		refuse_unknown(cn, &ctl, fp);
 		conn_forget_fd(cn);
 		ctl_close(&ctl);
 		return;
 	}
 	snprintf(ctl.peer, sizeof ctl.peer, "%s", peer->name);
-	int r = ctl_recv(&ctl, JOIN_TIMEOUT * 1000, -1, &err);
+	int r = ctl_recv(&ctl, JB_MAX(1, (int)((cn->until + 1 - jb_now()) * 1000)), -1, &err);
 	if (r == 1 && ctl.msg.type == JB_MSG_HELLO) {
 		struct jb_msg *hello = malloc(sizeof *hello);
-		if (hello) {
+		if (hello && conn_through(cn)) {
 			*hello = ctl.msg;
 			run_session(cn, &ctl, peer, fp, hello);
-			free(hello);
 		}
+		free(hello);
+	} else if (cn->cut) {
+		/* the gate has said why */
 	} else if (r == 0) {
-		jb_log(JB_LOG_WARN, "%s: no HELLO within %d s", peer->name, JOIN_TIMEOUT);
+		jb_log(JB_LOG_WARN, "%s: no HELLO within %g s of connecting ([site] handshake_timeout)", peer->name,
+		       srv->gate.timeout);
 	} else if (r > 0) {
 		refuse(&ctl, EPROTO, "expected HELLO");
 	} else {
@@ -679,149 +624,4 @@ static void serve_conn(struct conn *cn)
 drop:
 	conn_forget_fd(cn);
 	close(fd);
-}
-
-static void *conn_main(void *arg)
-{
-	struct conn *cn = arg;
-	serve_conn(cn);
-	conn_end(cn);
-	return NULL;
-}
-
-/* Over MAX_CONNS: close at once.  A flood is logged once a second, not once a
- * connection. */
-static void refuse_conn(struct jb_server *srv, int fd, const struct sockaddr_storage *sa, socklen_t salen)
-{
-	char host[NI_MAXHOST] = "?";
-	getnameinfo((const struct sockaddr *)sa, salen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
-	close(fd);
-	srv->conns_refused++;
-	double now = jb_now();
-	if (now - srv->conns_warned >= 1) {
-		jb_log(JB_LOG_WARN, "connection from %s closed: too many connections (limit %d, or the file descriptors "
-		       "RLIMIT_NOFILE allows; %llu closed so far)", host, MAX_CONNS, (unsigned long long)srv->conns_refused);
-		srv->conns_warned = now;
-	}
-}
-
-int jb_server_run(struct jb_server *srv)
-{
-	while (!atomic_load(&srv->stop)) {
-		struct pollfd p = {.fd = srv->lfd, .events = POLLIN};
-		int pr = poll(&p, 1, 250);
-		reap_conns(srv);
-		if (pr <= 0)
-			continue;
-		struct sockaddr_storage sa;
-		socklen_t salen = sizeof sa;
-		int fd = accept4(srv->lfd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE) {
-				/* the connection waits in the backlog: do not spin on it */
-				double now = jb_now();
-				if (now - srv->conns_warned >= 1) {
-					jb_log(JB_LOG_WARN, "cannot accept a connection: %s", strerror(errno));
-					srv->conns_warned = now;
-				}
-				poll(NULL, 0, 50);
-			}
-			continue;
-		}
-		/* every connection holds a descriptor of the process's budget
-		 * until its thread ends (a data stream's is the session's then) */
-		if (atomic_load(&srv->nconns) >= MAX_CONNS || !jb_fds_take(1, 1)) {
-			refuse_conn(srv, fd, &sa, salen);
-			continue;
-		}
-		int r = jb_sock_setup(fd);
-		if (r < 0)
-			jb_log(JB_LOG_WARN, "setting up an accepted connection: %s", strerror(-r));
-		struct conn *cn = calloc(1, sizeof *cn);
-		if (!cn) {
-			close(fd);
-			continue;
-		}
-		cn->srv = srv;
-		cn->fd = fd;
-		pthread_mutex_lock(&srv->lock);
-		if ((cn->next = srv->conns))
-			cn->next->pprev = &cn->next;
-		cn->pprev = &srv->conns;
-		srv->conns = cn;
-		atomic_fetch_add(&srv->nconns, 1);
-		pthread_mutex_unlock(&srv->lock);
-		if ((r = pthread_create(&cn->thread, NULL, conn_main, cn)) != 0) {
-			jb_log(JB_LOG_WARN, "cannot start a connection thread: %s", strerror(r));
-			close(fd);
-			jb_fds_give(1);
-			pthread_mutex_lock(&srv->lock);
-			conn_unlink(cn);
-			pthread_mutex_unlock(&srv->lock);
-			free(cn);
-		}
-	}
-	return 0;
-}
-
-static void deadline(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
-/* Wait, holding srv->lock, until no connection thread is left or until. */
-static int wait_idle(struct jb_server *srv, const struct timespec *until)
-{
-	while (atomic_load(&srv->nconns) > 0)
-		if (pthread_cond_timedwait(&srv->idle, &srv->lock, until) == ETIMEDOUT)
-			break;
-	return atomic_load(&srv->nconns);
-}
-
-int jb_server_drain(struct jb_server *srv, int timeout_ms)
-{
-	atomic_store(&srv->stop, true);
-	if (srv->lfd >= 0) {
-		close(srv->lfd);
-		srv->lfd = -1;
-	}
-	struct timespec half, until;
-	deadline(&half, timeout_ms / 2);
-	deadline(&until, timeout_ms);
-	struct event ev = {.kind = EV_FATAL, .code = ESHUTDOWN};
-	snprintf(ev.text, sizeof ev.text, "site %s is shutting down", srv->c->name);
-	pthread_mutex_lock(&srv->lock);
-	/* sessions waiting for their streams see the stop flag */
-	pthread_cond_broadcast(&srv->joined);
-	/* running sessions end the way a failed stream ends them: ERROR to the
-	 * peer, streams closed, journal left consistent for a resume */
-	for (struct conn *c = srv->conns; c; c = c->next) {
-		if (c->state == CONN_RUNNING) {
-			atomic_store(&c->s->fatal, true);
-			session_post(c->s, &ev);
-		} else if (c->state == CONN_NEW && c->fd >= 0) {
-			shutdown(c->fd, SHUT_RDWR); /* handshake, HELLO, listing */
-		} else if (c->state == CONN_JOINING && c->fd >= 0) {
-			/* reading the manifest or NEEDs: stop the reading, keep
-			 * the writing to say why */
-			shutdown(c->fd, SHUT_RD);
-		}
-	}
-	/* whatever has not ended by half time is cut off */
-	if (wait_idle(srv, &half) > 0)
-		for (struct conn *c = srv->conns; c; c = c->next)
-			if (c->fd >= 0)
-				shutdown(c->fd, SHUT_RDWR);
-	int left = wait_idle(srv, &until);
-	pthread_mutex_unlock(&srv->lock);
-	reap_conns(srv);
-	if (left)
-		jb_log(JB_LOG_WARN, "site %s: %d connections did not end within %d ms", srv->c->name, left, timeout_ms);
-	return left ? -ETIMEDOUT : 0;
 }

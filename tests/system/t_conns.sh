@@ -1,7 +1,9 @@
 #!/bin/bash
 # Connections: keepalive on every control and data socket at both ends, the
-# cap on connection threads, and a daemon stopped by SIGTERM in the middle of
-# transfers (it ends them cleanly, and the same command resumes afterwards).
+# gate of connections in their handshake (bounded in all and per address,
+# the newest taking the oldest's place), and a daemon stopped by SIGTERM in
+# the middle of transfers (it ends them cleanly, and the same command
+# resumes afterwards).
 . "$(dirname "$0")/lib.sh"
 two_sites
 head -c 64M /dev/urandom > "$T/e.bin"
@@ -37,43 +39,73 @@ keepalive_check dport "jumbo get (receiving a pull)"
 wait $cpid; ok $? "the paced get completes"
 is "$(sha "$T/ka-back.bin")" "$(sha "$T/e.bin")" "bit-identical"
 
-# --- the cap on connection threads (512) ---
-# hold N PORT SECONDS: open N idle TCP connections, print how many the daemon
-# closed at once, hold the rest for SECONDS
+# --- connections in their handshake: a bounded gate ---
+# Before its HELLO or JOIN a connection waits at the gate: at most
+# max_handshakes at once (256 by default, fewer with few descriptors),
+# handshakes_per_address (128) from one address.  The cap of 512 connection
+# threads is then reached by pinned peers' sessions only (tests/system/
+# t_trickle.sh has the deadlines and slow clients).
+# hold SRC[,SRC...] N PORT SECONDS [EXPECT]: open N idle TCP connections from
+# the addresses SRC in turn, print how many the daemon closed (once a second
+# has passed without another, after EXPECT of them if given: the daemon may
+# take a while to accept them all on a busy machine), hold the rest for
+# SECONDS
 hold() {
 	exec /usr/bin/python3 - "$@" <<'EOP'
 import select, socket, sys, time
-n, port, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-socks = [socket.create_connection(('127.0.0.1', port), timeout=10) for _ in range(n)]
-time.sleep(1)
+srcs, n, port, secs = sys.argv[1].split(','), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+expect = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+socks = [socket.create_connection(('127.0.0.1', port), timeout=10, source_address=(srcs[i % len(srcs)], 0))
+         for i in range(n)]
 p = select.poll()
 for s in socks:
     p.register(s, select.POLLIN)
-closed = 0
-for fd, ev in p.poll(0):
-    s = socket.socket(fileno=fd)
-    try:
-        data = s.recv(1)
-    except OSError:
-        data = b''
-    s.detach()
-    closed += data == b''
+closed, start = 0, time.monotonic()
+last = start
+while (closed < expect or time.monotonic() - last < 1) and time.monotonic() - start < 15:
+    for fd, ev in p.poll(100):
+        p.unregister(fd)
+        s = socket.socket(fileno=fd)
+        try:
+            data = s.recv(1)
+        except OSError:
+            data = b''
+        s.detach()
+        if data == b'':
+            closed += 1
+            last = time.monotonic()
 print(closed, flush=True)
 time.sleep(secs)
 EOP
 }
+gate=$(sed -n 's/.*site beta: at most \([0-9]*\) connections in their handshake at once, \([0-9]*\) from one address.*/\1 \2/p' "$T/beta/log" | tail -1)
+max=${gate% *} per=${gate#* }
+is "$gate" "256 128" "the gate: 256 connections in their handshake at once, 128 from one address (the defaults)"
 echo hi > "$T/hi.txt"
-(hold 50 "$port" 8 > "$T/hold50") &
+(hold 127.0.0.1 50 "$port" 8 > "$T/hold50") &
 hpid=$!
 sleep 1.5
 jb send -q "$T/hi.txt" beta:while-50-idle.txt; ok $? "a transfer succeeds while 50 idle connections are open"
 is "$(cat "$T/beta/root/while-50-idle.txt")" hi "and arrives"
 kill $hpid 2>/dev/null; wait $hpid 2>/dev/null
 is "$(cat "$T/hold50")" 0 "none of the 50 was closed by the daemon"
-is "$(hold 520 "$port" 0)" 8 "520 idle connections: the 8 beyond the cap of 512 are closed at once"
-like 'connection from 127.0.0.1 closed: too many connections \(limit 512' "$(cat "$T/beta/log")" "the daemon logs it"
+is "$(hold 127.0.0.2 $((per + 12)) "$port" 0 12)" 12 "$((per + 12)) idle connections from one address: the 12 beyond its $per are closed at once"
+like 'connection from 127.0.0.2 closed at once: 128 connections from it are in their handshake already' \
+	"$(cat "$T/beta/log")" "the daemon logs it"
+# from three addresses, none over its cap: the gate fills, and each newcomer
+# takes the place of the one that has waited longest
+(hold 127.0.0.3,127.0.0.4,127.0.0.5 300 "$port" 3 $((300 - max)) > "$T/gate300") &
+hpid=$!
+for _ in $(seq 160); do [ -s "$T/gate300" ] && break; sleep 0.1; done
+jb send -q "$T/hi.txt" beta:while-full.txt; ok $? "a transfer succeeds while the gate is full of idle connections"
+is "$(cat "$T/beta/root/while-full.txt")" hi "and arrives"
+wait $hpid
+is "$(cat "$T/gate300")" "$((300 - max))" \
+	"300 idle connections from 3 addresses: the $((300 - max)) oldest were closed at once, making room for the newest"
+like 'closed after [0-9.]+ s without HELLO or JOIN: 256 connections were in their handshake' "$(cat "$T/beta/log")" \
+	"the daemon logs it"
 sleep 1
-is "$(hold 512 "$port" 0)" 0 "once they are gone, 512 connections are held again: every thread gave its place back"
+is "$(hold 127.0.0.6 "$per" "$port" 0)" 0 "once they are gone, $per connections are held again: every thread gave its place back"
 sleep 1
 jb send -q "$T/hi.txt" beta:after-cap.txt; ok $? "and a transfer succeeds afterwards"
 ok "$(kill -0 "$(cat "$T/beta/pid")"; echo $?)" "the daemon is still running"

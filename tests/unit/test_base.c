@@ -156,6 +156,13 @@ static void test_config(void)
 		{"[site x]\nname = a\n", "bad.conf:1: [site] takes no name"},
 		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r\n", "bad.conf:5: unknown key 'via' in [peer b]"},
 		{"[site]\nname = a\nidentity = /x\n[backend b]\ntype = x\ntype = y\n", "bad.conf:6: backend b: 'type' given twice"},
+		{"[site]\nname = a\nidentity = /x\nhandshake_timeout = 0\n", "bad.conf:4: handshake_timeout wants a number of seconds from 1 to 300, not '0'"},
+		{"[site]\nname = a\nidentity = /x\nhandshake_timeout = 10s\n", "handshake_timeout wants a number of seconds"},
+		{"[site]\nname = a\nidentity = /x\nmax_handshakes = 257\n", "max_handshakes wants a number from 1 to 256, not '257'"},
+		{"[site]\nname = a\nidentity = /x\nhandshakes_per_address = -1\n", "handshakes_per_address wants a number from 1 to 256"},
+		{"[site]\nname = a\nidentity = /x\napi_request_timeout = 301\n", "api_request_timeout wants a number of seconds from 1 to 300"},
+		{"[site]\nname = a\nidentity = /x\napi_idle_timeout = 1.5\n", "api_idle_timeout wants a number from 1 to 3600, not '1.5'"},
+		{"[site]\nname = a\nidentity = /x\napi_connections_per_address = 65\n", "api_connections_per_address wants a number from 1 to 64"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
@@ -164,6 +171,18 @@ static void test_config(void)
 		ok(r < 0 && strstr(err.msg, bad[i].want), "bad config %zu refused: %s", i, err.msg);
 		jb_config_free(c);
 	}
+	/* the keys against slow clients: 0 when not given (the default) */
+	ok(jb_config_parse("[site]\nname = a\nidentity = /x\n", "t.conf", &c, &err) == 0 && c->handshake_timeout == 0 &&
+	   c->max_handshakes == 0 && c->handshakes_per_address == 0 && c->api_request_timeout == 0 &&
+	   c->api_idle_timeout == 0 && c->api_connections_per_address == 0, "slow-client keys: 0 unless given");
+	jb_config_free(c);
+	c = NULL;
+	ok(jb_config_parse("[site]\nname = a\nidentity = /x\nhandshake_timeout = 2.5\nmax_handshakes = 64\n"
+			   "handshakes_per_address = 8\napi_request_timeout = 4\napi_idle_timeout = 20\n"
+			   "api_connections_per_address = 6\n", "t.conf", &c, &err) == 0 && c->handshake_timeout == 2.5 &&
+	   c->max_handshakes == 64 && c->handshakes_per_address == 8 && c->api_request_timeout == 4 &&
+	   c->api_idle_timeout == 20 && c->api_connections_per_address == 6, "slow-client keys parse (%s)", err.msg);
+	jb_config_free(c);
 	char host[256];
 	int port;
 	ok(jb_split_hostport("[::1]:4410", host, sizeof host, &port) == 0 && !strcmp(host, "::1") && port == 4410,
@@ -368,8 +387,41 @@ static void test_log_line(void)
 	jb_log_set(jb_log_stderr, NULL, JB_LOG_WARN);
 }
 
+/* jb_log_limited: a burst, then one a second; the next line counts the rest */
+static char log_last[1024];
+static int log_lines;
+static void log_catch(enum jb_log_level lvl, const char *msg, void *ud)
+{
+	(void)lvl, (void)ud;
+	snprintf(log_last, sizeof log_last, "%s", msg);
+	log_lines++;
+}
+
+static void test_log_limited(void)
+{
+	struct jb_log_limit l = {0};
+	jb_log_set(log_catch, NULL, JB_LOG_WARN);
+	for (int i = 0; i < 20; i++)
+		jb_log_limited(&l, JB_LOG_WARN, "refused %d", i);
+	is_int(log_lines, JB_LOG_LIMIT_BURST, "20 lines at once: a burst of %d goes out", JB_LOG_LIMIT_BURST);
+	is_str(log_last, "refused 4", "the first of them");
+	jb_log_limited(&l, JB_LOG_DEBUG, "not logged at all");
+	usleep(1100 * 1000);
+	jb_log_limited(&l, JB_LOG_WARN, "refused again");
+	is_int(log_lines, JB_LOG_LIMIT_BURST + 1, "a second later, one more");
+	is_str(log_last, "refused again (and 15 more like it since the last such line)", "saying how many were left out");
+	jb_log_limited(&l, JB_LOG_WARN, "and again");
+	is_int(log_lines, JB_LOG_LIMIT_BURST + 1, "but not two");
+	usleep(1100 * 1000);
+	jb_log_limited(&l, JB_LOG_WARN, "from %s", "evil\n2026-01-01T00:00:00Z jumbod info: forged");
+	is_str(log_last, "from evil\\x0a2026-01-01T00:00:00Z jumbod info: forged (and 1 more like it since the last such line)",
+	       "a limited line is one line too");
+	jb_log_set(jb_log_stderr, NULL, JB_LOG_WARN);
+}
+
 int main(void)
 {
+	test_log_limited();
 	test_read_line_file();
 	test_pread_full();
 	test_sizes();

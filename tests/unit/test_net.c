@@ -1,4 +1,5 @@
 /* Unit tests: sockets get dead-peer detection at both ends. */
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -28,8 +29,50 @@ static void check_keepalive(int fd, const char *who)
 	       JB_SOCK_USER_TIMEOUT_MS);
 }
 
+/* The gate: in order, per address, the oldest out when full, deadlines. */
+static void test_gate(void)
+{
+	struct jb_gate g;
+	struct jb_gate_entry e[6] = {0}, *out = (struct jb_gate_entry *)1;
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	jb_gate_init(&g, 4, 2, 10);
+	for (int i = 0; i < 6; i++) {
+		a.sin_addr.s_addr = htonl(0x7f000001u + (i < 3 ? 0 : (uint32_t)i)); /* 127.0.0.1 thrice, then others */
+		jb_addr_from((struct sockaddr *)&a, &e[i].addr);
+	}
+	char host[64];
+	jb_addr_format(&e[0].addr, host, sizeof host);
+	is_str(host, "127.0.0.1", "an IPv4 address as IPv6-mapped, printed as IPv4");
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	struct jb_addr x;
+	jb_addr_from((struct sockaddr *)&a6, &x);
+	jb_addr_format(&x, host, sizeof host);
+	is_str(host, "::1", "and an IPv6 one");
+	is_int(jb_gate_enter(&g, &e[0], 1.0, &out), 0, "first in");
+	ok(!out && g.n == 1 && e[0].in, "nobody taken out, one in");
+	is_int(jb_gate_enter(&g, &e[1], 2.0, &out), 0, "second from the same address in");
+	is_int(jb_gate_enter(&g, &e[2], 3.0, &out), -EMFILE, "a third from it: refused (2 per address)");
+	ok(!e[2].in && g.n == 2, "and not in");
+	is_int(jb_gate_count(&g, &e[0].addr), 2, "two from 127.0.0.1");
+	jb_gate_enter(&g, &e[3], 4.0, &out);
+	jb_gate_enter(&g, &e[4], 5.0, &out);
+	ok(g.n == 4 && !out, "four in: full");
+	is_int(jb_gate_enter(&g, &e[5], 6.0, &out), 0, "a fifth while full comes in");
+	ok(out == &e[0] && !e[0].in && g.n == 4, "taking the place of the one waiting longest");
+	jb_gate_leave(&g, &e[3]);
+	jb_gate_leave(&g, &e[3]);
+	ok(g.n == 3 && !e[3].in, "one leaves (twice: nothing more)");
+	ok(!jb_gate_expired(&g, 11.9), "at 11.9 s nobody is past 10 s");
+	ok(jb_gate_expired(&g, 12.0) == &e[1] && !jb_gate_expired(&g, 12.0), "at 12 s the one in at 2 s is");
+	ok(jb_gate_expired(&g, 100) == &e[4] && jb_gate_expired(&g, 100) == &e[5] && !jb_gate_expired(&g, 100) &&
+	   g.n == 0 && !g.head && !g.tail, "then the others, oldest first, and the gate is empty");
+	is_int(jb_gate_enter(&g, &e[1], 200, &out), 0, "an entry can come in again");
+	ok(g.head == &e[1] && g.tail == &e[1] && e[1].since == 200, "as the newest");
+}
+
 int main(void)
 {
+	test_gate();
 	struct jb_error err = {0};
 	is_int(JB_SOCK_KEEPIDLE, 30, "keepalive starts after 30 s idle");
 	is_int(JB_SOCK_KEEPINTVL * JB_SOCK_KEEPCNT, 30, "and gives up after 3 probes 10 s apart");
