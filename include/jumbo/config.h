@@ -60,6 +60,8 @@ struct jb_config {
 	char *images;         /* the image store (an OCI layout); default STATE/images */
 	int max_open_files;   /* files one transfer session holds open at once, per end
 			       * (0: the default, see jb_xfer_max_open) */
+	int umask;            /* permission bits cleared from the modes of the files and
+			       * directories a transfer makes here (default 022) */
 	struct jb_peer *peers;
 	size_t npeers;
 	struct jb_registry_conf *registries;

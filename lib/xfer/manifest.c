@@ -238,7 +238,12 @@ int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir
 {
 	int fd;
 	s->dest_beneath = beneath;
+	mode_t dmode = 0755 & ~s->umask;
 	if (beneath) {
+		int cl;
+		const char *c = partial_component(dest, &cl);
+		if (c)
+			return jb_err(err, EINVAL, "%s: '%.*s' " PARTIAL_REFUSED, dest, cl, c);
 		fd = jb_open_beneath(rootfd, dest, O_PATH | O_DIRECTORY, 0);
 		if (fd >= 0) {
 			s->destdir = fd;
@@ -250,7 +255,7 @@ int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir
 		if (fd != -ENOENT && fd != -ENOTDIR)
 			return jb_err(err, -fd, "%s: %s", dest, strerror(-fd));
 		if (dest_is_dir || !*dest) {
-			fd = jb_mkdirs_beneath(rootfd, dest, 0755);
+			fd = jb_mkdirs_beneath(rootfd, dest, dmode);
 			if (fd < 0)
 				goto mkfail;
 			s->destdir = fd;
@@ -259,7 +264,7 @@ int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir
 		}
 		const char *sl = strrchr(dest, '/');
 		char *parent = sl ? strndup(dest, (size_t)(sl - dest)) : strdup("");
-		fd = jb_mkdirs_beneath(rootfd, parent, 0755);
+		fd = jb_mkdirs_beneath(rootfd, parent, dmode);
 		if (fd < 0) {
 			free(parent);
 			goto mkfail;
@@ -278,7 +283,7 @@ int dest_setup(struct session *s, int rootfd, const char *dest, bool dest_is_dir
 	size_t l = strlen(dest);
 	bool slash = l && dest[l - 1] == '/';
 	if ((stat(dest, &st) == 0 && S_ISDIR(st.st_mode)) || slash || dest_is_dir) {
-		if (mkdir(dest, 0755) < 0 && errno != EEXIST)
+		if (mkdir(dest, dmode) < 0 && errno != EEXIST)
 			return jb_err(err, errno, "%s: %s", dest, strerror(errno));
 		fd = open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)

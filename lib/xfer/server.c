@@ -380,6 +380,7 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 		return jb_err_prefix(err, "site %s is busy", srv->c->name);
 	if (hello->u.hello.op == JB_OP_PUSH) {
 		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
+		s->umask = (mode_t)srv->c->umask;
 		r = dest_setup(s, srv->rootfd, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, true, err);
 	} else {
 		snprintf(s->origin, sizeof s->origin, "%s", srv->c->name);

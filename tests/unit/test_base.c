@@ -156,6 +156,10 @@ static void test_config(void)
 		{"[site x]\nname = a\n", "bad.conf:1: [site] takes no name"},
 		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r\n", "bad.conf:5: unknown key 'via' in [peer b]"},
 		{"[site]\nname = a\nidentity = /x\n[backend b]\ntype = x\ntype = y\n", "bad.conf:6: backend b: 'type' given twice"},
+		{"[site]\nname = a\nidentity = /x\numask = 0888\n", "bad.conf:4: umask wants permission bits in octal"},
+		{"[site]\nname = a\nidentity = /x\numask = 1000\n", "from 0 to 777 (like 022), not '1000'"},
+		{"[site]\nname = a\nidentity = /x\numask = -1\n", "umask wants"},
+		{"[site]\nname = a\nidentity = /x\numask =\n", "umask wants"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
@@ -186,6 +190,20 @@ static void test_config(void)
 		c = NULL;
 		ok(jb_config_parse(text, "api.conf", &c, &err) == 0, "api = '%s' parses", apis[i].api);
 		is_str(c ? c->api : NULL, apis[i].want, "api = '%s' means '%s'", apis[i].api, apis[i].want);
+		jb_config_free(c);
+	}
+
+	/* [site] umask: octal, 022 when it is not given */
+	static const struct {
+		const char *line;
+		int want;
+	} masks[] = {{"", 022}, {"umask = 0\n", 0}, {"umask = 027\n", 027}, {"umask = 77\n", 077}, {"umask = 0777\n", 0777}};
+	for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+		char text[128];
+		snprintf(text, sizeof text, "[site]\nname = a\nidentity = /x\n%s", masks[i].line);
+		c = NULL;
+		ok(jb_config_parse(text, "umask.conf", &c, &err) == 0 && c->umask == masks[i].want, "'%.*s' is umask %03o",
+		   (int)strcspn(masks[i].line, "\n"), masks[i].line, masks[i].want);
 		jb_config_free(c);
 	}
 }
