@@ -102,6 +102,8 @@ struct jb_config {
 	double api_request_timeout;      /* s for a request's headers and body, in all */
 	int api_idle_timeout;            /* s an API connection may stay silent */
 	int api_connections_per_address; /* API connections at once from one address */
+	int umask;            /* permission bits cleared from the modes of the files and
+			       * directories a transfer makes here (default 022) */
 	struct jb_peer *peers;
 	size_t npeers;
 	struct jb_registry_conf *registries;

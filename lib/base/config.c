@@ -394,6 +394,16 @@ static int site_api_connections_per_address(struct parse *p, const char *v)
 		     &p->c->api_connections_per_address);
 }
 
+static int site_umask(struct parse *p, const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 8);
+	if (!*v || *end || *v == '-' || *v == '+' || n < 0 || n > 0777)
+		return perr(p, EINVAL, "umask wants permission bits in octal from 0 to 777 (like 022), not '%s'", v);
+	p->c->umask = (int)n;
+	return 0;
+}
+
 /* [peer NAME] */
 static int peer_open(struct parse *p, const char *name)
 {
@@ -620,6 +630,7 @@ static const struct key site_keys[] = {
 	FN("api_request_timeout", site_api_request_timeout),
 	FN("api_idle_timeout", site_api_idle_timeout),
 	FN("api_connections_per_address", site_api_connections_per_address),
+	FN("umask", site_umask),
 	{0},
 };
 static const struct key peer_keys[] = {
@@ -731,6 +742,7 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 		jb_config_free(c);
 		return jb_err(err, ENOMEM, "out of memory");
 	}
+	c->umask = 022;
 	struct parse p = {.c = c, .err = err};
 	const struct section *sec = NULL;
 	for (char *line = copy; line && r == 0;) {

@@ -460,6 +460,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 		return r;
 	}
 	s.journal = cl->journal;
+	s.umask = (mode_t)cl->c->umask;
 	if ((r = dest_setup(&s, AT_FDCWD, NULL, dest, false, err)) < 0) {
 		session_free(&s);
 		return r;
@@ -481,6 +482,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	s.block_size = w.u.welcome.block_size;
 	s.encrypt = w.u.welcome.flags & JB_HELLO_ENCRYPT;
 	snprintf(s.origin, sizeof s.origin, "%s", w.u.welcome.name);
+	jb_hex(w.u.welcome.session, 8, s.session_id); /* names this session to one that finds its paths busy */
 	r = streams_finish(all, 1, fp, &w, err);
 	free(all);
 	if (r < 0)

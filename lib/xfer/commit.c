@@ -40,17 +40,15 @@ void journal_key(const struct session *s, const struct xfile *f, char *key, size
  * its blocks were there from an earlier session). */
 static int prepare(struct session *s, struct xfile *f, int d)
 {
-	char part[JB_NAME_MAX + 1];
-	if (!partial_name(f, part, sizeof part))
-		return -ENAMETOOLONG;
-	int fd = openat(d, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = partial_open(f, d, false);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
 				 {.tv_sec = f->mtime_ns / 1000000000, .tv_nsec = f->mtime_ns % 1000000000}};
 	int r = 0;
-	/* Permission bits only: a peer never makes set-user-ID, set-group-ID or sticky files. */
-	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, f->mode & JB_RECV_MODE_MASK) < 0 || futimens(fd, ts) < 0 ||
+	/* Permission bits only, less the site's umask: a peer never makes
+	 * set-user-ID, set-group-ID or sticky files. */
+	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, file_mode(s, f)) < 0 || futimens(fd, ts) < 0 ||
 	    (f->nblocks > 1 && fdatasync(fd) < 0))
 		r = -errno;
 	close(fd);
@@ -175,12 +173,7 @@ static void commit_group(struct committer *c, const uint32_t *idx, size_t n)
 		if (st[i])
 			continue;
 		int d = hold_dir(s, &h, fs[i]->path);
-		if (d < 0)
-			st[i] = d;
-		else if (!partial_name(fs[i], part, sizeof part))
-			st[i] = -ENAMETOOLONG;
-		else if (renameat(d, part, d, base_name(fs[i]->path)) < 0)
-			st[i] = -errno;
+		st[i] = d < 0 ? d : partial_commit(fs[i], d);
 	}
 	if (h.fd >= 0)
 		close(h.fd);
@@ -206,17 +199,11 @@ static void commit_group(struct committer *c, const uint32_t *idx, size_t n)
 	}
 	free(told);
 	for (size_t i = 0; i < n; i++) {
-		if (st[i] && !fs[i]->jid && partial_name(fs[i], part, sizeof part)) {
-			/* no journal record keeps it for a resume: do not leave it */
-			int d = dir_open(s, fs[i]->path);
-			if (d >= 0) {
-				unlinkat(d, part, 0);
-				close(d);
-			}
-		}
+		if (st[i] && !fs[i]->jid)
+			partial_drop(s, fs[i]); /* no journal record keeps it for a resume */
 		if (st[i])
 			session_post_file(s, EV_COMMITTED, idx[i], st[i], "%s: cannot commit: %s", fs[i]->path,
-					  strerror(-st[i]));
+					  session_write_error(st[i]));
 		else
 			session_post_file(s, EV_COMMITTED, idx[i], 0, "%s", "");
 	}

@@ -13,18 +13,10 @@
 
 #include "xfer-internal.h"
 
-#define PART_SUFFIX ".jumbo-part"
-
 const char *base_name(const char *p)
 {
 	const char *sl = strrchr(p, '/');
 	return sl ? sl + 1 : p;
-}
-
-bool partial_name(const struct xfile *f, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, ".%s" PART_SUFFIX, base_name(f->path));
-	return n > 0 && (size_t)n < len && n <= JB_NAME_MAX;
 }
 
 void files_init(struct session *s, int cap)
@@ -102,18 +94,14 @@ static int open_source(struct session *s, struct xfile *f)
 	return fd;
 }
 
-/* The receiver's partial file, in its directory at the destination. */
+/* The receiver's partial file, in its directory at the destination: this
+ * session's inode, locked while the descriptor is open (partial.c). */
 static int open_partial(struct session *s, struct xfile *f)
 {
-	char part[JB_NAME_MAX + 1];
-	if (!partial_name(f, part, sizeof part))
-		return -ENAMETOOLONG;
 	int d = dir_open(s, f->path);
 	if (d < 0)
 		return d;
-	int fd = openat(d, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		fd = -errno;
+	int fd = partial_open(f, d, false);
 	close(d);
 	return fd;
 }
@@ -184,7 +172,9 @@ void files_free(struct session *s)
 /* Files of a tree arrive directory by directory: the last few directories
  * resolved are kept, since resolving one again (a mkdirat and an openat2 per
  * component) was a large part of the receiver's work with small files. */
-int dir_open(struct session *s, const char *path)
+int dir_open(struct session *s, const char *path) { return dir_open_id(s, path, NULL, NULL); }
+
+int dir_open_id(struct session *s, const char *path, dev_t *ret_dev, ino_t *ret_ino)
 {
 	const char *sl = strrchr(path, '/');
 	size_t n = sl ? (size_t)(sl - path) : 0;
@@ -195,6 +185,10 @@ int dir_open(struct session *s, const char *path)
 		if (c->e[i].path && strlen(c->e[i].path) == n && !memcmp(c->e[i].path, path, n)) {
 			c->e[i].used = ++c->tick;
 			int fd = fcntl(c->e[i].fd, F_DUPFD_CLOEXEC, 0);
+			if (ret_dev) {
+				*ret_dev = c->e[i].dev;
+				*ret_ino = c->e[i].ino;
+			}
 			pthread_mutex_unlock(&c->lock);
 			return fd < 0 ? -errno : fd;
 		}
@@ -202,7 +196,7 @@ int dir_open(struct session *s, const char *path)
 			lru = i;
 	}
 	char *parent = strndup(path, n);
-	int fd = parent ? jb_mkdirs_beneath(s->destdir, parent, 0755) : -ENOMEM;
+	int fd = parent ? jb_mkdirs_beneath(s->destdir, parent, 0755 & ~s->umask) : -ENOMEM;
 	if (fd >= 0) {
 		/* readable, so that syncfs(2) takes it; O_PATH where it is not */
 		int rd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -210,6 +204,12 @@ int dir_open(struct session *s, const char *path)
 			close(fd);
 			fd = rd;
 		}
+	}
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		fd = e;
 	}
 	int dup = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
 	if (fd >= 0 && dup < 0) {
@@ -221,8 +221,14 @@ int dir_open(struct session *s, const char *path)
 			close(c->e[lru].fd);
 		c->e[lru].path = parent;
 		c->e[lru].fd = fd;
+		c->e[lru].dev = st.st_dev; /* the claims' key (partial.c) */
+		c->e[lru].ino = st.st_ino;
 		c->e[lru].used = ++c->tick;
 		parent = NULL;
+		if (ret_dev) {
+			*ret_dev = st.st_dev;
+			*ret_ino = st.st_ino;
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	free(parent);

@@ -240,10 +240,15 @@ int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err
 static int dest_beneath(struct session *s, int rootfd, const char *under, const char *dest, bool dest_is_dir,
 			struct jb_error *err)
 {
+	int cl;
+	const char *c = partial_component(dest, &cl);
+	if (c)
+		return jb_err(err, EINVAL, "%s: '%.*s' " PARTIAL_REFUSED, dest, cl, c);
+	mode_t dmode = 0755 & ~s->umask;
 	const char *rel = jb_path_under(dest, under);
 	int fd = rel ? jb_open_beneath(rootfd, rel, O_PATH | O_DIRECTORY, 0) : -EXDEV;
 	if (fd >= 0 || (rel && (fd == -ENOENT || fd == -ENOTDIR) && (dest_is_dir || !*rel))) {
-		if (fd < 0 && (fd = jb_mkdirs_beneath(rootfd, rel, 0755)) < 0)
+		if (fd < 0 && (fd = jb_mkdirs_beneath(rootfd, rel, dmode)) < 0)
 			goto fail;
 		s->destdir = fd;
 		s->keybase = strdup(dest);
@@ -254,7 +259,7 @@ static int dest_beneath(struct session *s, int rootfd, const char *under, const 
 	const char *sl = strrchr(dest, '/');
 	char *parent = sl ? strndup(dest, (size_t)(sl - dest)) : strdup("");
 	const char *prel = parent ? jb_path_under(parent, under) : NULL;
-	fd = !parent ? -ENOMEM : prel ? jb_mkdirs_beneath(rootfd, prel, 0755) : -EXDEV;
+	fd = !parent ? -ENOMEM : prel ? jb_mkdirs_beneath(rootfd, prel, dmode) : -EXDEV;
 	if (fd < 0) {
 		free(parent);
 		goto fail;
@@ -276,11 +281,12 @@ int dest_setup(struct session *s, int rootfd, const char *under, const char *des
 	if (under)
 		return dest_beneath(s, rootfd, under, dest, dest_is_dir, err);
 	/* local destination: the user's own path, trusted as given */
+	mode_t dmode = 0755 & ~s->umask;
 	struct stat st;
 	size_t l = strlen(dest);
 	bool slash = l && dest[l - 1] == '/';
 	if ((stat(dest, &st) == 0 && S_ISDIR(st.st_mode)) || slash || dest_is_dir) {
-		if (mkdir(dest, 0755) < 0 && errno != EEXIST)
+		if (mkdir(dest, dmode) < 0 && errno != EEXIST)
 			return jb_err(err, errno, "%s: %s", dest, strerror(errno));
 		fd = open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)

@@ -26,6 +26,7 @@ static void send_file_done(struct session *s, struct xfile *f)
 	jb_buf_str(b, t);
 	jb_frame_end(b, m);
 	f->done = true;
+	claim_release(f); /* no stream thread is inside the file any more */
 	session_file_result(s, f);
 	if (s->manifest_done && s->entries_done == s->nfiles)
 		atomic_store(&s->finished, true);
@@ -83,17 +84,6 @@ static void closing_scan(struct session *s)
 			s->closing[k++] = s->closing[i];
 	}
 	s->nclosing = k;
-}
-
-/* Remove f's partial file (a failed file without a journal record behind it). */
-static void drop_partial(struct session *s, struct xfile *f)
-{
-	char part[JB_NAME_MAX + 1];
-	int d = partial_name(f, part, sizeof part) ? dir_open(s, f->path) : -1;
-	if (d >= 0) {
-		unlinkat(d, part, 0);
-		close(d);
-	}
 }
 
 static void queue_need(struct session *s, uint8_t type, struct xfile *f)
@@ -186,7 +176,7 @@ static void finalize(struct session *s, struct xfile *f, const uint8_t sender_ro
 		journal_drop(s->journal, f->jid);
 		f->jid = 0;
 		if (!f->skip_write)
-			drop_partial(s, f);
+			partial_drop(s, f);
 		finish(s, f, EBADMSG, "%s: whole-file digest mismatch (the source changed, or the destination did); its "
 		       "record is dropped, run the transfer again", f->path);
 		return;
@@ -201,9 +191,67 @@ static void finalize(struct session *s, struct xfile *f, const uint8_t sender_ro
 	committer_add(s, f->index);
 }
 
-/* Plan one regular file: what is still needed of it, its NEED.  A file
- * the destination cannot take is refused alone (FILE_DONE instead of a
- * NEED); only a failing journal ends the session. */
+/* Claim f's destination path for this session: true; false when it is
+ * taken (f is finished with EBUSY, naming the holder) or cannot be. */
+static bool plan_claim(struct session *s, struct xfile *f, dev_t dev, ino_t ino, const char *key)
+{
+	char why[JB_WIRE_MAX_NAME + 40];
+	int r = claim_take(s, f, dev, ino, false, why, sizeof why);
+	if (r == -EINPROGRESS) {
+		/* its holder is failing: it lets go once it has committed what it
+		 * has verified, for which it needs the journal */
+		journal_tx(s->journal, false);
+		r = claim_take(s, f, dev, ino, true, why, sizeof why);
+		journal_tx(s->journal, true);
+	}
+	if (r == -EBUSY)
+		finish(s, f, EBUSY, "%s: busy: being received from %s", key, why);
+	else if (r < 0)
+		finish(s, f, -r, "%s: %s", key, strerror(-r));
+	return r == 0;
+}
+
+/* Resume: re-check what the journal claims against the partial file, which
+ * becomes this session's (its lock taken).  That reads the file; other
+ * sessions may use the journal meanwhile.  The blocks still good, or
+ * -EBUSY when a session of another process holds the file. */
+static int64_t plan_resume(struct session *s, struct xfile *f, int d)
+{
+	uint64_t had = 0;
+	for (uint64_t b = 0; b < f->nblocks; b++)
+		had += have_block(f, b);
+	journal_tx(s->journal, false);
+	int fd = partial_open(f, d, true);
+	if (fd == -EBUSY) {
+		journal_tx(s->journal, true);
+		return -EBUSY;
+	}
+	uint8_t *buf = fd >= 0 ? malloc(STREAM_CHUNK) : NULL;
+	for (uint64_t b = 0; b < f->nblocks; b++) {
+		if (!have_block(f, b))
+			continue;
+		uint64_t len = block_len(f, b, s->block_size);
+		uint8_t dg[JB_DIGEST_LEN];
+		bool good = buf && digest_file_block(fd, buf, (off_t)(b * s->block_size), len, dg) == 0 &&
+			    !memcmp(dg, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
+		if (!good) {
+			f->have[b / 8] &= (uint8_t)~(1u << (b % 8));
+			had--;
+		}
+	}
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	journal_tx(s->journal, true);
+	jb_log(JB_LOG_INFO, "%s: resuming with %llu of %llu blocks already verified", f->path, (unsigned long long)had,
+	       (unsigned long long)f->nblocks);
+	return (int64_t)had;
+}
+
+/* Plan one regular file: its path claimed for this session, what is still
+ * needed of it, its NEED.  A file the destination cannot take is refused
+ * alone (FILE_DONE instead of a NEED); only a failing journal ends the
+ * session. */
 static int plan_file(struct session *s, struct xfile *f, struct jb_error *err)
 {
 	char key[2 * JB_PATH_MAX + 2], part[JB_NAME_MAX + 1];
@@ -215,14 +263,24 @@ static int plan_file(struct session *s, struct xfile *f, struct jb_error *err)
 	if (r < 0)
 		return r;
 	journal_key(s, f, key, sizeof key);
-	struct journal_rec rec;
-	if ((r = journal_find(s->journal, key, f->size, f->mtime_ns, s->block_size, s->origin, f->nblocks, f->digests,
-			      f->have, &rec, err)) < 0)
-		return r;
-	int d = dir_open(s, f->path);
+	dev_t dev;
+	ino_t ino;
+	int d = dir_open_id(s, f->path, &dev, &ino);
 	if (d < 0) {
 		finish(s, f, -d, "%s: %s", f->path, session_write_error(d));
 		return 0;
+	}
+	/* before the journal: a record another session is writing is not
+	 * this one's to drop */
+	if (!plan_claim(s, f, dev, ino, key)) {
+		close(d);
+		return 0;
+	}
+	struct journal_rec rec;
+	if ((r = journal_find(s->journal, key, f->size, f->mtime_ns, s->block_size, s->origin, f->nblocks, f->digests,
+			      f->have, &rec, err)) < 0) {
+		close(d);
+		return r;
 	}
 	struct stat st;
 	if (rec.committed) {
@@ -244,45 +302,24 @@ static int plan_file(struct session *s, struct xfile *f, struct jb_error *err)
 		journal_drop(s->journal, rec.id);
 		rec.id = 0;
 	}
-	uint64_t had = 0;
+	int64_t had = 0;
 	if (rec.id) {
-		/* Resume: re-check what the journal claims against the partial file.
-		 * That reads the file; other sessions may use the journal meanwhile. */
 		f->jid = rec.id;
-		for (uint64_t b = 0; b < f->nblocks; b++)
-			had += have_block(f, b);
-		journal_tx(s->journal, false);
-		int fd = openat(d, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		uint8_t *buf = fd >= 0 ? malloc(STREAM_CHUNK) : NULL;
-		for (uint64_t b = 0; b < f->nblocks; b++) {
-			if (!have_block(f, b))
-				continue;
-			uint64_t len = block_len(f, b, s->block_size);
-			uint8_t dg[JB_DIGEST_LEN];
-			bool good = buf && digest_file_block(fd, buf, (off_t)(b * s->block_size), len, dg) == 0 &&
-				    !memcmp(dg, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
-			if (!good) {
-				f->have[b / 8] &= (uint8_t)~(1u << (b % 8));
-				had--;
-			}
+		if ((had = plan_resume(s, f, d)) < 0) {
+			close(d);
+			finish(s, f, EBUSY, "%s: busy: %s", key, session_write_error(EBUSY));
+			return 0;
 		}
-		free(buf);
-		if (fd >= 0)
-			close(fd);
-		journal_tx(s->journal, true);
-		jb_log(JB_LOG_INFO, "%s: resuming with %llu of %llu blocks already verified", f->path,
-		       (unsigned long long)had, (unsigned long long)f->nblocks);
 	} else if (f->nblocks > 1 &&
 		   (r = journal_new(s->journal, key, f->size, f->mtime_ns, s->block_size, s->origin, &f->jid, err)) < 0) {
 		close(d);
 		return r;
 	}
-	/* A partial file left by an earlier session without a record behind it
-	 * is written over: every block is asked for, and the file is cut to
-	 * its size before it is committed. */
+	/* Without a record, a partial file an earlier session left is not
+	 * resumed: the first open removes it and makes the file afresh. */
 	close(d);
-	atomic_store(&f->remaining, f->nblocks - had);
-	if (f->nblocks == had)
+	atomic_store(&f->remaining, f->nblocks - (uint64_t)had);
+	if (f->nblocks == (uint64_t)had)
 		f->verified = true; /* nothing to receive: the committer prepares it */
 	queue_need(s, JB_MSG_NEED, f);
 	return 0;
@@ -296,8 +333,14 @@ static int plan_entries(struct session *s, uint32_t from, struct jb_error *err)
 	journal_tx(s->journal, true);
 	for (uint32_t i = from; i < s->nfiles && r == 0; i++) {
 		struct xfile *f = slot(s, i);
+		int cl;
+		const char *c = partial_component(f->path, &cl);
+		if (c) {
+			finish(s, f, EINVAL, "%s: refused: '%.*s' " PARTIAL_REFUSED, f->path, cl, c);
+			continue;
+		}
 		if (f->type == JB_ENTRY_DIR) {
-			int d = jb_mkdirs_beneath(s->destdir, f->path, (f->mode & JB_RECV_MODE_MASK) | 0700);
+			int d = jb_mkdirs_beneath(s->destdir, f->path, ((f->mode & 0777) | 0700) & ~s->umask);
 			if (d < 0) {
 				finish(s, f, -d, "%s: %s", f->path, session_write_error(d));
 			} else {
@@ -369,7 +412,7 @@ static int on_file_abort(struct session *s, struct jb_error *err)
 	if (!f || f->done || f->committing || f->type != JB_ENTRY_FILE)
 		return 0;
 	if (!f->jid)
-		drop_partial(s, f);
+		partial_drop(s, f);
 	finish(s, f, msg->u.file_abort.code, "%s", msg->u.file_abort.text);
 	return 0;
 }

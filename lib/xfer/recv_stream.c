@@ -46,12 +46,13 @@ static int write_piece(struct session *s, int fd, uint32_t fi, const uint8_t *p,
 /* The last block of a file is in: its size, mode and mtime, and, for a file
  * of several blocks, its data made durable here (a file of one block is
  * made durable with the others of its group by the committer). */
-static int prepare(struct xfile *f, int fd)
+static int prepare(struct session *s, struct xfile *f, int fd)
 {
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
 				 {.tv_sec = f->mtime_ns / 1000000000, .tv_nsec = f->mtime_ns % 1000000000}};
-	/* Permission bits only: a peer never makes set-user-ID, set-group-ID or sticky files. */
-	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, f->mode & JB_RECV_MODE_MASK) < 0 || futimens(fd, ts) < 0)
+	/* Permission bits only, less the site's umask: a peer never makes
+	 * set-user-ID, set-group-ID or sticky files. */
+	if (ftruncate(fd, (off_t)f->size) < 0 || fchmod(fd, file_mode(s, f)) < 0 || futimens(fd, ts) < 0)
 		return -errno;
 	if (f->nblocks > 1) {
 		if (fdatasync(fd) < 0)
@@ -214,7 +215,7 @@ void *receiver_stream_main(void *arg)
 		pthread_mutex_unlock(m);
 		atomic_fetch_add(&s->bytes_moved, h.len);
 		if (atomic_fetch_sub(&f->remaining, 1) == 1) {
-			int pr = prepare(f, fd);
+			int pr = prepare(s, f, fd);
 			files_put(s, f);
 			files_close(s, f); /* every block is in */
 			atomic_fetch_sub(&f->users, 1);

@@ -333,6 +333,7 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 		return jb_err_prefix(err, "site %s is busy", srv->c->name);
 	if (push) {
 		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
+		s->umask = (mode_t)srv->c->umask;
 		r = dest_setup(s, s->scopefd, under, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, err);
 		close(s->scopefd); /* what arrives goes beneath destdir, which lies in it */
 		s->scopefd = -1;

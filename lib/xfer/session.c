@@ -82,6 +82,7 @@ int session_init(struct session *s, bool sender)
 	s->destdir = -1;
 	s->scopefd = -1;
 	s->corrupt_block = -1;
+	s->umask = 022;
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	pthread_mutex_init(&s->evlock, NULL);
@@ -184,6 +185,7 @@ static void slot_free(struct session *s, struct xfile *f)
 {
 	if (f->fd >= 0)
 		files_close(s, f);
+	claim_release(f); /* an entry the session ended without */
 	free(f->path);
 	if (f->digests != f->d1)
 		free(f->digests);
@@ -408,8 +410,14 @@ void session_fatal(struct session *s, int code, const char *fmt, ...)
 
 const char *session_write_error(int r)
 {
-	r = r < 0 ? -r : r;
-	return r == EXDEV || r == ELOOP ? "path escapes the data root" : r == ENOSPC ? "no space left on device" : strerror(r);
+	switch (r < 0 ? -r : r) {
+	case EXDEV: case ELOOP: return "path escapes the data root";
+	case ENOSPC: return "no space left on device";
+	case EBUSY: return "its partial file is locked by a session of another process";
+	case ESTALE: return "its partial file was removed or replaced while it was being received";
+	case EEXIST: return "something other than a file has the name of its partial file";
+	default: return strerror(r < 0 ? -r : r);
+	}
 }
 
 size_t session_take_events(struct session *s, struct event **ret)

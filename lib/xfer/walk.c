@@ -188,6 +188,12 @@ static int push(struct walker *w, const char *src, size_t mlen, bool follow)
 			       S_ISLNK(st.st_mode) ? "symbolic link" : "special file");
 			continue;
 		}
+		if (partial_reserved(name, strlen(name))) {
+			/* not data yet: a file being received here, or one a failed
+			 * transfer left for its resume (a receiver refuses the name) */
+			jb_log(JB_LOG_INFO, "%s/%s: skipping a partial file", src, name);
+			continue;
+		}
 		size_t len = strlen(name) + 1;
 		if (l.n == cap) {
 			size_t nc = cap ? cap * 2 : 32;

@@ -2,6 +2,7 @@
 #pragma once
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #if defined(__x86_64__) && defined(HAVE_XXH_X86DISPATCH)
@@ -11,11 +12,6 @@
 #endif
 
 #include "jumbo/xfer.h"
-
-/* The permission bits a received file or directory keeps of the sender's:
- * no set-id or sticky bit, and no write for group or others (a peer never
- * makes a world-writable file here; umask 022) */
-#define JB_RECV_MODE_MASK 0755
 
 /* ---- control channel: one TLS connection, driven by one thread ---- */
 struct ctl {
@@ -81,6 +77,14 @@ int journal_tx(struct journal *j, bool begin);
 #define WINDOW JB_WIRE_WINDOW
 #define WMASK (WINDOW - 1u)
 
+struct claim;
+/* A file's identity: its device, inode and birth time (0: not kept). */
+struct part_id {
+	dev_t dev;
+	ino_t ino;
+	int64_t born_ns;
+};
+
 struct xfile {
 	uint32_t index;      /* the entry this slot holds, while live */
 	bool live;
@@ -108,7 +112,13 @@ struct xfile {
 	 * before it posts EV_FILE_VERIFIED */
 	bool prepared;       /* size, mode and mtime applied to the partial file */
 	bool synced;         /* and its data synced (files of more than one block) */
+	/* receiver: the partial file (partial.c), set by whoever opens it
+	 * first (planning, a stream under the open-file cache's lock, the
+	 * committer), each after the last */
+	bool part_ours;      /* its inode is this session's: made or adopted */
+	struct part_id part; /* which file that is */
 	/* the control thread's */
+	struct claim *claim; /* receiver: the destination path is this session's */
 	int64_t jid;         /* receiver: journal record, 0: none */
 	bool have_root, verified, done, ok, skip_write, refetched, committing;
 	uint8_t root[JB_DIGEST_LEN];
@@ -164,6 +174,8 @@ struct dircache {
 	struct {
 		char *path;  /* relative to destdir */
 		int fd;
+		dev_t dev;   /* the directory's identity */
+		ino_t ino;
 		uint64_t used;
 	} e[DIRCACHE];
 	uint64_t tick;
@@ -261,6 +273,7 @@ struct session {
 	jb_commit_fn on_commit; /* the server's: told of each batch committed */
 	void *on_commit_ud;
 	char session_id[17]; /* hex of the first 8 bytes of the session id */
+	mode_t umask;        /* receiver: bits cleared from the modes it gives ([site] umask) */
 	struct dircache dc;
 	struct committer *cm;
 	uint32_t *closing;   /* files whose FILE_DONE waits for their stream threads to leave */
@@ -372,9 +385,36 @@ void files_close(struct session *s, struct xfile *f);
 /* An fd of the destination directory of path's parent (created if missing),
  * the caller's to close: O_RDONLY where it may, else O_PATH. */
 int dir_open(struct session *s, const char *path);
+/* The same, and the directory's device and inode. */
+int dir_open_id(struct session *s, const char *path, dev_t *ret_dev, ino_t *ret_ino);
+const char *base_name(const char *p);
+
+/* ---- partial files and who owns them (partial.c) ---- */
 /* ".NAME.jumbo-part" for f; false when it would be too long. */
 bool partial_name(const struct xfile *f, char *buf, size_t len);
-const char *base_name(const char *p);
+/* Is this path component (len bytes) a partial file's name? */
+bool partial_reserved(const char *name, size_t len);
+/* The first component of path that is a partial file's name, or NULL. */
+const char *partial_component(const char *path, int *ret_len);
+#define PARTIAL_REFUSED "is the name of a partial file (.NAME.jumbo-part is kept for files being received)"
+/* Claim f's destination path (in the directory dev, ino) for s until claim_release:
+ * 0; -EBUSY with the holder named in why; -EINPROGRESS when the holder is
+ * failing (call again with wait, the journal's transaction released: it
+ * waits up to 5 s for the holder to let go); another -errno. */
+int claim_take(struct session *s, struct xfile *f, dev_t dev, ino_t ino, bool wait, char *why, size_t whylen);
+void claim_release(struct xfile *f);
+/* A descriptor of f's partial file in d, with its OFD lock (-EBUSY when
+ * another holds it): the inode this session made or adopted (-ESTALE when
+ * the name holds another now); else, with adopt, the existing one (to
+ * resume it); else a new one (O_EXCL). */
+int partial_open(struct xfile *f, int d, bool adopt);
+/* Remove f's partial file, if it is this session's. */
+void partial_drop(struct session *s, struct xfile *f);
+/* Rename f's partial file to its name, holding it open and locked, and
+ * check that the name then holds that inode. */
+int partial_commit(struct xfile *f, int d);
+/* The permission bits a received file gets. */
+static inline mode_t file_mode(const struct session *s, const struct xfile *f) { return f->mode & 0777 & ~s->umask; }
 
 /* ---- the receiver's committer (commit.c): one thread making files
  * durable and giving them their names, in groups ---- */

@@ -163,6 +163,10 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\napi_request_timeout = 301\n", "api_request_timeout wants a number of seconds from 1 to 300"},
 		{"[site]\nname = a\nidentity = /x\napi_idle_timeout = 1.5\n", "api_idle_timeout wants a number from 1 to 3600, not '1.5'"},
 		{"[site]\nname = a\nidentity = /x\napi_connections_per_address = 65\n", "api_connections_per_address wants a number from 1 to 64"},
+		{"[site]\nname = a\nidentity = /x\numask = 0888\n", "bad.conf:4: umask wants permission bits in octal"},
+		{"[site]\nname = a\nidentity = /x\numask = 1000\n", "from 0 to 777 (like 022), not '1000'"},
+		{"[site]\nname = a\nidentity = /x\numask = -1\n", "umask wants"},
+		{"[site]\nname = a\nidentity = /x\numask =\n", "umask wants"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
@@ -205,6 +209,20 @@ static void test_config(void)
 		c = NULL;
 		ok(jb_config_parse(text, "api.conf", &c, &err) == 0, "api = '%s' parses", apis[i].api);
 		is_str(c ? c->api : NULL, apis[i].want, "api = '%s' means '%s'", apis[i].api, apis[i].want);
+		jb_config_free(c);
+	}
+
+	/* [site] umask: octal, 022 when it is not given */
+	static const struct {
+		const char *line;
+		int want;
+	} masks[] = {{"", 022}, {"umask = 0\n", 0}, {"umask = 027\n", 027}, {"umask = 77\n", 077}, {"umask = 0777\n", 0777}};
+	for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+		char text[128];
+		snprintf(text, sizeof text, "[site]\nname = a\nidentity = /x\n%s", masks[i].line);
+		c = NULL;
+		ok(jb_config_parse(text, "umask.conf", &c, &err) == 0 && c->umask == masks[i].want, "'%.*s' is umask %03o",
+		   (int)strcspn(masks[i].line, "\n"), masks[i].line, masks[i].want);
 		jb_config_free(c);
 	}
 }

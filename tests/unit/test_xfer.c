@@ -1,0 +1,162 @@
+/* lib/xfer's partial files (partial.c): the names a manifest may not use,
+ * the claims that give a destination path to one session, and the partial
+ * file's descriptor: made O_EXCL, locked, checked to be the session's inode,
+ * renamed under its lock. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../lib/xfer/xfer-internal.h"
+#include "tap.h"
+
+static void test_names(void)
+{
+	static const struct {
+		const char *path;
+		const char *want; /* the component refused, or NULL */
+	} cases[] = {
+		{".x.jumbo-part", ".x.jumbo-part"},
+		{"a/.b.h5.jumbo-part", ".b.h5.jumbo-part"},
+		{"a/.b.jumbo-part/c", ".b.jumbo-part"},
+		{"x.jumbo-part", NULL},
+		{".jumbo-part", NULL},
+		{"..jumbo-part", NULL},
+		{".x.jumbo-parts", NULL},
+		{"a/b/c.h5", NULL},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int len = 0;
+		const char *c = partial_component(cases[i].path, &len);
+		if (cases[i].want)
+			ok(c && len == (int)strlen(cases[i].want) && !strncmp(c, cases[i].want, (size_t)len),
+			   "'%s': the component '%s' is a partial file's name", cases[i].path, cases[i].want);
+		else
+			ok(!c, "'%s' names no partial file", cases[i].path);
+	}
+	struct xfile f = {.path = "a/run7.h5"};
+	char part[JB_NAME_MAX + 1];
+	ok(partial_name(&f, part, sizeof part) && !strcmp(part, ".run7.h5.jumbo-part") &&
+	   partial_reserved(part, strlen(part)), "partial_name makes a name partial_reserved refuses");
+}
+
+struct release_later {
+	struct xfile *f;
+};
+static void *release_later(void *arg)
+{
+	struct release_later *r = arg;
+	usleep(100 * 1000);
+	claim_release(r->f);
+	return NULL;
+}
+
+static void test_claims(void)
+{
+	struct session *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+	snprintf(a->origin, sizeof a->origin, "alpha");
+	snprintf(a->session_id, sizeof a->session_id, "0123456789abcdef");
+	snprintf(b->origin, sizeof b->origin, "gamma");
+	struct xfile fa = {.path = "incoming/x"}, fb = {.path = "other/x"}, fc = {.path = "incoming/y"};
+	char why[128] = "";
+	is_int(claim_take(a, &fa, 7, 42, false, why, sizeof why), 0, "a session claims a path");
+	is_int(claim_take(b, &fb, 7, 42, false, why, sizeof why), -EBUSY,
+	       "another session is refused the same name in the same directory (device, inode)");
+	is_str(why, "peer alpha (session 0123456789abcdef)", "and told who holds it");
+	is_int(claim_take(b, &fc, 7, 42, false, why, sizeof why), 0, "another name in that directory is free");
+	claim_release(&fc);
+	is_int(claim_take(b, &fb, 7, 43, false, why, sizeof why), 0, "so is that name in another directory");
+	claim_release(&fb);
+	atomic_store(&a->fatal, true);
+	is_int(claim_take(b, &fb, 7, 42, false, why, sizeof why), -EINPROGRESS, "a holder that is failing is told apart");
+	pthread_t th;
+	struct release_later rl = {&fa};
+	pthread_create(&th, NULL, release_later, &rl);
+	double t0 = jb_now();
+	is_int(claim_take(b, &fb, 7, 42, true, why, sizeof why), 0, "and waited for: the path is taken once it lets go");
+	ok(jb_now() - t0 < 4, "at once, not at the end of the wait (%.2f s)", jb_now() - t0);
+	pthread_join(th, NULL);
+	ok(fa.claim == NULL && fb.claim != NULL, "the claim moved from one session to the other");
+	claim_release(&fb);
+	claim_release(&fb); /* a second release is nothing */
+	free(a);
+	free(b);
+}
+
+static ino_t ino_of(int d, const char *name)
+{
+	struct stat st;
+	return fstatat(d, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
+}
+
+static void test_partial_files(void)
+{
+	char dir[] = "/tmp/jb-test-partial.XXXXXX";
+	if (!mkdtemp(dir)) {
+		skip(15, "no temporary directory");
+		return;
+	}
+	int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct xfile f = {.path = "x.dat", .size = 5};
+	int fd = partial_open(&f, d, false);
+	struct stat st;
+	ok(fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0777) == 0600 && f.part_ours && f.part.ino == st.st_ino,
+	   "a new partial file: .x.dat.jumbo-part, 0600, this session's inode");
+	struct xfile other = {.path = "x.dat", .size = 5};
+	is_int(partial_open(&other, d, true), -EBUSY, "another descriptor cannot adopt it while it is open: its lock");
+	is_int(partial_open(&other, d, false), -EBUSY, "nor remove it to start afresh");
+	ok(write(fd, "hello", 5) == 5, "written");
+	close(fd);
+	fd = partial_open(&f, d, false);
+	ok(fd >= 0, "the session opens its own file again (its inode, checked)");
+	close(fd);
+
+	/* a partial file left by a session that is gone */
+	int old = openat(d, ".y.dat.jumbo-part", O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+	ok(write(old, "stale", 5) == 5, "a partial file left by a session that is gone");
+	close(old);
+	struct xfile y = {.path = "y.dat"};
+	fd = partial_open(&y, d, false);
+	ok(fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0 && (st.st_mode & 0777) == 0600,
+	   "is replaced by a new one (O_EXCL) when no lock holds it");
+	close(fd);
+	struct xfile y2 = {.path = "y.dat"};
+	fd = partial_open(&y2, d, true);
+	ok(fd >= 0 && y2.part.ino == y.part.ino && y2.part.born_ns == y.part.born_ns,
+	   "to resume, a session adopts the file that is there");
+	close(fd);
+	unlinkat(d, ".y.dat.jumbo-part", 0);
+	old = openat(d, ".y.dat.jumbo-part", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	close(old);
+	is_int(partial_open(&y, d, false), -ESTALE,
+	       "a partial file replaced behind the session is not its own (even with its inode number reused)");
+	is_int(partial_commit(&y, d), -ESTALE, "and is not committed");
+	ok(ino_of(d, "y.dat") == 0, "nothing took the name");
+
+	/* the commit: by descriptor, under its lock, the inode checked */
+	ino_t want = f.part.ino;
+	is_int(partial_commit(&f, d), 0, "the verified file is renamed to its name");
+	ok(ino_of(d, "x.dat") == want && ino_of(d, ".x.dat.jumbo-part") == 0,
+	   "the name holds the inode the session wrote; the partial name is gone");
+	struct xfile z = {.path = "z.dat", .size = 3};
+	is_int(partial_commit(&z, d), -ESTALE, "a file the session never made is not committed");
+
+	/* something other than a file under the partial name */
+	mkfifoat(d, ".p.dat.jumbo-part", 0600);
+	struct xfile p = {.path = "p.dat"};
+	is_int(partial_open(&p, d, true), -EEXIST, "a FIFO under the partial name is refused (without waiting)");
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	close(d);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
+int main(void)
+{
+	test_names();
+	test_claims();
+	test_partial_files();
+	return tap_done();
+}
