@@ -5,6 +5,8 @@
 #define JB_DEFAULT_PORT 4410     /* transfers: [site] listen, [peer] address */
 #define JB_DEFAULT_API_PORT 4480 /* [site] api */
 #define JB_MAX_PEERS 1024
+#define JB_DEFAULT_MAX_PARTIAL_AGE (7 * 86400)
+#define JB_DEFAULT_MAX_JOURNAL_AGE (90 * 86400)
 #define JB_MAX_PREFIXES 64       /* in one [peer] read or write */
 /* The defaults and bounds of the [site] keys against slow clients */
 #define JB_DEFAULT_HANDSHAKE_TIMEOUT 10
@@ -89,6 +91,9 @@ struct jb_config {
 	bool subuid_off;
 	uint64_t max_job_log; /* [site] max_job_log: bytes kept of each stream of a job (0: the default) */
 	uint64_t max_image_size; /* [site] max_image_size: bytes one image's layers unpack to (0: the default) */
+	/* [site] max_partial_age, max_journal_age: seconds after which a stale
+	 * partial file (and its record) and a committed journal record go */
+	int64_t max_partial_age, max_journal_age;
 	/* [site] job_ports: the ports of the site address for jobs (10.213.0.1)
 	 * a job on a veth network may reach (nothing else of the host);
 	 * default JB_DEFAULT_JOB_PORT (the JupyterHub API of hub-up) */

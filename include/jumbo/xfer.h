@@ -176,6 +176,8 @@ struct jb_server_stats {
 	uint64_t streams_active;  /* data streams of the sessions running now */
 	uint64_t blocks_bad;      /* blocks that failed their digest and were asked for again */
 	uint64_t handshakes;      /* connections in their handshake now */
+	uint64_t expired_partials; /* stale partial files removed ([site] max_partial_age) */
+	uint64_t expired_records;  /* journal records dropped (max_partial_age, max_journal_age) */
 	uint64_t closed[JB_CLOSED_NREASONS]; /* since start, by reason */
 };
 JB_EXPORT void jb_server_stats(const struct jb_server *s, struct jb_server_stats *ret);

@@ -77,6 +77,9 @@ char *api_metrics(struct jb_server *srv, const struct api_guard *g, struct jb_tr
 		   "# TYPE jumbo_streams_active gauge\njumbo_streams_active %llu\n",
 		(unsigned long long)st.streams_active);
 	counter(f, "jumbo_blocks_resent_total", "Blocks that failed their digest and were sent again.", st.blocks_bad);
+	counter(f, "jumbo_partials_expired_total", "Stale partial files removed (max_partial_age).", st.expired_partials);
+	counter(f, "jumbo_journal_records_expired_total", "Journal records dropped (max_partial_age, max_journal_age).",
+		st.expired_records);
 	closed(f, &st, g);
 	if (t)
 		transfers(f, t);

@@ -359,6 +359,27 @@ static int seconds(struct parse *p, const char *key, const char *v, double lo, d
 	*out = d;
 	return 0;
 }
+/* A duration: whole seconds, or with s, m, h or d (7d, 12h); 1 s to 3650 d. */
+static int duration(struct parse *p, const char *key, const char *v, int64_t *out)
+{
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	int64_t unit = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 :
+		       !strcmp(end, "d") ? 86400 : 0;
+	if (end == v || *v == '-' || *v == '+' || !unit || n < 1 || n > 3650LL * 86400 / unit)
+		return perr(p, EINVAL, "%s wants a duration from 1s to 3650d (like 7d, 12h, 30m or 90s), not '%s'", key,
+			    v);
+	*out = (int64_t)n * unit;
+	return 0;
+}
+static int site_max_partial_age(struct parse *p, const char *v)
+{
+	return duration(p, "max_partial_age", v, &p->c->max_partial_age);
+}
+static int site_max_journal_age(struct parse *p, const char *v)
+{
+	return duration(p, "max_journal_age", v, &p->c->max_journal_age);
+}
 static int count(struct parse *p, const char *key, const char *v, int lo, int hi, int *out)
 {
 	char *end;
@@ -624,6 +645,8 @@ static const struct key site_keys[] = {
 	FN("max_job_log", site_max_job_log),
 	FN("job_ports", site_job_ports),
 	FN("max_image_size", site_max_image_size),
+	FN("max_partial_age", site_max_partial_age),
+	FN("max_journal_age", site_max_journal_age),
 	FN("handshake_timeout", site_handshake_timeout),
 	FN("max_handshakes", site_max_handshakes),
 	FN("handshakes_per_address", site_handshakes_per_address),
@@ -743,6 +766,8 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 		return jb_err(err, ENOMEM, "out of memory");
 	}
 	c->umask = 022;
+	c->max_partial_age = JB_DEFAULT_MAX_PARTIAL_AGE;
+	c->max_journal_age = JB_DEFAULT_MAX_JOURNAL_AGE;
 	struct parse p = {.c = c, .err = err};
 	const struct section *sec = NULL;
 	for (char *line = copy; line && r == 0;) {

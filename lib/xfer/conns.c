@@ -197,6 +197,7 @@ static void admit(struct jb_server *srv, int fd, const struct sockaddr_storage *
 
 int jb_server_run(struct jb_server *srv)
 {
+	expire_start(srv);
 	while (!atomic_load(&srv->stop)) {
 		struct pollfd p = {.fd = srv->lfd, .events = POLLIN};
 		int pr = poll(&p, 1, 250);
@@ -215,6 +216,7 @@ int jb_server_run(struct jb_server *srv)
 			poll(NULL, 0, 50);
 		}
 	}
+	expire_stop(srv);
 	return 0;
 }
 

@@ -16,7 +16,8 @@ static const char *const sql_of[ST_N] = {
 	[ST_FIND] = "SELECT id, size, mtime_ns, block_size, origin, committed, root FROM partial WHERE key=?",
 	[ST_BLOCKS] = "SELECT idx, digest FROM block WHERE partial=?",
 	[ST_NEW] = "INSERT INTO partial(key, size, mtime_ns, block_size, origin, created) VALUES(?,?,?,?,?,?)",
-	[ST_COMMIT] = "UPDATE partial SET committed=1, root=? WHERE id=?",
+	/* created becomes the commit's time: what max_journal_age counts from */
+	[ST_COMMIT] = "UPDATE partial SET committed=1, root=?, created=CAST(strftime('%s','now') AS INTEGER) WHERE id=?",
 	[ST_PUT] = "INSERT INTO partial(key, size, mtime_ns, block_size, origin, created, committed, root) "
 		   "VALUES(?,?,?,?,?,?,1,?) ON CONFLICT(key) DO UPDATE SET size=excluded.size, "
 		   "mtime_ns=excluded.mtime_ns, block_size=excluded.block_size, origin=excluded.origin, "
@@ -47,7 +48,8 @@ static const char schema[] =
 	" committed INTEGER NOT NULL DEFAULT 0, root BLOB, created INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS block("
 	" partial INTEGER NOT NULL, idx INTEGER NOT NULL, digest BLOB NOT NULL,"
-	" PRIMARY KEY(partial, idx)) WITHOUT ROWID;";
+	" PRIMARY KEY(partial, idx)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS partial_age ON partial(committed, created);";
 
 int journal_open(const char *path, struct journal **ret, struct jb_error *err)
 {
@@ -263,4 +265,81 @@ int journal_drop(struct journal *j, int64_t id)
 	if (r == 0)
 		r = exec_id(j, ST_DEL, id, NULL);
 	return r;
+}
+
+/* ---- expiry (expire.c) ---- */
+
+int journal_stale(struct journal *j, int64_t before, int64_t after, struct journal_old *out, int max, int *ret_n)
+{
+	*ret_n = 0;
+	pthread_mutex_lock(&j->lock);
+	sqlite3_stmt *st = NULL;
+	int r = sqlite3_prepare_v2(j->db, "SELECT id, key FROM partial WHERE committed=0 AND created<? AND id>? "
+				   "ORDER BY id LIMIT ?", -1, &st, NULL) == SQLITE_OK ? 0 : -EIO;
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, before);
+		sqlite3_bind_int64(st, 2, after);
+		sqlite3_bind_int(st, 3, max);
+		int sr;
+		while (*ret_n < max && (sr = sqlite3_step(st)) == SQLITE_ROW) {
+			char *k = strdup((const char *)sqlite3_column_text(st, 1));
+			if (!k) {
+				r = -ENOMEM;
+				break;
+			}
+			out[*ret_n].id = sqlite3_column_int64(st, 0);
+			out[(*ret_n)++].key = k;
+		}
+		if (r == 0 && *ret_n < max && sr != SQLITE_DONE)
+			r = -EIO;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+int journal_drop_key(struct journal *j, const char *key)
+{
+	pthread_mutex_lock(&j->lock);
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
+	int r = sqlite3_prepare_v2(j->db, "SELECT id FROM partial WHERE key=? AND committed=0", -1, &st, NULL) ==
+			SQLITE_OK ? 0 : -EIO;
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		int sr = sqlite3_step(st);
+		if (sr == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+		else if (sr != SQLITE_DONE)
+			r = -EIO;
+	}
+	sqlite3_finalize(st);
+	if (r == 0 && id)
+		r = journal_drop(j, id) < 0 ? -EIO : 1; /* the lock is recursive */
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+int64_t journal_expire_committed(struct journal *j, int64_t before)
+{
+	int64_t total = 0;
+	for (;;) {
+		/* in batches, so that sessions wait for the lock a moment only */
+		pthread_mutex_lock(&j->lock);
+		sqlite3_stmt *st = NULL;
+		int n = -1;
+		if (sqlite3_prepare_v2(j->db, "DELETE FROM partial WHERE id IN (SELECT id FROM partial WHERE committed=1 "
+				       "AND created<? LIMIT 1000)", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, before);
+			if (sqlite3_step(st) == SQLITE_DONE)
+				n = sqlite3_changes(j->db);
+		}
+		sqlite3_finalize(st);
+		pthread_mutex_unlock(&j->lock);
+		if (n < 0)
+			return -EIO;
+		total += n;
+		if (n < 1000)
+			return total;
+	}
 }

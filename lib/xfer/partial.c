@@ -157,6 +157,22 @@ void claim_release(struct xfile *f)
 	f->claim = NULL;
 }
 
+bool claim_held(dev_t dev, ino_t ino, const char *name)
+{
+	size_t n = strlen(name);
+	struct claim *c = malloc(sizeof *c + n + 1);
+	if (!c)
+		return true; /* cannot tell: leave it */
+	c->dev = dev;
+	c->ino = ino;
+	memcpy(c->name, name, n + 1);
+	pthread_mutex_lock(&claims.lock);
+	bool held = claim_find(bucket(c), c) != NULL;
+	pthread_mutex_unlock(&claims.lock);
+	free(c);
+	return held;
+}
+
 /* ---- the partial file itself ---- */
 
 /* Which file a descriptor or a name holds: its device, its inode and, where

@@ -64,6 +64,11 @@ struct jb_server {
 	struct jb_log_limit log_full, log_addr, log_late, log_pushed, log_dropped;
 	atomic_uint_fast64_t closed[JB_CLOSED_NREASONS];
 	atomic_uint_fast64_t sessions, refused, bytes_in, bytes_out, streams_active, blocks_bad;
+	/* expire.c: stale partial files and old journal records */
+	pthread_t expirer;
+	bool expirer_on;
+	pthread_cond_t expire_wake;  /* with lock: the daemon stops */
+	atomic_uint_fast64_t expired_partials, expired_records;
 	jb_commit_fn on_commit;
 	void *on_commit_ud;
 };
@@ -80,3 +85,9 @@ bool conn_through(struct conn *cn);
 void conn_dropped(struct conn *cn, const char *why);
 /* server.c, for conns.c: what a connection thread does. */
 void serve_conn(struct conn *cn);
+/* expire.c: the expirer thread, started by jb_server_run and stopped
+ * before it returns; one sweep; the seconds between sweeps. */
+int expire_start(struct jb_server *srv);
+void expire_stop(struct jb_server *srv);
+void expire_once(struct jb_server *srv);
+int expire_interval(const struct jb_config *c);

@@ -37,6 +37,7 @@ int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_e
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->joined, NULL);
 	pthread_cond_init(&s->idle, NULL);
+	pthread_cond_init(&s->expire_wake, NULL);
 	char path[4200];
 	if (!(s->ctx = jb_tls_ctx(c->identity, true, err))) {
 		r = -EINVAL;
@@ -99,6 +100,7 @@ void jb_server_free(struct jb_server *s)
 	journal_close(s->journal);
 	SSL_CTX_free(s->ctx);
 	pthread_cond_destroy(&s->idle);
+	pthread_cond_destroy(&s->expire_wake);
 	pthread_cond_destroy(&s->joined);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -113,6 +115,8 @@ void jb_server_stats(const struct jb_server *s, struct jb_server_stats *r)
 	r->sessions_active = (uint64_t)s->nlive;
 	r->streams_active = atomic_load(&s->streams_active);
 	r->blocks_bad = atomic_load(&s->blocks_bad);
+	r->expired_partials = atomic_load(&s->expired_partials);
+	r->expired_records = atomic_load(&s->expired_records);
 	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
 	r->handshakes = (uint64_t)s->gate.n;
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);

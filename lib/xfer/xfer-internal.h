@@ -68,6 +68,18 @@ int journal_commit(struct journal *j, int64_t id, const char *key, uint64_t size
 int journal_drop(struct journal *j, int64_t id);
 /* Transactions nest; only the outermost pair is one. */
 int journal_tx(struct journal *j, bool begin);
+/* Expiry (expire.c): up to max records of files being received that no
+ * session has begun since before (Unix seconds), id > after, by id (keys
+ * malloc'd); the record of a file being received under key dropped (1, or 0
+ * when there is none); committed records older than before deleted (how
+ * many). */
+struct journal_old {
+	int64_t id;
+	char *key;
+};
+int journal_stale(struct journal *j, int64_t before, int64_t after, struct journal_old *out, int max, int *ret_n);
+int journal_drop_key(struct journal *j, const char *key);
+int64_t journal_expire_committed(struct journal *j, int64_t before);
 
 /* ---- the window of entries in flight ---- */
 
@@ -403,6 +415,8 @@ const char *partial_component(const char *path, int *ret_len);
  * waits up to 5 s for the holder to let go); another -errno. */
 int claim_take(struct session *s, struct xfile *f, dev_t dev, ino_t ino, bool wait, char *why, size_t whylen);
 void claim_release(struct xfile *f);
+/* Whether a session of this process holds the path name in the directory dev, ino. */
+bool claim_held(dev_t dev, ino_t ino, const char *name);
 /* A descriptor of f's partial file in d, with its OFD lock (-EBUSY when
  * another holds it): the inode this session made or adopted (-ESTALE when
  * the name holds another now); else, with adopt, the existing one (to

@@ -166,6 +166,11 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\numask = 0888\n", "bad.conf:4: umask wants permission bits in octal"},
 		{"[site]\nname = a\nidentity = /x\numask = 1000\n", "from 0 to 777 (like 022), not '1000'"},
 		{"[site]\nname = a\nidentity = /x\numask = -1\n", "umask wants"},
+		{"[site]\nname = a\nidentity = /x\nmax_partial_age = 0\n", "bad.conf:4: max_partial_age wants a duration from 1s to 3650d (like 7d, 12h, 30m or 90s), not '0'"},
+		{"[site]\nname = a\nidentity = /x\nmax_partial_age = 7w\n", "not '7w'"},
+		{"[site]\nname = a\nidentity = /x\nmax_journal_age = 3651d\n", "max_journal_age wants a duration"},
+		{"[site]\nname = a\nidentity = /x\nmax_journal_age = -5\n", "max_journal_age wants a duration"},
+		{"[site]\nname = a\nidentity = /x\nmax_journal_age = d\n", "max_journal_age wants a duration"},
 		{"[site]\nname = a\nidentity = /x\numask =\n", "umask wants"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -223,6 +228,24 @@ static void test_config(void)
 		c = NULL;
 		ok(jb_config_parse(text, "umask.conf", &c, &err) == 0 && c->umask == masks[i].want, "'%.*s' is umask %03o",
 		   (int)strcspn(masks[i].line, "\n"), masks[i].line, masks[i].want);
+		jb_config_free(c);
+	}
+
+	/* [site] max_partial_age, max_journal_age: durations, 7 d and 90 d by default */
+	static const struct {
+		const char *line;
+		int64_t partial, journal;
+	} ages[] = {{"", 7 * 86400, 90 * 86400},
+		    {"max_partial_age = 90\n", 90, 90 * 86400},
+		    {"max_partial_age = 2s\nmax_journal_age = 30m\n", 2, 1800},
+		    {"max_partial_age = 12h\nmax_journal_age = 3650d\n", 43200, 3650LL * 86400}};
+	for (size_t i = 0; i < sizeof ages / sizeof ages[0]; i++) {
+		char text[160];
+		snprintf(text, sizeof text, "[site]\nname = a\nidentity = /x\n%s", ages[i].line);
+		c = NULL;
+		ok(jb_config_parse(text, "ages.conf", &c, &err) == 0 && c->max_partial_age == ages[i].partial &&
+		   c->max_journal_age == ages[i].journal, "'%s' is %lld s and %lld s", ages[i].line,
+		   (long long)ages[i].partial, (long long)ages[i].journal);
 		jb_config_free(c);
 	}
 }
