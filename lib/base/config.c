@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "jumbo/config.h"
+#include "config-internal.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
 
@@ -184,7 +184,7 @@ const struct jb_registry_conf *jb_config_registry(const struct jb_config *c, con
 	return NULL;
 }
 
-static bool valid_name(const char *s)
+bool config_valid_name(const char *s)
 {
 	if (!*s || strlen(s) > 64)
 		return false;
@@ -195,7 +195,7 @@ static bool valid_name(const char *s)
 }
 
 /* "host:port" or "[v6]:port" rather than a bare host. */
-static bool has_port(const char *s)
+bool config_has_port(const char *s)
 {
 	if (*s == '[') {
 		const char *e = strchr(s, ']');
@@ -204,7 +204,7 @@ static bool has_port(const char *s)
 	return strchr(s, ':') != NULL;
 }
 
-static int set_str(char **dst, const char *v)
+int config_set_str(char **dst, const char *v)
 {
 	char *n = strdup(v);
 	if (!n)
@@ -216,20 +216,8 @@ static int set_str(char **dst, const char *v)
 
 /* ---- the parser: a table of sections, each with a table of keys ---- */
 
-struct parse {
-	struct jb_config *c;
-	struct jb_error *err;
-	int line;
-	char label[96];         /* the section as the file names it: "[peer beta]" */
-	struct jb_peer *peer;   /* the entry the section's keys go to */
-	struct jb_registry_conf *reg;
-	struct jb_rule *rule;
-	struct jb_backend_conf *be;
-	void *entry;            /* the same, for plain string keys (STR) */
-};
-
 /* "FILE:LINE: " + the message */
-__attribute__((format(printf, 3, 4))) static int perr(struct parse *p, int code, const char *fmt, ...)
+int config_perr(struct parse *p, int code, const char *fmt, ...)
 {
 	char msg[400];
 	va_list ap;
@@ -250,191 +238,16 @@ static void *grow(void **arr, size_t *n, size_t size)
 	return na + (*n)++ * size;
 }
 
-/* [site] */
-static int site_name(struct parse *p, const char *v)
-{
-	if (!valid_name(v))
-		return perr(p, EINVAL, "invalid site name '%s'", v);
-	return set_str(&p->c->name, v);
-}
-static int site_api(struct parse *p, const char *v)
-{
-	if (!*v || !strcmp(v, "off") || has_port(v))
-		return set_str(&p->c->api, v);
-	/* the API has its own default port, not the transfer port */
-	char *a;
-	if (asprintf(&a, "%s:%d", v, JB_DEFAULT_API_PORT) < 0)
-		return -ENOMEM;
-	free(p->c->api);
-	p->c->api = a;
-	return 0;
-}
-/* The bounds of [site]: a whole number of things from lo to hi, or a
- * size (as 64G) of at least min (named minname), into *out. */
-static int count_key(struct parse *p, const char *key, const char *things, const char *v, long lo, long hi, int *out)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-	if (!*v || *end || n < lo || n > hi)
-		return perr(p, EINVAL, "%s wants a number of %s from %ld to %ld, not '%s'", key, things, lo, hi, v);
-	*out = (int)n;
-	return 0;
-}
-static int size_key(struct parse *p, const char *key, const char *v, uint64_t min, const char *minname,
-		    const char *example, uint64_t *out)
-{
-	uint64_t n;
-	if (jb_parse_size(v, &n) < 0 || n < min)
-		return perr(p, EINVAL, "%s wants a size of %s or more (as %s), not '%s'", key, minname, example, v);
-	*out = n;
-	return 0;
-}
-static int site_max_open_files(struct parse *p, const char *v)
-{
-	return count_key(p, "max_open_files", "files", v, 4, 4096, &p->c->max_open_files);
-}
-static int site_max_jobs(struct parse *p, const char *v)
-{
-	return count_key(p, "max_jobs", "jobs", v, 1, JB_MAX_MAX_JOBS, &p->c->max_jobs);
-}
-static int site_max_image_size(struct parse *p, const char *v)
-{
-	return size_key(p, "max_image_size", v, 1u << 20, "1M", "64G", &p->c->max_image_size);
-}
-static int site_max_job_log(struct parse *p, const char *v)
-{
-	return size_key(p, "max_job_log", v, 4096, "4K", "256M", &p->c->max_job_log);
-}
-
-static int site_job_ports(struct parse *p, const char *v)
-{
-	int n = 0;
-	for (const char *q = v; *q;) {
-		while (*q == ' ' || *q == '\t')
-			q++;
-		if (!*q)
-			break;
-		char *end;
-		long port = strtol(q, &end, 10);
-		if (end == q || (*end && *end != ' ' && *end != '\t') || port < 1 || port > 65535 ||
-		    n == (int)JB_ARRAY_SIZE(p->c->job_ports))
-			return perr(p, EINVAL, "job_ports wants up to 16 port numbers (1-65535) apart by spaces, not '%s'", v);
-		p->c->job_ports[n++] = (uint16_t)port;
-		q = end;
-	}
-	p->c->njob_ports = n;
-	return 0;
-}
-
-/* subuid = START:COUNT, the host ids a job's container ids 0.. map to;
- * "off": jobs run as the host's root (no user namespace) */
-static int site_subuid(struct parse *p, const char *v)
-{
-	if (!strcmp(v, "off")) {
-		p->c->subuid_off = true;
-		return 0;
-	}
-	char *end;
-	errno = 0;
-	unsigned long long start = strtoull(v, &end, 10), count = 0;
-	if (*end == ':')
-		count = strtoull(end + 1, &end, 10);
-	if (errno || *end || *v == '-' || !isdigit((unsigned char)*v) || start == 0 || count < 65536 ||
-	    start + count > 4294967295ull)
-		return perr(p, EINVAL,
-			    "subuid wants START:COUNT (host ids, START above 0, COUNT at least 65536) or off, not '%s'", v);
-	p->c->subuid_start = (uint32_t)start;
-	p->c->subuid_count = (uint32_t)count;
-	p->c->subuid_off = false;
-	return 0;
-}
-
-/* A number of seconds from lo to hi (a fraction allowed), or of things */
-static int seconds(struct parse *p, const char *key, const char *v, double lo, double hi, double *out)
-{
-	char *end = NULL;
-	double d = strtod(v, &end);
-	if (end == v || *end || !(d >= lo && d <= hi))
-		return perr(p, EINVAL, "%s wants a number of seconds from %g to %g, not '%s'", key, lo, hi, v);
-	*out = d;
-	return 0;
-}
-/* A duration: whole seconds, or with s, m, h or d (7d, 12h); 1 s to 3650 d. */
-static int duration(struct parse *p, const char *key, const char *v, int64_t *out)
-{
-	char *end;
-	long long n = strtoll(v, &end, 10);
-	int64_t unit = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 :
-		       !strcmp(end, "d") ? 86400 : 0;
-	if (end == v || *v == '-' || *v == '+' || !unit || n < 1 || n > 3650LL * 86400 / unit)
-		return perr(p, EINVAL, "%s wants a duration from 1s to 3650d (like 7d, 12h, 30m or 90s), not '%s'", key,
-			    v);
-	*out = (int64_t)n * unit;
-	return 0;
-}
-static int site_max_partial_age(struct parse *p, const char *v)
-{
-	return duration(p, "max_partial_age", v, &p->c->max_partial_age);
-}
-static int site_max_journal_age(struct parse *p, const char *v)
-{
-	return duration(p, "max_journal_age", v, &p->c->max_journal_age);
-}
-static int count(struct parse *p, const char *key, const char *v, int lo, int hi, int *out)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-	if (!*v || *end || n < lo || n > hi)
-		return perr(p, EINVAL, "%s wants a number from %d to %d, not '%s'", key, lo, hi, v);
-	*out = (int)n;
-	return 0;
-}
-static int site_handshake_timeout(struct parse *p, const char *v)
-{
-	return seconds(p, "handshake_timeout", v, 1, 300, &p->c->handshake_timeout);
-}
-static int site_max_handshakes(struct parse *p, const char *v)
-{
-	return count(p, "max_handshakes", v, 1, JB_MAX_HANDSHAKES, &p->c->max_handshakes);
-}
-static int site_handshakes_per_address(struct parse *p, const char *v)
-{
-	return count(p, "handshakes_per_address", v, 1, JB_MAX_HANDSHAKES, &p->c->handshakes_per_address);
-}
-static int site_api_request_timeout(struct parse *p, const char *v)
-{
-	return seconds(p, "api_request_timeout", v, 1, 300, &p->c->api_request_timeout);
-}
-static int site_api_idle_timeout(struct parse *p, const char *v)
-{
-	return count(p, "api_idle_timeout", v, 1, 3600, &p->c->api_idle_timeout); /* libmicrohttpd's: whole seconds */
-}
-static int site_api_connections_per_address(struct parse *p, const char *v)
-{
-	return count(p, "api_connections_per_address", v, 1, JB_API_MAX_CONNECTIONS,
-		     &p->c->api_connections_per_address);
-}
-
-static int site_umask(struct parse *p, const char *v)
-{
-	char *end;
-	long n = strtol(v, &end, 8);
-	if (!*v || *end || *v == '-' || *v == '+' || n < 0 || n > 0777)
-		return perr(p, EINVAL, "umask wants permission bits in octal from 0 to 777 (like 022), not '%s'", v);
-	p->c->umask = (int)n;
-	return 0;
-}
-
 /* [peer NAME] */
 static int peer_open(struct parse *p, const char *name)
 {
 	struct jb_config *c = p->c;
-	if (!valid_name(name))
-		return perr(p, EINVAL, "invalid peer name '%s' (letters, digits, '-', '_', '.')", name);
+	if (!config_valid_name(name))
+		return config_perr(p, EINVAL, "invalid peer name '%s' (letters, digits, '-', '_', '.')", name);
 	if (jb_config_peer(c, name))
-		return perr(p, EINVAL, "peer '%s' defined twice", name);
+		return config_perr(p, EINVAL, "peer '%s' defined twice", name);
 	if (c->npeers >= JB_MAX_PEERS)
-		return perr(p, E2BIG, "too many peers (limit %d)", JB_MAX_PEERS);
+		return config_perr(p, E2BIG, "too many peers (limit %d)", JB_MAX_PEERS);
 	if (!(p->entry = p->peer = grow((void **)&c->peers, &c->npeers, sizeof *c->peers)) ||
 	    !(p->peer->name = strdup(name)))
 		return -ENOMEM;
@@ -445,13 +258,13 @@ static int peer_address(struct parse *p, const char *v)
 	char host[256];
 	int port;
 	if (jb_split_hostport(v, host, sizeof host, &port) < 0)
-		return perr(p, EINVAL, "peer %s: bad address '%s' (want host:port)", p->peer->name, v);
-	return set_str(&p->peer->address, v);
+		return config_perr(p, EINVAL, "peer %s: bad address '%s' (want host:port)", p->peer->name, v);
+	return config_set_str(&p->peer->address, v);
 }
 static int peer_fingerprint(struct parse *p, const char *v)
 {
 	if (jb_fp_parse(v, p->peer->fp) < 0)
-		return perr(p, EINVAL, "peer %s: bad fingerprint (want SHA256:<64 hex>)", p->peer->name);
+		return config_perr(p, EINVAL, "peer %s: bad fingerprint (want SHA256:<64 hex>)", p->peer->name);
 	return 0;
 }
 
@@ -471,14 +284,14 @@ static int peer_prefixes(struct parse *p, const char *key, const char *v, char *
 		char *clean = NULL, **grown;
 		struct jb_error cerr = {0};
 		if (word[0] == '/')
-			r = perr(p, EINVAL, "peer %s: %s prefix '%s' is absolute (prefixes are below the data root; "
+			r = config_perr(p, EINVAL, "peer %s: %s prefix '%s' is absolute (prefixes are below the data root; "
 				 "'.' is all of it)", peer, key, word);
 		else if (jb_path_clean(word, &clean, &cerr) < 0 && cerr.code == EACCES)
-			r = perr(p, EINVAL, "peer %s: %s prefix '%s' has a '..' component", peer, key, word);
+			r = config_perr(p, EINVAL, "peer %s: %s prefix '%s' has a '..' component", peer, key, word);
 		else if (!clean)
-			r = perr(p, cerr.code, "peer %s: %s prefix: %s", peer, key, cerr.msg);
+			r = config_perr(p, cerr.code, "peer %s: %s prefix: %s", peer, key, cerr.msg);
 		else if (nn == JB_MAX_PREFIXES)
-			r = perr(p, E2BIG, "peer %s: more than %d %s prefixes", peer, JB_MAX_PREFIXES, key);
+			r = config_perr(p, E2BIG, "peer %s: more than %d %s prefixes", peer, JB_MAX_PREFIXES, key);
 		else if (!(grown = realloc(nv, (nn + 1) * sizeof *nv)))
 			r = -ENOMEM;
 		else
@@ -486,7 +299,7 @@ static int peer_prefixes(struct parse *p, const char *key, const char *v, char *
 		free(clean);
 	}
 	if (r == 0 && !nn)
-		r = perr(p, EINVAL, "peer %s: %s = wants one or more prefixes below the data root ('.' is all of it)",
+		r = config_perr(p, EINVAL, "peer %s: %s = wants one or more prefixes below the data root ('.' is all of it)",
 			 peer, key);
 	if (r < 0) {
 		strv_free(nv, nn);
@@ -514,9 +327,9 @@ static int registry_open(struct parse *p, const char *host)
 	for (const char *q = host; okh && *q; q++)
 		okh = isalnum((unsigned char)*q) || strchr(".-:[]", *q);
 	if (!okh)
-		return perr(p, EINVAL, "'%s' is not a registry host (HOST or HOST:PORT)", host);
+		return config_perr(p, EINVAL, "'%s' is not a registry host (HOST or HOST:PORT)", host);
 	if (jb_config_registry(c, host))
-		return perr(p, EINVAL, "registry '%s' defined twice", host);
+		return config_perr(p, EINVAL, "registry '%s' defined twice", host);
 	if (!(p->entry = p->reg = grow((void **)&c->registries, &c->nregistries, sizeof *c->registries)) ||
 	    !(p->reg->host = strdup(host)))
 		return -ENOMEM;
@@ -528,15 +341,15 @@ static int registry_password_file(struct parse *p, const char *v)
 	char pw[1024];
 	int rr = jb_read_line_file(v, pw, sizeof pw);
 	if (rr < 0)
-		return perr(p, -rr, "registry %s: cannot read password-file %s", p->reg->host, v);
-	int r = set_str(&p->reg->password, pw);
+		return config_perr(p, -rr, "registry %s: cannot read password-file %s", p->reg->host, v);
+	int r = config_set_str(&p->reg->password, pw);
 	explicit_bzero(pw, sizeof pw);
 	return r;
 }
 static int registry_insecure(struct parse *p, const char *v)
 {
 	if (strcmp(v, "true") && strcmp(v, "false"))
-		return perr(p, EINVAL, "registry %s: insecure is true or false", p->reg->host);
+		return config_perr(p, EINVAL, "registry %s: insecure is true or false", p->reg->host);
 	p->reg->insecure = !strcmp(v, "true");
 	return 0;
 }
@@ -545,11 +358,11 @@ static int registry_insecure(struct parse *p, const char *v)
 static int rule_open(struct parse *p, const char *name)
 {
 	struct jb_config *c = p->c;
-	if (!valid_name(name))
-		return perr(p, EINVAL, "invalid rule name '%s' (letters, digits, '-', '_', '.')", name);
+	if (!config_valid_name(name))
+		return config_perr(p, EINVAL, "invalid rule name '%s' (letters, digits, '-', '_', '.')", name);
 	for (size_t i = 0; i < c->nrules; i++)
 		if (!strcmp(c->rules[i].name, name))
-			return perr(p, EINVAL, "rule '%s' defined twice", name);
+			return config_perr(p, EINVAL, "rule '%s' defined twice", name);
 	if (!(p->entry = p->rule = grow((void **)&c->rules, &c->nrules, sizeof *c->rules)) ||
 	    !(p->rule->name = strdup(name)))
 		return -ENOMEM;
@@ -559,15 +372,15 @@ static int rule_memory(struct parse *p, const char *v)
 {
 	uint64_t m;
 	if (jb_parse_size(v, &m) < 0 || m < (4u << 20))
-		return perr(p, EINVAL, "rule %s: memory is a size of 4M or more", p->rule->name);
-	return set_str(&p->rule->memory, v);
+		return config_perr(p, EINVAL, "rule %s: memory is a size of 4M or more", p->rule->name);
+	return config_set_str(&p->rule->memory, v);
 }
 static int positive(struct parse *p, const char *key, const char *v, double *out)
 {
 	char *end = NULL;
 	double d = strtod(v, &end);
 	if (end == v || *end || !(d > 0))
-		return perr(p, EINVAL, "rule %s: %s is a number above 0", p->rule->name, key);
+		return config_perr(p, EINVAL, "rule %s: %s is a number above 0", p->rule->name, key);
 	*out = d;
 	return 0;
 }
@@ -579,11 +392,11 @@ static int rule_timeout(struct parse *p, const char *v) { return positive(p, "ti
 static int backend_open(struct parse *p, const char *name)
 {
 	struct jb_config *c = p->c;
-	if (!valid_name(name) || !strcmp(name, "local"))
-		return perr(p, EINVAL, "invalid backend name '%s' (letters, digits, '-', '_', '.'; 'local' is this host's)",
+	if (!config_valid_name(name) || !strcmp(name, "local"))
+		return config_perr(p, EINVAL, "invalid backend name '%s' (letters, digits, '-', '_', '.'; 'local' is this host's)",
 			    name);
 	if (jb_config_backend(c, name))
-		return perr(p, EINVAL, "backend '%s' defined twice", name);
+		return config_perr(p, EINVAL, "backend '%s' defined twice", name);
 	if (!(p->be = grow((void **)&c->backends, &c->nbackends, sizeof *c->backends)) || !(p->be->name = strdup(name)))
 		return -ENOMEM;
 	p->be->line = p->line;
@@ -594,11 +407,11 @@ static int backend_key(struct parse *p, const char *key, const char *v)
 	struct jb_backend_conf *be = p->be;
 	if (!strcmp(key, "type")) {
 		if (be->type)
-			return perr(p, EINVAL, "backend %s: 'type' given twice", be->name);
-		return set_str(&be->type, v);
+			return config_perr(p, EINVAL, "backend %s: 'type' given twice", be->name);
+		return config_set_str(&be->type, v);
 	}
 	if (jb_backend_conf_get(be, key))
-		return perr(p, EINVAL, "backend %s: '%s' given twice", be->name, key);
+		return config_perr(p, EINVAL, "backend %s: '%s' given twice", be->name, key);
 	char **nk = realloc(be->keys, (be->nkv + 1) * sizeof *nk);
 	if (!nk)
 		return -ENOMEM;
@@ -622,40 +435,6 @@ static int backend_key(struct parse *p, const char *key, const char *v)
 	return 0;
 }
 
-/* A key: a function that checks and sets it, or (set NULL) a plain string
- * at offset off of the section's entry. */
-struct key {
-	const char *name;
-	int (*set)(struct parse *p, const char *val);
-	size_t off;
-};
-#define FN(name, fn) {name, fn, 0}
-#define STR(name, type, field) {name, NULL, offsetof(type, field)}
-static const struct key site_keys[] = {
-	FN("name", site_name),
-	STR("identity", struct jb_config, identity),
-	STR("root", struct jb_config, root),
-	STR("listen", struct jb_config, listen),
-	FN("api", site_api),
-	STR("state", struct jb_config, state),
-	STR("images", struct jb_config, images),
-	FN("max_open_files", site_max_open_files),
-	FN("subuid", site_subuid),
-	FN("max_jobs", site_max_jobs),
-	FN("max_job_log", site_max_job_log),
-	FN("job_ports", site_job_ports),
-	FN("max_image_size", site_max_image_size),
-	FN("max_partial_age", site_max_partial_age),
-	FN("max_journal_age", site_max_journal_age),
-	FN("handshake_timeout", site_handshake_timeout),
-	FN("max_handshakes", site_max_handshakes),
-	FN("handshakes_per_address", site_handshakes_per_address),
-	FN("api_request_timeout", site_api_request_timeout),
-	FN("api_idle_timeout", site_api_idle_timeout),
-	FN("api_connections_per_address", site_api_connections_per_address),
-	FN("umask", site_umask),
-	{0},
-};
 static const struct key peer_keys[] = {
 	FN("address", peer_address),
 	FN("fingerprint", peer_fingerprint),
@@ -704,7 +483,7 @@ static int open_section(struct parse *p, char *s, const struct section **ret)
 {
 	char *e = strchr(s, ']');
 	if (!e || e[1])
-		return perr(p, EINVAL, "malformed section header");
+		return config_perr(p, EINVAL, "malformed section header");
 	*e = 0;
 	char *sect = trim(s + 1);
 	size_t wl = strcspn(sect, " \t");
@@ -714,9 +493,9 @@ static int open_section(struct parse *p, char *s, const struct section **ret)
 		if (strlen(x->word) != wl || strncmp(sect, x->word, wl))
 			continue;
 		if (x->named && !*name)
-			return perr(p, EINVAL, "[%s] without a name (want [%s NAME])", x->word, x->word);
+			return config_perr(p, EINVAL, "[%s] without a name (want [%s NAME])", x->word, x->word);
 		if (!x->named && *name)
-			return perr(p, EINVAL, "[%s] takes no name", x->word);
+			return config_perr(p, EINVAL, "[%s] takes no name", x->word);
 		snprintf(p->label, sizeof p->label, "[%.40s%s%.40s]", x->word, *name ? " " : "", name);
 		*ret = x;
 		p->entry = p->c;
@@ -725,9 +504,9 @@ static int open_section(struct parse *p, char *s, const struct section **ret)
 	/* "[peers x]", "[peer-b]": a typo of a section we have */
 	for (size_t i = 0; i < JB_ARRAY_SIZE(sections); i++)
 		if (!strncmp(sect, sections[i].word, strlen(sections[i].word)))
-			return perr(p, EINVAL, "unknown section '[%s]' (did you mean [%s%s]?)", sect, sections[i].word,
+			return config_perr(p, EINVAL, "unknown section '[%s]' (did you mean [%s%s]?)", sect, sections[i].word,
 				    sections[i].named ? " NAME" : "");
-	return perr(p, EINVAL, "unknown section '[%s]' (sections: [site], [peer NAME], [registry HOST], [rule NAME], "
+	return config_perr(p, EINVAL, "unknown section '[%s]' (sections: [site], [peer NAME], [registry HOST], [rule NAME], "
 			       "[backend NAME])",
 		    sect);
 }
@@ -736,17 +515,17 @@ static int take_key(struct parse *p, const struct section *sec, char *s)
 {
 	char *eq = strchr(s, '=');
 	if (!eq)
-		return perr(p, EINVAL, "expected 'key = value'");
+		return config_perr(p, EINVAL, "expected 'key = value'");
 	*eq = 0;
 	char *key = trim(s), *val = trim(eq + 1);
 	if (!sec)
-		return perr(p, EINVAL, "key '%s' outside any section", key);
+		return config_perr(p, EINVAL, "key '%s' outside any section", key);
 	if (!sec->keys)
 		return sec->any_key(p, key, val);
 	for (const struct key *k = sec->keys; k->name; k++)
 		if (!strcmp(k->name, key))
-			return k->set ? k->set(p, val) : set_str((char **)((char *)p->entry + k->off), val);
-	return perr(p, EINVAL, "unknown key '%s' in %s", key, p->label);
+			return k->set ? k->set(p, val) : config_set_str((char **)((char *)p->entry + k->off), val);
+	return config_perr(p, EINVAL, "unknown key '%s' in %s", key, p->label);
 }
 
 int jb_config_parse(const char *text, const char *path, struct jb_config **ret, struct jb_error *err)
@@ -755,19 +534,13 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 	char *copy = strdup(text);
 	int r = 0;
 	if (c) {
-		c->subuid_start = JB_SUBUID_START;
-		c->subuid_count = JB_SUBUID_COUNT;
-		c->job_ports[0] = JB_DEFAULT_JOB_PORT;
-		c->njob_ports = 1;
+		config_site_defaults(c);
 	}
 	if (!c || !copy || !(c->path = strdup(path ? path : "<string>"))) {
 		free(copy);
 		jb_config_free(c);
 		return jb_err(err, ENOMEM, "out of memory");
 	}
-	c->umask = 022;
-	c->max_partial_age = JB_DEFAULT_MAX_PARTIAL_AGE;
-	c->max_journal_age = JB_DEFAULT_MAX_JOURNAL_AGE;
 	struct parse p = {.c = c, .err = err};
 	const struct section *sec = NULL;
 	for (char *line = copy; line && r == 0;) {
