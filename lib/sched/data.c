@@ -148,6 +148,37 @@ static int list_output(struct jobs_outputs *l, const char *path, const char *dig
 	return 0;
 }
 
+/* The output's partial file in wd: made O_EXCL and locked (an OFD write
+ * lock, as a transfer's partial files are: lib/xfer/partial.c), so that no
+ * transfer receiving the same path writes into it or removes it while the
+ * output is copied and renamed; a stale one that nobody holds is removed
+ * first.  -EBUSY when a transfer holds it. */
+static int output_partial(int wd, const char *part)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	for (int tries = 0; tries < 2; tries++) {
+		int fd = openat(wd, part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd >= 0) {
+			if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+				return fd;
+			close(fd);
+			return -EBUSY;
+		}
+		if (errno != EEXIST)
+			return -errno;
+		int old = openat(wd, part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (old < 0)
+			return -errno;
+		bool held = fcntl(old, F_OFD_SETLK, &fl) < 0;
+		if (!held)
+			unlinkat(wd, part, 0);
+		close(old);
+		if (held)
+			return -EBUSY;
+	}
+	return -EBUSY;
+}
+
 /* Copy workspace/out/REL to ROOT/OUT/REL through a hidden partial file,
  * hashing it (SHA-256) as it goes, then its xxh3t, then the catalog. */
 static int one_output(void *ud, const char *rel, struct jb_error *err)
@@ -172,8 +203,10 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 		return jb_err(err, -wd, "output %s: %s: %s", inner, dir_rel, strerror(-wd));
 	snprintf(part, sizeof part, ".%s.jumbo-part", base);
 	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	int out = openat(wd, part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	int r = in < 0 || out < 0 ? -errno : 0;
+	int out = in < 0 ? -errno : output_partial(wd, part);
+	int r = out < 0 ? out : 0;
+	if (r == -EBUSY)
+		jb_err(err, EBUSY, "output %s: busy: a transfer is receiving %s", inner, dst_rel);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
 	uint64_t size = 0;
@@ -199,8 +232,6 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 		r = -errno;
 	if (in >= 0)
 		close(in);
-	if (out >= 0)
-		close(out);
 	char sha[80], x[40], abs[2 * JB_PATH_MAX + 512];
 	memcpy(sha, "sha256:", 7);
 	jb_hex(h, 32, sha + 7);
@@ -216,12 +247,24 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 		o->list->store_failed = true;
 	}
 	bool pending = r == 0;
+	/* renamed while this descriptor holds the lock, and checked: the name
+	 * holds the bytes hashed */
+	struct stat now;
 	if (r == 0 && renameat(wd, part, wd, base) < 0)
 		r = -errno;
+	if (r == 0 && (fstatat(wd, base, &now, AT_SYMLINK_NOFOLLOW) < 0 || now.st_ino != st.st_ino ||
+		       now.st_dev != st.st_dev))
+		r = jb_err(err, ESTALE, "output %s: its partial file was replaced while it was copied", inner);
 	if (pending && r < 0)
 		jb_catalog_settle(o->cat, dst_rel, x, false, NULL);
-	if (r < 0) {
+	/* its own partial file, still locked: never a transfer's */
+	struct stat mine;
+	if (r < 0 && out >= 0 && fstat(out, &mine) == 0 && fstatat(wd, part, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now.st_ino == mine.st_ino && now.st_dev == mine.st_dev)
 		unlinkat(wd, part, 0);
+	if (out >= 0)
+		close(out);
+	if (r < 0) {
 		close(wd);
 		return err->msg[0] ? r : jb_err(err, -r, "output %s: %s", inner, strerror(-r));
 	}

@@ -121,6 +121,35 @@ like 'port other refused' "$(echo "$out" | sed -n 3p)" "nor that service at the 
 iptables -w -S JUMBO-JOBS > "$T/fw" 2>&1
 like "-A JUMBO-JOBS -d 10.213.0.1/32 -p tcp -m multiport --dports $allowed -j ACCEPT" "$(cat "$T/fw")" "(the host's firewall: chain JUMBO-JOBS)"
 
+# --- a job's output where a transfer is receiving the same path: the job does
+#     not write into the transfer's partial file, nor remove it ---
+mkdir -p "$T/alpha/root/shared"
+part=$T/alpha/root/shared/.o.txt.jumbo-part
+printf 'a transfer is writing this\n' > "$part"
+# the lock a receiving session holds on its partial file (F_OFD_SETLK)
+python3 -c 'import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0) + bytes(4))
+open(sys.argv[2], "w").close()
+time.sleep(120)' "$part" "$T/locked" &
+holder=$!
+for _ in $(seq 1 50); do [ -e "$T/locked" ] && break; sleep 0.1; done
+outjob='{"image": "jumbo/minimal", "output": "shared", "args": ["sh", "-c", "echo from the job > /work/out/o.txt"]}'
+id=$(post "$outjob" | jsonget /dev/stdin id)
+wait_end "$id" > /dev/null
+rec=$(curl -s -H "Authorization: Bearer $tok" "http://$API/api/v1/jobs/$id")
+is "$(echo "$rec" | jsonget /dev/stdin state)" failed "a job whose output path a transfer holds fails"
+like "busy: a transfer is receiving shared/o.txt" "$(echo "$rec" | jsonget /dev/stdin reason)" "saying the path is busy"
+is "$(cat "$part")" "a transfer is writing this" "the transfer's partial file is untouched"
+ok "$([ ! -e "$T/alpha/root/shared/o.txt" ]; echo $?)" "and nothing is under the final name"
+kill $holder; wait $holder 2>/dev/null
+id=$(post "$outjob" | jsonget /dev/stdin id)
+wait_end "$id" > /dev/null
+is "$(curl -s -H "Authorization: Bearer $tok" "http://$API/api/v1/jobs/$id" | jsonget /dev/stdin state)" completed \
+	"once nobody holds it, the same job completes"
+is "$(cat "$T/alpha/root/shared/o.txt")" "from the job" "its output under the name"
+ok "$([ ! -e "$part" ]; echo $?)" "and the stale partial file is gone"
+
 # --- a notebook workspace from before: its files shifted to the jobs' ids ---
 mkdir -p "$T/alpha/state/workspaces/alice/sub" && echo old > "$T/alpha/state/workspaces/alice/sub/nb.ipynb"
 chown -R 1000:100 "$T/alpha/state/workspaces/alice"
@@ -147,5 +176,6 @@ site_start alpha || exit 1
 like "jobs: their root \(host uid 524288, \[site\] subuid\) cannot pass through $T \(mode 0700\)" "$(cat "$T/alpha/log")" \
 	"a STATE the jobs' root cannot reach: jumbod says which directory, and how to fix it"
 chmod 711 "$T"
+
 stop_jobs
 done_testing
