@@ -95,11 +95,19 @@ let page;
   phase = "leaving";
   for (let i = 0; i < 5; i++)
     if (await page.goto(`${hub}/hub/home`).then(() => true, () => false)) break;
-  await page.click("#stop");
   // the hub answered the stop: its page hides #stop (#start, "My Server",
   // is visible all along, so waiting for it did not wait at all, and the
-  // next navigation could cancel the stop before it left the browser)
-  await page.waitForSelector("#stop", { state: "hidden", timeout: 60000 });
+  // next navigation could cancel the stop before it left the browser).  The
+  // page's script binds #stop once require.js has loaded it: a click before
+  // that does nothing (CI: no DELETE reached the hub in 60 s), so wait for
+  // the page to settle, and click again while #stop stays.
+  await page.waitForLoadState("networkidle", { timeout: 15000 }).catch(() => null);
+  let stopped = false;
+  for (let i = 0; i < 4 && !stopped; i++) {
+    await page.click("#stop", { timeout: 5000 }).catch(() => null);
+    stopped = await page.waitForSelector("#stop", { state: "hidden", timeout: 15000 }).then(() => true, () => false);
+  }
+  if (!stopped) throw new Error("the hub's page still shows Stop My Server after four clicks over a minute");
   say({ stopped: true });
   await page.screenshot({ path: `${dir}/4-stopped.png` });
   // Start My Server, then (JupyterHub 3) Launch Server, leads to the form;
