@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN  ?= build-asan
 FUZZ  ?= build-fuzz
 
-.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-tree bench-bigfile bench-wan bench-wan-verify bench-images bench-api bench-notebooks fuzz clean
+.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-tree bench-bigfile bench-digest bench-wan bench-wan-verify bench-images bench-api bench-notebooks fuzz clean
 
 all: build
 
@@ -53,6 +53,10 @@ bench-cpu: build
 # loopback, and against rsync over ssh at 150 ms on the WAN testbed (root)
 bench-tree: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/tree/run --wan
+
+# CPU-seconds per GiB of xxh3t and sha256t (the strong digest of relayed files), one core
+bench-digest: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/digest/run
 
 # A 16 GiB file of random bytes disk to disk: time, and the memory of both ends
 bench-bigfile: build

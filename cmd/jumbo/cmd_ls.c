@@ -87,10 +87,12 @@ out:
 
 int cmd_sum(struct cli *g, int argc, char **argv)
 {
-	static const struct option opts[] = {{"block-size", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option opts[] = {{"block-size", required_argument, NULL, 'b'}, {"strong", no_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'}, {0}};
 	uint64_t bs = JB_WIRE_DEFAULT_BLOCK;
+	bool strong = false;
 	int o;
-	while ((o = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "b:sh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'b':
 			if (jb_parse_size(optarg, &bs) < 0 || bs < JB_WIRE_MIN_BLOCK || bs > JB_WIRE_MAX_BLOCK) {
@@ -98,10 +100,14 @@ int cmd_sum(struct cli *g, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 's': strong = true; break;
 		case 'h':
-			printf("Usage: jumbo sum [--block-size SIZE] FILE...\n\n"
+			printf("Usage: jumbo sum [--block-size SIZE] [--strong] FILE...\n\n"
 			       "Prints the whole-file digest jumbo reports for each FILE (xxh3t: XXH3-128 over\n"
-			       "the XXH3-128 digests of its blocks), to check a transfer independently.\n");
+			       "the XXH3-128 digests of its blocks), to check a transfer independently.\n"
+			       "  -b, --block-size SIZE  the transfer's block size, 64K to 64M (default 8M)\n"
+			       "  -s, --strong           the strong digest instead (sha256t: SHA-256 over the\n"
+			       "                         size, the block size and the SHA-256 of each block)\n");
 			return 0;
 		default: return EXIT_USAGE;
 		}
@@ -112,9 +118,10 @@ int cmd_sum(struct cli *g, int argc, char **argv)
 	}
 	int rc = 0;
 	for (int i = optind; i < argc; i++) {
-		char d[40];
+		char d[JB_STRONG_HEX];
 		struct jb_error err = {0};
-		if (jb_file_digest(argv[i], (uint32_t)bs, d, &err) < 0) {
+		if ((strong ? jb_file_strong(argv[i], (uint32_t)bs, d, &err) : jb_file_digest(argv[i], (uint32_t)bs, d, &err)) <
+		    0) {
 			cli_error("%s", err.msg);
 			rc = 1;
 		} else {

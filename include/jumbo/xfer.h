@@ -117,6 +117,24 @@ JB_EXPORT void jb_list_free(struct jb_list_entry *e, size_t n);
 /* The digest jumbo reports for a local file, for independent checks. */
 JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40], struct jb_error *err);
 
+/* The strong digest, sha256t (lib/xfer/strong.c): SHA-256 of each block, and
+ * of a file SHA-256 over "jumbo sha256t 1\n", its size (u64), its block size
+ * (u32) and its blocks' digests in order.  What a relay cannot forge. */
+#define JB_STRONG_LEN 32
+#define JB_STRONG_HEX 80 /* "sha256t:" + 64 hex digits + NUL fit */
+struct evp_md_ctx_st;
+struct jb_strong {
+	struct evp_md_ctx_st *md; /* zeroed: begin makes it; free gives it back */
+};
+JB_EXPORT int jb_strong_begin(struct jb_strong *s);
+JB_EXPORT void jb_strong_update(struct jb_strong *s, const void *p, size_t n);
+JB_EXPORT void jb_strong_end(struct jb_strong *s, uint8_t out[JB_STRONG_LEN]);
+JB_EXPORT void jb_strong_free(struct jb_strong *s);
+JB_EXPORT int jb_strong_root(const uint8_t *blocks, uint64_t nblocks, uint64_t size, uint32_t bs,
+			     uint8_t out[JB_STRONG_LEN]);
+/* A local file's, as "sha256t:HEX". */
+JB_EXPORT int jb_file_strong(const char *path, uint32_t block_size, char out[JB_STRONG_HEX], struct jb_error *err);
+
 /* Told of the files a session commits into the data root, in groups: each
  * file's path below the data root, size, mtime, whole-file digest
  * ("xxh3t:HEX"), and the site they came from and the session's id (hex).

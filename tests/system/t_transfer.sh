@@ -17,6 +17,21 @@ like '^[0-9.]+$' "$(jsonget "$T/send.json" seconds)" "json: seconds is a number"
 digest=$(jsonget "$T/send.json" entries.0.digest)
 like '^xxh3t:[0-9a-f]{32}$' "$digest" "json: digest"
 is "$("$JUMBO" sum "$T/big.bin" | cut -d' ' -f1)" "$digest" "jumbo sum computes the reported digest locally"
+# the strong digest (sha256t), against an independent computation with Python's hashlib
+strong() { /usr/bin/python3 - "$1" "$2" <<'EOP'
+import hashlib, sys
+path, bs = sys.argv[1], int(sys.argv[2])
+f, blocks, size = open(path, "rb"), b"", 0
+while chunk := f.read(bs):
+    blocks += hashlib.sha256(chunk).digest(); size += len(chunk)
+print("sha256t:" + hashlib.sha256(b"jumbo sha256t 1\n" + size.to_bytes(8, "big") + bs.to_bytes(4, "big") + blocks).hexdigest())
+EOP
+}
+is "$("$JUMBO" sum --strong "$T/beta/root/run7/big.bin" | cut -d' ' -f1)" "$(strong "$T/big.bin" 8388608)" \
+	"jumbo sum --strong of the copy is the sha256t hashlib computes of the source"
+: > "$T/empty"; head -c 100000 /dev/urandom > "$T/odd"
+is "$("$JUMBO" sum --strong -b 64K "$T/empty" "$T/odd" | cut -d' ' -f1 | tr '\n' ' ')" \
+	"$(strong "$T/empty" 65536) $(strong "$T/odd" 65536) " "and of an empty file and a short last block at 64K blocks"
 ls -a "$T/beta/root/run7" > "$T/ls"
 is "$(cat "$T/ls" | tr '\n' ' ')" ". .. big.bin " "no partial or journal files left beside it"
 
