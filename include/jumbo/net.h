@@ -36,6 +36,25 @@ JB_EXPORT int jb_identity_generate(const char *dir, const char *name, uint8_t re
 JB_EXPORT int jb_identity_fingerprint(const char *dir, uint8_t ret_fp[32], struct jb_error *err);
 JB_EXPORT int jb_cert_fingerprint(X509 *cert, uint8_t ret_fp[32]);
 
+/* Signatures (lib/net/sign.c): Ed25519 with DIR's key, on what a site hands
+ * on through relays.  A signature covers DOMAIN, a NUL, then the message (at
+ * most JB_SIGNED_MAX bytes); it is checked against a certificate (DER, sent
+ * along) whose fingerprint must be the pinned one. */
+#define JB_SIG_LEN 64
+#define JB_CERT_MAX 4096
+#define JB_SIGNED_MAX (4u << 20)
+struct jb_signer;
+JB_EXPORT int jb_signer_open(const char *identity_dir, struct jb_signer **ret, struct jb_error *err);
+JB_EXPORT void jb_signer_free(struct jb_signer *s);
+JB_EXPORT const uint8_t *jb_signer_cert(const struct jb_signer *s, size_t *len);
+JB_EXPORT const uint8_t *jb_signer_fingerprint(const struct jb_signer *s);
+JB_EXPORT int jb_sign(const struct jb_signer *s, const char *domain, const void *msg, size_t len,
+		      uint8_t sig[JB_SIG_LEN], struct jb_error *err);
+/* 0, or -EPERM (not the pinned certificate, not its signature), -EBADMSG
+ * (not a certificate), -E2BIG; err says which. */
+JB_EXPORT int jb_sig_verify(const uint8_t *cert, size_t certlen, const uint8_t fp[32], const char *domain,
+			    const void *msg, size_t len, const uint8_t sig[JB_SIG_LEN], struct jb_error *err);
+
 /* TLS 1.3 contexts presenting DIR's identity and asking for the peer's. */
 JB_EXPORT SSL_CTX *jb_tls_ctx(const char *identity_dir, bool server, struct jb_error *err);
 /* Handshake on a blocking socket.  ret_fp gets the peer certificate's fingerprint. */

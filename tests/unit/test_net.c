@@ -1,11 +1,15 @@
-/* Unit tests: sockets get dead-peer detection at both ends. */
+/* Unit tests: sockets get dead-peer detection at both ends; the gate;
+ * signatures against a pinned certificate. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "jumbo/config.h"
 #include "jumbo/net.h"
 #include "tap.h"
 
@@ -70,9 +74,75 @@ static void test_gate(void)
 	ok(g.head == &e[1] && g.tail == &e[1] && e[1].since == 200, "as the newest");
 }
 
+/* Signatures: made with one site's key, checked against its pinned
+ * certificate; any other message, domain, key or certificate refused. */
+static void test_sign(void)
+{
+	char a[] = "/tmp/jbsign.XXXXXX";
+	ok(mkdtemp(a) != NULL, "temp dir");
+	char da[4200], db[4200];
+	snprintf(da, sizeof da, "%s/a", a);
+	snprintf(db, sizeof db, "%s/b", a);
+	struct jb_error err = {0};
+	uint8_t fpa[32], fpb[32];
+	ok(jb_identity_generate(da, "alpha", fpa, &err) == 0 && jb_identity_generate(db, "beta", fpb, &err) == 0,
+	   "two identities");
+	struct jb_signer *sa = NULL, *sb = NULL;
+	ok(jb_signer_open(da, &sa, &err) == 0 && jb_signer_open(db, &sb, &err) == 0, "their signers (%s)", err.msg);
+	if (!sa || !sb)
+		return;
+	ok(!memcmp(jb_signer_fingerprint(sa), fpa, 32), "the signer's fingerprint is the identity's");
+	size_t ca, cb;
+	const uint8_t *certa = jb_signer_cert(sa, &ca), *certb = jb_signer_cert(sb, &cb);
+	static const char msg[] = "incoming/run7/a.h5 1073741824 sha256t:00ff";
+	uint8_t sig[JB_SIG_LEN], sig2[JB_SIG_LEN];
+	ok(jb_sign(sa, "jumbo seal 1", msg, sizeof msg - 1, sig, &err) == 0, "alpha signs a seal");
+	is_int(jb_sig_verify(certa, ca, fpa, "jumbo seal 1", msg, sizeof msg - 1, sig, &err), 0,
+	       "it checks against alpha's pinned certificate");
+	char bad[sizeof msg];
+	memcpy(bad, msg, sizeof msg);
+	bad[5] ^= 1;
+	is_int(jb_sig_verify(certa, ca, fpa, "jumbo seal 1", bad, sizeof msg - 1, sig, &err), -EPERM,
+	       "one bit of the message changed: refused");
+	ok(strstr(err.msg, "signature does not match") != NULL, "saying so: %s", err.msg);
+	is_int(jb_sig_verify(certa, ca, fpa, "jumbo receipt 1", msg, sizeof msg - 1, sig, &err), -EPERM,
+	       "the same bytes under another domain: refused");
+	memcpy(sig2, sig, sizeof sig);
+	sig2[63] ^= 0x80;
+	is_int(jb_sig_verify(certa, ca, fpa, "jumbo seal 1", msg, sizeof msg - 1, sig2, &err), -EPERM,
+	       "a signature with one bit changed: refused");
+	/* a relay (beta) signs what it altered and hands its own certificate */
+	ok(jb_sign(sb, "jumbo seal 1", bad, sizeof msg - 1, sig2, &err) == 0, "beta signs the altered message");
+	is_int(jb_sig_verify(certb, cb, fpa, "jumbo seal 1", bad, sizeof msg - 1, sig2, &err), -EPERM,
+	       "with its own certificate, against alpha's pin: refused");
+	ok(strstr(err.msg, "not the pinned one") != NULL, "naming the certificate: %s", err.msg);
+	is_int(jb_sig_verify(certa, ca, fpa, "jumbo seal 1", bad, sizeof msg - 1, sig2, &err), -EPERM,
+	       "with alpha's certificate: refused");
+	uint8_t junk[64] = {0x30, 0x82, 0xff, 0xff};
+	is_int(jb_sig_verify(junk, sizeof junk, fpa, "jumbo seal 1", msg, sizeof msg - 1, sig, &err), -EBADMSG,
+	       "bytes that are no certificate: refused, no crash");
+	uint8_t *longer = malloc(ca + 1);
+	memcpy(longer, certa, ca);
+	longer[ca] = 0;
+	is_int(jb_sig_verify(longer, ca + 1, fpa, "jumbo seal 1", msg, sizeof msg - 1, sig, &err), -EBADMSG,
+	       "a certificate with a byte after it: refused");
+	free(longer);
+	is_int(jb_sig_verify(certa, ca - 1, fpa, "jumbo seal 1", msg, sizeof msg - 1, sig, &err), -EBADMSG,
+	       "one cut short: refused");
+	is_int(jb_sign(sa, "jumbo seal 1", msg, JB_SIGNED_MAX + 1, sig, &err), -E2BIG, "a message over the bound: refused");
+	struct jb_signer *none = NULL;
+	ok(jb_signer_open(a, &none, &err) < 0 && strstr(err.msg, "key.pem"), "no identity: %s", err.msg);
+	jb_signer_free(sa);
+	jb_signer_free(sb);
+	char cmd[4300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", a);
+	ok(system(cmd) == 0, "cleanup");
+}
+
 int main(void)
 {
 	test_gate();
+	test_sign();
 	struct jb_error err = {0};
 	is_int(JB_SOCK_KEEPIDLE, 30, "keepalive starts after 30 s idle");
 	is_int(JB_SOCK_KEEPINTVL * JB_SOCK_KEEPCNT, 30, "and gives up after 3 probes 10 s apart");
