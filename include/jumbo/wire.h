@@ -18,6 +18,11 @@
 #define JB_WIRE_MAX_NAME 64
 #define JB_WIRE_MAX_MSG 1024             /* ERROR / FILE_DONE text */
 #define JB_DIGEST_LEN 16                 /* XXH3-128, big-endian canonical form */
+#define JB_STRONG_LEN 32                 /* SHA-256: sha256t (lib/xfer/strong.c) */
+#define JB_WIRE_SIG_LEN 64               /* Ed25519 (lib/net/sign.c) */
+#define JB_WIRE_CERT_MAX 4096            /* a site's certificate, DER */
+#define JB_SEAL_MAX_FILES 1024           /* entries of one SEAL */
+#define JB_SEAL_MAX_BLOCKS 16384         /* block digests of one SEAL (512 KiB) */
 
 enum jb_op { JB_OP_PUSH = 1, JB_OP_PULL = 2, JB_OP_LIST = 3 };
 enum {
@@ -42,6 +47,8 @@ enum jb_msg_type {
 	JB_MSG_BYE = 11,
 	JB_MSG_FILE_ABORT = 12,  /* sender: this file cannot be sent (code, text) */
 	JB_MSG_NEED_AGAIN = 13,  /* receiver: these blocks after all (a committed copy differed) */
+	JB_MSG_SEAL = 14,        /* the origin, through relays: files and their strong digests, signed */
+	JB_MSG_RECEIPT = 15,     /* a hop, back: it holds a transfer's files durably, signed */
 };
 
 struct jb_wire_entry {
@@ -109,7 +116,48 @@ struct jb_msg {
 			uint16_t code;   /* an errno, never 0 */
 			char text[JB_WIRE_MAX_MSG + 1];
 		} file_abort;
+		/* SEAL and RECEIPT: signed (jb_sig_verify over signed_p, signed_n
+		 * with the domain "jumbo seal 1" or "jumbo receipt 1") by the site
+		 * whose certificate they carry */
+		struct {
+			uint8_t transfer[16];
+			const uint8_t *cert;
+			uint16_t certlen;
+			uint32_t count;           /* entries, 1 to JB_SEAL_MAX_FILES */
+			const uint8_t *entries;   /* count seal entries, already validated */
+			size_t len;
+			const uint8_t *signed_p;  /* the payload before the signature */
+			size_t signed_n;
+			const uint8_t *sig;       /* JB_WIRE_SIG_LEN bytes */
+		} seal;
+		struct {
+			uint8_t transfer[16];
+			char hop[JB_WIRE_MAX_NAME + 1]; /* the site that signs it */
+			int64_t time_ns;          /* when it held everything */
+			uint32_t files;
+			uint64_t bytes;
+			uint8_t content[JB_STRONG_LEN]; /* SHA-256 over the seals' signatures, in order */
+			uint8_t final;            /* 1: the destination, committed; 0: a relay, staged */
+			const uint8_t *cert;
+			uint16_t certlen;
+			const uint8_t *signed_p;
+			size_t signed_n;
+			const uint8_t *sig;
+		} receipt;
 	} u;
+};
+
+/* One file (or directory) of a SEAL: its manifest index and entry, its block
+ * size, the SHA-256 of its blocks [first, first + n), and, in the piece that
+ * ends with its last block, its sha256t.  A large file's digests span
+ * several SEALs; a directory has none. */
+struct jb_seal_entry {
+	uint32_t file;
+	struct jb_wire_entry e;
+	uint32_t block_size, first, n;
+	const uint8_t *digests;   /* n x JB_STRONG_LEN */
+	bool has_root;
+	uint8_t root[JB_STRONG_LEN];
 };
 
 /* Encoders into a struct jb_buf (base.h). */
@@ -134,6 +182,29 @@ struct jb_wire_iter {
 };
 JB_EXPORT int jb_wire_entry_next(struct jb_wire_iter *it, struct jb_wire_entry *e);
 JB_EXPORT void jb_wire_need_range(const struct jb_msg *m, uint32_t i, uint64_t *first, uint64_t *count);
+/* Walk the entries of a decoded SEAL. */
+JB_EXPORT int jb_wire_seal_next(struct jb_wire_iter *it, struct jb_seal_entry *se);
+
+/* SEAL and RECEIPT out: begin (the frame), for a SEAL its count entries,
+ * then sign what jb_wire_signed_region gives and end with the signature. */
+JB_EXPORT size_t jb_wire_seal_begin(struct jb_buf *b, const uint8_t transfer[16], const uint8_t *cert,
+				    uint16_t certlen, uint32_t count);
+JB_EXPORT void jb_wire_put_seal_entry(struct jb_buf *b, const struct jb_seal_entry *se);
+struct jb_wire_receipt {
+	uint8_t transfer[16];
+	const char *hop;
+	int64_t time_ns;
+	uint32_t files;
+	uint64_t bytes;
+	uint8_t content[JB_STRONG_LEN];
+	uint8_t final;
+	const uint8_t *cert;
+	uint16_t certlen;
+};
+JB_EXPORT size_t jb_wire_receipt_begin(struct jb_buf *b, const struct jb_wire_receipt *r);
+/* The payload written since mark (jb_frame_begin's), less its type byte. */
+JB_EXPORT const uint8_t *jb_wire_signed_region(const struct jb_buf *b, size_t mark, size_t *len);
+JB_EXPORT void jb_wire_sign_end(struct jb_buf *b, size_t mark, const uint8_t sig[JB_WIRE_SIG_LEN]);
 
 /* Data streams. */
 #define JB_JOIN_MAGIC 0x4a4d424au  /* "JMBJ" */

@@ -120,7 +120,6 @@ JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40]
 /* The strong digest, sha256t (lib/xfer/strong.c): SHA-256 of each block, and
  * of a file SHA-256 over "jumbo sha256t 1\n", its size (u64), its block size
  * (u32) and its blocks' digests in order.  What a relay cannot forge. */
-#define JB_STRONG_LEN 32
 #define JB_STRONG_HEX 80 /* "sha256t:" + 64 hex digits + NUL fit */
 struct evp_md_ctx_st;
 struct jb_strong {

@@ -59,6 +59,62 @@ void jb_wire_put_entry(struct jb_buf *b, const struct jb_wire_entry *e)
 	jb_buf_u64(b, (uint64_t)e->mtime_ns);
 }
 
+/* SEAL and RECEIPT: the frame begun, the fields before the entries (or the
+ * whole receipt but its signature) written. */
+size_t jb_wire_seal_begin(struct jb_buf *b, const uint8_t transfer[16], const uint8_t *cert, uint16_t certlen,
+			  uint32_t count)
+{
+	size_t mark = jb_frame_begin(b, JB_MSG_SEAL);
+	jb_buf_put(b, transfer, 16);
+	jb_buf_u16(b, certlen);
+	if (certlen)
+		jb_buf_put(b, cert, certlen);
+	jb_buf_u32(b, count);
+	return mark;
+}
+
+void jb_wire_put_seal_entry(struct jb_buf *b, const struct jb_seal_entry *se)
+{
+	jb_buf_u32(b, se->file);
+	jb_wire_put_entry(b, &se->e);
+	jb_buf_u32(b, se->block_size);
+	jb_buf_u32(b, se->first);
+	jb_buf_u32(b, se->n);
+	if (se->n)
+		jb_buf_put(b, se->digests, (size_t)se->n * JB_STRONG_LEN);
+	jb_buf_u8(b, se->has_root);
+	if (se->has_root)
+		jb_buf_put(b, se->root, JB_STRONG_LEN);
+}
+
+size_t jb_wire_receipt_begin(struct jb_buf *b, const struct jb_wire_receipt *r)
+{
+	size_t mark = jb_frame_begin(b, JB_MSG_RECEIPT);
+	jb_buf_put(b, r->transfer, 16);
+	jb_buf_str(b, r->hop);
+	jb_buf_u64(b, (uint64_t)r->time_ns);
+	jb_buf_u32(b, r->files);
+	jb_buf_u64(b, r->bytes);
+	jb_buf_put(b, r->content, JB_STRONG_LEN);
+	jb_buf_u8(b, r->final);
+	jb_buf_u16(b, r->certlen);
+	if (r->certlen)
+		jb_buf_put(b, r->cert, r->certlen);
+	return mark;
+}
+
+const uint8_t *jb_wire_signed_region(const struct jb_buf *b, size_t mark, size_t *len)
+{
+	*len = b->oom || b->len < mark + 5 ? 0 : b->len - mark - 5;
+	return b->oom ? NULL : b->p + mark + 5;
+}
+
+void jb_wire_sign_end(struct jb_buf *b, size_t mark, const uint8_t sig[JB_WIRE_SIG_LEN])
+{
+	jb_buf_put(b, sig, JB_WIRE_SIG_LEN);
+	jb_frame_end(b, mark);
+}
+
 /* ---- input ---- */
 
 struct rd {
@@ -128,6 +184,37 @@ int jb_wire_entry_next(struct jb_wire_iter *it, struct jb_wire_entry *e)
 	e->mtime_ns = (int64_t)g64(&r);
 	if (r.bad || (e->type != JB_ENTRY_FILE && e->type != JB_ENTRY_DIR) || !e->path[0] ||
 	    (e->type == JB_ENTRY_DIR && e->size) || (e->mode & ~07777u))
+		return -EBADMSG;
+	it->p = r.p;
+	it->n = r.n;
+	return 0;
+}
+
+int jb_wire_seal_next(struct jb_wire_iter *it, struct jb_seal_entry *se)
+{
+	struct rd r = {it->p, it->n, false};
+	se->file = g32(&r);
+	struct jb_wire_iter ei = {r.p, r.n};
+	if (r.bad || jb_wire_entry_next(&ei, &se->e) < 0)
+		return -EBADMSG;
+	r.p = ei.p;
+	r.n = ei.n;
+	se->block_size = g32(&r);
+	se->first = g32(&r);
+	se->n = g32(&r);
+	if (r.bad || se->block_size < JB_WIRE_MIN_BLOCK || se->block_size > JB_WIRE_MAX_BLOCK ||
+	    se->n > JB_SEAL_MAX_BLOCKS)
+		return -EBADMSG;
+	uint64_t nblocks = se->e.type == JB_ENTRY_FILE ? se->e.size / se->block_size + !!(se->e.size % se->block_size) : 0;
+	se->digests = take(&r, (size_t)se->n * JB_STRONG_LEN);
+	uint8_t hr = g8(&r);
+	se->has_root = hr == 1;
+	if (se->has_root)
+		gbytes(&r, se->root, JB_STRONG_LEN);
+	/* the digests of blocks the file has, the root with the last of them;
+	 * a directory has neither */
+	if (r.bad || hr > 1 || se->first > nblocks || se->n > nblocks - se->first ||
+	    (se->has_root && se->first + se->n != nblocks) || (se->e.type == JB_ENTRY_DIR && se->has_root))
 		return -EBADMSG;
 	it->p = r.p;
 	it->n = r.n;
@@ -233,6 +320,50 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 		if (!r.bad && m->u.file_abort.code == 0)
 			return -EBADMSG;
 		break;
+	case JB_MSG_SEAL: {
+		const uint8_t *start = r.p;
+		gbytes(&r, m->u.seal.transfer, 16);
+		m->u.seal.certlen = g16(&r);
+		m->u.seal.cert = take(&r, m->u.seal.certlen);
+		m->u.seal.count = g32(&r);
+		if (r.bad || !m->u.seal.certlen || m->u.seal.certlen > JB_WIRE_CERT_MAX || !m->u.seal.count ||
+		    m->u.seal.count > JB_SEAL_MAX_FILES)
+			return -EBADMSG;
+		m->u.seal.entries = r.p;
+		struct jb_wire_iter it = {r.p, r.n};
+		struct jb_seal_entry se;
+		uint64_t blocks = 0;
+		for (uint32_t i = 0; i < m->u.seal.count; i++) {
+			if (jb_wire_seal_next(&it, &se) < 0 || (blocks += se.n) > JB_SEAL_MAX_BLOCKS)
+				return -EBADMSG;
+		}
+		m->u.seal.len = (size_t)(it.p - r.p);
+		r.p = it.p;
+		r.n = it.n;
+		m->u.seal.signed_p = start;
+		m->u.seal.signed_n = (size_t)(r.p - start);
+		m->u.seal.sig = take(&r, JB_WIRE_SIG_LEN);
+		break;
+	}
+	case JB_MSG_RECEIPT: {
+		const uint8_t *start = r.p;
+		gbytes(&r, m->u.receipt.transfer, 16);
+		gstr(&r, m->u.receipt.hop, JB_WIRE_MAX_NAME);
+		m->u.receipt.time_ns = (int64_t)g64(&r);
+		m->u.receipt.files = g32(&r);
+		m->u.receipt.bytes = g64(&r);
+		gbytes(&r, m->u.receipt.content, JB_STRONG_LEN);
+		m->u.receipt.final = g8(&r);
+		m->u.receipt.certlen = g16(&r);
+		m->u.receipt.cert = take(&r, m->u.receipt.certlen);
+		if (r.bad || !m->u.receipt.hop[0] || m->u.receipt.final > 1 || !m->u.receipt.certlen ||
+		    m->u.receipt.certlen > JB_WIRE_CERT_MAX)
+			return -EBADMSG;
+		m->u.receipt.signed_p = start;
+		m->u.receipt.signed_n = (size_t)(r.p - start);
+		m->u.receipt.sig = take(&r, JB_WIRE_SIG_LEN);
+		break;
+	}
 	default:
 		return -EBADMSG;
 	}

@@ -71,10 +71,10 @@ int jb_file_strong(const char *path, uint32_t bs, char out[JB_STRONG_HEX], struc
 	if (fd < 0)
 		return jb_err(err, errno, "%s: %s", path, strerror(errno));
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISREG(st.st_mode) ? errno : EISDIR;
+	int fr = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
+	if (fr) {
 		close(fd);
-		return jb_err(err, e, "%s: %s", path, e == EISDIR ? "not a regular file" : strerror(e));
+		return jb_err(err, fr, "%s: %s", path, fr == EISDIR ? "not a regular file" : strerror(fr));
 	}
 	uint64_t size = (uint64_t)st.st_size, nb = (size + bs - 1) / bs;
 	uint8_t *dg = calloc(nb ? nb : 1, JB_STRONG_LEN), *buf = malloc(STREAM_CHUNK);

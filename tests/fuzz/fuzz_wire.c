@@ -18,6 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (uint32_t i = 0; i < m.u.files.count; i++)
 				if (jb_wire_entry_next(&it, &e) < 0)
 					__builtin_trap(); /* the decoder validated them all */
+		} else if (m.type == JB_MSG_SEAL) {
+			struct jb_wire_iter it = {m.u.seal.entries, m.u.seal.len};
+			struct jb_seal_entry se;
+			for (uint32_t i = 0; i < m.u.seal.count; i++)
+				if (jb_wire_seal_next(&it, &se) < 0)
+					__builtin_trap(); /* the decoder validated them all */
+			if (it.n != 0)
+				__builtin_trap();
 		} else if (m.type == JB_MSG_NEED) {
 			uint64_t a, b, sum = 0;
 			for (uint32_t i = 0; i < m.u.need.nranges; i++) {

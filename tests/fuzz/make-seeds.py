@@ -23,6 +23,14 @@ seeds = {
     'bye': bytes([11]),
     'file_abort': bytes([12]) + struct.pack('>IH', 3, 13) + s('d/x: cannot open: Permission denied'),
     'need_again': bytes([13]) + struct.pack('>II', 1, 1) + struct.pack('>QQ', 0, 4),
+    # a file of 3 blocks at 64 KiB sealed in two pieces (blocks 0-1, then 2 and the root), a directory
+    'seal': bytes([14]) + b'\x77' * 16 + s('CERT') + struct.pack('>I', 3)
+            + struct.pack('>I', 1) + entry(1, 'd/x', 150000, 0o644, 2) + struct.pack('>III', 65536, 0, 2) + b'\x01' * 64 + b'\x00'
+            + struct.pack('>I', 1) + entry(1, 'd/x', 150000, 0o644, 2) + struct.pack('>III', 65536, 2, 1) + b'\x02' * 32 + b'\x01' + b'\x03' * 32
+            + struct.pack('>I', 0) + entry(2, 'd', 0, 0o755, 1) + struct.pack('>III', 65536, 0, 0) + b'\x00'
+            + b'\x99' * 64,
+    'receipt': bytes([15]) + b'\x77' * 16 + s('relay-r') + struct.pack('>qIQ', 1764000000000000000, 2, 150000) + b'\x44' * 32
+            + b'\x00' + s('CERT') + b'\x99' * 64,
     'files_far': bytes([4]) + struct.pack('>II', 4000000000, 1) + entry(1, 'd/y', 1, 0o644, 3),
     'join': struct.pack('>IH', 0x4a4d424a, 2) + b'\x44' * 16 + struct.pack('>H', 2) + b'\x55' * 32,
     'block': struct.pack('>IIQII', 0x4a4d4242, 1, 7, 65536, 0) + b'\x66' * 16,

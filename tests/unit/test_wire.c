@@ -1,6 +1,9 @@
 /* Unit tests: every message encodes and decodes; limits are enforced. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "jumbo/net.h"
 #include "jumbo/wire.h"
 #include "tap.h"
 
@@ -13,8 +16,172 @@ static int decode_frame(struct jb_buf *b, struct jb_msg *m)
 	return jb_wire_decode(b->p + 4, n, m);
 }
 
+/* A SEAL of n entries built as given: a file of 3 blocks (64 KiB) in two
+ * pieces, then a directory; signature a given one. */
+static size_t seal_build(struct jb_buf *b, const uint8_t *cert, uint16_t certlen, const struct jb_seal_entry *v, int n)
+{
+	static const uint8_t transfer[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	size_t k = jb_wire_seal_begin(b, transfer, cert, certlen, (uint32_t)n);
+	for (int i = 0; i < n; i++)
+		jb_wire_put_seal_entry(b, &v[i]);
+	return k;
+}
+
+static void test_seal(void)
+{
+	struct jb_buf b = {.limit = 2u << 20};
+	static struct jb_msg m;
+	static uint8_t dg[3 * JB_STRONG_LEN], sig[JB_WIRE_SIG_LEN];
+	for (size_t i = 0; i < sizeof dg; i++)
+		dg[i] = (uint8_t)i;
+	memset(sig, 0x5a, sizeof sig);
+	struct jb_wire_entry fe = {.type = JB_ENTRY_FILE, .path = "run7/a.h5", .size = 150000, .mode = 0644, .mtime_ns = 7};
+	struct jb_wire_entry de = {.type = JB_ENTRY_DIR, .path = "run7", .mode = 0755};
+	struct jb_seal_entry v[3] = {
+		{.file = 1, .e = fe, .block_size = 65536, .first = 0, .n = 2, .digests = dg},
+		{.file = 1, .e = fe, .block_size = 65536, .first = 2, .n = 1, .digests = dg + 64, .has_root = true},
+		{.file = 0, .e = de, .block_size = 65536},
+	};
+	memset(v[1].root, 0xee, JB_STRONG_LEN);
+	static const uint8_t fakecert[4] = "CERT";
+	size_t k = seal_build(&b, fakecert, 4, v, 3);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == 0 && m.type == JB_MSG_SEAL && m.u.seal.count == 3, "SEAL decodes");
+	ok(m.u.seal.certlen == 4 && !memcmp(m.u.seal.cert, "CERT", 4) && !memcmp(m.u.seal.sig, sig, 64) &&
+	   m.u.seal.transfer[15] == 16, "SEAL transfer, certificate and signature");
+	ok(m.u.seal.signed_p == b.p + 5 && m.u.seal.signed_n == b.len - 5 - JB_WIRE_SIG_LEN,
+	   "it signs everything from the transfer to the last entry");
+	struct jb_wire_iter it = {m.u.seal.entries, m.u.seal.len};
+	struct jb_seal_entry se;
+	ok(jb_wire_seal_next(&it, &se) == 0 && se.file == 1 && se.n == 2 && !se.has_root && !memcmp(se.digests, dg, 64) &&
+	   !strcmp(se.e.path, "run7/a.h5") && se.e.size == 150000, "first piece: blocks 0 and 1");
+	ok(jb_wire_seal_next(&it, &se) == 0 && se.first == 2 && se.n == 1 && se.has_root && se.root[0] == 0xee,
+	   "second piece: block 2 and the file's sha256t");
+	ok(jb_wire_seal_next(&it, &se) == 0 && se.e.type == JB_ENTRY_DIR && se.n == 0 && it.n == 0, "the directory");
+	/* truncated, trailing */
+	ok(jb_wire_decode(b.p + 4, b.len - 5, &m) == -EBADMSG, "a SEAL cut short by a byte refused");
+	jb_buf_u8(&b, 0);
+	ok(jb_wire_decode(b.p + 4, b.len - 4, &m) == -EBADMSG, "a SEAL with a byte after its signature refused");
+	b.len = 0;
+
+	/* what a seal may not say */
+	static const struct {
+		int entry;
+		uint32_t first, n;
+		bool root;
+		const char *what;
+	} bad[] = {
+		{0, 0, 4, false, "digests of more blocks than the file has"},
+		{0, 3, 1, false, "a first block past the file's end"},
+		{0, 0, 2, true, "a root before the last block"},
+		{2, 0, 1, false, "a directory with block digests"},
+		{2, 0, 0, true, "a directory with a root"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct jb_seal_entry w[3] = {v[0], v[1], v[2]};
+		w[bad[i].entry].first = bad[i].first;
+		w[bad[i].entry].n = bad[i].n;
+		w[bad[i].entry].has_root = bad[i].root;
+		static uint8_t many[8 * JB_STRONG_LEN];
+		w[bad[i].entry].digests = many;
+		k = seal_build(&b, fakecert, 4, w, 3);
+		jb_wire_sign_end(&b, k, sig);
+		ok(decode_frame(&b, &m) == -EBADMSG, "SEAL refused: %s", bad[i].what);
+		b.len = 0;
+	}
+	k = seal_build(&b, fakecert, 0, v, 3);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == -EBADMSG, "SEAL refused: no certificate");
+	b.len = 0;
+	k = seal_build(&b, fakecert, 4, v, 0);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == -EBADMSG, "SEAL refused: no entries");
+	b.len = 0;
+	k = seal_build(&b, fakecert, 4, v, 3);
+	b.p[b.len - 1] = 2; /* the directory's has_root byte: neither 0 nor 1 */
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == -EBADMSG, "SEAL refused: a has_root that is not 0 or 1");
+	b.len = 0;
+	/* more block digests than a seal may carry, over several entries */
+	struct jb_wire_entry huge = {.type = JB_ENTRY_FILE, .path = "big", .size = 1ull << 40, .mode = 0644};
+	uint8_t *lots = calloc(JB_SEAL_MAX_BLOCKS, JB_STRONG_LEN);
+	struct jb_seal_entry w2[2] = {{.file = 5, .e = huge, .block_size = 65536, .first = 0, .n = JB_SEAL_MAX_BLOCKS, .digests = lots},
+				      {.file = 5, .e = huge, .block_size = 65536, .first = JB_SEAL_MAX_BLOCKS, .n = 1, .digests = lots}};
+	k = seal_build(&b, fakecert, 4, w2, 1);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == 0, "SEAL of %d block digests (512 KiB) decodes", JB_SEAL_MAX_BLOCKS);
+	b.len = 0;
+	k = seal_build(&b, fakecert, 4, w2, 2);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == -EBADMSG, "one more in a second entry: refused");
+	b.len = 0;
+	free(lots);
+
+	/* RECEIPT */
+	struct jb_wire_receipt rc = {.hop = "relay-r", .time_ns = 1764000000000000000, .files = 2, .bytes = 150000,
+				     .final = 0, .cert = fakecert, .certlen = 4};
+	memset(rc.transfer, 7, 16);
+	memset(rc.content, 0x44, 32);
+	k = jb_wire_receipt_begin(&b, &rc);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == 0 && m.type == JB_MSG_RECEIPT && m.u.receipt.files == 2 && m.u.receipt.bytes == 150000 &&
+	   m.u.receipt.time_ns == 1764000000000000000 && !m.u.receipt.final && m.u.receipt.content[31] == 0x44,
+	   "RECEIPT decodes");
+	is_str(m.u.receipt.hop, "relay-r", "RECEIPT hop");
+	ok(m.u.receipt.signed_n == b.len - 5 - JB_WIRE_SIG_LEN && !memcmp(m.u.receipt.sig, sig, 64), "RECEIPT signed region");
+	b.len = 0;
+	rc.final = 2;
+	k = jb_wire_receipt_begin(&b, &rc);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == -EBADMSG, "RECEIPT refused: final neither 0 nor 1");
+	b.len = 0;
+	rc.final = 1;
+	rc.hop = "";
+	k = jb_wire_receipt_begin(&b, &rc);
+	jb_wire_sign_end(&b, k, sig);
+	ok(decode_frame(&b, &m) == -EBADMSG, "RECEIPT refused: no hop");
+	b.len = 0;
+
+	/* signed for real: a seal by one site's key checks against its pin, and
+	 * fails when a relay changes one digest */
+	char dir[] = "/tmp/jbseal.XXXXXX";
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	char id[128];
+	snprintf(id, sizeof id, "%s/id", dir);
+	uint8_t fp[32];
+	struct jb_error err = {0};
+	struct jb_signer *sg = NULL;
+	ok(jb_identity_generate(id, "alpha", fp, &err) == 0 && jb_signer_open(id, &sg, &err) == 0, "an origin's signer");
+	if (sg) {
+		size_t cl;
+		const uint8_t *cert = jb_signer_cert(sg, &cl);
+		k = seal_build(&b, cert, (uint16_t)cl, v, 3);
+		size_t rn;
+		const uint8_t *reg = jb_wire_signed_region(&b, k, &rn);
+		ok(jb_sign(sg, "jumbo seal 1", reg, rn, sig, &err) == 0, "the origin signs its seal");
+		jb_wire_sign_end(&b, k, sig);
+		ok(decode_frame(&b, &m) == 0 &&
+		   jb_sig_verify(m.u.seal.cert, m.u.seal.certlen, fp, "jumbo seal 1", m.u.seal.signed_p, m.u.seal.signed_n,
+				 m.u.seal.sig, &err) == 0, "the destination checks it against the origin's pin");
+		uint8_t *d2 = memmem(b.p, b.len, dg + 64, JB_STRONG_LEN); /* block 2's digest */
+		ok(d2 != NULL, "block 2's digest is in the frame");
+		if (d2)
+			d2[5] ^= 1;
+		ok(decode_frame(&b, &m) == 0 &&
+		   jb_sig_verify(m.u.seal.cert, m.u.seal.certlen, fp, "jumbo seal 1", m.u.seal.signed_p, m.u.seal.signed_n,
+				 m.u.seal.sig, &err) == -EPERM, "a digest a relay changed: the seal no longer checks");
+		jb_signer_free(sg);
+		b.len = 0;
+	}
+	char cmd[160];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ok(system(cmd) == 0, "cleanup");
+	jb_buf_free(&b);
+}
+
 int main(void)
 {
+	test_seal();
 	struct jb_buf b = {.limit = 1u << 20};
 	static struct jb_msg m;
 

@@ -153,8 +153,44 @@ static void test_partial_files(void)
 		printf("# could not remove %s\n", dir);
 }
 
+/* sha256t: the reference values of PROTOCOL.md (checked there against
+ * Python's hashlib) */
+static void test_strong(void)
+{
+	static const struct {
+		size_t size;
+		const char *bytes; /* NULL: zeros */
+		uint32_t bs;
+		const char *want;
+	} refs[] = {
+		{0, "", 8u << 20, "sha256t:f98ec5487fe70232b85f34771156d956f7d8457fe16ec30f2d14b9baf7723a43"},
+		{6, "hello\n", 8u << 20, "sha256t:51685fedcb4dc904638940d25b151e71167a8014bc01a7ff69051b92fef37f95"},
+		{131073, NULL, 65536, "sha256t:4e4e37ab365cb146b575591adf769ea5e1d09034dbda38e83c5cf299148e6589"},
+	};
+	for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+		char path[] = "/tmp/jbstrong.XXXXXX";
+		int fd = mkstemp(path);
+		char *buf = calloc(1, refs[i].size + 1);
+		if (refs[i].bytes)
+			memcpy(buf, refs[i].bytes, refs[i].size);
+		ok(fd >= 0 && write(fd, buf, refs[i].size) == (ssize_t)refs[i].size, "a file of %zu bytes", refs[i].size);
+		close(fd);
+		char got[JB_STRONG_HEX];
+		struct jb_error err = {0};
+		ok(jb_file_strong(path, refs[i].bs, got, &err) == 0, "its sha256t (%s)", err.msg);
+		is_str(got, refs[i].want, "the reference value at %u-byte blocks", refs[i].bs);
+		unlink(path);
+		free(buf);
+	}
+	char got[JB_STRONG_HEX];
+	struct jb_error err = {0};
+	ok(jb_file_strong("/tmp", 65536, got, &err) == -EISDIR && strstr(err.msg, "not a regular file"),
+	   "a directory: %s", err.msg);
+}
+
 int main(void)
 {
+	test_strong();
 	test_names();
 	test_claims();
 	test_partial_files();
