@@ -455,6 +455,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	int r = client_journal(cl, err);
 	if (r < 0)
 		return r;
+	expire_client_journal(cl->journal, cl->c);
 	if ((r = client_session(cl, &s, false, o, err)) < 0) {
 		session_free(&s);
 		return r;

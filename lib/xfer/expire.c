@@ -39,14 +39,17 @@
 #define PART_SUFFIX_LEN 11 /* ".jumbo-part" */
 
 struct sweep {
-	struct jb_server *srv;
+	struct jb_server *srv;    /* jumbod's; NULL for a client's own journal */
+	const struct jb_config *c;
+	int rootfd;               /* the data root (jumbod) */
 	struct journal *j;        /* whose records sweep_records looks at */
 	const char *strip;        /* their keys are absolute, below this (the data root's real path) */
+	bool absolute;            /* their keys are a client's own absolute paths, taken as they are */
 	time_t cutoff;            /* a partial file or record older than this is stale */
 	uint64_t partials, records;
 };
 
-static bool stopping(const struct sweep *w) { return atomic_load(&w->srv->stop); }
+static bool stopping(const struct sweep *w) { return w->srv && atomic_load(&w->srv->stop); }
 
 /* The final name of the partial file name (".NAME.jumbo-part" -> "NAME"). */
 static void final_name(const char *part, char *out, size_t len)
@@ -100,7 +103,7 @@ out:
  * subdirectories pushed on the stack (paths relative to the data root). */
 static int sweep_dir(struct sweep *w, const char *dir, char ***stack, size_t *n, size_t *cap)
 {
-	int pd = jb_open_dir_nofollow(w->srv->rootfd, *dir ? dir : ".", 0);
+	int pd = jb_open_dir_nofollow(w->rootfd, *dir ? dir : ".", 0);
 	int d = pd >= 0 ? openat(pd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : pd;
 	if (pd >= 0)
 		close(pd);
@@ -173,11 +176,18 @@ static bool record_dead(struct sweep *w, const char *key)
 	const char *sl = strrchr(key, '/');
 	char dir[JB_PATH_MAX], part[JB_NAME_MAX + 1];
 	const char *name = sl ? sl + 1 : key;
-	if (*key == '/' || (sl && (size_t)(sl - key) >= sizeof dir) ||
+	if ((*key == '/') != w->absolute || (sl && (size_t)(sl - key) >= sizeof dir) ||
 	    (size_t)snprintf(part, sizeof part, ".%s.jumbo-part", name) >= sizeof part)
 		return true;
 	snprintf(dir, sizeof dir, "%.*s", sl ? (int)(sl - key) : 0, key);
-	int d = jb_open_dir_nofollow(w->srv->rootfd, *dir ? dir : ".", 0);
+	int d;
+	if (w->absolute) { /* a client's own destination, as its user named it */
+		d = open(*dir ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (d < 0)
+			d = -errno;
+	} else {
+		d = jb_open_dir_nofollow(w->rootfd, *dir ? dir : ".", 0);
+	}
 	if (d < 0)
 		return d == -ENOENT || d == -ENOTDIR || d == -ELOOP || d == -EXDEV;
 	struct stat st;
@@ -218,7 +228,7 @@ static uint64_t sweep_journal(struct sweep *w, struct journal *j, const char *st
 	w->j = j;
 	w->strip = strip;
 	sweep_records(w);
-	int64_t old = stopping(w) ? 0 : journal_expire_committed(j, (int64_t)(now - w->srv->c->max_journal_age));
+	int64_t old = stopping(w) ? 0 : journal_expire_committed(j, (int64_t)(now - w->c->max_journal_age));
 	if (old < 0) {
 		jb_log(JB_LOG_WARN, "expiry: the journal's committed records cannot be deleted");
 		old = 0;
@@ -229,7 +239,7 @@ static uint64_t sweep_journal(struct sweep *w, struct journal *j, const char *st
 void expire_once(struct jb_server *srv)
 {
 	time_t now = time(NULL);
-	struct sweep w = {.srv = srv, .cutoff = now - (time_t)srv->c->max_partial_age};
+	struct sweep w = {.srv = srv, .c = srv->c, .rootfd = srv->rootfd, .cutoff = now - (time_t)srv->c->max_partial_age};
 	sweep_tree(&w);
 	uint64_t old = sweep_journal(&w, srv->journal, NULL, now);
 	/* the daemon's own fetches (durable transfers that pull) keep theirs
@@ -290,4 +300,12 @@ void expire_stop(struct jb_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	pthread_join(srv->expirer, NULL);
 	srv->expirer_on = false;
+}
+
+int expire_client_journal(struct journal *j, const struct jb_config *c)
+{
+	time_t now = time(NULL);
+	struct sweep w = {.c = c, .rootfd = -1, .absolute = true, .cutoff = now - (time_t)c->max_partial_age};
+	uint64_t old = sweep_journal(&w, j, NULL, now);
+	return (int)JB_MIN(w.records + old, (uint64_t)INT32_MAX);
 }

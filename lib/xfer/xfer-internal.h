@@ -80,6 +80,11 @@ struct journal_old {
 int journal_stale(struct journal *j, int64_t before, int64_t after, struct journal_old *out, int max, int *ret_n);
 int journal_drop_key(struct journal *j, const char *key);
 int64_t journal_expire_committed(struct journal *j, int64_t before);
+/* A client's own journal (jumbo get; keys are absolute paths): its
+ * committed records older than c->max_journal_age, and those of files being
+ * received whose partial file is gone after max_partial_age, dropped; how
+ * many (expire.c).  Partial files are the user's, and stay. */
+int expire_client_journal(struct journal *j, const struct jb_config *c);
 
 /* ---- the window of entries in flight ---- */
 

@@ -92,6 +92,30 @@ jb send --json "$T/small.bin" "$T/big.bin" beta:c/ > "$T/c3.json"
 is "$(jsonget "$T/c3.json" bytes_sent)" $((SIZE + 4096)) "so a re-send moves the files again"
 is "$(sha "$R/c/big.bin")" "$(sha "$T/big.bin")" "bit-identical"
 
+# 5. jumbo get keeps its own journal: killed half way, its record stays until
+#    the partial file is gone and max_partial_age has passed (the partial file
+#    is the user's, and stays until then); committed records go after
+#    max_journal_age; both when jumbo get runs next
+sed -i '/^state = /a max_partial_age = 2s\nmax_journal_age = 4s' "$T/alpha/jumbo.conf"
+CJ=$JUMBO_STATE_DIR/journal.db
+crows() { sqlite3 "$CJ" "SELECT count(*) FROM partial WHERE committed=$1"; }
+mkdir -p "$T/pull"
+"$JUMBO" --config "$JBCONF" get -P 2 --rate 100M -q beta:c/big.bin "$T/pull/" 2>/dev/null &
+cpid=$!
+grown "$T/pull/.big.bin.jumbo-part" $((SIZE / 5))
+kill -9 $cpid
+wait $cpid 2>/dev/null
+is "$(crows 0)" 1 "a killed jumbo get leaves its record"
+jb get -q beta:c/small.bin "$T/pull/" > /dev/null
+is "$(crows 0)" 1 "the next get keeps it while its partial file is there"
+is "$(crows 1)" 1 "and records the file it committed"
+rm "$T/pull/.big.bin.jumbo-part"
+sleep 5.5 # ages are whole seconds
+jb get -q beta:c/small.bin "$T/pull/small2.bin" > /dev/null
+is "$(crows 0)" 0 "once the partial file is gone and max_partial_age has passed, the next get drops the record"
+is "$(sqlite3 "$CJ" "SELECT count(*) FROM partial WHERE committed=1 AND key LIKE '%/small.bin'")" 0 \
+	"and the committed record older than max_journal_age"
+
 like '^[1-9]' "$(metric jumbo_partials_expired_total)" "/metrics counts the partial files removed"
 like '^[1-9]' "$(metric jumbo_journal_records_expired_total)" "and the records dropped"
 done_testing
