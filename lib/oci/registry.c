@@ -1,12 +1,10 @@
 /* The OCI Distribution API, client side (distribution-spec v1.1): manifests
  * by tag and digest, blobs pulled through the store's digest check, blobs
- * pushed monolithically or in chunks, and the two ways registries ask for
- * credentials (Basic, and Bearer tokens from the realm they name).  One
- * libcurl handle per registry, so connections are kept. */
+ * pushed monolithically or in chunks; a 401 answered by registry_auth.c.
+ * One libcurl handle per registry, so connections are kept. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,59 +13,13 @@
 
 #include "jumbo/config.h"
 #include "jumbo/http.h"
-#include "oci-internal.h"
+#include "registry-internal.h"
 
 #define ACCEPT_MANIFESTS                                                                                         \
 	"Accept: " JB_OCI_MT_MANIFEST ", " JB_OCI_MT_INDEX ", " JB_DOCKER_MT_MANIFEST ", " JB_DOCKER_MT_LIST
 #define MAX_ERROR_BODY (64 * 1024)
-#define MAX_TOKEN_BODY (64 * 1024)
 
-struct jb_registry {
-	char host[256];
-	char base[300];          /* scheme://host */
-	char *user, *password;
-	bool insecure;
-	void (*creds_for)(const void *ud, const char *host, const char **user, const char **password);
-	const void *creds_ud;
-	char *ca_file;
-	long timeout_s;
-	CURL *curl;
-	char *authz;             /* the Authorization header in use, or NULL */
-	bool basic_sent;
-	jb_registry_progress_fn progress;
-	void *progress_ud;
-	bool (*cancelled)(void *ud);
-	void *cancel_ud;
-};
-
-/* One response: headers kept, the body into memory (bounded) or into a blob
- * writer when the status is 200. */
-struct resp {
-	long status;
-	char ctype[256];
-	char digest[JB_OCI_DIGEST_MAX + 8];
-	char location[2048];
-	char challenge[1024];
-	int64_t clen;
-	struct jb_buf body;  /* in memory: manifests, tokens, error bodies (bounded) */
-	struct jb_oci_blob_writer *w;
-	struct jb_error werr;
-	int wfail;
-	/* upload from a descriptor */
-	int fd;
-	off_t off, end;
-	const char *ubuf;
-	size_t ulen, upos;
-	/* progress */
-	struct jb_registry *r;
-	uint64_t done, total;
-};
-
-
-/* host ("name", "name:port", "[v6]:port") is a loopback address: localhost,
- * 127.0.0.0/8 or ::1, the whole name (not "127.evil" nor "localhost.evil") */
-/* host's name without its port ("[v6]:port" -> "v6"); false when too long */
-static bool host_name(const char *host, char name[256])
+bool registry_host_name(const char *host, char name[256])
 {
 	size_t n;
 	if (host[0] == '[') {
@@ -90,7 +42,7 @@ static bool host_name(const char *host, char name[256])
 bool jb_host_is_loopback(const char *host)
 {
 	char name[256];
-	if (!host_name(host, name))
+	if (!registry_host_name(host, name))
 		return false;
 	struct in_addr a4;
 	struct in6_addr a6;
@@ -299,159 +251,6 @@ static int http_error(struct jb_registry *r, const struct resp *rs, const char *
 	return jb_err(err, code, "registry %s: %s: HTTP %ld%s%s", r->host, what, rs->status, words[0] ? ", " : "", words);
 }
 
-/* ---- authentication ---- */
-
-static char *b64(const char *s)
-{
-	size_t n = strlen(s);
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
-	return out;
-}
-
-/* A parameter of a challenge: key="value" (quoted) or key=value. */
-static bool challenge_param(const char *ch, const char *key, char *out, size_t n)
-{
-	size_t kl = strlen(key);
-	for (const char *p = ch; (p = strcasestr(p, key)); p += kl) {
-		if (p != ch && p[-1] != ' ' && p[-1] != ',')
-			continue;
-		const char *v = p + kl;
-		if (*v != '=')
-			continue;
-		v++;
-		size_t o = 0;
-		if (*v == '"') {
-			for (v++; *v && *v != '"' && o + 1 < n; v++)
-				out[o++] = (*v == '\\' && v[1]) ? *++v : *v;
-		} else {
-			for (; *v && *v != ',' && *v != ' ' && o + 1 < n; v++)
-				out[o++] = *v;
-		}
-		out[o] = 0;
-		return true;
-	}
-	return false;
-}
-
-static int set_authz(struct jb_registry *r, const char *scheme, const char *cred)
-{
-	free(r->authz);
-	if (asprintf(&r->authz, "Authorization: %s %s", scheme, cred) < 0) {
-		r->authz = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int perform(struct jb_registry *r, const char *method, const char *url, struct curl_slist *hdrs,
-		   struct resp *rs, bool upload, int64_t upload_len, struct jb_error *err);
-
-/* Answer a 401: Basic with the credentials, or a Bearer token from the
- * realm the challenge names, for its service and scope. */
-static int basic_authz(struct jb_registry *r, const char *user, const char *password, struct jb_error *err)
-{
-	char *up = NULL, *enc;
-	if (asprintf(&up, "%s:%s", user, password ? password : "") < 0)
-		return jb_oom(err);
-	enc = b64(up);
-	explicit_bzero(up, strlen(up));
-	free(up);
-	int rc = enc ? set_authz(r, "Basic", enc) : -ENOMEM;
-	free(enc);
-	return rc;
-}
-
-/* The credentials the token service at realm gets: the registry's own when
- * it is on the registry's host, else only those configured for its own
- * host (creds_for), else none.  A realm in plain HTTP only on loopback (or
- * an insecure registry); a realm with user information is refused. */
-static int realm_creds(struct jb_registry *r, const char *realm, const char **user, const char **password,
-		       struct jb_error *err)
-{
-	*user = *password = NULL;
-	bool https = !strncasecmp(realm, "https://", 8);
-	if (!https && strncasecmp(realm, "http://", 7))
-		return jb_err(err, EACCES, "registry %s: a Bearer challenge whose realm is not an http(s) URL", r->host);
-	const char *h = realm + (https ? 8 : 7);
-	size_t hl = strcspn(h, "/?#");
-	char host[256];
-	if (hl == 0 || hl >= sizeof host || memchr(h, '@', hl))
-		return jb_err(err, EACCES, "registry %s: a token realm without a plain host: %.100s", r->host, realm);
-	memcpy(host, h, hl);
-	host[hl] = 0;
-	if (!https && !r->insecure && !jb_host_is_loopback(host))
-		return jb_err(err, EACCES, "registry %s: its token service %s is plain HTTP (only loopback may be)", r->host,
-			      host);
-	char rn[256], hn[256];
-	if (host_name(host, hn) && host_name(r->host, rn) && !strcasecmp(hn, rn)) { /* another port of the same host */
-		*user = r->user;
-		*password = r->password;
-	} else if (r->creds_for) {
-		r->creds_for(r->creds_ud, host, user, password);
-	}
-	return 0;
-}
-
-static int authenticate(struct jb_registry *r, const char *challenge, struct jb_error *err)
-{
-	if (!strncasecmp(challenge, "Basic", 5)) {
-		if (!r->user)
-			return jb_err(err, EACCES, "registry %s asks for a user name and password (--creds USER:PASSWORD)",
-				      r->host);
-		return basic_authz(r, r->user, r->password, err);
-	}
-	if (strncasecmp(challenge, "Bearer", 6))
-		return jb_err(err, EACCES, "registry %s: an authentication scheme jumbo does not speak: %.60s", r->host,
-			      challenge);
-	char realm[512], service[256] = "", scope[512] = "";
-	if (!challenge_param(challenge, "realm", realm, sizeof realm))
-		return jb_err(err, EACCES, "registry %s: a Bearer challenge without a realm", r->host);
-	const char *ru, *rp;
-	int rc = realm_creds(r, realm, &ru, &rp, err);
-	if (rc < 0)
-		return rc;
-	challenge_param(challenge, "service", service, sizeof service);
-	challenge_param(challenge, "scope", scope, sizeof scope);
-	char *es = curl_easy_escape(r->curl, service, 0), *esc = curl_easy_escape(r->curl, scope, 0);
-	char *url = NULL;
-	rc = asprintf(&url, "%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", *service ? "service=" : "",
-			  *service ? es : "", *scope ? (*service ? "&scope=" : "scope=") : "", *scope ? esc : "");
-	curl_free(es);
-	curl_free(esc);
-	if (rc < 0)
-		return jb_oom(err);
-	/* the token request carries the credentials the realm may have, if any */
-	free(r->authz);
-	r->authz = NULL;
-	if (ru && (rc = basic_authz(r, ru, rp, err)) < 0) {
-		free(url);
-		return rc;
-	}
-	struct resp rs = {.body = {.limit = MAX_TOKEN_BODY}, .r = r};
-	rc = perform(r, "GET", url, NULL, &rs, false, 0, err);
-	free(url);
-	free(r->authz);
-	r->authz = NULL;
-	if (rc == 0 && rs.status != 200)
-		rc = jb_err(err, EACCES, "registry %s: the token service %s refused%s (HTTP %ld)", r->host, realm,
-			    ru ? " these credentials" : " anonymous access", rs.status);
-	if (rc == 0) {
-		json_t *j = json_loadb(rs.body.p ? (const char *)rs.body.p : "", rs.body.len, 0, NULL);
-		const char *tok = json_string_value(json_object_get(j, "token"));
-		if (!tok)
-			tok = json_string_value(json_object_get(j, "access_token"));
-		if (!tok || !*tok || strpbrk(tok, "\r\n"))
-			rc = jb_err(err, EACCES, "registry %s: the token service %s sent no token", r->host, realm);
-		else
-			rc = set_authz(r, "Bearer", tok);
-		json_decref(j);
-	}
-	jb_buf_free(&rs.body);
-	return rc;
-}
-
 /* ---- requests ---- */
 
 static int xferinfo(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
@@ -461,8 +260,8 @@ static int xferinfo(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_
 	return r->cancelled(r->cancel_ud) ? 1 : 0;
 }
 
-static int perform(struct jb_registry *r, const char *method, const char *url, struct curl_slist *hdrs,
-		   struct resp *rs, bool upload, int64_t upload_len, struct jb_error *err)
+int registry_perform(struct jb_registry *r, const char *method, const char *url, struct curl_slist *hdrs,
+		     struct resp *rs, bool upload, int64_t upload_len, struct jb_error *err)
 {
 	CURL *c = r->curl;
 	curl_easy_reset(c);
@@ -538,20 +337,20 @@ static int request(struct jb_registry *r, const char *method, const char *url, s
 {
 	off_t off0 = rs->off;
 	uint64_t done0 = rs->done;
-	int rc = perform(r, method, url, hdrs, rs, upload, upload_len, err);
+	int rc = registry_perform(r, method, url, hdrs, rs, upload, upload_len, err);
 	if (rc < 0 || rs->status != 401)
 		return rc;
 	if (!rs->challenge[0])
 		return http_error(r, rs, "unauthorized, and no challenge to answer", err);
 	char challenge[sizeof rs->challenge];
 	strcpy(challenge, rs->challenge);
-	if ((rc = authenticate(r, challenge, err)) < 0)
+	if ((rc = registry_authenticate(r, challenge, err)) < 0)
 		return rc;
 	jb_buf_free(&rs->body);
 	rs->off = off0;
 	rs->upos = 0;
 	rs->done = done0;
-	return perform(r, method, url, hdrs, rs, upload, upload_len, err);
+	return registry_perform(r, method, url, hdrs, rs, upload, upload_len, err);
 }
 
 static int check_repo(const char *repo, struct jb_error *err)
