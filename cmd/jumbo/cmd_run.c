@@ -180,7 +180,16 @@ int cli_follow(struct jb_api_client *c, const char *id, bool json, bool cancel_o
 	return rc;
 }
 
-int cmd_run(struct cli *g, int argc, char **argv)
+/* What jumbo run was asked for: the job request, and how to wait for it. */
+struct run_opts {
+	json_t *req, *data, *env;
+	const char *api;
+	bool detach, json;
+};
+
+/* The options into ro (the job's command is left at optind): 0, 1 for
+ * --help, -1 for a usage error (said). */
+static int run_options(int argc, char **argv, struct run_opts *ro)
 {
 	static const struct option opts[] = {
 		{"image", required_argument, NULL, 'i'}, {"data", required_argument, NULL, 'd'},
@@ -192,48 +201,45 @@ int cmd_run(struct cli *g, int argc, char **argv)
 		{"api", required_argument, NULL, 'A'},   {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},        {0},
 	};
-	json_t *req = json_object(), *data = json_array(), *env = json_array();
-	const char *api = NULL;
-	bool detach = false, json = false;
 	int o;
 	/* '+': the command after "--" (or the first non-option) is the job's */
 	while ((o = getopt_long(argc, argv, "+i:d:e:m:t:b:h", opts, NULL)) != -1) {
 		char *end;
 		switch (o) {
-		case 'i': json_object_set_new(req, "image", json_string(optarg)); break;
+		case 'i': json_object_set_new(ro->req, "image", json_string(optarg)); break;
 		case 'd': {
 			/* NAME=PATH when the '=' comes before any '/' */
 			const char *eq = strchr(optarg, '='), *sl = strchr(optarg, '/');
 			if (eq && (!sl || eq < sl))
-				json_array_append_new(data, json_pack("{s:s%, s:s}", "name", optarg, (size_t)(eq - optarg),
+				json_array_append_new(ro->data, json_pack("{s:s%, s:s}", "name", optarg, (size_t)(eq - optarg),
 								      "path", eq + 1));
 			else
-				json_array_append_new(data, json_string(optarg));
+				json_array_append_new(ro->data, json_string(optarg));
 			break;
 		}
 		case 'e':
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
 				cli_error("run: --env wants NAME=VALUE, not '%s'", optarg);
-				goto usage;
+				return -1;
 			}
-			json_array_append_new(env, json_string(optarg));
+			json_array_append_new(ro->env, json_string(optarg));
 			break;
 		case 'C': {
 			double v = strtod(optarg, &end);
 			if (*end || v <= 0) {
 				cli_error("run: --cpus wants a number above 0, not '%s'", optarg);
-				goto usage;
+				return -1;
 			}
-			json_object_set_new(req, "cpus", json_real(v));
+			json_object_set_new(ro->req, "cpus", json_real(v));
 			break;
 		}
 		case 'm': {
 			uint64_t v;
 			if (jb_parse_size(optarg, &v) < 0 || v < (4u << 20)) {
 				cli_error("run: --memory wants a size of 4M or more (512M, 4G), not '%s'", optarg);
-				goto usage;
+				return -1;
 			}
-			json_object_set_new(req, "memory", json_integer((json_int_t)v));
+			json_object_set_new(ro->req, "memory", json_integer((json_int_t)v));
 			break;
 		}
 		case 'P':
@@ -241,40 +247,52 @@ int cmd_run(struct cli *g, int argc, char **argv)
 			long v = strtol(optarg, &end, 10);
 			if (*end || v < (o == 'P' ? 1 : 0)) {
 				cli_error("run: --%s wants a count, not '%s'", o == 'P' ? "pids" : "gpus", optarg);
-				goto usage;
+				return -1;
 			}
-			json_object_set_new(req, o == 'P' ? "pids" : "gpus", json_integer(v));
+			json_object_set_new(ro->req, o == 'P' ? "pids" : "gpus", json_integer(v));
 			break;
 		}
 		case 't': {
 			double v;
 			if (parse_duration(optarg, &v) < 0) {
 				cli_error("run: --timeout wants a duration (90, 90s, 15m, 2h, 1d), not '%s'", optarg);
-				goto usage;
+				return -1;
 			}
-			json_object_set_new(req, "timeout", json_real(v));
+			json_object_set_new(ro->req, "timeout", json_real(v));
 			break;
 		}
 		case 'N':
 			if (optarg && strcmp(optarg, "host") && strcmp(optarg, "veth") && strcmp(optarg, "none")) {
 				cli_error("run: --network is host, veth or none, not '%s'", optarg);
-				goto usage;
+				return -1;
 			}
-			json_object_set_new(req, "network", json_string(optarg ? optarg : "host"));
+			json_object_set_new(ro->req, "network", json_string(optarg ? optarg : "host"));
 			break;
-		case 'b': json_object_set_new(req, "backend", json_string(optarg)); break;
-		case 'D': detach = true; break;
-		case 'A': api = optarg; break;
-		case 'j': json = true; break;
-		case 'h':
-			fputs(run_usage, stdout);
-			json_decref(req);
-			json_decref(data);
-			json_decref(env);
-			return 0;
-		default: goto usage;
+		case 'b': json_object_set_new(ro->req, "backend", json_string(optarg)); break;
+		case 'D': ro->detach = true; break;
+		case 'A': ro->api = optarg; break;
+		case 'j': ro->json = true; break;
+		case 'h': return 1;
+		default: return -1;
 		}
 	}
+	return 0;
+}
+
+int cmd_run(struct cli *g, int argc, char **argv)
+{
+	struct run_opts ro = {.req = json_object(), .data = json_array(), .env = json_array()};
+	json_t *req = ro.req, *data = ro.data, *env = ro.env;
+	int pr = run_options(argc, argv, &ro);
+	if (pr != 0) {
+		json_decref(req);
+		json_decref(data);
+		json_decref(env);
+		fputs(run_usage, pr > 0 ? stdout : stderr);
+		return pr > 0 ? 0 : EXIT_USAGE;
+	}
+	const char *api = ro.api;
+	bool detach = ro.detach, json = ro.json;
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (optind < argc) {
@@ -328,12 +346,6 @@ int cmd_run(struct cli *g, int argc, char **argv)
 	int rc = cli_follow(c, id, json, true);
 	jb_api_client_close(c);
 	return rc;
-usage:
-	json_decref(req);
-	json_decref(data);
-	json_decref(env);
-	fputs(run_usage, stderr);
-	return EXIT_USAGE;
 }
 
 static void fmt_duration(double s, char *out, size_t n)
