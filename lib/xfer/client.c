@@ -560,36 +560,13 @@ void jb_list_free(struct jb_list_entry *e, size_t n)
 
 int jb_file_digest(const char *path, uint32_t bs, char out[40], struct jb_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return jb_err(err, errno, "%s: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return jb_err(err, e, "%s: %s", path, strerror(e));
-	}
-	uint64_t nb = ((uint64_t)st.st_size + bs - 1) / bs;
-	uint8_t *dg = calloc(nb ? nb : 1, JB_DIGEST_LEN), *buf = malloc(STREAM_CHUNK);
-	int r = 0;
-	if (!dg || !buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (uint64_t b = 0; b < nb; b++) {
-		uint64_t len = JB_MIN((uint64_t)bs, (uint64_t)st.st_size - b * bs);
-		if ((r = digest_file_block(fd, buf, (off_t)(b * bs), len, dg + b * JB_DIGEST_LEN)) < 0) {
-			r = jb_err(err, r == -ENODATA ? EIO : -r, "%s: read failed: %s", path,
-				   r == -ENODATA ? "the file shrank" : strerror(-r));
-			goto out;
-		}
-	}
-	uint8_t root[JB_DIGEST_LEN];
+	uint8_t *dg, root[JB_DIGEST_LEN];
+	uint64_t nb, size;
+	int r = file_digests(path, bs, JB_DIGEST_LEN, digest_file_block, &dg, &nb, &size, err);
+	if (r < 0)
+		return r;
 	digest_root(dg, nb, root);
 	digest_format(root, out);
-out:
 	free(dg);
-	free(buf);
-	close(fd);
-	return r;
+	return 0;
 }

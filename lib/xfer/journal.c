@@ -10,7 +10,7 @@
 
 #include "xfer-internal.h"
 
-enum { ST_ADD, ST_FIND, ST_BLOCKS, ST_NEW, ST_COMMIT, ST_PUT, ST_DEL_BLOCKS, ST_DEL, ST_N };
+enum { ST_ADD, ST_FIND, ST_BLOCKS, ST_NEW, ST_COMMIT, ST_PUT, ST_DEL_BLOCKS, ST_DEL, ST_STALE, ST_OPEN_ID, ST_OLD, ST_N };
 static const char *const sql_of[ST_N] = {
 	[ST_ADD] = "INSERT OR REPLACE INTO block(partial, idx, digest) VALUES(?,?,?)",
 	[ST_FIND] = "SELECT id, size, mtime_ns, block_size, origin, committed, root FROM partial WHERE key=?",
@@ -24,6 +24,10 @@ static const char *const sql_of[ST_N] = {
 		   "created=excluded.created, committed=1, root=excluded.root",
 	[ST_DEL_BLOCKS] = "DELETE FROM block WHERE partial=?",
 	[ST_DEL] = "DELETE FROM partial WHERE id=?",
+	/* expiry (expire.c) */
+	[ST_STALE] = "SELECT id, key FROM partial WHERE committed=0 AND created<? AND id>? ORDER BY id LIMIT ?",
+	[ST_OPEN_ID] = "SELECT id FROM partial WHERE key=? AND committed=0",
+	[ST_OLD] = "DELETE FROM partial WHERE id IN (SELECT id FROM partial WHERE committed=1 AND created<? LIMIT ?)",
 };
 
 struct journal {
@@ -273,27 +277,23 @@ int journal_stale(struct journal *j, int64_t before, int64_t after, struct journ
 {
 	*ret_n = 0;
 	pthread_mutex_lock(&j->lock);
-	sqlite3_stmt *st = NULL;
-	int r = sqlite3_prepare_v2(j->db, "SELECT id, key FROM partial WHERE committed=0 AND created<? AND id>? "
-				   "ORDER BY id LIMIT ?", -1, &st, NULL) == SQLITE_OK ? 0 : -EIO;
-	if (r == 0) {
-		sqlite3_bind_int64(st, 1, before);
-		sqlite3_bind_int64(st, 2, after);
-		sqlite3_bind_int(st, 3, max);
-		int sr;
-		while (*ret_n < max && (sr = sqlite3_step(st)) == SQLITE_ROW) {
-			char *k = strdup((const char *)sqlite3_column_text(st, 1));
-			if (!k) {
-				r = -ENOMEM;
-				break;
-			}
-			out[*ret_n].id = sqlite3_column_int64(st, 0);
-			out[(*ret_n)++].key = k;
+	sqlite3_stmt *st = stmt(j, ST_STALE);
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int(st, 3, max);
+	int r = 0, sr;
+	while (*ret_n < max && (sr = sqlite3_step(st)) == SQLITE_ROW) {
+		char *k = strdup((const char *)sqlite3_column_text(st, 1));
+		if (!k) {
+			r = -ENOMEM;
+			break;
 		}
-		if (r == 0 && *ret_n < max && sr != SQLITE_DONE)
-			r = -EIO;
+		out[*ret_n].id = sqlite3_column_int64(st, 0);
+		out[(*ret_n)++].key = k;
 	}
-	sqlite3_finalize(st);
+	if (r == 0 && *ret_n < max && sr != SQLITE_DONE)
+		r = -EIO;
+	sqlite3_reset(st); /* a query left on a row would hold its read lock */
 	pthread_mutex_unlock(&j->lock);
 	return r;
 }
@@ -301,19 +301,11 @@ int journal_stale(struct journal *j, int64_t before, int64_t after, struct journ
 int journal_drop_key(struct journal *j, const char *key)
 {
 	pthread_mutex_lock(&j->lock);
-	sqlite3_stmt *st = NULL;
-	int64_t id = 0;
-	int r = sqlite3_prepare_v2(j->db, "SELECT id FROM partial WHERE key=? AND committed=0", -1, &st, NULL) ==
-			SQLITE_OK ? 0 : -EIO;
-	if (r == 0) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		int sr = sqlite3_step(st);
-		if (sr == SQLITE_ROW)
-			id = sqlite3_column_int64(st, 0);
-		else if (sr != SQLITE_DONE)
-			r = -EIO;
-	}
-	sqlite3_finalize(st);
+	sqlite3_stmt *st = stmt(j, ST_OPEN_ID);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int sr = sqlite3_step(st), r = sr == SQLITE_ROW || sr == SQLITE_DONE ? 0 : -EIO;
+	int64_t id = sr == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
 	if (r == 0 && id)
 		r = journal_drop(j, id) < 0 ? -EIO : 1; /* the lock is recursive */
 	pthread_mutex_unlock(&j->lock);
@@ -322,24 +314,19 @@ int journal_drop_key(struct journal *j, const char *key)
 
 int64_t journal_expire_committed(struct journal *j, int64_t before)
 {
-	int64_t total = 0;
-	for (;;) {
-		/* in batches, so that sessions wait for the lock a moment only */
+	enum { BATCH = 1000 }; /* so that sessions wait for the lock a moment only */
+	for (int64_t total = 0;;) {
 		pthread_mutex_lock(&j->lock);
-		sqlite3_stmt *st = NULL;
-		int n = -1;
-		if (sqlite3_prepare_v2(j->db, "DELETE FROM partial WHERE id IN (SELECT id FROM partial WHERE committed=1 "
-				       "AND created<? LIMIT 1000)", -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, before);
-			if (sqlite3_step(st) == SQLITE_DONE)
-				n = sqlite3_changes(j->db);
-		}
-		sqlite3_finalize(st);
+		sqlite3_stmt *st = stmt(j, ST_OLD);
+		sqlite3_bind_int64(st, 1, before);
+		sqlite3_bind_int(st, 2, BATCH);
+		int n = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(j->db) : -1;
+		sqlite3_reset(st);
 		pthread_mutex_unlock(&j->lock);
 		if (n < 0)
 			return -EIO;
 		total += n;
-		if (n < 1000)
+		if (n < BATCH)
 			return total;
 	}
 }

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "xfer-internal.h"
 
@@ -32,6 +33,38 @@ int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t o
 		done += n;
 	}
 	digest_end(&h, out);
+	return 0;
+}
+
+int file_digests(const char *path, uint32_t bs, size_t dlen,
+		 int (*block)(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t *out), uint8_t **ret,
+		 uint64_t *ret_n, uint64_t *ret_size, struct jb_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return jb_err(err, errno, "%s: %s", path, strerror(errno));
+	struct stat st;
+	int fr = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
+	if (fr) {
+		close(fd);
+		return jb_err(err, fr, "%s: %s", path, fr == EISDIR ? "not a regular file" : strerror(fr));
+	}
+	uint64_t size = (uint64_t)st.st_size, nb = (size + bs - 1) / bs;
+	uint8_t *dg = calloc(nb ? nb : 1, dlen), *buf = malloc(STREAM_CHUNK);
+	int r = dg && buf ? 0 : jb_oom(err);
+	for (uint64_t b = 0; r == 0 && b < nb; b++)
+		if ((r = block(fd, buf, (off_t)(b * bs), JB_MIN((uint64_t)bs, size - b * bs), dg + b * dlen)) < 0)
+			r = jb_err(err, r == -ENODATA ? EIO : -r, "%s: read failed: %s", path,
+				   r == -ENODATA ? "the file shrank" : strerror(-r));
+	free(buf);
+	close(fd);
+	if (r < 0) {
+		free(dg);
+		return r;
+	}
+	*ret = dg;
+	*ret_n = nb;
+	*ret_size = size;
 	return 0;
 }
 

@@ -14,12 +14,9 @@
  * or blocked another way has another digest.  OpenSSL's SHA-256 uses the
  * CPU's SHA extensions where it has them (tests/bench/digest measures it). */
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "xfer-internal.h"
 
@@ -65,48 +62,36 @@ int jb_strong_root(const uint8_t *blocks, uint64_t nblocks, uint64_t size, uint3
 	return r;
 }
 
+/* One block's SHA-256, read from fd through chunk (file_digests' way). */
+static int strong_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t *out)
+{
+	struct jb_strong s = {0};
+	int r = jb_strong_begin(&s);
+	for (uint64_t done = 0; r == 0 && done < len;) {
+		size_t n = (size_t)JB_MIN((uint64_t)STREAM_CHUNK, len - done);
+		if ((r = jb_pread_full(fd, chunk, n, off + (off_t)done)) == 0) {
+			jb_strong_update(&s, chunk, n);
+			done += n;
+		}
+	}
+	if (r == 0)
+		jb_strong_end(&s, out);
+	jb_strong_free(&s);
+	return r;
+}
+
 int jb_file_strong(const char *path, uint32_t bs, char out[JB_STRONG_HEX], struct jb_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return jb_err(err, errno, "%s: %s", path, strerror(errno));
-	struct stat st;
-	int fr = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
-	if (fr) {
-		close(fd);
-		return jb_err(err, fr, "%s: %s", path, fr == EISDIR ? "not a regular file" : strerror(fr));
-	}
-	uint64_t size = (uint64_t)st.st_size, nb = (size + bs - 1) / bs;
-	uint8_t *dg = calloc(nb ? nb : 1, JB_STRONG_LEN), *buf = malloc(STREAM_CHUNK);
-	struct jb_strong s = {0};
-	int r = dg && buf ? 0 : -ENOMEM;
-	for (uint64_t b = 0; r == 0 && b < nb; b++) {
-		uint64_t len = JB_MIN((uint64_t)bs, size - b * bs);
-		if ((r = jb_strong_begin(&s)) < 0)
-			break;
-		for (uint64_t done = 0; r == 0 && done < len;) {
-			size_t n = (size_t)JB_MIN((uint64_t)STREAM_CHUNK, len - done);
-			if ((r = jb_pread_full(fd, buf, n, (off_t)(b * bs + done))) == 0) {
-				jb_strong_update(&s, buf, n);
-				done += n;
-			}
-		}
-		if (r == 0)
-			jb_strong_end(&s, dg + b * JB_STRONG_LEN);
-	}
-	uint8_t root[JB_STRONG_LEN];
-	if (r == 0)
-		r = jb_strong_root(dg, nb, size, bs, root);
-	if (r == 0) {
-		memcpy(out, "sha256t:", 8);
-		jb_hex(root, JB_STRONG_LEN, out + 8);
-	} else {
-		jb_err(err, r == -ENODATA ? EIO : -r, "%s: %s", path,
-		       r == -ENODATA ? "read failed: the file shrank" : strerror(-r));
-	}
-	jb_strong_free(&s);
+	uint8_t *dg, root[JB_STRONG_LEN];
+	uint64_t nb, size;
+	int r = file_digests(path, bs, JB_STRONG_LEN, strong_file_block, &dg, &nb, &size, err);
+	if (r < 0)
+		return r;
+	r = jb_strong_root(dg, nb, size, bs, root);
 	free(dg);
-	free(buf);
-	close(fd);
-	return r;
+	if (r < 0)
+		return jb_err(err, -r, "%s: %s", path, strerror(-r));
+	memcpy(out, "sha256t:", 8);
+	jb_hex(root, JB_STRONG_LEN, out + 8);
+	return 0;
 }

@@ -381,6 +381,12 @@ static inline void digest_update(XXH3_state_t *h, const void *p, size_t n) { XXH
 void digest_end(XXH3_state_t *h, uint8_t out[JB_DIGEST_LEN]);
 /* The digest of a block read from a file, through a STREAM_CHUNK buffer. */
 int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN]);
+/* The digest (dlen bytes, by block) of every block of the regular file at
+ * path: *ret (malloc'd, *ret_n of them) and its size; jb_file_digest's and
+ * jb_file_strong's one loop. */
+int file_digests(const char *path, uint32_t bs, size_t dlen,
+		 int (*block)(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t *out), uint8_t **ret,
+		 uint64_t *ret_n, uint64_t *ret_size, struct jb_error *err);
 /* Blocks are moved through a buffer this large: it stays in the L2 cache
  * between the copy and the hash. */
 #define STREAM_CHUNK (256u * 1024)

@@ -104,6 +104,20 @@ jb() { "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
 # for background runs, call "$JUMBO" --config "$JBCONF" directly so $! is jumbo itself
 JBCONF=$T/alpha/jumbo.conf
 
+# use_testbed PREFIX: $TB, the WAN testbed (tests/bench/wan/testbed), under
+# namespaces of its own (PREFIX and this shell's pid), taken down on exit;
+# without root, iptables or the delay line the test is skipped
+use_testbed() {
+	TB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bench/wan" && pwd)/testbed
+	export JBW_PREFIX=$1$$ BUILD
+	if [ "$(id -u)" != 0 ] || ! command -v iptables > /dev/null || [ ! -x "$BUILD/tests/delayline" ]; then
+		echo "ok 1 # SKIP needs root, iptables and the delay line (libnetfilter-queue-dev)"
+		echo "1..1"
+		exit 0
+	fi
+	trap '"$TB" down > /dev/null 2>&1; cleanup' EXIT
+}
+
 # image_store DIR [RECIPE]: an image store holding jumbo/RECIPE:latest
 # (default minimal), built once (mmdebstrap: minimal about 30 s, notebook
 # about 4 min) into a cache shared by the tests of a run and kept while

@@ -4,14 +4,7 @@
 # tests/bench/wan/testbed and delayline working; the full benchmark is
 # `make bench-wan`.
 . "$(dirname "$0")/lib.sh"
-TB=$(cd "$(dirname "$0")/../bench/wan" && pwd)/testbed
-export JBW_PREFIX=jbt$$ BUILD
-if [ "$(id -u)" != 0 ] || ! command -v iptables > /dev/null || [ ! -x "$BUILD/tests/delayline" ]; then
-	echo "ok 1 # SKIP needs root, iptables and the delay line (libnetfilter-queue-dev)"
-	echo "1..1"
-	exit 0
-fi
-trap '"$TB" down > /dev/null 2>&1; cleanup' EXIT
+use_testbed jbt
 "$TB" up --rtt 30 --loss 0.0001 > "$T/up.log" 2>&1
 ok $? "testbed up: 30 ms round trip, 0.01 % loss"
 A=$("$TB" addr a) B=$("$TB" addr b)

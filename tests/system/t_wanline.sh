@@ -5,14 +5,7 @@
 # across it waits.  Keeps `testbed up --link`, `cut` and `restore` working;
 # the fuller check is `tests/bench/wan/verify --line`.
 . "$(dirname "$0")/lib.sh"
-TB=$(cd "$(dirname "$0")/../bench/wan" && pwd)/testbed
-export JBW_PREFIX=jbl$$ BUILD
-if [ "$(id -u)" != 0 ] || ! command -v iptables > /dev/null || [ ! -x "$BUILD/tests/delayline" ]; then
-	echo "ok 1 # SKIP needs root, iptables and the delay line (libnetfilter-queue-dev)"
-	echo "1..1"
-	exit 0
-fi
-trap '"$TB" down > /dev/null 2>&1; cleanup' EXIT
+use_testbed jbl
 PY=/usr/bin/python3
 "$TB" up --sites 3 --link a-c:20 --link c-b:20 --link a-b:40 > "$T/up.log" 2>&1
 ok $? "testbed up: 3 sites, a-c 20 ms, c-b 20 ms, a-b 40 ms"
