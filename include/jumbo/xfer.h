@@ -114,6 +114,15 @@ JB_EXPORT int jb_client_list(struct jb_client *cl, const struct jb_remote *src,
 			     struct jb_list_entry **ret, size_t *ret_n, struct jb_error *err);
 JB_EXPORT void jb_list_free(struct jb_list_entry *e, size_t n);
 
+/* A file's partial name, ".NAME.jumbo-part": where it is received (or a
+ * job's output copied) until its commit; false when it is too long. */
+JB_EXPORT bool jb_partial_name(const char *name, char *buf, size_t len);
+/* That partial file in the directory d, made O_EXCL and OFD-locked as a
+ * receiving session's are (lib/xfer/partial.c), a stale one that no lock
+ * holds removed first: a descriptor (read-write, mode 0600), or -EBUSY
+ * when a session holds it. */
+JB_EXPORT int jb_partial_create(int d, const char *part);
+
 /* The digest jumbo reports for a local file, for independent checks. */
 JB_EXPORT int jb_file_digest(const char *path, uint32_t block_size, char out[40], struct jb_error *err);
 

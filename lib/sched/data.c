@@ -148,37 +148,6 @@ static int list_output(struct jobs_outputs *l, const char *path, const char *dig
 	return 0;
 }
 
-/* The output's partial file in wd: made O_EXCL and locked (an OFD write
- * lock, as a transfer's partial files are: lib/xfer/partial.c), so that no
- * transfer receiving the same path writes into it or removes it while the
- * output is copied and renamed; a stale one that nobody holds is removed
- * first.  -EBUSY when a transfer holds it. */
-static int output_partial(int wd, const char *part)
-{
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-	for (int tries = 0; tries < 2; tries++) {
-		int fd = openat(wd, part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (fd >= 0) {
-			if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-				return fd;
-			close(fd);
-			return -EBUSY;
-		}
-		if (errno != EEXIST)
-			return -errno;
-		int old = openat(wd, part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-		if (old < 0)
-			return -errno;
-		bool held = fcntl(old, F_OFD_SETLK, &fl) < 0;
-		if (!held)
-			unlinkat(wd, part, 0);
-		close(old);
-		if (held)
-			return -EBUSY;
-	}
-	return -EBUSY;
-}
-
 /* Copy workspace/out/REL to ROOT/OUT/REL through a hidden partial file,
  * hashing it (SHA-256) as it goes, then its xxh3t, then the catalog. */
 static int one_output(void *ud, const char *rel, struct jb_error *err)
@@ -201,10 +170,15 @@ static int one_output(void *ud, const char *rel, struct jb_error *err)
 	int wd = jb_mkdirs_beneath(o->rootfd, dir_rel, 0755);
 	if (wd < 0)
 		return jb_err(err, -wd, "output %s: %s: %s", inner, dir_rel, strerror(-wd));
-	snprintf(part, sizeof part, ".%s.jumbo-part", base);
+	if (!jb_partial_name(base, part, sizeof part)) {
+		close(wd);
+		return jb_err(err, ENAMETOOLONG, "output %s: name too long", inner);
+	}
+	/* made and locked as a transfer's partial file is: a job never writes
+	 * into nor removes one a receiving session holds */
 	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	int out = in < 0 ? -errno : output_partial(wd, part);
-	int r = out < 0 ? out : 0;
+	int out = in < 0 ? -errno : jb_partial_create(wd, part);
+	int r = out < 0 ? out : fchmod(out, 0644) < 0 ? -errno : 0;
 	if (r == -EBUSY)
 		jb_err(err, EBUSY, "output %s: busy: a transfer is receiving %s", inner, dst_rel);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();

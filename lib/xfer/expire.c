@@ -177,7 +177,7 @@ static bool record_dead(struct sweep *w, const char *key)
 	char dir[JB_PATH_MAX], part[JB_NAME_MAX + 1];
 	const char *name = sl ? sl + 1 : key;
 	if ((*key == '/') != w->absolute || (sl && (size_t)(sl - key) >= sizeof dir) ||
-	    (size_t)snprintf(part, sizeof part, ".%s.jumbo-part", name) >= sizeof part)
+	    !jb_partial_name(name, part, sizeof part))
 		return true;
 	snprintf(dir, sizeof dir, "%.*s", sl ? (int)(sl - key) : 0, key);
 	int d;

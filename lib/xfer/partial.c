@@ -34,11 +34,13 @@
  * that one commits what it has verified, then lets go. */
 #define CLAIM_WAIT_MS 5000
 
-bool partial_name(const struct xfile *f, char *buf, size_t len)
+bool jb_partial_name(const char *name, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, ".%s" PART_SUFFIX, base_name(f->path));
+	int n = snprintf(buf, len, ".%s" PART_SUFFIX, name);
 	return n > 0 && (size_t)n < len && n <= JB_NAME_MAX;
 }
+
+bool partial_name(const struct xfile *f, char *buf, size_t len) { return jb_partial_name(base_name(f->path), buf, len); }
 
 bool partial_reserved(const char *name, size_t len)
 {
@@ -258,6 +260,12 @@ static int create_fresh(int d, const char *part, struct part_id *id, uint64_t *s
 			return r;
 	}
 	return -EEXIST;
+}
+
+int jb_partial_create(int d, const char *part)
+{
+	struct part_id id;
+	return create_fresh(d, part, &id, NULL);
 }
 
 /* partial_open, and the file's size */
