@@ -10,8 +10,10 @@
 
 struct xfer_args {
 	struct jb_xfer_opts o;
-	bool json, quiet, detach;
+	bool json, quiet, detach, direct;
 	const char *api;
+	char via[JB_MAX_HOPS * 65 + 8]; /* --via, split in place into o.via */
+	bool via_given;
 };
 
 static const char xfer_help[] =
@@ -24,6 +26,10 @@ static const char xfer_help[] =
 	"                       suffixes as iperf3 -b (e.g. 10G)\n"
 	"      --window SIZE    socket buffer per stream (default: kernel autotuning)\n"
 	"      --cc NAME        congestion control (default bbr where available)\n"
+	"      --via R[,R2]     send: through these relays, in order (they stage the\n"
+	"                       data and pass it on while it arrives; see jumbo(1)),\n"
+	"                       instead of the destination peer's via in jumbo.conf\n"
+	"      --direct         send: straight to the destination, whatever its via\n"
 	"      --detach         hand the transfer to this site's jumbod and return: it\n"
 	"                       runs there, retried while the peer is down, resumed\n"
 	"                       after restarts (jumbo transfers, wait, cancel); local\n"
@@ -45,7 +51,8 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		{"rate", required_argument, NULL, 'R'}, {"window", required_argument, NULL, 'w'},
 		{"cc", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
-		{"detach", no_argument, NULL, 'D'}, {"api", required_argument, NULL, 'A'}, {0},
+		{"detach", no_argument, NULL, 'D'}, {"api", required_argument, NULL, 'A'},
+		{"via", required_argument, NULL, 'V'}, {"direct", no_argument, NULL, 'N'}, {0},
 	};
 	jb_xfer_opts_init(&a->o);
 #ifdef JB_TEST_HOOKS /* meson -Dtest_hooks=true: the tests' (t_faults, t_durable, t_veth) */
@@ -95,6 +102,28 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		case 'q': a->quiet = true; break;
 		case 'D': a->detach = true; break;
 		case 'A': a->api = optarg; break;
+		case 'N': a->direct = true; break;
+		case 'V': {
+			if (strlen(optarg) >= sizeof a->via) {
+				cli_error("%s: --via names at most %d relays", verb, JB_MAX_HOPS);
+				return -1;
+			}
+			strcpy(a->via, optarg);
+			a->via_given = true;
+			a->o.nvia = 0;
+			for (char *sv = NULL, *w = strtok_r(a->via, ",", &sv); w; w = strtok_r(NULL, ",", &sv)) {
+				if (a->o.nvia == JB_MAX_HOPS) {
+					cli_error("%s: --via names at most %d relays", verb, JB_MAX_HOPS);
+					return -1;
+				}
+				a->o.via[a->o.nvia++] = w;
+			}
+			if (!a->o.nvia) {
+				cli_error("%s: --via wants relay peer names, R or R1,R2", verb);
+				return -1;
+			}
+			break;
+		}
 		case 'h': return 1;
 		default: return -1;
 		}
@@ -306,6 +335,25 @@ static int run(struct cli *g, const char *verb, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		}
+	if (a.via_given && a.direct) {
+		cli_error("%s: --via and --direct contradict each other", verb);
+		jb_remote_free(&rm);
+		jb_config_free(c);
+		return EXIT_USAGE;
+	}
+	if (send && !a.via_given && !a.direct && rm.peer && rm.peer->nvia) {
+		/* the destination's default route */
+		a.o.nvia = rm.peer->nvia;
+		for (int i = 0; i < rm.peer->nvia; i++)
+			a.o.via[i] = rm.peer->via[i];
+	}
+	if (a.o.nvia && (!send || a.detach)) {
+		cli_error("%s: relays (--via, or [peer %s] via) are for jumbo send without --detach in this version",
+			  verb, rm.peer ? rm.peer->name : "PEER");
+		jb_remote_free(&rm);
+		jb_config_free(c);
+		return EXIT_USAGE;
+	}
 	if (a.detach) {
 		rc = detach(g, verb, &a, argc, argv, remote);
 		jb_remote_free(&rm);

@@ -8,6 +8,7 @@
 #define JB_DEFAULT_MAX_PARTIAL_AGE (7 * 86400)
 #define JB_DEFAULT_MAX_JOURNAL_AGE (90 * 86400)
 #define JB_MAX_PREFIXES 64       /* in one [peer] read or write */
+#define JB_MAX_HOPS 4            /* relays on one route (JB_WIRE_MAX_HOPS) */
 /* The defaults and bounds of the [site] keys against slow clients */
 #define JB_DEFAULT_HANDSHAKE_TIMEOUT 10
 #define JB_MAX_HANDSHAKES 256            /* half of jumbod's 512 connection threads */
@@ -27,6 +28,14 @@ struct jb_peer {
 	 * None: nothing. */
 	char **read, **write;
 	size_t nread, nwrite;
+	/* [peer] relay = yes: this site relays for transfers this peer
+	 * originates (it needs a [relay] section too) */
+	bool relay;
+	/* [peer] via = R[,R2]: transfers to this peer go through these
+	 * relays, in order, unless jumbo send --via says otherwise */
+	char *via[JB_MAX_HOPS];
+	int nvia;
+	int via_line;         /* of the via key, for messages */
 };
 enum jb_access { JB_READ, JB_WRITE };
 
@@ -109,6 +118,11 @@ struct jb_config {
 	int api_connections_per_address; /* API connections at once from one address */
 	int umask;            /* permission bits cleared from the modes of the files and
 			       * directories a transfer makes here (default 022) */
+	/* [relay]: this site holds transfers passing through (docs/ARCHITECTURE.md,
+	 * Relays): in staging (a directory of its own, outside the data root),
+	 * at most quota bytes at once (0: no bound but the disk's) */
+	char *relay_staging;
+	uint64_t relay_quota;
 	struct jb_peer *peers;
 	size_t npeers;
 	struct jb_registry_conf *registries;

@@ -29,8 +29,13 @@ enum {
 	JB_HELLO_ENCRYPT = 1 << 0,   /* data streams under TLS too */
 	JB_HELLO_DEST_DIR = 1 << 1,  /* PUSH: destination names a directory */
 	JB_HELLO_RECURSIVE = 1 << 2, /* PULL: a directory source is sent whole */
-	JB_HELLO_ALL = 7,
+	JB_HELLO_ROUTE = 1 << 3,     /* PUSH: a route follows (relays; docs/PROTOCOL.md) */
+	JB_HELLO_ALL = 15,
 };
+/* A route's hops after the receiver, the destination last: with
+ * JB_MAX_HOPS relays, the first has at most this many still to go */
+#define JB_WIRE_MAX_HOPS 4
+enum { JB_ROUTE_CUSTODY = 1 << 0 }; /* the origin is done once the first relay holds it all */
 enum jb_entry_type { JB_ENTRY_FILE = 1, JB_ENTRY_DIR = 2 };
 
 enum jb_msg_type {
@@ -70,6 +75,12 @@ struct jb_msg {
 			uint64_t rate_bps;   /* pacing cap for the sending end, 0 = none */
 			char path[JB_PATH_MAX];
 			char name[JB_WIRE_MAX_NAME + 1];
+			/* JB_HELLO_ROUTE: the site the transfer comes from, and the
+			 * hops still to go after the receiver (the destination last;
+			 * none: the receiver is the destination) */
+			char origin[JB_WIRE_MAX_NAME + 1];
+			uint8_t nhops, route_flags;
+			char hops[JB_WIRE_MAX_HOPS][JB_WIRE_MAX_NAME + 1];
 		} hello;
 		struct {
 			uint16_t version;

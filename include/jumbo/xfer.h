@@ -46,6 +46,11 @@ struct jb_xfer_opts {
 	const volatile int *cancel;
 	int max_open_files;      /* files held open at once; 0: [site] max_open_files, else the default */
 	int corrupt_block;       /* a test's: flip a byte of this block of the first file once (-1: none) */
+	/* push through these relays, in order (jumbo send --via; a peer's
+	 * [peer] via): the destination must then be a peer */
+	const char *via[JB_MAX_HOPS];
+	int nvia;
+	bool until_custody;      /* done once the first relay holds it all (not yet built) */
 };
 JB_EXPORT void jb_xfer_opts_init(struct jb_xfer_opts *o);
 /* The size of a session's open-file cache for n streams. */

@@ -17,6 +17,7 @@ struct parse {
 	struct jb_rule *rule;
 	struct jb_backend_conf *be;
 	void *entry;            /* the same, for plain string keys (STR) */
+	bool relay;             /* a [relay] section was read */
 };
 
 /* "FILE:LINE: " + the message, into p->err; returns -code */

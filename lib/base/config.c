@@ -121,8 +121,11 @@ void jb_config_free(struct jb_config *c)
 		free(c->peers[i].address);
 		strv_free(c->peers[i].read, c->peers[i].nread);
 		strv_free(c->peers[i].write, c->peers[i].nwrite);
+		for (int k = 0; k < c->peers[i].nvia; k++)
+			free(c->peers[i].via[k]);
 	}
 	free(c->peers);
+	free(c->relay_staging);
 	for (size_t i = 0; i < c->nregistries; i++) {
 		free(c->registries[i].host);
 		free(c->registries[i].user);
@@ -318,6 +321,67 @@ static int peer_write(struct parse *p, const char *v)
 {
 	return peer_prefixes(p, "write", v, &p->peer->write, &p->peer->nwrite);
 }
+static int peer_relay(struct parse *p, const char *v)
+{
+	if (strcmp(v, "yes") && strcmp(v, "no"))
+		return config_perr(p, EINVAL, "peer %s: relay is yes or no", p->peer->name);
+	p->peer->relay = !strcmp(v, "yes");
+	return 0;
+}
+/* via = R[,R2...]: peer names, checked to be peers once the file is read */
+static int peer_via(struct parse *p, const char *v)
+{
+	struct jb_peer *pe = p->peer;
+	for (int i = 0; i < pe->nvia; i++)
+		free(pe->via[i]);
+	pe->nvia = 0;
+	pe->via_line = p->line;
+	char word[65]; /* JB_WIRE_MAX_NAME */
+	for (const char *q = v;;) {
+		q += strspn(q, " \t");
+		size_t wl = strcspn(q, ",");
+		while (wl && (q[wl - 1] == ' ' || q[wl - 1] == '\t'))
+			wl--;
+		snprintf(word, sizeof word, "%.*s", (int)JB_MIN(wl, sizeof word - 1), q);
+		if (!wl || wl >= sizeof word || !config_valid_name(word))
+			return config_perr(p, EINVAL, "peer %s: via wants relay peer names separated by commas (R or R1,R2)",
+					   pe->name);
+		if (!strcmp(word, pe->name))
+			return config_perr(p, EINVAL, "peer %s: via names the peer itself", pe->name);
+		if (pe->nvia == JB_MAX_HOPS)
+			return config_perr(p, E2BIG, "peer %s: via names more than %d relays", pe->name, JB_MAX_HOPS);
+		if (!(pe->via[pe->nvia] = strdup(word)))
+			return -ENOMEM;
+		pe->nvia++;
+		q += strcspn(q, ",");
+		if (!*q)
+			break;
+		q++;
+	}
+	return 0;
+}
+
+/* [relay] */
+static int relay_open(struct parse *p, const char *name)
+{
+	(void)name;
+	if (p->c->relay_staging)
+		return config_perr(p, EINVAL, "[relay] given twice");
+	p->relay = true;
+	return 0;
+}
+static int relay_staging(struct parse *p, const char *v)
+{
+	if (v[0] != '/')
+		return config_perr(p, EINVAL, "[relay] staging must be an absolute path");
+	return config_set_str(&p->c->relay_staging, v);
+}
+static int relay_quota(struct parse *p, const char *v)
+{
+	if (jb_parse_size(v, &p->c->relay_quota) < 0 || p->c->relay_quota < (64u << 20))
+		return config_perr(p, EINVAL, "[relay] quota is a size of 64M or more (K, M, G, T)");
+	return 0;
+}
 
 /* [registry HOST] */
 static int registry_open(struct parse *p, const char *host)
@@ -440,6 +504,13 @@ static const struct key peer_keys[] = {
 	FN("fingerprint", peer_fingerprint),
 	FN("read", peer_read),
 	FN("write", peer_write),
+	FN("relay", peer_relay),
+	FN("via", peer_via),
+	{0},
+};
+static const struct key relay_keys[] = {
+	FN("staging", relay_staging),
+	FN("quota", relay_quota),
 	{0},
 };
 static const struct key registry_keys[] = {
@@ -476,6 +547,7 @@ static const struct section {
 	{"registry", true, registry_open, registry_keys, NULL},
 	{"rule", true, rule_open, rule_keys, NULL},
 	{"backend", true, backend_open, NULL, backend_key},
+	{"relay", false, relay_open, relay_keys, NULL},
 };
 
 /* "[...]" opens a section; *ret the one it is */
@@ -507,7 +579,7 @@ static int open_section(struct parse *p, char *s, const struct section **ret)
 			return config_perr(p, EINVAL, "unknown section '[%s]' (did you mean [%s%s]?)", sect, sections[i].word,
 				    sections[i].named ? " NAME" : "");
 	return config_perr(p, EINVAL, "unknown section '[%s]' (sections: [site], [peer NAME], [registry HOST], [rule NAME], "
-			       "[backend NAME])",
+			       "[backend NAME], [relay])",
 		    sect);
 }
 
@@ -577,6 +649,17 @@ int jb_config_parse(const char *text, const char *path, struct jb_config **ret, 
 			r = jb_err(err, EINVAL, "%s: peer %s has no fingerprint", c->path, c->peers[i].name);
 			goto fail;
 		}
+	for (size_t i = 0; i < c->npeers; i++)
+		for (int k = 0; k < c->peers[i].nvia; k++)
+			if (!jb_config_peer(c, c->peers[i].via[k]) || !jb_config_peer(c, c->peers[i].via[k])->address) {
+				r = jb_err(err, EINVAL, "%s:%d: peer %s: via %s is not a peer with an address", c->path,
+					   c->peers[i].via_line, c->peers[i].name, c->peers[i].via[k]);
+				goto fail;
+			}
+	if (p.relay && !c->relay_staging) {
+		r = jb_err(err, EINVAL, "%s: [relay] needs staging = DIR", c->path);
+		goto fail;
+	}
 	if (!c->name) {
 		r = jb_err(err, EINVAL, "%s: [site] name is missing", c->path);
 		goto fail;

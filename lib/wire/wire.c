@@ -250,6 +250,23 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 		if (m->u.hello.op < JB_OP_PUSH || m->u.hello.op > JB_OP_LIST ||
 		    (m->u.hello.flags & ~JB_HELLO_ALL))
 			return -EBADMSG;
+		m->u.hello.nhops = 0;
+		m->u.hello.origin[0] = 0;
+		if (m->u.hello.flags & JB_HELLO_ROUTE) {
+			if (m->u.hello.op != JB_OP_PUSH)
+				return -EBADMSG;
+			gstr(&r, m->u.hello.origin, JB_WIRE_MAX_NAME);
+			m->u.hello.route_flags = g8(&r);
+			m->u.hello.nhops = g8(&r);
+			if (r.bad || !m->u.hello.origin[0] || m->u.hello.nhops > JB_WIRE_MAX_HOPS ||
+			    (m->u.hello.route_flags & ~JB_ROUTE_CUSTODY))
+				return -EBADMSG;
+			for (unsigned i = 0; i < m->u.hello.nhops; i++) {
+				gstr(&r, m->u.hello.hops[i], JB_WIRE_MAX_NAME);
+				if (!m->u.hello.hops[i][0])
+					return -EBADMSG;
+			}
+		}
 		break;
 	case JB_MSG_WELCOME:
 		m->u.welcome.version = g16(&r);

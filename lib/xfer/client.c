@@ -366,8 +366,11 @@ static int client_open(struct jb_client *cl, const struct jb_remote *rm, struct 
 	return 0;
 }
 
-int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs, size_t nsrc,
-		   const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err)
+/* A push to dst (the first hop of a route, when rt is given): of local
+ * sources, or of a relay's feed. */
+static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs, size_t nsrc, struct feed *fd,
+		const struct route *rt, bool dest_dir, const struct jb_xfer_opts *o, struct jb_xfer_result *ret,
+		struct jb_error *err)
 {
 	struct session s;
 	struct ctl ctl = {.fd = -1};
@@ -377,26 +380,31 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		session_free(&s);
 		return r;
 	}
-	snprintf(s.origin, sizeof s.origin, "%s", cl->c->name);
+	snprintf(s.origin, sizeof s.origin, "%s", rt ? rt->origin : cl->c->name);
 	s.corrupt_block = o->corrupt_block;
 	s.window_set = o->tune.window != 0;
+	if (fd) {
+		s.feed = fd;
+		feed_attach(fd, s.evfd);
+	}
 	for (size_t i = 0; i < nsrc && r == 0; i++)
 		r = manifest_add_local(&s, srcs[i], o->recursive, err);
-	if (r == 0)
+	if (r == 0 && !fd)
 		r = manifest_sort(&s, err);
-	if (r < 0) {
-		session_free(&s);
+	if (r < 0)
+		goto early;
+	struct openers *all;
+	if ((r = client_open(cl, dst, &s, o, &ctl, fp, &all, err)) < 0) {
+		if (fd)
+			feed_attach(fd, -1);
 		return r;
 	}
-	struct openers *all;
-	if ((r = client_open(cl, dst, &s, o, &ctl, fp, &all, err)) < 0)
-		return r;
 	s.ctl = &ctl;
 	jb_log(JB_LOG_DEBUG, "%s: control connection up after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) |
-			((nsrc > 1 || dst->dir_hint || !*dst->path) ? JB_HELLO_DEST_DIR : 0);
+			((dest_dir || nsrc > 1 || dst->dir_hint || !*dst->path) ? JB_HELLO_DEST_DIR : 0);
 	put_hello(&ctl.out, JB_OP_PUSH, flags, (uint16_t)s.nstreams, o->block_size, o->tune.rate_bps, dst->path,
-		  cl->c->name);
+		  cl->c->name, rt);
 	/* the manifest follows HELLO at once: the server reads it after WELCOME */
 	if ((r = ctl_flush(&ctl, err)) < 0 || (r = sender_offer(&s, err)) < 0) {
 		/* a refused HELLO: the server said why and closed */
@@ -408,11 +416,18 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	}
 	if (r == 0)
 		r = expect_welcome(&ctl, err);
+	if (r == 0 && fd && ctl.msg.u.welcome.block_size != o->block_size)
+		r = jb_err(err, EPROTO, "%s: answered with a block size of %u, not %u", dst->label,
+			   ctl.msg.u.welcome.block_size, o->block_size);
 	if (r < 0) {
 		streams_finish(all, -1, NULL, NULL, NULL);
 		free(all);
+		if (fd)
+			feed_attach(fd, -1);
 		return finish(&s, &ctl, r, dst, NULL, err);
 	}
+	if (fd)
+		feed_welcomed(fd);
 	struct jb_msg w = ctl.msg;
 	s.nstreams = w.u.welcome.streams;
 	s.block_size = w.u.welcome.block_size;
@@ -420,10 +435,50 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	jb_log(JB_LOG_DEBUG, "%s: WELCOME after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	r = streams_finish(all, 1, fp, &w, err);
 	free(all);
-	if (r < 0)
-		return finish(&s, &ctl, r, dst, NULL, err);
-	r = sender_run(&s, err);
+	if (r == 0)
+		r = sender_run(&s, err);
+	if (fd)
+		feed_attach(fd, -1);
 	return finish(&s, &ctl, r, dst, ret, err);
+early:
+	if (fd)
+		feed_attach(fd, -1);
+	session_free(&s);
+	return r;
+}
+
+int client_push_feed(struct jb_client *cl, const struct jb_remote *dst, struct feed *fd, const struct route *rt,
+		     bool dest_dir, const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err)
+{
+	return push(cl, dst, NULL, 0, fd, rt, dest_dir, o, ret, err);
+}
+
+int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *const *srcs, size_t nsrc,
+		   const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err)
+{
+	if (!o->nvia)
+		return push(cl, dst, srcs, nsrc, NULL, NULL, false, o, ret, err);
+	/* through relays: connect to the first; the route names the rest and
+	 * the destination, which must be a peer (it checks our pin) */
+	if (!dst->peer)
+		return jb_err(err, EINVAL, "%s: a transfer through relays names its destination as a peer (PEER:PATH)",
+			      dst->label);
+	const struct jb_peer *first = jb_config_peer(cl->c, o->via[0]);
+	if (!first || !first->address)
+		return jb_err(err, ENOENT, "relay '%s' is not a peer with an address in %s", o->via[0], cl->c->path);
+	struct route rt = {.origin = cl->c->name, .flags = o->until_custody ? JB_ROUTE_CUSTODY : 0};
+	for (int i = 1; i < o->nvia; i++) {
+		if (!jb_config_peer(cl->c, o->via[i]))
+			return jb_err(err, ENOENT, "relay '%s' is not a peer in %s", o->via[i], cl->c->path);
+		rt.hops[rt.nhops++] = o->via[i];
+	}
+	rt.hops[rt.nhops++] = dst->peer->name;
+	struct jb_remote hop = {.address = first->address, .path = dst->path, .peer = first,
+				.label = (char *)o->via[0], .dir_hint = dst->dir_hint};
+	int r = push(cl, &hop, srcs, nsrc, NULL, &rt, false, o, ret, err);
+	if (ret)
+		snprintf(ret->peer, sizeof ret->peer, "%s", dst->label);
+	return r;
 }
 
 static int client_journal(struct jb_client *cl, struct jb_error *err)
@@ -472,7 +527,7 @@ int jb_client_pull(struct jb_client *cl, const struct jb_remote *src, const char
 	s.ctl = &ctl;
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) | (o->recursive ? JB_HELLO_RECURSIVE : 0);
 	put_hello(&ctl.out, JB_OP_PULL, flags, (uint16_t)s.nstreams, o->block_size, o->tune.rate_bps, src->path,
-		  cl->c->name);
+		  cl->c->name, NULL);
 	if ((r = ctl_flush(&ctl, err)) < 0 || (r = expect_welcome(&ctl, err)) < 0) {
 		streams_finish(all, -1, NULL, NULL, NULL);
 		free(all);
@@ -503,7 +558,7 @@ int jb_client_list(struct jb_client *cl, const struct jb_remote *src, struct jb_
 	int r = client_connect(cl, src, &ctl, fp, err);
 	if (r < 0)
 		return r;
-	put_hello(&ctl.out, JB_OP_LIST, 0, 1, JB_WIRE_DEFAULT_BLOCK, 0, src->path, cl->c->name);
+	put_hello(&ctl.out, JB_OP_LIST, 0, 1, JB_WIRE_DEFAULT_BLOCK, 0, src->path, cl->c->name, NULL);
 	struct jb_list_entry *v = NULL;
 	size_t n = 0;
 	struct jb_wire_entry *e = malloc(sizeof *e); /* 4 KiB of path: not on the stack */

@@ -74,6 +74,8 @@ static void drop_fd(struct session *s, struct xfile *f)
  * refused when it is no longer what the manifest says. */
 static int open_source(struct session *s, struct xfile *f)
 {
+	if (s->feed)
+		return feed_open(s->feed, f->src); /* a relay's staged copy */
 	char src[JB_PATH_MAX + 256];
 	int r = walker_src_path(s->walk, f->src, f->path, src, sizeof src);
 	if (r < 0)

@@ -95,10 +95,15 @@ int manifest_pump(struct session *s, struct jb_error *err)
 		size_t cpos = b->len;
 		jb_buf_u32(b, 0);
 		uint32_t count = 0, budget = MANIFEST_FRAME;
-		bool end = false;
+		bool end = false, waiting = false;
 		while (!window_full(s)) {
 			if (!s->walk_pending) {
-				r = walker_next(s->walk, &s->pend, err);
+				r = s->feed ? feed_next_entry(s, &s->pend, err) : walker_next(s->walk, &s->pend, err);
+				if (r == -EAGAIN) {
+					r = 0;
+					waiting = true; /* a relay's: the entries to come have not come yet */
+					break;
+				}
 				if (r < 0)
 					goto out;
 				if (r == 0) {
@@ -145,7 +150,7 @@ int manifest_pump(struct session *s, struct jb_error *err)
 			s->manifest_done = true;
 			jb_log(JB_LOG_DEBUG, "manifest of %u entries walked in %.0f ms", s->nfiles, (jb_now() - s->t0) * 1e3);
 		}
-		if ((r = ctl_send(s->ctl, err)) < 0)
+		if ((r = ctl_send(s->ctl, err)) < 0 || waiting)
 			goto out;
 	}
 out:
@@ -217,6 +222,8 @@ int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from,
 			strcpy(e->path, np);
 		}
 		r = session_add_file(s, e, 0, err);
+		if (r == 0 && s->feed)
+			feed_add(s->feed, slot(s, s->nfiles - 1));
 	}
 	free(e);
 	return r;
@@ -230,6 +237,8 @@ int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err
 		return jb_err(err, EBADMSG, "%s: file list does not add up (%u files announced, %u received)",
 			      s->ctl->peer, m->u.files_end.count, s->nfiles);
 	s->manifest_done = true;
+	if (s->feed)
+		feed_end(s->feed);
 	return 0;
 }
 

@@ -24,18 +24,25 @@ bool join_token_ok(const uint8_t secret[32], const uint8_t session[16], uint16_t
 }
 
 void put_hello(struct jb_buf *b, uint8_t op, uint8_t flags, uint16_t streams, uint32_t bs, uint64_t rate,
-	       const char *path, const char *name)
+	       const char *path, const char *name, const struct route *rt)
 {
 	size_t m = jb_frame_begin(b, JB_MSG_HELLO);
 	jb_buf_u32(b, JB_WIRE_MAGIC);
 	jb_buf_u16(b, JB_WIRE_VERSION);
 	jb_buf_u8(b, op);
-	jb_buf_u8(b, flags);
+	jb_buf_u8(b, (uint8_t)(flags | (rt ? JB_HELLO_ROUTE : 0)));
 	jb_buf_u16(b, streams);
 	jb_buf_u32(b, bs);
 	jb_buf_u64(b, rate);
 	jb_buf_str(b, path);
 	jb_buf_str(b, name);
+	if (rt) {
+		jb_buf_str(b, rt->origin);
+		jb_buf_u8(b, rt->flags);
+		jb_buf_u8(b, (uint8_t)rt->nhops);
+		for (int i = 0; i < rt->nhops; i++)
+			jb_buf_str(b, rt->hops[i]);
+	}
 	jb_frame_end(b, m);
 }
 

@@ -13,8 +13,28 @@
 
 /* ---- the control loop's side ---- */
 
+/* A relay: the next hop has the file, verified; its staged copy goes. */
+static void unstage(struct session *s, struct xfile *f)
+{
+	char key[2 * JB_PATH_MAX + 2];
+	int d = dir_open(s, f->path);
+	if (d >= 0) {
+		if (unlinkat(d, base_name(f->path), 0) < 0 && errno != ENOENT)
+			jb_log(JB_LOG_WARN, "staging: %s: %s", f->path, strerror(errno));
+		close(d);
+	}
+	journal_key(s, f, key, sizeof key);
+	journal_drop_key(s->journal, key);
+}
+
 static void send_file_done(struct session *s, struct xfile *f)
 {
+	if (s->feed && f->ok && !f->relayed) {
+		f->held = true; /* staged: the next hop's answer is the origin's */
+		return;
+	}
+	if (s->feed && f->relayed && f->ok && f->type == JB_ENTRY_FILE)
+		unstage(s, f);
 	struct jb_buf *b = &s->ctl->out;
 	size_t m = jb_frame_begin(b, JB_MSG_FILE_DONE);
 	jb_buf_u32(b, f->index);
@@ -38,7 +58,7 @@ static void finish(struct session *s, struct xfile *f, int code, const char *fmt
 	__attribute__((format(printf, 4, 5)));
 static void finish(struct session *s, struct xfile *f, int code, const char *fmt, ...)
 {
-	if (f->done)
+	if (f->done || f->held)
 		return;
 	f->ok = code == 0;
 	if (code) {
@@ -53,6 +73,8 @@ static void finish(struct session *s, struct xfile *f, int code, const char *fmt
 		atomic_store(&f->closed, true);
 		if (f->type == JB_ENTRY_FILE)
 			jb_log(JB_LOG_WARN, "%s: %s", s->ctl->peer, f->error ? f->error : f->path);
+		if (s->feed)
+			feed_fail(s->feed, f->index, f->errcode, f->error);
 	}
 	if (f->type == JB_ENTRY_FILE)
 		files_close(s, f);
@@ -297,6 +319,8 @@ static int plan_file(struct session *s, struct xfile *f, struct jb_error *err)
 			atomic_store(&f->remaining, 0);
 			f->verified = true;
 			queue_need(s, JB_MSG_NEED, f);
+			if (s->feed)
+				feed_planned(s->feed, f);
 			return 0;
 		}
 		journal_drop(s->journal, rec.id);
@@ -322,6 +346,8 @@ static int plan_file(struct session *s, struct xfile *f, struct jb_error *err)
 	if (f->nblocks == (uint64_t)had)
 		f->verified = true; /* nothing to receive: the committer prepares it */
 	queue_need(s, JB_MSG_NEED, f);
+	if (s->feed)
+		feed_planned(s->feed, f);
 	return 0;
 }
 
@@ -508,6 +534,24 @@ static int handle_events(struct session *s, size_t *ret_n, struct jb_error *err)
 			break;
 		case EV_FATAL:
 			r = jb_err(err, e->code, "%s", e->text);
+			break;
+		case EV_RELAYED:
+			if (!f || f->done || f->relayed)
+				break;
+			f->relayed = true;
+			if (f->held) {
+				/* staged and answered: the origin hears the next hop's word */
+				f->held = false;
+				if (e->code) {
+					f->ok = false;
+					f->errcode = e->code;
+					free(f->error);
+					f->error = strdup(e->text);
+				}
+				send_file_done(s, f);
+			} else if (e->code) {
+				finish(s, f, e->code, "%s", e->text); /* still arriving here: it ends now */
+			} /* else: answered before its commit here, which sends it */
 			break;
 		case EV_FILE_HASHED:
 			break;

@@ -214,6 +214,14 @@ void *receiver_stream_main(void *arg)
 		memcpy(f->digests + h.block * JB_DIGEST_LEN, d, JB_DIGEST_LEN);
 		pthread_mutex_unlock(m);
 		atomic_fetch_add(&s->bytes_moved, h.len);
+		if (s->feed) {
+			/* a relay forwards only what it holds durably */
+			if (fdatasync(fd) < 0) {
+				fail_file(s, f, -errno);
+			} else {
+				feed_block(s->feed, h.file, h.block);
+			}
+		}
 		if (atomic_fetch_sub(&f->remaining, 1) == 1) {
 			int pr = prepare(s, f, fd);
 			files_put(s, f);

@@ -17,11 +17,26 @@
 /* The next block to read: a block to send again first, then the plan in
  * manifest order.  The slot is marked in use (users) until the stream
  * thread is done with the block, so that it is not freed meanwhile. */
+static void fail_file(struct session *s, struct xfile *f, int code, const char *what);
+
+/* A relay forwards a block only once it is durable in staging: until then
+ * the plan waits on it (looking again every few milliseconds).  False: not
+ * yet; a file that failed upstream fails here too. */
+static bool staged(struct session *s, struct xfile *f, uint64_t b)
+{
+	char why[JB_WIRE_MAX_MSG];
+	int r = feed_ready(s->feed, f->src, b, why, sizeof why);
+	if (r < 0 && !atomic_exchange(&f->failed, true))
+		session_post_file(s, EV_FILE_FAILED, f->index, -r, "%s", why);
+	return r != 0;
+}
+
 static bool next_work(struct session *s, struct work *w, bool *resend, struct xfile **ret)
 {
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
-		if (s->stopping || atomic_load(&s->fatal)) {
+	again:
+		if (s->stopping || atomic_load(&s->fatal) || (s->cancel && *s->cancel)) {
 			pthread_mutex_unlock(&s->qlock);
 			return false;
 		}
@@ -42,6 +57,17 @@ static bool next_work(struct session *s, struct work *w, bool *resend, struct xf
 				s->plan_next++;
 				s->plan_block = 0;
 				continue;
+			}
+			if (s->feed && !staged(s, f, s->plan_block)) {
+				struct timespec t;
+				clock_gettime(CLOCK_REALTIME, &t);
+				t.tv_nsec += 5000000;
+				if (t.tv_nsec >= 1000000000) {
+					t.tv_sec++;
+					t.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&s->qcond, &s->qlock, &t);
+				goto again;
 			}
 			*w = (struct work){.file = s->plan_next, .block = s->plan_block,
 					   .send = have_block(f, s->plan_block)};
@@ -354,7 +380,9 @@ static int consume(struct sendctx *c, struct item *it)
 	bool last = !it->resend && atomic_fetch_sub(&f->remaining, 1) == 1;
 	if (last && fd < 0)
 		fd = files_get(s, f);
-	bool same = !last || (fd >= 0 && unchanged(f, fd));
+	/* (a relay's staged copy is still taking its size and time; what it
+	 * holds was verified block by block) */
+	bool same = !last || (fd >= 0 && (s->feed || unchanged(f, fd)));
 	if (fd >= 0)
 		files_put(s, f);
 	if (last) {

@@ -118,6 +118,8 @@ static int file_done(struct session *s, struct jb_error *err)
 			f->error = NULL;
 	}
 	files_close(s, f);
+	if (s->feed)
+		feed_result(s->feed, f->src, f->ok ? 0 : f->errcode ? f->errcode : EIO, f->error);
 	session_file_result(s, f);
 	return 0;
 }

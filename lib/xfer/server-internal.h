@@ -71,6 +71,7 @@ struct jb_server {
 	atomic_uint_fast64_t expired_partials, expired_records;
 	jb_commit_fn on_commit;
 	void *on_commit_ud;
+	struct jb_client *relay_cl;  /* a relay's: how it pushes on ([relay]) */
 };
 
 /* conns.c, for server.c */

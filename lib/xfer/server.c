@@ -52,6 +52,8 @@ int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_e
 		jb_err_prefix(err, "state directory");
 		goto fail;
 	}
+	if (c->relay_staging && (r = jb_client_new(c, &s->relay_cl, err)) < 0)
+		goto fail;
 	snprintf(path, sizeof path, "%s/journal.db", c->state);
 	if ((r = journal_open(path, &s->journal, err)) < 0)
 		goto fail;
@@ -98,6 +100,7 @@ void jb_server_free(struct jb_server *s)
 	if (s->rootfd >= 0)
 		close(s->rootfd);
 	journal_close(s->journal);
+	jb_client_free(s->relay_cl);
 	SSL_CTX_free(s->ctx);
 	pthread_cond_destroy(&s->idle);
 	pthread_cond_destroy(&s->expire_wake);
@@ -327,8 +330,27 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 	/* what the peer may, first: a refusal takes nothing */
 	bool push = hello->u.hello.op == JB_OP_PUSH;
 	const char *under;
-	int r = access_scope(srv->rootfd, peer, push ? JB_WRITE : JB_READ, path, &s->scopefd, &under, err);
-	if (r < 0)
+	const struct jb_peer *rights = peer;
+	int r;
+	if (hello->u.hello.flags & JB_HELLO_ROUTE) {
+		const char *origin = hello->u.hello.origin;
+		if (hello->u.hello.nhops) {
+			if ((r = relay_prepare(srv, s, peer, hello, path, err)) < 0)
+				return r;
+			goto linked;
+		}
+		/* the last hop of a route: what lands is the origin's, and must
+		 * be allowed to both the origin and the relay that brings it */
+		if (strcmp(origin, peer->name)) {
+			if (!(rights = jb_config_peer(srv->c, origin)))
+				return jb_err(err, EACCES, "site %s does not know %s, whose transfer %s relays", srv->c->name,
+					      origin, peer->name);
+			if (!jb_peer_prefix(peer, JB_WRITE, path))
+				return jb_err(err, EACCES, "relay %s may not write %s here (see its [peer %s] write)",
+					      peer->name, *path ? path : "/", peer->name);
+		}
+	}
+	if ((r = access_scope(srv->rootfd, rights, push ? JB_WRITE : JB_READ, path, &s->scopefd, &under, err)) < 0)
 		return r;
 	/* descriptors next: fewer streams than asked, or a clear refusal,
 	 * rather than EMFILE half way (a pull keeps scopefd for its walk: one
@@ -336,7 +358,7 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 	if ((r = session_take_fds(s, &s->nstreams, srv->c->max_open_files, err)) < 0)
 		return jb_err_prefix(err, "site %s is busy", srv->c->name);
 	if (push) {
-		snprintf(s->origin, sizeof s->origin, "%s", peer->name);
+		snprintf(s->origin, sizeof s->origin, "%s", rights->name);
 		s->umask = (mode_t)srv->c->umask;
 		r = dest_setup(s, s->scopefd, under, path, hello->u.hello.flags & JB_HELLO_DEST_DIR, err);
 		close(s->scopefd); /* what arrives goes beneath destdir, which lies in it */
@@ -351,6 +373,7 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 	}
 	if (r < 0)
 		return r;
+linked:
 	l->s = s;
 	l->srv = srv;
 	l->expected = s->nstreams;
@@ -493,6 +516,7 @@ static void run_session(struct conn *cn, struct ctl *ctl, const struct jb_peer *
 	jb_log(JB_LOG_INFO, "%s: %s %s with %d streams", peer->name, opname, shown, s->nstreams);
 	atomic_fetch_add(&srv->streams_active, (uint64_t)s->nstreams);
 	r = s->sender ? sender_run(s, &err) : receiver_run(s, &err);
+	relay_finish(s, r);
 	atomic_fetch_sub(&srv->streams_active, (uint64_t)s->nstreams);
 	atomic_fetch_add(&srv->blocks_bad, atomic_load(&s->blocks_bad));
 	pthread_mutex_lock(&srv->lock);
@@ -521,6 +545,7 @@ out:
 		cn->s = NULL;
 		pthread_mutex_unlock(&srv->lock);
 	}
+	relay_finish(s, -1); /* refused while it was being set up */
 	s->ctl = NULL;
 	session_free(s);
 	free(s);

@@ -138,6 +138,10 @@ struct xfile {
 	struct claim *claim; /* receiver: the destination path is this session's */
 	int64_t jid;         /* receiver: journal record, 0: none */
 	bool have_root, verified, done, ok, skip_write, refetched, committing;
+	/* receiver at a relay: its FILE_DONE waits for the next hop's answer
+	 * (held: it is ready here; relayed: that answer is in, in ok, errcode
+	 * and error) */
+	bool held, relayed;
 	uint8_t root[JB_DIGEST_LEN];
 	int errcode;
 	char *error;
@@ -156,6 +160,7 @@ enum ev_kind {
 	EV_FILE_VERIFIED,    /* receiver: every block verified (code: preparing it failed) */
 	EV_COMMITTED,        /* receiver: the committer is done with the file (code: the failure) */
 	EV_FATAL,
+	EV_RELAYED,          /* relay receiver: the next hop's FILE_DONE (code, text) for a file */
 };
 struct event {
 	enum ev_kind kind;
@@ -251,6 +256,11 @@ struct session {
 	uint64_t entries_done, entries_ok, files_ok;
 
 	int scopefd;         /* the server's: the directory a peer's pull is confined to, or -1 */
+	/* relay.c: a transfer passing through this site; the receiver
+	 * stages it, the sender forwards it (entries from the feed, from
+	 * feed_next on; an entry's src is its index in the feed) */
+	struct feed *feed;
+	uint32_t feed_next;
 
 	/* sender */
 	struct walker *walk;
@@ -511,10 +521,47 @@ void session_result(struct session *s, struct jb_xfer_result *r);
  * 128 TiB at the default block size. */
 #define SESSION_MAX_BLOCKS (UINT64_C(1) << 24)
 
+/* ---- relays (relay.c) ---- */
+struct feed;
+struct jb_server;
+/* A push whose route goes on past this site: checked (a relay, for this
+ * origin, to a peer it has), staged under [relay] staging, the forwarder
+ * started and the next hop's WELCOME waited for (its refusal is ours). */
+int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer *peer, const struct jb_msg *hello,
+		  const char *path, struct jb_error *err);
+/* The receiving session is over (r < 0: it failed): the forwarder too. */
+void relay_finish(struct session *s, int r);
+/* the receiving session's: what it has taken and verified */
+void feed_add(struct feed *fd, const struct xfile *f);
+void feed_planned(struct feed *fd, const struct xfile *f);
+void feed_block(struct feed *fd, uint32_t file, uint64_t block);
+void feed_fail(struct feed *fd, uint32_t file, int code, const char *text);
+void feed_end(struct feed *fd);
+/* the forwarding session's: 1 an entry, 0 the end, -EAGAIN none yet */
+int feed_next_entry(struct session *s, struct walk_entry *w, struct jb_error *err);
+/* 1: durable in staging, 0: not yet, -errno: failed upstream (text in buf) */
+int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len);
+int feed_open(struct feed *fd, uint32_t i);
+void feed_result(struct feed *fd, uint32_t i, int status, const char *text);
+void feed_attach(struct feed *fd, int wake_fd);
+void feed_welcomed(struct feed *fd);
+/* client.c: push a feed to the next hop, with the route past it */
+struct route;
+int client_push_feed(struct jb_client *cl, const struct jb_remote *dst, struct feed *fd, const struct route *rt,
+		     bool dest_dir, const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err);
+
 /* proto.c */
 void join_token(const uint8_t secret[32], const uint8_t session[16], uint16_t index, uint8_t out[32]);
 bool join_token_ok(const uint8_t secret[32], const uint8_t session[16], uint16_t index, const uint8_t tok[32]);
+/* A route (JB_HELLO_ROUTE) for put_hello: where the transfer comes from and
+ * the hops after the receiver, the destination last. */
+struct route {
+	const char *origin;
+	uint8_t flags;       /* JB_ROUTE_* */
+	int nhops;
+	const char *hops[JB_WIRE_MAX_HOPS];
+};
 void put_hello(struct jb_buf *b, uint8_t op, uint8_t flags, uint16_t streams, uint32_t bs, uint64_t rate,
-	       const char *path, const char *name);
+	       const char *path, const char *name, const struct route *rt);
 void put_welcome(struct jb_buf *b, uint8_t flags, uint16_t streams, uint32_t bs, const uint8_t session[16],
 		 const uint8_t secret[32], const char *name);

@@ -82,6 +82,11 @@ static const char good[] =
 	"[peer inbound-only]\n"
 	"; no address: it only connects in\n"
 	"fingerprint = SHA256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n"
+	"relay = yes\n"
+	"via = caltech\n"
+	"[relay]\n"
+	"staging = /srv/jumbo/staging\n"
+	"quota = 2T\n"
 	"[registry 127.0.0.1:5000]\n"
 	"user = jumbo\n"
 	"password = s3cret\n"
@@ -110,6 +115,10 @@ static void test_config(void)
 	ok(p && p->fp[0] == 0x00 && p->fp[31] == 0xff, "fingerprint parsed, case-insensitive");
 	p = jb_config_peer(c, "inbound-only");
 	ok(p && !p->address, "a peer may have no address");
+	ok(p && p->relay && p->nvia == 1 && !strcmp(p->via[0], "caltech"), "relay = yes and via = caltech");
+	ok(!jb_config_peer(c, "caltech")->relay, "relay is no unless said");
+	ok(c->relay_staging && !strcmp(c->relay_staging, "/srv/jumbo/staging") && c->relay_quota == (2ull << 40),
+	   "[relay] staging and quota");
 	ok(jb_config_peer_by_fp(c, p->fp) == p, "peer found by fingerprint");
 	const struct jb_registry_conf *rg = jb_config_registry(c, "127.0.0.1:5000");
 	ok(rg && rg->user && !strcmp(rg->user, "jumbo") && rg->password && !strcmp(rg->password, "s3cret") &&
@@ -152,9 +161,18 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\n[rule r]\nwhen = now\n", "unknown key 'when' in [rule r]"},
 		{"[site]\nname = a\nidentity = /x\n[rule r]\n[rule r]\n", "rule 'r' defined twice"},
 		{"[site]\nname = a\nidentity = /x\n[rule a b]\n", "invalid rule name 'a b'"},
-		{"[site]\nname = a\nidentity = /x\n\n[relay]\nstaging = /s\n", "bad.conf:5: unknown section '[relay]'"},
+		{"[site]\nname = a\nidentity = /x\n\n[relay]\nstaging = s\n", "bad.conf:6: [relay] staging must be an absolute path"},
+		{"[site]\nname = a\nidentity = /x\n[relay]\nquota = 1M\n", "bad.conf:5: [relay] quota is a size of 64M or more"},
+		{"[site]\nname = a\nidentity = /x\n[relay]\nquota = 1G\n", "bad.conf: [relay] needs staging = DIR"},
+		{"[site]\nname = a\nidentity = /x\n[relay]\nstaging = /s\n[relay]\n", "bad.conf:6: [relay] given twice"},
+		{"[site]\nname = a\nidentity = /x\n[relays]\n", "did you mean [relay]"},
 		{"[site x]\nname = a\n", "bad.conf:1: [site] takes no name"},
-		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r\n", "bad.conf:5: unknown key 'via' in [peer b]"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r\nfingerprint = SHA256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n",
+		 "bad.conf:5: peer b: via r is not a peer with an address"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = b\n", "bad.conf:5: peer b: via names the peer itself"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r,,s\n", "via wants relay peer names separated by commas"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = a,b2,c,d,e\n", "via names more than 4 relays"},
+		{"[site]\nname = a\nidentity = /x\n[peer b]\nrelay = maybe\n", "bad.conf:5: peer b: relay is yes or no"},
 		{"[site]\nname = a\nidentity = /x\n[backend b]\ntype = x\ntype = y\n", "bad.conf:6: backend b: 'type' given twice"},
 		{"[site]\nname = a\nidentity = /x\nhandshake_timeout = 0\n", "bad.conf:4: handshake_timeout wants a number of seconds from 1 to 300, not '0'"},
 		{"[site]\nname = a\nidentity = /x\nhandshake_timeout = 10s\n", "handshake_timeout wants a number of seconds"},

@@ -209,6 +209,47 @@ int main(void)
 	ok(jb_wire_decode(b.p + 4, b.len - 4, &m) == -EBADMSG, "HELLO with trailing bytes refused");
 	b.len = 0;
 
+	/* a routed PUSH: origin, flags, the hops still to go */
+	k = jb_frame_begin(&b, JB_MSG_HELLO);
+	jb_buf_u32(&b, JB_WIRE_MAGIC);
+	jb_buf_u16(&b, 2);
+	jb_buf_u8(&b, JB_OP_PUSH);
+	jb_buf_u8(&b, JB_HELLO_ROUTE);
+	jb_buf_u16(&b, 4);
+	jb_buf_u32(&b, 8u << 20);
+	jb_buf_u64(&b, 0);
+	jb_buf_str(&b, "in/x");
+	jb_buf_str(&b, "alpha");
+	jb_buf_str(&b, "alpha");
+	jb_buf_u8(&b, JB_ROUTE_CUSTODY);
+	jb_buf_u8(&b, 2);
+	jb_buf_str(&b, "relay2");
+	jb_buf_str(&b, "beta");
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == 0 && m.u.hello.nhops == 2 && m.u.hello.route_flags == JB_ROUTE_CUSTODY,
+	   "routed HELLO decodes");
+	is_str(m.u.hello.origin, "alpha", "route origin");
+	is_str(m.u.hello.hops[1], "beta", "route destination last");
+	b.p[b.len - 15] = 5; /* five hops: more than a route may have */
+	ok(decode_frame(&b, &m) == -EBADMSG, "a route of more than JB_WIRE_MAX_HOPS hops refused");
+	b.len = 0;
+	k = jb_frame_begin(&b, JB_MSG_HELLO);
+	jb_buf_u32(&b, JB_WIRE_MAGIC);
+	jb_buf_u16(&b, 2);
+	jb_buf_u8(&b, JB_OP_PULL);
+	jb_buf_u8(&b, JB_HELLO_ROUTE);
+	jb_buf_u16(&b, 4);
+	jb_buf_u32(&b, 8u << 20);
+	jb_buf_u64(&b, 0);
+	jb_buf_str(&b, "in/x");
+	jb_buf_str(&b, "alpha");
+	jb_buf_str(&b, "alpha");
+	jb_buf_u8(&b, 0);
+	jb_buf_u8(&b, 0);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == -EBADMSG, "a route on a PULL refused");
+	b.len = 0;
+
 	k = jb_frame_begin(&b, JB_MSG_HELLO);
 	jb_buf_u32(&b, 0xdeadbeef);
 	jb_frame_end(&b, k);

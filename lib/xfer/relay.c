@@ -1,0 +1,474 @@
+/* Relays (docs/ARCHITECTURE.md, "Relays"): a push whose HELLO names hops
+ * beyond this site is received into this site's staging directory and, at
+ * the same time, pushed on to the next hop (cut-through).  The receiving
+ * session and the forwarding one share a feed: the entries as they arrive,
+ * and of each regular file which blocks are verified and durable in
+ * staging.  The forwarder offers an entry as soon as it is in the feed and
+ * reads a block as soon as it is durable; the receiver answers each entry
+ * upstream (FILE_DONE) only with what the next hop answered for it, so the
+ * origin learns what the destination verified.
+ *
+ * The forwarder retries a lost next hop with backoff while the upstream
+ * keeps sending into staging: the origin never sends a block twice.  An
+ * upstream that is lost ends the forwarder too; staging keeps what it has
+ * (with its journal records), so that the origin's next attempt moves only
+ * what is missing on each hop. */
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server-internal.h"
+
+struct fentry {
+	bool live;
+	uint32_t index;
+	uint8_t type;
+	uint32_t mode;
+	uint64_t size;
+	int64_t mtime_ns;
+	char *path;
+	uint64_t nblocks;
+	uint8_t *ready;      /* bitmap: verified here and durable in staging */
+	uint64_t nready;
+	int failcode;        /* failed upstream (or here): the forwarder aborts it */
+	char *failtext;
+	bool resulted;       /* the next hop's FILE_DONE is in */
+};
+
+struct feed {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;        /* state changes */
+	struct fentry *e;           /* WINDOW slots: entry i in e[i & WMASK] */
+	uint32_t n;                 /* entries added */
+	bool ended;                 /* FILES_END has come */
+	uint32_t lo;                /* entries below it all have their result */
+	uint32_t bs;
+	int wake_fd;                /* the forwarding session's event fd, -1 */
+	struct session *up;         /* the receiving session */
+	char *dir;                  /* staging/KEY */
+	volatile int cancel;        /* the forwarder's to end */
+	int state;                  /* 0: connecting, 1: the next hop welcomed us, -1: it refused */
+	struct jb_error err;        /* why it refused */
+	/* what the forwarder needs */
+	struct jb_server *srv;
+	struct jb_remote next;
+	char origin[JB_WIRE_MAX_NAME + 1];
+	char hops[JB_WIRE_MAX_HOPS][JB_WIRE_MAX_NAME + 1];
+	int nhops;                  /* after the next hop */
+	uint8_t hello_flags;
+	int streams;
+	pthread_t thread;
+	bool started;
+	uint64_t forwarded;         /* bytes the next hop took, all attempts */
+	int attempts;
+};
+
+static struct fentry *fent(struct feed *fd, uint32_t i)
+{
+	if (i >= fd->n)
+		return NULL;
+	struct fentry *e = &fd->e[i & WMASK];
+	return e->live && e->index == i ? e : NULL;
+}
+
+static void fentry_free(struct fentry *e)
+{
+	free(e->path);
+	free(e->ready);
+	free(e->failtext);
+	memset(e, 0, sizeof *e);
+}
+
+static void wake(struct feed *fd)
+{
+	if (fd->wake_fd >= 0) {
+		uint64_t one = 1;
+		if (write(fd->wake_fd, &one, sizeof one) < 0) {
+			/* it is awake already (the counter is full) */
+		}
+	}
+}
+
+/* ---- the receiving session's side ---- */
+
+void feed_add(struct feed *fd, const struct xfile *f)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = &fd->e[f->index & WMASK];
+	if (e->live)
+		fentry_free(e); /* entry index - WINDOW: it has had its result */
+	*e = (struct fentry){.live = true, .index = f->index, .type = f->type, .mode = f->mode, .size = f->size,
+			     .mtime_ns = f->mtime_ns, .path = strdup(f->path)};
+	if (f->type == JB_ENTRY_FILE) {
+		e->nblocks = (f->size + fd->bs - 1) / fd->bs;
+		e->ready = calloc(e->nblocks / 8 + 1, 1);
+	}
+	if (!e->path || (f->type == JB_ENTRY_FILE && !e->ready)) {
+		e->failcode = ENOMEM;
+		e->failtext = NULL;
+	}
+	fd->n = f->index + 1;
+	wake(fd);
+	pthread_mutex_unlock(&fd->lock);
+}
+
+/* Planned: the blocks staging has from before (f->have, verified against
+ * the journal) may go on at once. */
+void feed_planned(struct feed *fd, const struct xfile *f)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, f->index);
+	if (e && e->ready && f->blocks) {
+		for (uint64_t b = 0; b < e->nblocks; b++)
+			if (have_block(f, b) && !(e->ready[b / 8] & (1u << (b % 8)))) {
+				e->ready[b / 8] |= (uint8_t)(1u << (b % 8));
+				e->nready++;
+			}
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void feed_block(struct feed *fd, uint32_t file, uint64_t block)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, file);
+	if (e && e->ready && block < e->nblocks && !(e->ready[block / 8] & (1u << (block % 8)))) {
+		e->ready[block / 8] |= (uint8_t)(1u << (block % 8));
+		e->nready++;
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void feed_fail(struct feed *fd, uint32_t file, int code, const char *text)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, file);
+	if (e && !e->failcode) {
+		e->failcode = code ? code : EIO;
+		e->failtext = text ? strdup(text) : NULL;
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void feed_end(struct feed *fd)
+{
+	pthread_mutex_lock(&fd->lock);
+	fd->ended = true;
+	wake(fd);
+	pthread_mutex_unlock(&fd->lock);
+}
+
+/* ---- the forwarding session's side ---- */
+
+int feed_next_entry(struct session *s, struct walk_entry *w, struct jb_error *err)
+{
+	struct feed *fd = s->feed;
+	(void)err;
+	pthread_mutex_lock(&fd->lock);
+	if (s->feed_next < fd->lo)
+		s->feed_next = fd->lo;
+	struct fentry *e;
+	while ((e = fent(fd, s->feed_next)) && e->resulted)
+		s->feed_next++; /* this entry's result came in an earlier attempt */
+	int r;
+	if (e) {
+		/* the path stays in the slot until the entry has its result */
+		*w = (struct walk_entry){.type = e->type, .mode = e->mode, .size = e->size, .mtime_ns = e->mtime_ns,
+					 .path = e->path, .src = s->feed_next};
+		s->feed_next++;
+		r = 1;
+	} else {
+		r = fd->ended && s->feed_next >= fd->n ? 0 : -EAGAIN;
+	}
+	pthread_mutex_unlock(&fd->lock);
+	return r;
+}
+
+/* 1: block b of feed entry i is durable in staging; 0: not yet; <0: the
+ * entry failed upstream (code in *ret_code, its text in buf). */
+int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, i);
+	int r;
+	if (!e || e->failcode) {
+		snprintf(buf, len, "%s", e && e->failtext ? e->failtext : "failed at the relay");
+		r = -(e ? e->failcode : EIO);
+	} else {
+		r = e->ready && b < e->nblocks && (e->ready[b / 8] & (1u << (b % 8))) ? 1 : 0;
+	}
+	pthread_mutex_unlock(&fd->lock);
+	return r;
+}
+
+/* The staged copy of feed entry i: its partial file while it is being
+ * received, else the file it was committed as. */
+int feed_open(struct feed *fd, uint32_t i)
+{
+	char path[JB_PATH_MAX], part[JB_NAME_MAX + 1], full[JB_PATH_MAX * 2 + 8];
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, i);
+	snprintf(path, sizeof path, "%s", e && e->path ? e->path : "");
+	pthread_mutex_unlock(&fd->lock);
+	if (!*path)
+		return -ENOENT;
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	if (!jb_partial_name(base, part, sizeof part))
+		return -ENAMETOOLONG;
+	for (int k = 0; k < 3; k++) {
+		if (k == 1)
+			snprintf(full, sizeof full, "%s/%s", fd->dir, path);
+		else
+			snprintf(full, sizeof full, "%s/%.*s%s", fd->dir, (int)(base - path), path, part);
+		int f = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (f >= 0 || errno != ENOENT)
+			return f >= 0 ? f : -errno;
+	}
+	return -ENOENT;
+}
+
+/* The next hop's FILE_DONE for feed entry i: the receiving session answers
+ * upstream with it. */
+void feed_result(struct feed *fd, uint32_t i, int status, const char *text)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, i);
+	if (e && !e->resulted) {
+		e->resulted = true;
+		struct event ev = {.kind = EV_RELAYED, .file = i, .code = status};
+		if (status)
+			snprintf(ev.text, sizeof ev.text, "%s (through %s)", text && *text ? text : "failed",
+				 fd->srv->c->name);
+		session_post(fd->up, &ev);
+		while ((e = fent(fd, fd->lo)) && e->resulted)
+			fd->lo++;
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+/* The forwarding session is running (fd: its event fd) or over (-1). */
+void feed_attach(struct feed *fd, int wake_fd)
+{
+	pthread_mutex_lock(&fd->lock);
+	fd->wake_fd = wake_fd;
+	pthread_mutex_unlock(&fd->lock);
+}
+
+/* The next hop answered our HELLO with a WELCOME. */
+void feed_welcomed(struct feed *fd)
+{
+	pthread_mutex_lock(&fd->lock);
+	if (fd->state == 0) {
+		fd->state = 1;
+		pthread_cond_broadcast(&fd->cond);
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+static bool all_resulted(struct feed *fd)
+{
+	pthread_mutex_lock(&fd->lock);
+	bool all = fd->ended && fd->lo >= fd->n;
+	pthread_mutex_unlock(&fd->lock);
+	return all;
+}
+
+/* Refusals that another attempt would only get again. */
+static bool lasting(int code)
+{
+	return code == EACCES || code == EPERM || code == EPROTO || code == EPROTONOSUPPORT || code == EINVAL ||
+	       code == ENAMETOOLONG || code == EBADMSG;
+}
+
+/* Sleep up to secs, or until the forwarder is cancelled. */
+static void nap(struct feed *fd, double secs)
+{
+	for (double t = 0; t < secs && !fd->cancel; t += 0.1)
+		usleep(100000);
+}
+
+static void *forward_main(void *arg)
+{
+	struct feed *fd = arg;
+	struct jb_server *srv = fd->srv;
+	double backoff = 1;
+	struct route rt = {.origin = fd->origin, .nhops = fd->nhops};
+	for (int i = 0; i < fd->nhops; i++)
+		rt.hops[i] = fd->hops[i];
+	for (;;) {
+		struct jb_xfer_opts o;
+		jb_xfer_opts_init(&o);
+		o.streams = fd->streams;
+		o.block_size = fd->bs;
+		o.encrypt = fd->hello_flags & JB_HELLO_ENCRYPT;
+		o.cancel = &fd->cancel;
+		struct jb_xfer_result res = {0};
+		struct jb_error err = {0};
+		fd->attempts++;
+		int r = client_push_feed(srv->relay_cl, &fd->next, fd, &rt, fd->hello_flags & JB_HELLO_DEST_DIR, &o, &res,
+					 &err);
+		fd->forwarded += res.bytes_sent;
+		jb_xfer_result_free(&res);
+		if (fd->cancel)
+			break;
+		if (all_resulted(fd))
+			break; /* every entry has its answer, good or bad */
+		pthread_mutex_lock(&fd->lock);
+		if (fd->state == 0) {
+			/* the first attempt: the origin is told why at once */
+			fd->state = -1;
+			fd->err = err;
+			pthread_cond_broadcast(&fd->cond);
+			pthread_mutex_unlock(&fd->lock);
+			break;
+		}
+		pthread_mutex_unlock(&fd->lock);
+		if (r < 0 && lasting(err.code)) {
+			session_fatal(fd->up, err.code, "%s (relaying through %s)", err.msg, srv->c->name);
+			break;
+		}
+		char shown[JB_WIRE_MAX_MSG];
+		jb_log(JB_LOG_WARN, "relay: %s, next hop %s: %s; trying again in %.0f s", fd->origin, fd->next.label,
+		       jb_log_escape(err.msg, shown, sizeof shown), backoff);
+		nap(fd, backoff);
+		if (fd->cancel)
+			break;
+		backoff = JB_MIN(backoff * 2, 30);
+	}
+	return NULL;
+}
+
+/* The staging directory of a route: SHA-256 of who sends what where,
+ * so that the origin's next attempt finds what this one staged. */
+static void staging_key(const struct jb_msg *hello, const char *path, char out[33])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t d[32] = {0};
+	if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+		const char *parts[3 + JB_WIRE_MAX_HOPS] = {"jumbo staging 1", hello->u.hello.origin, path};
+		int n = 3;
+		for (unsigned i = 0; i < hello->u.hello.nhops; i++)
+			parts[n++] = hello->u.hello.hops[i];
+		for (int i = 0; i < n; i++)
+			EVP_DigestUpdate(md, parts[i], strlen(parts[i]) + 1);
+		uint8_t fl = hello->u.hello.flags & JB_HELLO_DEST_DIR;
+		EVP_DigestUpdate(md, &fl, 1);
+		EVP_DigestFinal_ex(md, d, NULL);
+	}
+	EVP_MD_CTX_free(md);
+	jb_hex(d, 16, out);
+}
+
+int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer *peer, const struct jb_msg *hello,
+		  const char *path, struct jb_error *err)
+{
+	const struct jb_config *c = srv->c;
+	const char *origin = hello->u.hello.origin, *next = hello->u.hello.hops[0];
+	const struct jb_peer *op = jb_config_peer(c, origin), *np = jb_config_peer(c, next);
+	if (!c->relay_staging)
+		return jb_err(err, EACCES, "site %s is not a relay (its jumbo.conf has no [relay] section)", c->name);
+	if (!op)
+		return jb_err(err, EACCES, "site %s does not relay for %s: it is not a peer of %s", c->name, origin, c->name);
+	if (!op->relay)
+		return jb_err(err, EACCES, "site %s does not relay for %s ([peer %s] has no relay = yes)", c->name, origin,
+			      origin);
+	if (!np || !np->address)
+		return jb_err(err, EACCES, "site %s cannot relay to %s: no [peer %s] with an address", c->name, next, next);
+	if (!strcmp(next, c->name) || !strcmp(next, peer->name))
+		return jb_err(err, EINVAL, "route goes back to %s", next);
+	int r = session_take_fds(s, &s->nstreams, c->max_open_files, err);
+	if (r < 0)
+		return jb_err_prefix(err, "site %s is busy", c->name);
+	if ((r = jb_private_dir(c->relay_staging, err)) < 0)
+		return jb_err_prefix(err, "[relay] staging");
+	struct feed *fd = calloc(1, sizeof *fd);
+	char key[33];
+	staging_key(hello, path, key);
+	if (!fd || !(fd->e = calloc(WINDOW, sizeof *fd->e)) || asprintf(&fd->dir, "%s/%s", c->relay_staging, key) < 0) {
+		if (fd)
+			free(fd->e);
+		free(fd);
+		return jb_oom(err);
+	}
+	pthread_mutex_init(&fd->lock, NULL);
+	pthread_cond_init(&fd->cond, NULL);
+	fd->wake_fd = -1;
+	fd->bs = s->block_size;
+	fd->up = s;
+	fd->srv = srv;
+	snprintf(fd->origin, sizeof fd->origin, "%s", origin);
+	fd->nhops = hello->u.hello.nhops - 1;
+	for (int i = 0; i < fd->nhops; i++)
+		snprintf(fd->hops[i], sizeof fd->hops[i], "%s", hello->u.hello.hops[i + 1]);
+	fd->hello_flags = hello->u.hello.flags & (JB_HELLO_ENCRYPT | JB_HELLO_DEST_DIR);
+	fd->streams = s->nstreams;
+	fd->next = (struct jb_remote){.address = strdup(np->address), .path = strdup(path), .peer = np,
+				      .label = strdup(np->name)};
+	s->feed = fd;
+	snprintf(s->origin, sizeof s->origin, "%s", origin);
+	s->umask = 077; /* staging is this site's alone */
+	if (!fd->next.address || !fd->next.path || !fd->next.label)
+		return jb_oom(err);
+	/* staging/KEY, trusted as the site's own; journal keys are its
+	 * absolute path, apart from the data root's */
+	if ((r = dest_setup(s, AT_FDCWD, NULL, fd->dir, true, err)) < 0)
+		return jb_err_prefix(err, "[relay] staging");
+	if (pthread_create(&fd->thread, NULL, forward_main, fd) != 0)
+		return jb_err(err, EAGAIN, "cannot start the forwarder");
+	fd->started = true;
+	/* the next hop's answer first: a refusal there is the origin's */
+	pthread_mutex_lock(&fd->lock);
+	while (fd->state == 0)
+		pthread_cond_wait(&fd->cond, &fd->lock);
+	int st = fd->state;
+	pthread_mutex_unlock(&fd->lock);
+	if (st < 0) {
+		r = jb_err(err, fd->err.code ? fd->err.code : EIO, "%s (relaying through %s)", fd->err.msg, c->name);
+		return r;
+	}
+	char shown[JB_WIRE_MAX_MSG];
+	jb_log(JB_LOG_INFO, "%s: relaying %s's push of %s to %s%s%s (staging %s)", peer->name, origin,
+	       jb_log_escape(*path ? path : "/", shown, sizeof shown), next, fd->nhops ? " and on to " : "",
+	       fd->nhops ? fd->hops[fd->nhops - 1] : "", key);
+	return 0;
+}
+
+/* The receiving session is over (r: how): the forwarder ends with it (at
+ * once when the upstream failed), and a transfer that reached its
+ * destination whole leaves nothing in staging. */
+void relay_finish(struct session *s, int r)
+{
+	struct feed *fd = s->feed;
+	if (!fd)
+		return;
+	if (r < 0)
+		fd->cancel = 1;
+	if (fd->started)
+		pthread_join(fd->thread, NULL);
+	bool clean = r == 0 && s->entries_ok == s->nfiles && all_resulted(fd);
+	if (clean && fd->dir) {
+		const char *slash = strrchr(fd->dir, '/');
+		int d = open(fd->srv->c->relay_staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (d >= 0 && slash)
+			jb_remove_tree(d, slash + 1);
+		if (d >= 0)
+			close(d);
+	}
+	jb_log(JB_LOG_INFO, "relay: %s's transfer through this site: %llu bytes forwarded in %d attempt%s%s",
+	       fd->origin, (unsigned long long)fd->forwarded, fd->attempts, fd->attempts == 1 ? "" : "s",
+	       clean ? "; staging freed" : "; staging kept for the next attempt");
+	for (uint32_t i = 0; i < WINDOW; i++)
+		if (fd->e[i].live)
+			fentry_free(&fd->e[i]);
+	free(fd->e);
+	free(fd->dir);
+	jb_remote_free(&fd->next);
+	pthread_mutex_destroy(&fd->lock);
+	pthread_cond_destroy(&fd->cond);
+	free(fd);
+	s->feed = NULL;
+}
