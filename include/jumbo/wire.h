@@ -54,6 +54,7 @@ enum jb_msg_type {
 	JB_MSG_NEED_AGAIN = 13,  /* receiver: these blocks after all (a committed copy differed) */
 	JB_MSG_SEAL = 14,        /* the origin, through relays: files and their strong digests, signed */
 	JB_MSG_RECEIPT = 15,     /* a hop, back: it holds a transfer's files durably, signed */
+	JB_MSG_HELD = 16,        /* a routed receiver: these blocks are durable here (layout of NEED) */
 };
 
 struct jb_wire_entry {
@@ -107,7 +108,7 @@ struct jb_msg {
 		struct {
 			uint32_t file, nranges;
 			const uint8_t *ranges; /* nranges x (u64 first, u64 count) */
-		} need;                    /* NEED and NEED_AGAIN */
+		} need;                    /* NEED, NEED_AGAIN and HELD */
 		struct {
 			uint32_t file;
 			uint8_t digest[JB_DIGEST_LEN];

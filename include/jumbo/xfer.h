@@ -210,5 +210,9 @@ struct jb_server_stats {
 	uint64_t expired_partials; /* stale partial files removed ([site] max_partial_age) */
 	uint64_t expired_records;  /* journal records dropped (max_partial_age, max_journal_age) */
 	uint64_t closed[JB_CLOSED_NREASONS]; /* since start, by reason */
+	/* a relay's ([relay]): transfers passing through now and since start,
+	 * bytes they hold in staging now, bytes forwarded to next hops, and
+	 * attempts at a next hop after the first (retries) */
+	uint64_t relay_active, relay_total, relay_staged, relay_forwarded, relay_retries;
 };
 JB_EXPORT void jb_server_stats(const struct jb_server *s, struct jb_server_stats *ret);

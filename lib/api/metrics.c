@@ -80,6 +80,14 @@ char *api_metrics(struct jb_server *srv, const struct api_guard *g, struct jb_tr
 	counter(f, "jumbo_partials_expired_total", "Stale partial files removed (max_partial_age).", st.expired_partials);
 	counter(f, "jumbo_journal_records_expired_total", "Journal records dropped (max_partial_age, max_journal_age).",
 		st.expired_records);
+	fprintf(f, "# HELP jumbo_relay_transfers Transfers passing through this relay now.\n"
+		   "# TYPE jumbo_relay_transfers gauge\njumbo_relay_transfers %llu\n"
+		   "# HELP jumbo_relay_staged_bytes Bytes those transfers hold in staging now.\n"
+		   "# TYPE jumbo_relay_staged_bytes gauge\njumbo_relay_staged_bytes %llu\n",
+		(unsigned long long)st.relay_active, (unsigned long long)st.relay_staged);
+	counter(f, "jumbo_relay_transfers_total", "Transfers relayed through this site.", st.relay_total);
+	counter(f, "jumbo_relay_bytes_forwarded_total", "Payload bytes relayed on to next hops.", st.relay_forwarded);
+	counter(f, "jumbo_relay_retries_total", "Attempts at a next hop after a relayed transfer's first.", st.relay_retries);
 	closed(f, &st, g);
 	if (t)
 		transfers(f, t);

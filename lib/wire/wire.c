@@ -307,6 +307,7 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 		break;
 	case JB_MSG_NEED:
 	case JB_MSG_NEED_AGAIN:
+	case JB_MSG_HELD:
 		m->u.need.file = g32(&r);
 		m->u.need.nranges = g32(&r);
 		if (r.bad || m->u.need.nranges > r.n / 16)

@@ -553,6 +553,16 @@ static int handle_events(struct session *s, size_t *ret_n, struct jb_error *err)
 				finish(s, f, e->code, "%s", e->text); /* still arriving here: it ends now */
 			} /* else: answered before its commit here, which sends it */
 			break;
+		case EV_BLOCK_HELD:
+			if (f && !f->done) {
+				size_t mk = jb_frame_begin(&s->ctl->out, JB_MSG_HELD);
+				jb_buf_u32(&s->ctl->out, e->file);
+				jb_buf_u32(&s->ctl->out, 1);
+				jb_buf_u64(&s->ctl->out, e->block);
+				jb_buf_u64(&s->ctl->out, 1);
+				jb_frame_end(&s->ctl->out, mk);
+			}
+			break;
 		case EV_FILE_HASHED:
 			break;
 		}

@@ -151,6 +151,14 @@ void *receiver_stream_main(void *arg)
 			atomic_fetch_add(&f->users, 1);
 		}
 		pthread_mutex_unlock(m);
+		/* a relay with a quota: room in staging first, else this stream
+		 * stops reading (and TCP stops the sender) until the next hop
+		 * holds enough */
+		if (claimed && s->feed && !feed_reserve(s, h.file, h.block, h.len)) {
+			atomic_fetch_sub(&f->users, 1);
+			break;
+		}
+		uint64_t reserved = claimed && s->feed ? h.len : 0;
 		int fd = -1;
 		if (claimed && (fd = files_get(s, f)) < 0) {
 			fail_file(s, f, fd);
@@ -170,6 +178,8 @@ void *receiver_stream_main(void *arg)
 					files_put(s, f);
 					atomic_fetch_sub(&f->users, 1);
 				}
+				if (reserved)
+					feed_unreserve(s->feed, reserved);
 				goto out;
 			}
 			digest_update(&hs, buf, n);
@@ -183,6 +193,10 @@ void *receiver_stream_main(void *arg)
 		}
 		uint8_t d[JB_DIGEST_LEN];
 		digest_end(&hs, d);
+		if (reserved && (!claimed || memcmp(d, h.digest, JB_DIGEST_LEN))) {
+			feed_unreserve(s->feed, reserved); /* not staged after all */
+			reserved = 0;
+		}
 		if (memcmp(d, h.digest, JB_DIGEST_LEN)) {
 			if (claimed) {
 				pthread_mutex_lock(m);
@@ -205,6 +219,8 @@ void *receiver_stream_main(void *arg)
 		 * such) as soon as it is here, so its block record would only
 		 * cost a transaction per small file. */
 		if (f->nblocks > 1 && journal_add(s->journal, f->jid, h.block, d) < 0) {
+			if (reserved)
+				feed_unreserve(s->feed, reserved);
 			files_put(s, f);
 			atomic_fetch_sub(&f->users, 1);
 			session_fatal(s, EIO, "%s: cannot record block %llu in the journal", f->path, (unsigned long long)h.block);
@@ -214,12 +230,19 @@ void *receiver_stream_main(void *arg)
 		memcpy(f->digests + h.block * JB_DIGEST_LEN, d, JB_DIGEST_LEN);
 		pthread_mutex_unlock(m);
 		atomic_fetch_add(&s->bytes_moved, h.len);
-		if (s->feed) {
-			/* a relay forwards only what it holds durably */
+		if (s->routed) {
+			/* a relay forwards only what it holds durably, and every hop
+			 * but the origin tells the one before what it holds (HELD):
+			 * a relay frees its staged copy then */
 			if (fdatasync(fd) < 0) {
+				if (reserved)
+					feed_unreserve(s->feed, reserved);
 				fail_file(s, f, -errno);
 			} else {
-				feed_block(s->feed, h.file, h.block);
+				if (s->feed)
+					feed_block(s->feed, h.file, h.block, d);
+				struct event e = {.kind = EV_BLOCK_HELD, .file = h.file, .block = h.block};
+				session_post(s, &e);
 			}
 		}
 		if (atomic_fetch_sub(&f->remaining, 1) == 1) {

@@ -14,6 +14,7 @@
  * (with its journal records), so that the origin's next attempt moves only
  * what is missing on each hop. */
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +33,10 @@ struct fentry {
 	char *path;
 	uint64_t nblocks;
 	uint8_t *ready;      /* bitmap: verified here and durable in staging */
+	uint8_t *gone;       /* bitmap: the next hop holds it, and its staged copy is gone */
+	uint8_t *digests;    /* nblocks x 16: each ready block's, as verified here */
 	uint64_t nready;
+	uint64_t staged;     /* bytes of it counted in the relay's staged bytes */
 	int failcode;        /* failed upstream (or here): the forwarder aborts it */
 	char *failtext;
 	bool resulted;       /* the next hop's FILE_DONE is in */
@@ -46,6 +50,8 @@ struct feed {
 	bool ended;                 /* FILES_END has come */
 	uint32_t lo;                /* entries below it all have their result */
 	uint32_t bs;
+	uint32_t want_file;         /* the block the forwarder waits for */
+	uint64_t want_block;
 	int wake_fd;                /* the forwarding session's event fd, -1 */
 	struct session *up;         /* the receiving session */
 	char *dir;                  /* staging/KEY */
@@ -74,10 +80,13 @@ static struct fentry *fent(struct feed *fd, uint32_t i)
 	return e->live && e->index == i ? e : NULL;
 }
 
-static void fentry_free(struct fentry *e)
+static void fentry_free(struct feed *fd, struct fentry *e)
 {
+	atomic_fetch_sub(&fd->srv->relay_staged, e->staged);
 	free(e->path);
 	free(e->ready);
+	free(e->gone);
+	free(e->digests);
 	free(e->failtext);
 	memset(e, 0, sizeof *e);
 }
@@ -92,6 +101,8 @@ static void wake(struct feed *fd)
 	}
 }
 
+static int staged_open(struct feed *fd, uint32_t i, int mode);
+
 /* ---- the receiving session's side ---- */
 
 void feed_add(struct feed *fd, const struct xfile *f)
@@ -99,14 +110,16 @@ void feed_add(struct feed *fd, const struct xfile *f)
 	pthread_mutex_lock(&fd->lock);
 	struct fentry *e = &fd->e[f->index & WMASK];
 	if (e->live)
-		fentry_free(e); /* entry index - WINDOW: it has had its result */
+		fentry_free(fd, e); /* entry index - WINDOW: it has had its result */
 	*e = (struct fentry){.live = true, .index = f->index, .type = f->type, .mode = f->mode, .size = f->size,
 			     .mtime_ns = f->mtime_ns, .path = strdup(f->path)};
 	if (f->type == JB_ENTRY_FILE) {
 		e->nblocks = (f->size + fd->bs - 1) / fd->bs;
 		e->ready = calloc(e->nblocks / 8 + 1, 1);
+		e->gone = calloc(e->nblocks / 8 + 1, 1);
+		e->digests = calloc(e->nblocks + 1, JB_DIGEST_LEN);
 	}
-	if (!e->path || (f->type == JB_ENTRY_FILE && !e->ready)) {
+	if (!e->path || (f->type == JB_ENTRY_FILE && (!e->ready || !e->gone || !e->digests))) {
 		e->failcode = ENOMEM;
 		e->failtext = NULL;
 	}
@@ -126,20 +139,96 @@ void feed_planned(struct feed *fd, const struct xfile *f)
 			if (have_block(f, b) && !(e->ready[b / 8] & (1u << (b % 8)))) {
 				e->ready[b / 8] |= (uint8_t)(1u << (b % 8));
 				e->nready++;
+				memcpy(e->digests + b * JB_DIGEST_LEN, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
 			}
 	}
 	pthread_mutex_unlock(&fd->lock);
 }
 
-void feed_block(struct feed *fd, uint32_t file, uint64_t block)
+/* Block `block` is verified and durable in staging; its bytes were
+ * counted in the relay's staged bytes by feed_reserve. */
+void feed_block(struct feed *fd, uint32_t file, uint64_t block, const uint8_t digest[JB_DIGEST_LEN])
 {
 	pthread_mutex_lock(&fd->lock);
 	struct fentry *e = fent(fd, file);
+	uint64_t len = e && block < e->nblocks ? JB_MIN(e->size - block * fd->bs, (uint64_t)fd->bs) : 0;
 	if (e && e->ready && block < e->nblocks && !(e->ready[block / 8] & (1u << (block % 8)))) {
 		e->ready[block / 8] |= (uint8_t)(1u << (block % 8));
 		e->nready++;
+		memcpy(e->digests + block * JB_DIGEST_LEN, digest, JB_DIGEST_LEN);
+		e->staged += len;
+	} else {
+		atomic_fetch_sub(&fd->srv->relay_staged, len); /* not this feed's to hold */
 	}
 	pthread_mutex_unlock(&fd->lock);
+}
+
+bool feed_reserve(struct session *s, uint32_t file, uint64_t block, uint64_t len)
+{
+	struct feed *fd = s->feed;
+	struct jb_server *srv = fd->srv;
+	uint64_t quota = srv->c->relay_quota;
+	if (!quota) {
+		atomic_fetch_add(&srv->relay_staged, len);
+		return true;
+	}
+	for (;;) {
+		/* the block the forwarder waits for may take the last block's
+		 * worth of the quota; others leave it free, so that the hops
+		 * always move on */
+		pthread_mutex_lock(&fd->lock);
+		bool wanted = fd->want_file == file && fd->want_block == block;
+		pthread_mutex_unlock(&fd->lock);
+		uint64_t limit = wanted || quota <= fd->bs ? quota : quota - fd->bs;
+		uint64_t cur = atomic_load(&srv->relay_staged);
+		while (cur + len <= limit)
+			if (atomic_compare_exchange_weak(&srv->relay_staged, &cur, cur + len))
+				return true;
+		if (atomic_load(&s->fatal))
+			return false;
+		usleep(5000);
+	}
+}
+
+void feed_unreserve(struct feed *fd, uint64_t len) { atomic_fetch_sub(&fd->srv->relay_staged, len); }
+
+bool feed_digest(struct feed *fd, uint32_t i, uint64_t b, uint8_t out[JB_DIGEST_LEN])
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, i);
+	bool ok = e && e->ready && b < e->nblocks && (e->ready[b / 8] & (1u << (b % 8)));
+	if (ok)
+		memcpy(out, e->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
+	pthread_mutex_unlock(&fd->lock);
+	return ok;
+}
+
+/* The next hop has block b durably: a hole is punched where it was in
+ * staging, and its bytes leave the staged count (the quota has room again).
+ * After a crash here the journal still lists it, and the check on resume
+ * finds it gone: it is asked of the hop before again. */
+void feed_held(struct feed *fd, uint32_t i, uint64_t b)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, i);
+	bool drop = e && e->ready && b < e->nblocks && (e->ready[b / 8] & (1u << (b % 8))) &&
+		    !(e->gone[b / 8] & (1u << (b % 8)));
+	uint64_t len = drop ? JB_MIN(e->size - b * fd->bs, (uint64_t)fd->bs) : 0;
+	if (drop) {
+		e->gone[b / 8] |= (uint8_t)(1u << (b % 8));
+		e->staged -= len;
+	}
+	pthread_mutex_unlock(&fd->lock);
+	if (!drop)
+		return;
+	int f = staged_open(fd, i, O_WRONLY);
+	if (f >= 0) {
+		if (fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(b * fd->bs), (off_t)len) < 0 &&
+		    errno != EOPNOTSUPP)
+			jb_log(JB_LOG_WARN, "staging: cannot free block %llu: %s", (unsigned long long)b, strerror(errno));
+		close(f);
+	}
+	atomic_fetch_sub(&fd->srv->relay_staged, len);
 }
 
 void feed_fail(struct feed *fd, uint32_t file, int code, const char *text)
@@ -199,6 +288,10 @@ int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len)
 		r = -(e ? e->failcode : EIO);
 	} else {
 		r = e->ready && b < e->nblocks && (e->ready[b / 8] & (1u << (b % 8))) ? 1 : 0;
+		if (!r) {
+			fd->want_file = i; /* feed_reserve lets it in first */
+			fd->want_block = b;
+		}
 	}
 	pthread_mutex_unlock(&fd->lock);
 	return r;
@@ -206,7 +299,7 @@ int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len)
 
 /* The staged copy of feed entry i: its partial file while it is being
  * received, else the file it was committed as. */
-int feed_open(struct feed *fd, uint32_t i)
+static int staged_open(struct feed *fd, uint32_t i, int mode)
 {
 	char path[JB_PATH_MAX], part[JB_NAME_MAX + 1], full[JB_PATH_MAX * 2 + 8];
 	pthread_mutex_lock(&fd->lock);
@@ -224,12 +317,14 @@ int feed_open(struct feed *fd, uint32_t i)
 			snprintf(full, sizeof full, "%s/%s", fd->dir, path);
 		else
 			snprintf(full, sizeof full, "%s/%.*s%s", fd->dir, (int)(base - path), path, part);
-		int f = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		int f = open(full, mode | O_NOFOLLOW | O_CLOEXEC);
 		if (f >= 0 || errno != ENOENT)
 			return f >= 0 ? f : -errno;
 	}
 	return -ENOENT;
 }
+
+int feed_open(struct feed *fd, uint32_t i) { return staged_open(fd, i, O_RDONLY); }
 
 /* The next hop's FILE_DONE for feed entry i: the receiving session answers
  * upstream with it. */
@@ -239,6 +334,10 @@ void feed_result(struct feed *fd, uint32_t i, int status, const char *text)
 	struct fentry *e = fent(fd, i);
 	if (e && !e->resulted) {
 		e->resulted = true;
+		if (!status) {
+			atomic_fetch_sub(&fd->srv->relay_staged, e->staged); /* its staged copy goes now */
+			e->staged = 0;
+		}
 		struct event ev = {.kind = EV_RELAYED, .file = i, .code = status};
 		if (status)
 			snprintf(ev.text, sizeof ev.text, "%s (through %s)", text && *text ? text : "failed",
@@ -308,10 +407,12 @@ static void *forward_main(void *arg)
 		o.cancel = &fd->cancel;
 		struct jb_xfer_result res = {0};
 		struct jb_error err = {0};
-		fd->attempts++;
+		if (fd->attempts++)
+			atomic_fetch_add(&srv->relay_retries, 1);
 		int r = client_push_feed(srv->relay_cl, &fd->next, fd, &rt, fd->hello_flags & JB_HELLO_DEST_DIR, &o, &res,
 					 &err);
 		fd->forwarded += res.bytes_sent;
+		atomic_fetch_add(&srv->relay_forwarded, res.bytes_sent);
 		jb_xfer_result_free(&res);
 		if (fd->cancel)
 			break;
@@ -371,6 +472,8 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 	const struct jb_peer *op = jb_config_peer(c, origin), *np = jb_config_peer(c, next);
 	if (!c->relay_staging)
 		return jb_err(err, EACCES, "site %s is not a relay (its jumbo.conf has no [relay] section)", c->name);
+	if (!strcmp(next, c->name) || !strcmp(next, peer->name))
+		return jb_err(err, EINVAL, "route goes back to %s", next);
 	if (!op)
 		return jb_err(err, EACCES, "site %s does not relay for %s: it is not a peer of %s", c->name, origin, c->name);
 	if (!op->relay)
@@ -378,8 +481,6 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 			      origin);
 	if (!np || !np->address)
 		return jb_err(err, EACCES, "site %s cannot relay to %s: no [peer %s] with an address", c->name, next, next);
-	if (!strcmp(next, c->name) || !strcmp(next, peer->name))
-		return jb_err(err, EINVAL, "route goes back to %s", next);
 	int r = session_take_fds(s, &s->nstreams, c->max_open_files, err);
 	if (r < 0)
 		return jb_err_prefix(err, "site %s is busy", c->name);
@@ -420,6 +521,8 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 	if (pthread_create(&fd->thread, NULL, forward_main, fd) != 0)
 		return jb_err(err, EAGAIN, "cannot start the forwarder");
 	fd->started = true;
+	atomic_fetch_add(&srv->relay_active, 1);
+	atomic_fetch_add(&srv->relay_total, 1);
 	/* the next hop's answer first: a refusal there is the origin's */
 	pthread_mutex_lock(&fd->lock);
 	while (fd->state == 0)
@@ -447,8 +550,10 @@ void relay_finish(struct session *s, int r)
 		return;
 	if (r < 0)
 		fd->cancel = 1;
-	if (fd->started)
+	if (fd->started) {
 		pthread_join(fd->thread, NULL);
+		atomic_fetch_sub(&fd->srv->relay_active, 1);
+	}
 	bool clean = r == 0 && s->entries_ok == s->nfiles && all_resulted(fd);
 	if (clean && fd->dir) {
 		const char *slash = strrchr(fd->dir, '/');
@@ -463,7 +568,7 @@ void relay_finish(struct session *s, int r)
 	       clean ? "; staging freed" : "; staging kept for the next attempt");
 	for (uint32_t i = 0; i < WINDOW; i++)
 		if (fd->e[i].live)
-			fentry_free(&fd->e[i]);
+			fentry_free(fd, &fd->e[i]);
 	free(fd->e);
 	free(fd->dir);
 	jb_remote_free(&fd->next);

@@ -278,6 +278,12 @@ static bool produce(struct sendctx *c, struct item *it, uint8_t *buf)
 			return false;
 		uint64_t len = block_len(f, w.block, s->block_size);
 		off_t off = (off_t)(w.block * s->block_size);
+		if (s->feed && !w.send && feed_digest(s->feed, f->src, w.block, f->digests + w.block * JB_DIGEST_LEN)) {
+			/* the next hop has it: its digest, as verified here, is all
+			 * FILE_END needs (its staged copy may be gone already) */
+			*it = (struct item){.w = w, .resend = resend, .f = f};
+			return true;
+		}
 		int fd = files_get(s, f);
 		if (fd < 0) {
 			fail_file(s, f, fd, "cannot open");

@@ -192,6 +192,22 @@ static int handle_msg(struct session *s, struct jb_error *err)
 	}
 	case JB_MSG_FILE_DONE:
 		return file_done(s, err);
+	case JB_MSG_HELD: {
+		/* the receiver holds these blocks durably (a routed push): a
+		 * relay's staged copies of them may go; the origin keeps its own */
+		struct xfile *f = live_file(s, m->u.need.file);
+		if (!s->feed || !f || f->type != JB_ENTRY_FILE || !f->blocks)
+			return 0; /* the origin's, or crossed with its FILE_DONE */
+		for (uint32_t k = 0; k < m->u.need.nranges; k++) {
+			uint64_t first, count;
+			jb_wire_need_range(m, k, &first, &count);
+			if (first > f->nblocks || count > f->nblocks - first)
+				return jb_err(err, EBADMSG, "%s: HELD range outside file %u", s->ctl->peer, m->u.need.file);
+			for (uint64_t b = first; b < first + count; b++)
+				feed_held(s->feed, f->src, b);
+		}
+		return 0;
+	}
 	default:
 		return jb_err(err, EBADMSG, "%s: unexpected message %u during transfer", s->ctl->peer, m->type);
 	}

@@ -72,6 +72,7 @@ struct jb_server {
 	jb_commit_fn on_commit;
 	void *on_commit_ud;
 	struct jb_client *relay_cl;  /* a relay's: how it pushes on ([relay]) */
+	atomic_uint_fast64_t relay_active, relay_total, relay_staged, relay_forwarded, relay_retries;
 };
 
 /* conns.c, for server.c */

@@ -120,6 +120,11 @@ void jb_server_stats(const struct jb_server *s, struct jb_server_stats *r)
 	r->blocks_bad = atomic_load(&s->blocks_bad);
 	r->expired_partials = atomic_load(&s->expired_partials);
 	r->expired_records = atomic_load(&s->expired_records);
+	r->relay_active = atomic_load(&s->relay_active);
+	r->relay_total = atomic_load(&s->relay_total);
+	r->relay_staged = atomic_load(&s->relay_staged);
+	r->relay_forwarded = atomic_load(&s->relay_forwarded);
+	r->relay_retries = atomic_load(&s->relay_retries);
 	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
 	r->handshakes = (uint64_t)s->gate.n;
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
@@ -334,6 +339,7 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 	int r;
 	if (hello->u.hello.flags & JB_HELLO_ROUTE) {
 		const char *origin = hello->u.hello.origin;
+		s->routed = true;
 		if (hello->u.hello.nhops) {
 			if ((r = relay_prepare(srv, s, peer, hello, path, err)) < 0)
 				return r;

@@ -161,6 +161,7 @@ enum ev_kind {
 	EV_COMMITTED,        /* receiver: the committer is done with the file (code: the failure) */
 	EV_FATAL,
 	EV_RELAYED,          /* relay receiver: the next hop's FILE_DONE (code, text) for a file */
+	EV_BLOCK_HELD,       /* routed receiver: a block is durable here (HELD to the sender) */
 };
 struct event {
 	enum ev_kind kind;
@@ -261,6 +262,7 @@ struct session {
 	 * feed_next on; an entry's src is its index in the feed) */
 	struct feed *feed;
 	uint32_t feed_next;
+	bool routed;         /* receiver: its HELLO had a route: HELD for each block made durable */
 
 	/* sender */
 	struct walker *walk;
@@ -534,7 +536,13 @@ void relay_finish(struct session *s, int r);
 /* the receiving session's: what it has taken and verified */
 void feed_add(struct feed *fd, const struct xfile *f);
 void feed_planned(struct feed *fd, const struct xfile *f);
-void feed_block(struct feed *fd, uint32_t file, uint64_t block);
+void feed_block(struct feed *fd, uint32_t file, uint64_t block, const uint8_t digest[JB_DIGEST_LEN]);
+/* [relay] quota: wait until staging has room for a block of len bytes
+ * (back-pressure: the stream stops reading), and count it; false when the
+ * session fails meanwhile.  feed_unreserve gives back a block that was
+ * not staged after all. */
+bool feed_reserve(struct session *s, uint32_t file, uint64_t block, uint64_t len);
+void feed_unreserve(struct feed *fd, uint64_t len);
 void feed_fail(struct feed *fd, uint32_t file, int code, const char *text);
 void feed_end(struct feed *fd);
 /* the forwarding session's: 1 an entry, 0 the end, -EAGAIN none yet */
@@ -542,6 +550,10 @@ int feed_next_entry(struct session *s, struct walk_entry *w, struct jb_error *er
 /* 1: durable in staging, 0: not yet, -errno: failed upstream (text in buf) */
 int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len);
 int feed_open(struct feed *fd, uint32_t i);
+/* The digest block b of entry i was verified with here, if it is staged. */
+bool feed_digest(struct feed *fd, uint32_t i, uint64_t b, uint8_t out[JB_DIGEST_LEN]);
+/* The next hop holds block b of entry i durably: its staged copy goes. */
+void feed_held(struct feed *fd, uint32_t i, uint64_t b);
 void feed_result(struct feed *fd, uint32_t i, int status, const char *text);
 void feed_attach(struct feed *fd, int wake_fd);
 void feed_welcomed(struct feed *fd);

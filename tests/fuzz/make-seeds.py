@@ -24,6 +24,7 @@ seeds = {
     'resend': bytes([10]) + struct.pack('>IQ', 1, 7),
     'bye': bytes([11]),
     'file_abort': bytes([12]) + struct.pack('>IH', 3, 13) + s('d/x: cannot open: Permission denied'),
+    'held': bytes([16]) + struct.pack('>II', 4, 1) + struct.pack('>QQ', 7, 1),
     'need_again': bytes([13]) + struct.pack('>II', 1, 1) + struct.pack('>QQ', 0, 4),
     # a file of 3 blocks at 64 KiB sealed in two pieces (blocks 0-1, then 2 and the root), a directory
     'seal': bytes([14]) + b'\x77' * 16 + s('CERT') + struct.pack('>I', 3)

@@ -336,6 +336,19 @@ int main(void)
 	ok(decode_frame(&b, &m) == 0 && m.type == JB_MSG_NEED_AGAIN && m.u.need.file == 9 && m.u.need.nranges == 1,
 	   "NEED_AGAIN decodes");
 	b.len = 0;
+	/* so has HELD */
+	k = jb_frame_begin(&b, JB_MSG_HELD);
+	jb_buf_u32(&b, 4);
+	jb_buf_u32(&b, 1);
+	jb_buf_u64(&b, 7);
+	jb_buf_u64(&b, 1);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == 0 && m.type == JB_MSG_HELD && m.u.need.file == 4 && m.u.need.nranges == 1,
+	   "HELD decodes");
+	b.len--;
+	b.p[3]--;
+	ok(decode_frame(&b, &m) == -EBADMSG, "a HELD one byte short refused");
+	b.len = 0;
 
 	/* FILE_ABORT: a file, an errno (never 0) and a text */
 	k = jb_frame_begin(&b, JB_MSG_FILE_ABORT);

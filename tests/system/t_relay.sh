@@ -1,0 +1,175 @@
+#!/bin/bash
+# Store-and-forward through relays.  alpha sends to beta through r1, and
+# through r1 and r2: each relay holds every block durably in its staging
+# directory and passes it on while later blocks still arrive, and alpha's
+# send returns only once beta has verified every file.  Relays refuse what
+# they may not relay, with a sentence; beta checks a relayed write against
+# both alpha's and the relay's rights.  A relay killed half way and started
+# again, and a destination that goes away and comes back, cost the origin no
+# block twice.
+. "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+free_port() { $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+A() { "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
+B() { "$JUMBO" --config "$T/beta/jumbo.conf" "$@"; }
+digest() { "$JUMBO" sum "$1" | cut -d' ' -f1; }
+staged() { find "$T/$1/staging" -type f 2> /dev/null | wc -l; }
+
+site_new alpha; site_new r1; site_new r2; site_new beta
+BETA_PORT=$(free_port)
+sed -i "s/^listen = 127.0.0.1:0$/listen = 127.0.0.1:$BETA_PORT/" "$T/beta/jumbo.conf"
+# beta takes alpha's data under incoming/, and what the relays bring it
+trust beta alpha 'write = incoming'; trust beta r1 'write = .'; trust beta r2 'write = .'
+site_start beta || exit 1
+export JUMBO_API=127.0.0.1:$(jsonget "$T/beta/ready" api)
+for r in r1 r2; do
+	printf '\n[relay]\nstaging = %s\n' "$T/$r/staging" >> "$T/$r/jumbo.conf"
+	trust $r beta
+done
+trust r1 alpha 'relay = yes'; trust r2 alpha 'relay = yes'
+trust r2 r1 ''                       # r1 hands r2 alpha's data: a peer, with no rights of its own
+site_start r2 || exit 1
+trust r1 r2
+site_start r1 || exit 1
+trust alpha r1; trust alpha r2; trust alpha beta
+
+SIZE=$((1024 * 1024 * 1024))
+ldd "$JUMBOD" | grep -q libasan && SIZE=$((256 * 1024 * 1024)) # the bytes are the same; ASan only slows them
+head -c $SIZE /dev/urandom > "$T/big.bin"
+WANT=$(digest "$T/big.bin")
+
+# 1. Through one relay.
+out=$(A send --via r1 --json -q "$T/big.bin" beta:incoming/one.bin); rc=$?
+is "$rc" 0 "alpha sends $((SIZE >> 20)) MiB to beta through r1"
+is "$(digest "$T/beta/root/incoming/one.bin")" "$WANT" "beta holds the same bytes"
+is "$(echo "$out" | jsonget /dev/stdin bytes_sent)" "$SIZE" "alpha sent each byte once"
+is "$(B datasets --json incoming/one.bin | jsonget /dev/stdin 0.origin)" alpha "beta's catalog names alpha as the origin, not r1"
+like "alpha: relaying alpha's push of incoming/one.bin to beta \(staging [0-9a-f]{32}\)" "$(cat "$T/r1/log")" "r1 says what it relays"
+like "relay: alpha's transfer through this site: $SIZE bytes forwarded in 1 attempt; staging freed" "$(cat "$T/r1/log")" \
+	"and that it forwarded every byte and freed its staging"
+is "$(staged r1)" 0 "nothing is left in r1's staging"
+m=$(curl -s "http://127.0.0.1:$(jsonget "$T/r1/ready" api)/metrics")
+like "jumbo_relay_transfers_total 1" "$m" "r1's /metrics counts the relayed transfer"
+like "jumbo_relay_bytes_forwarded_total $SIZE" "$m" "and the bytes it forwarded"
+like "jumbo_relay_staged_bytes 0" "$m" "with nothing staged any more"
+
+# 2. Through two relays: the route is r1, r2, beta.
+A send --via r1,r2 -q "$T/big.bin" beta:incoming/two.bin
+ok $? "alpha sends it through r1 and r2"
+is "$(digest "$T/beta/root/incoming/two.bin")" "$WANT" "identical at beta"
+like "r1: relaying alpha's push of incoming/two.bin to beta" "$(cat "$T/r2/log")" "r2 relays alpha's push that r1 hands it"
+is "$(staged r1):$(staged r2)" 0:0 "both relays' staging is empty again"
+
+# A tree, and the peer's default route ([peer beta] via = r1).
+mkdir -p "$T/tree/a/b" "$T/tree/empty"
+for i in $(seq 1 200); do echo "file $i" > "$T/tree/a/f$i"; done
+head -c 30M /dev/urandom > "$T/tree/a/b/big"
+printf 'via = r1\n' >> "$T/alpha/jumbo.conf"      # the last section is [peer beta]
+A send -r -q "$T/tree" beta:incoming/trees/
+ok $? "a tree of 203 entries goes by beta's default route"
+diff -r "$T/tree" "$T/beta/root/incoming/trees/tree" > /dev/null
+ok $? "and arrives whole"
+like "relaying alpha's push of incoming/trees" "$(cat "$T/r1/log")" "through r1"
+A send --direct -q "$T/tree/a/f1" beta:incoming/direct.txt
+ok $? "--direct goes straight to beta"
+ok "$(grep -c 'incoming/direct.txt' "$T/r1/log" | grep -qx 0; echo $?)" "without r1"
+
+# 3. Cut-through: paced at 2 Gbit/s the file takes about 4 s; beta's copy
+# grows while alpha is still sending, not after r1 has it all.
+A send --via r1 --rate 2G -q "$T/big.bin" beta:incoming/paced.bin & p=$!
+seen=0
+for _ in $(seq 1 200); do
+	part=$T/beta/root/incoming/.paced.bin.jumbo-part
+	if [ -f "$part" ] && [ "$(du -k "$part" | cut -f1)" -gt 8192 ] && kill -0 $p 2> /dev/null; then seen=1; break; fi
+	sleep 0.05
+done
+wait $p; rc=$?
+is "$seen:$rc" 1:0 "beta held blocks while alpha was still sending (hops run at once), and the send succeeded"
+
+# 4. Refusals.
+out=$(A send --via beta -q "$T/tree/a/f1" r1:incoming/x 2>&1)
+like "site beta is not a relay \(its jumbo.conf has no \[relay\] section\)" "$out" "a site without [relay] refuses to relay"
+site_new gamma; trust r1 gamma; trust beta gamma 'write = .'
+kill "$(cat "$T/r1/pid")"; wait "$(cat "$T/r1/pid")" 2> /dev/null
+site_start r1 || exit 1
+set_address alpha r1
+trust gamma r1; trust gamma beta
+out=$("$JUMBO" --config "$T/gamma/jumbo.conf" send --via r1 -q "$T/tree/a/f1" beta:x 2>&1); rc=$?
+is "$rc" 1 "r1 refuses gamma, which it has no relay = yes for"
+like "site r1 does not relay for gamma \(\[peer gamma\] has no relay = yes\)" "$out" "saying so"
+out=$(A send --via r1 -q "$T/tree/a/f1" beta:elsewhere/x 2>&1); rc=$?
+is "$rc" 1 "beta refuses a relayed write outside alpha's write prefixes"
+like "elsewhere/x.*(relaying through r1)" "$out" "and alpha hears beta's refusal, through r1"
+ok "$([ ! -e "$T/beta/root/elsewhere" ]; echo $?)" "nothing was written there"
+out=$(A send --via r2 -q "$T/tree/a/f1" r1:incoming/x 2>&1); rc=$?
+like "site r2 cannot relay to r1: no \[peer r1\] with an address" "$out" "a relay refuses a next hop it cannot reach"
+out=$(A send --via r1,r1 -q "$T/tree/a/f1" beta:incoming/x 2>&1)
+like "route goes back to r1" "$out" "a route through the same relay twice is refused"
+
+# 5. r1 killed half way, started again: the next send moves only what
+# r1 does not have yet, and beta ends with the same bytes.  (Staging holds
+# the entries as alpha names them: big.bin, renamed only at beta.)
+A send --via r1 --rate 2G -q "$T/big.bin" beta:incoming/killed.bin 2> "$T/killed.err" & p=$!
+for _ in $(seq 1 200); do
+	[ "$(find "$T/r1/staging" -name '.big.bin.jumbo-part' -size +$((SIZE / 3 >> 20))M 2> /dev/null | wc -l)" = 1 ] && break
+	sleep 0.05
+done
+kill -9 "$(cat "$T/r1/pid")"; wait "$(cat "$T/r1/pid")" 2> /dev/null
+wait $p; rc=$?
+is "$rc" 1 "alpha's send fails when r1 dies under it"
+site_start r1 || exit 1
+set_address alpha r1
+out=$(A send --via r1 --json -q "$T/big.bin" beta:incoming/killed.bin); rc=$?
+is "$rc" 0 "sent again, it succeeds"
+sent=$(echo "$out" | jsonget /dev/stdin bytes_sent)
+had=$(grep -oE 'big.bin: resuming with [0-9]+ of' "$T/r1/log" | tail -1 | grep -oE '[0-9]+')
+ok "$([ "${had:-0}" -gt 0 ] && [ "$sent" = $((SIZE - ${had:-0} * 8 * 1024 * 1024)) ]; echo $?)" \
+	"alpha sent only the blocks r1 lacked: $sent bytes, r1 had ${had:-no} blocks of 8 MiB"
+is "$(digest "$T/beta/root/incoming/killed.bin")" "$WANT" "and beta holds the file whole"
+is "$(staged r1)" 0 "r1's staging is empty"
+
+# 6. beta goes away half way and comes back (on its port): r1 keeps taking
+# alpha's blocks and tries beta again; alpha sends each block once.
+A send --via r1 --rate 2G --json -q "$T/big.bin" beta:incoming/outage.bin > "$T/outage.json" 2> "$T/outage.err" & p=$!
+for _ in $(seq 1 200); do
+	[ -f "$T/beta/root/incoming/.outage.bin.jumbo-part" ] && break
+	sleep 0.05
+done
+sleep 0.5
+kill -9 "$(cat "$T/beta/pid")"; wait "$(cat "$T/beta/pid")" 2> /dev/null
+sleep 3
+site_start beta || exit 1
+wait $p; rc=$?
+is "$rc" 0 "alpha's send survives beta's outage"
+is "$(jsonget "$T/outage.json" bytes_sent)" "$SIZE" "alpha sent every byte once: r1 held them through the outage"
+is "$(digest "$T/beta/root/incoming/outage.bin")" "$WANT" "beta has the file whole"
+like "relay: alpha, next hop beta: .*trying again in" "$(cat "$T/r1/log")" "r1 logs its retries"
+like "forwarded in [2-9][0-9]* attempts; staging freed" "$(cat "$T/r1/log")" "and the attempts it took"
+like "jumbo_relay_retries_total [1-9]" "$(curl -s "http://127.0.0.1:$(jsonget "$T/r1/ready" api)/metrics")" \
+	"/metrics counts the retries"
+
+# 7. A quota smaller than the file: r1 holds at most 256 MiB at once.  It
+# stops reading alpha's blocks when staging is full (back-pressure) and
+# frees each block once beta says it holds it (HELD).
+kill "$(cat "$T/r1/pid")"; wait "$(cat "$T/r1/pid")" 2> /dev/null
+sed -i "s|^staging = $T/r1/staging$|&\nquota = 256M|" "$T/r1/jumbo.conf"
+site_start r1 || exit 1
+set_address alpha r1
+QSIZE=$((1024 * 1024 * 1024))
+[ "$SIZE" -lt $QSIZE ] && head -c $QSIZE /dev/urandom > "$T/big.bin" && WANT=$(digest "$T/big.bin")
+( most=0
+  while [ ! -f "$T/quota.stop" ]; do
+	n=$(du -s -B1 "$T/r1/staging" 2> /dev/null | cut -f1)
+	[ "${n:-0}" -gt "$most" ] && most=$n && echo "$most" > "$T/quota.most"
+	sleep 0.02
+  done ) & sampler=$!
+out=$(A send --via r1 --json -q "$T/big.bin" beta:incoming/quota.bin); rc=$?
+touch "$T/quota.stop"; wait $sampler
+is "$rc" 0 "1 GiB through r1 with a quota of 256 MiB"
+is "$(digest "$T/beta/root/incoming/quota.bin")" "$WANT" "arrives whole"
+is "$(echo "$out" | jsonget /dev/stdin bytes_sent)" "$QSIZE" "alpha sent each byte once"
+most=$(cat "$T/quota.most" 2> /dev/null || echo 0)
+ok "$([ "$most" -le $((256 * 1024 * 1024 + 1024 * 1024)) ] && [ "$most" -gt $((64 * 1024 * 1024)) ]; echo $?)" \
+	"r1's staging never held more than the quota (at most $((most >> 20)) MiB on disk, directories included)"
+
+done_testing
