@@ -253,6 +253,13 @@ void expire_once(struct jb_server *srv)
 		journal_close(fj);
 	}
 	free(root);
+	if (srv->c->relay_staging && !stopping(&w)) {
+		uint64_t n = relay_expire(srv, w.cutoff);
+		if (n)
+			jb_log(JB_LOG_INFO, "expiry: %llu stale staging directories of relayed transfers removed",
+			       (unsigned long long)n);
+		w.partials += n;
+	}
 	atomic_fetch_add(&srv->expired_partials, w.partials);
 	atomic_fetch_add(&srv->expired_records, w.records + old);
 	if (w.partials || w.records || old)

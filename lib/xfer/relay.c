@@ -13,6 +13,7 @@
  * upstream that is lost ends the forwarder too; staging keeps what it has
  * (with its journal records), so that the origin's next attempt moves only
  * what is missing on each hop. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <openssl/evp.h>
@@ -68,6 +69,8 @@ struct feed {
 	int streams;
 	pthread_t thread;
 	bool started;
+	struct feed *next_live;     /* srv->feeds */
+	char key[33];
 	uint64_t forwarded;         /* bytes the next hop took, all attempts */
 	int attempts;
 };
@@ -489,6 +492,8 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 	struct feed *fd = calloc(1, sizeof *fd);
 	char key[33];
 	staging_key(hello, path, key);
+	if (fd)
+		memcpy(fd->key, key, sizeof key);
 	if (!fd || !(fd->e = calloc(WINDOW, sizeof *fd->e)) || asprintf(&fd->dir, "%s/%s", c->relay_staging, key) < 0) {
 		if (fd)
 			free(fd->e);
@@ -516,8 +521,18 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 		return jb_oom(err);
 	/* staging/KEY, trusted as the site's own; journal keys are its
 	 * absolute path, apart from the data root's */
+	pthread_mutex_lock(&srv->lock);
+	for (struct feed *o = srv->feeds; o; o = o->next_live)
+		if (!strcmp(o->key, key)) {
+			pthread_mutex_unlock(&srv->lock);
+			return jb_err(err, EBUSY, "site %s is relaying this transfer already (staging %s)", c->name, key);
+		}
+	fd->next_live = srv->feeds;
+	srv->feeds = fd;
+	pthread_mutex_unlock(&srv->lock);
 	if ((r = dest_setup(s, AT_FDCWD, NULL, fd->dir, true, err)) < 0)
 		return jb_err_prefix(err, "[relay] staging");
+	utimensat(AT_FDCWD, fd->dir, NULL, 0); /* its age is the expirer's measure */
 	if (pthread_create(&fd->thread, NULL, forward_main, fd) != 0)
 		return jb_err(err, EAGAIN, "cannot start the forwarder");
 	fd->started = true;
@@ -555,17 +570,24 @@ void relay_finish(struct session *s, int r)
 		atomic_fetch_sub(&fd->srv->relay_active, 1);
 	}
 	bool clean = r == 0 && s->entries_ok == s->nfiles && all_resulted(fd);
-	if (clean && fd->dir) {
-		const char *slash = strrchr(fd->dir, '/');
-		int d = open(fd->srv->c->relay_staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (d >= 0 && slash)
-			jb_remove_tree(d, slash + 1);
-		if (d >= 0)
-			close(d);
+	int d = open(fd->srv->c->relay_staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (d >= 0) {
+		if (clean)
+			jb_remove_tree(d, fd->key);
+		else if (unlinkat(d, fd->key, AT_REMOVEDIR) == 0)
+			clean = true; /* refused before anything was staged */
+		close(d);
 	}
 	jb_log(JB_LOG_INFO, "relay: %s's transfer through this site: %llu bytes forwarded in %d attempt%s%s",
 	       fd->origin, (unsigned long long)fd->forwarded, fd->attempts, fd->attempts == 1 ? "" : "s",
 	       clean ? "; staging freed" : "; staging kept for the next attempt");
+	pthread_mutex_lock(&fd->srv->lock);
+	for (struct feed **pp = &fd->srv->feeds; *pp; pp = &(*pp)->next_live)
+		if (*pp == fd) {
+			*pp = fd->next_live;
+			break;
+		}
+	pthread_mutex_unlock(&fd->srv->lock);
 	for (uint32_t i = 0; i < WINDOW; i++)
 		if (fd->e[i].live)
 			fentry_free(fd, &fd->e[i]);
@@ -576,4 +598,34 @@ void relay_finish(struct session *s, int r)
 	pthread_cond_destroy(&fd->cond);
 	free(fd);
 	s->feed = NULL;
+}
+
+uint64_t relay_expire(struct jb_server *srv, time_t cutoff)
+{
+	int d = open(srv->c->relay_staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d < 0)
+		return 0;
+	DIR *dir = fdopendir(d);
+	if (!dir) {
+		close(d);
+		return 0;
+	}
+	uint64_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		struct stat st;
+		if (strlen(de->d_name) != 32 || strspn(de->d_name, "0123456789abcdef") != 32 ||
+		    fstatat(d, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) || st.st_mtime >= cutoff)
+			continue;
+		pthread_mutex_lock(&srv->lock);
+		bool live = false;
+		for (struct feed *o = srv->feeds; o && !live; o = o->next_live)
+			live = !strcmp(o->key, de->d_name);
+		/* removed under the lock: a transfer starting now waits for it */
+		if (!live && jb_remove_tree(d, de->d_name) == 0)
+			n++;
+		pthread_mutex_unlock(&srv->lock);
+	}
+	closedir(dir);
+	return n;
 }

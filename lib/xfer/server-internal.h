@@ -73,6 +73,7 @@ struct jb_server {
 	void *on_commit_ud;
 	struct jb_client *relay_cl;  /* a relay's: how it pushes on ([relay]) */
 	atomic_uint_fast64_t relay_active, relay_total, relay_staged, relay_forwarded, relay_retries;
+	struct feed *feeds;          /* under lock: the relayed transfers running (relay.c) */
 };
 
 /* conns.c, for server.c */
@@ -93,3 +94,6 @@ int expire_start(struct jb_server *srv);
 void expire_stop(struct jb_server *srv);
 void expire_once(struct jb_server *srv);
 int expire_interval(const struct jb_config *c);
+/* relay.c: staging directories of transfers that have not run since
+ * cutoff (Unix seconds) removed; how many. */
+uint64_t relay_expire(struct jb_server *srv, time_t cutoff);

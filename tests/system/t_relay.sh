@@ -172,4 +172,22 @@ most=$(cat "$T/quota.most" 2> /dev/null || echo 0)
 ok "$([ "$most" -le $((256 * 1024 * 1024 + 1024 * 1024)) ] && [ "$most" -gt $((64 * 1024 * 1024)) ]; echo $?)" \
 	"r1's staging never held more than the quota (at most $((most >> 20)) MiB on disk, directories included)"
 
+# 8. A transfer abandoned half way leaves its staging behind; the expirer
+# removes it once it is older than [site] max_partial_age.
+A send --via r1 --rate 2G -q "$T/big.bin" beta:incoming/abandoned.bin 2> /dev/null & p=$!
+for _ in $(seq 1 200); do
+	[ "$(find "$T/r1/staging" -name '.big.bin.jumbo-part' -size +50M 2> /dev/null | wc -l)" = 1 ] && break
+	sleep 0.05
+done
+kill -9 $p; wait $p 2> /dev/null
+sleep 1
+ok "$([ "$(staged r1)" -gt 0 ]; echo $?)" "alpha gone half way: r1 keeps what it staged, for a next attempt"
+kill "$(cat "$T/r1/pid")"; wait "$(cat "$T/r1/pid")" 2> /dev/null
+sed -i 's/^\[site\]$/&\nmax_partial_age = 2s/' "$T/r1/jumbo.conf"
+sleep 2
+site_start r1 || exit 1
+for _ in $(seq 1 100); do [ "$(ls "$T/r1/staging" | wc -l)" = 0 ] && break; sleep 0.1; done
+is "$(ls "$T/r1/staging" | wc -l)" 0 "older than max_partial_age, r1's expirer removes it"
+like "expiry: 1 stale staging directories of relayed transfers removed" "$(cat "$T/r1/log")" "and says so"
+
 done_testing
