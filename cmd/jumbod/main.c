@@ -86,6 +86,9 @@ static int site_open(struct site *s, struct jb_error *err)
 	const char *corrupt = getenv("JUMBO_TEST_CORRUPT_BLOCK");
 	if (corrupt && *corrupt)
 		jb_server_test_corrupt_block(s->srv, atoi(corrupt));
+	const char *tamper = getenv("JUMBO_TEST_RELAY_TAMPER"); /* t_relay: a relay that alters a block */
+	if (tamper && *tamper)
+		jb_server_test_tamper_block(s->srv, atoi(tamper));
 #endif
 	if (s->c->api && *s->c->api && strcmp(s->c->api, "off") &&
 	    (r = jb_api_start(s->c, &(struct jb_api_services){s->srv, s->jobs, s->cat, s->tokens, s->transfers},

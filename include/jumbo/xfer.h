@@ -175,6 +175,11 @@ JB_EXPORT void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *u
 /* A test's, set before jb_server_run: each pull served flips a byte of this
  * block of its first file once (the receiver must catch it); -1 none. */
 JB_EXPORT void jb_server_test_corrupt_block(struct jb_server *s, int block);
+/* A test's, set before jb_server_run: a relay whose forwarder alters this
+ * block of the first file of each relayed transfer once, after reading it
+ * from staging and before hashing it (the destination's seal check must
+ * catch it); -1 none. */
+JB_EXPORT void jb_server_test_tamper_block(struct jb_server *s, int block);
 /* Accepts until jb_server_stop(); returns 0 then.  At most 512 connection
  * threads run at once (authenticated or not); further connections are closed
  * as soon as they are accepted, with a warning in the log.  A connection has

@@ -2,6 +2,7 @@
  * its pinned fingerprint, and runs the transfer in-process. */
 #include <fcntl.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <string.h>
@@ -385,7 +386,16 @@ static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *
 	s.window_set = o->tune.window != 0;
 	if (fd) {
 		s.feed = fd;
+		s.tamper_block = feed_take_tamper(fd);
 		feed_attach(fd, s.evfd);
+	} else if (rt) {
+		/* the origin of a relayed push: it signs each file's sha256t */
+		if ((r = jb_signer_open(cl->c->identity, &s.signer, err)) < 0)
+			goto early;
+		if (RAND_bytes(s.transfer, sizeof s.transfer) != 1) {
+			r = jb_err(err, EIO, "cannot make a transfer id");
+			goto early;
+		}
 	}
 	for (size_t i = 0; i < nsrc && r == 0; i++)
 		r = manifest_add_local(&s, srcs[i], o->recursive, err);

@@ -224,6 +224,8 @@ int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from,
 		r = session_add_file(s, e, 0, err);
 		if (r == 0 && s->feed)
 			feed_add(s->feed, slot(s, s->nfiles - 1));
+		if (r == 0 && s->nseals)
+			seal_match(s, slot(s, s->nfiles - 1));
 	}
 	free(e);
 	return r;

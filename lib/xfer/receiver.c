@@ -183,6 +183,12 @@ static void refetch(struct session *s, struct xfile *f, const uint8_t sender_roo
  * hand the file to the committer. */
 static void finalize(struct session *s, struct xfile *f, const uint8_t sender_root[JB_DIGEST_LEN])
 {
+	if (s->seal_check && !f->skip_write && !f->sealed) {
+		/* relayed: the origin's seal first (it may still be on its way) */
+		f->want_seal = true;
+		memcpy(f->xroot, sender_root, JB_DIGEST_LEN);
+		return;
+	}
 	uint8_t root[JB_DIGEST_LEN];
 	if (f->skip_write)
 		memcpy(root, f->root, JB_DIGEST_LEN); /* recorded when it was committed */
@@ -211,6 +217,15 @@ static void finalize(struct session *s, struct xfile *f, const uint8_t sender_ro
 		return; /* the session is ending: the file stays partial, for the next one */
 	f->committing = true;
 	committer_add(s, f->index);
+}
+
+void receiver_sealed(struct session *s, struct xfile *f);
+void receiver_sealed(struct session *s, struct xfile *f)
+{
+	if (f->want_seal && !f->done && !atomic_load(&f->closed)) {
+		f->want_seal = false;
+		finalize(s, f, f->xroot);
+	}
 }
 
 /* Claim f's destination path for this session: true; false when it is
@@ -470,6 +485,12 @@ static int handle_msg(struct session *s, bool *bye, struct jb_error *err)
 		return on_file_end(s, err);
 	case JB_MSG_FILE_ABORT:
 		return on_file_abort(s, err);
+	case JB_MSG_SEAL:
+		if (s->feed) {
+			feed_seal(s->feed, m); /* passed on, as it came */
+			return 0;
+		}
+		return seal_take(s, m, err);
 	case JB_MSG_BYE:
 		if (!all_done(s))
 			return jb_err(err, EBADMSG, "%s: sender ended with %u entries unfinished", s->ctl->peer,

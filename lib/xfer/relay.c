@@ -72,6 +72,16 @@ struct feed {
 	struct feed *next_live;     /* srv->feeds */
 	char key[33];
 	uint64_t forwarded;         /* bytes the next hop took, all attempts */
+	/* the origin's seals, as they came, until their entries have their
+	 * result: each forwarding session sends them all from sq_head on */
+	struct sealq {
+		uint32_t idx;        /* the feed entry (UINT32_MAX: none found) */
+		uint8_t *body;       /* the frame's body less its type byte */
+		size_t len;
+	} *sq;
+	size_t sq_n, sq_cap;
+	uint64_t sq_head;           /* seals dropped from the front, all told */
+	int tamper_block;
 	int attempts;
 };
 
@@ -352,6 +362,74 @@ void feed_result(struct feed *fd, uint32_t i, int status, const char *text)
 	pthread_mutex_unlock(&fd->lock);
 }
 
+void feed_seal(struct feed *fd, const struct jb_msg *m)
+{
+	pthread_mutex_lock(&fd->lock);
+	/* the entry it seals: the origin's index, which is the feed's at the
+	 * first relay, else found by path */
+	uint32_t idx = UINT32_MAX;
+	struct jb_wire_iter it = {m->u.seal.entries, m->u.seal.len};
+	struct jb_seal_entry *se = malloc(sizeof *se);
+	if (se && m->u.seal.count && jb_wire_seal_next(&it, se) == 0) {
+		struct fentry *e = fent(fd, se->file);
+		if (e && e->path && !strcmp(e->path, se->e.path))
+			idx = se->file;
+		for (uint32_t i = fd->lo; idx == UINT32_MAX && i < fd->n; i++)
+			if ((e = fent(fd, i)) && e->path && !strcmp(e->path, se->e.path))
+				idx = i;
+	}
+	free(se);
+	if (fd->sq_n == fd->sq_cap) {
+		size_t nc = fd->sq_cap ? fd->sq_cap * 2 : 64;
+		struct sealq *nq = realloc(fd->sq, nc * sizeof *nq);
+		if (!nq)
+			goto out;
+		fd->sq = nq;
+		fd->sq_cap = nc;
+	}
+	size_t len = m->u.seal.signed_n + JB_WIRE_SIG_LEN;
+	uint8_t *body = malloc(len);
+	if (!body)
+		goto out;
+	memcpy(body, m->u.seal.signed_p, m->u.seal.signed_n);
+	memcpy(body + m->u.seal.signed_n, m->u.seal.sig, JB_WIRE_SIG_LEN);
+	fd->sq[fd->sq_n++] = (struct sealq){.idx = idx, .body = body, .len = len};
+	wake(fd);
+out:
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void feed_put_seals(struct session *s, struct jb_buf *out)
+{
+	struct feed *fd = s->feed;
+	pthread_mutex_lock(&fd->lock);
+	/* drop those whose entries have their result (and no session needs) */
+	size_t drop = 0;
+	while (drop < fd->sq_n) {
+		struct sealq *q = &fd->sq[drop];
+		struct fentry *e = q->idx == UINT32_MAX ? NULL : fent(fd, q->idx);
+		bool done = q->idx == UINT32_MAX ? fd->sq_head + drop < s->seal_cursor : !e || e->resulted;
+		if (!done)
+			break;
+		free(q->body);
+		drop++;
+	}
+	if (drop) {
+		memmove(fd->sq, fd->sq + drop, (fd->sq_n - drop) * sizeof *fd->sq);
+		fd->sq_n -= drop;
+		fd->sq_head += drop;
+	}
+	if (s->seal_cursor < fd->sq_head)
+		s->seal_cursor = fd->sq_head;
+	for (; s->seal_cursor < fd->sq_head + fd->sq_n; s->seal_cursor++) {
+		struct sealq *q = &fd->sq[s->seal_cursor - fd->sq_head];
+		size_t m = jb_frame_begin(out, JB_MSG_SEAL);
+		jb_buf_put(out, q->body, q->len);
+		jb_frame_end(out, m);
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
 /* The forwarding session is running (fd: its event fd) or over (-1). */
 void feed_attach(struct feed *fd, int wake_fd)
 {
@@ -361,6 +439,15 @@ void feed_attach(struct feed *fd, int wake_fd)
 }
 
 /* The next hop answered our HELLO with a WELCOME. */
+int feed_take_tamper(struct feed *fd)
+{
+	pthread_mutex_lock(&fd->lock);
+	int b = fd->tamper_block;
+	fd->tamper_block = -1;
+	pthread_mutex_unlock(&fd->lock);
+	return b;
+}
+
 void feed_welcomed(struct feed *fd)
 {
 	pthread_mutex_lock(&fd->lock);
@@ -503,6 +590,7 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 	pthread_mutex_init(&fd->lock, NULL);
 	pthread_cond_init(&fd->cond, NULL);
 	fd->wake_fd = -1;
+	fd->tamper_block = srv->tamper_block;
 	fd->bs = s->block_size;
 	fd->up = s;
 	fd->srv = srv;
@@ -592,6 +680,9 @@ void relay_finish(struct session *s, int r)
 		if (fd->e[i].live)
 			fentry_free(fd, &fd->e[i]);
 	free(fd->e);
+	for (size_t i = 0; i < fd->sq_n; i++)
+		free(fd->sq[i].body);
+	free(fd->sq);
 	free(fd->dir);
 	jb_remote_free(&fd->next);
 	pthread_mutex_destroy(&fd->lock);

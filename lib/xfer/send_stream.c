@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+
 #include "xfer-internal.h"
 
 /* The next block to read: a block to send again first, then the plan in
@@ -295,7 +297,12 @@ static bool produce(struct sendctx *c, struct item *it, uint8_t *buf)
 		bool corrupt = w.send && hook >= 0 && w.file == 0 && (uint64_t)hook == w.block &&
 			       __atomic_compare_exchange_n(&s->corrupt_block, &hook, -1, false, __ATOMIC_SEQ_CST,
 							   __ATOMIC_SEQ_CST);
-		bool whole = w.send && (st->ssl || corrupt || !c->zerocopy);
+		hook = s->tamper_block;
+		bool tamper = w.send && s->feed && hook >= 0 && f->src == 0 && (uint64_t)hook == w.block &&
+			      __atomic_compare_exchange_n(&s->tamper_block, &hook, -1, false, __ATOMIC_SEQ_CST,
+							  __ATOMIC_SEQ_CST);
+		/* the origin of a relayed push hashes every block with SHA-256 too */
+		bool whole = (w.send && (st->ssl || corrupt || tamper || !c->zerocopy)) || s->signer;
 		bool own = false;
 		if (whole && !buf) {
 			/* a stream that sends from the page cache has no buffers:
@@ -310,8 +317,18 @@ static bool produce(struct sendctx *c, struct item *it, uint8_t *buf)
 		}
 		int r;
 		if (whole) {
-			if ((r = jb_pread_full(fd, buf, len, off)) == 0)
+			if ((r = jb_pread_full(fd, buf, len, off)) == 0) {
+				if (tamper) {
+					/* test hook: a relay that alters a block and hashes it as altered */
+					buf[len / 3] ^= 0xa5;
+					jb_log(JB_LOG_INFO, "test hook: altering block %llu of %s", (unsigned long long)w.block,
+					       f->path);
+				}
 				digest_block(buf, len, d);
+				if (s->signer &&
+				    EVP_Digest(buf, len, f->strong + w.block * JB_STRONG_LEN, NULL, EVP_sha256(), NULL) != 1)
+					r = -EIO;
+			}
 		} else {
 			r = digest_file_block(fd, c->chunk, off, len, d);
 		}

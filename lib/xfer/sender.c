@@ -12,6 +12,11 @@ static int send_file_end(struct session *s, uint32_t i)
 	struct xfile *f = slot(s, i);
 	digest_root(f->digests, f->nblocks, f->root);
 	f->have_root = true;
+	struct jb_error err = {0};
+	if (s->signer && seal_send(s, f, &err) < 0) {
+		session_fatal(s, err.code, "%s", err.msg);
+		return -err.code;
+	}
 	struct jb_buf *b = &s->ctl->out;
 	size_t m = jb_frame_begin(b, JB_MSG_FILE_END);
 	jb_buf_u32(b, i);
@@ -303,6 +308,8 @@ int sender_run(struct session *s, struct jb_error *err)
 			if ((r = manifest_pump(s, err)) < 0)
 				goto fail_tell;
 		}
+		if (s->feed)
+			feed_put_seals(s, &s->ctl->out); /* the origin's, passed on */
 		if ((r = ctl_send(s->ctl, err)) < 0)
 			goto fail;
 		session_tick(s, false);

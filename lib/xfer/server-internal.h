@@ -47,6 +47,7 @@ struct conn {
 struct jb_server {
 	const struct jb_config *c;
 	int corrupt_block;      /* jb_server_test_corrupt_block */
+	int tamper_block;       /* jb_server_test_tamper_block */
 	SSL_CTX *ctx;
 	int lfd, rootfd;
 	struct journal *journal;

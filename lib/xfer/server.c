@@ -16,6 +16,7 @@
 #define MAX_SESSIONS 256
 
 void jb_server_test_corrupt_block(struct jb_server *s, int block) { s->corrupt_block = block; }
+void jb_server_test_tamper_block(struct jb_server *s, int block) { s->tamper_block = block; }
 
 void jb_server_on_commit(struct jb_server *s, jb_commit_fn fn, void *ud)
 {
@@ -33,6 +34,7 @@ int jb_server_new(const struct jb_config *c, struct jb_server **ret, struct jb_e
 		return jb_oom(err);
 	s->c = c;
 	s->corrupt_block = -1;
+	s->tamper_block = -1;
 	s->lfd = s->rootfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->joined, NULL);
@@ -354,6 +356,9 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 			if (!jb_peer_prefix(peer, JB_WRITE, path))
 				return jb_err(err, EACCES, "relay %s may not write %s here (see its [peer %s] write)",
 					      peer->name, *path ? path : "/", peer->name);
+			/* what a relay brings is checked against the origin's seals */
+			s->seal_check = true;
+			memcpy(s->origin_fp, rights->fp, 32);
 		}
 	}
 	if ((r = access_scope(srv->rootfd, rights, push ? JB_WRITE : JB_READ, path, &s->scopefd, &under, err)) < 0)

@@ -115,6 +115,7 @@ int session_init(struct session *s, bool sender)
 	s->destdir = -1;
 	s->scopefd = -1;
 	s->corrupt_block = -1;
+	s->tamper_block = -1;
 	s->umask = 022;
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
@@ -225,6 +226,8 @@ static void slot_free(struct session *s, struct xfile *f)
 	if (f->have != &f->have1)
 		free(f->have);
 	free(f->error);
+	free(f->strong);
+	f->strong = NULL;
 	s->blocks_live -= f->nblocks;
 	f->path = NULL;
 	f->digests = f->have = NULL;
@@ -243,6 +246,7 @@ void session_free(struct session *s)
 	if (s->files)
 		munmap(s->files, files_len());
 	walker_free(s->walk);
+	seal_free(s);
 	free(s->resend);
 	free(s->ev);
 	free(s->closing);
@@ -319,6 +323,13 @@ int file_blocks(struct session *s, struct xfile *f, struct jb_error *err)
 	uint8_t *dg = nb <= 1 ? f->d1 : calloc(nb, JB_DIGEST_LEN);
 	uint8_t *hv = nb <= 8 ? &f->have1 : calloc(nb / 8 + 1, 1);
 	if (!dg || !hv) {
+		if (dg != f->d1)
+			free(dg);
+		if (hv != &f->have1)
+			free(hv);
+		return jb_err(err, ENOMEM, "out of memory for %llu blocks", (unsigned long long)nb);
+	}
+	if (s->signer && !(f->strong = calloc(nb + 1, JB_STRONG_LEN))) {
 		if (dg != f->d1)
 			free(dg);
 		if (hv != &f->have1)
@@ -449,6 +460,7 @@ const char *session_write_error(int r)
 	case EBUSY: return "its partial file is locked by a session of another process";
 	case ESTALE: return "its partial file was removed or replaced while it was being received";
 	case EEXIST: return "something other than a file has the name of its partial file";
+	case EKEYREJECTED: return "its bytes do not match the origin's seal: they were altered on the way";
 	default: return strerror(r < 0 ? -r : r);
 	}
 }

@@ -142,6 +142,12 @@ struct xfile {
 	 * (held: it is ready here; relayed: that answer is in, in ok, errcode
 	 * and error) */
 	bool held, relayed;
+	/* sealed transfers (seal.c): the origin's SHA-256 of each block
+	 * (nblocks x 32, sender); the destination's wait for the seal */
+	uint8_t *strong;
+	bool sealed, want_seal;
+	uint8_t seal_root[JB_STRONG_LEN];
+	uint8_t xroot[JB_DIGEST_LEN]; /* the sender's XXH3 root, while want_seal */
 	uint8_t root[JB_DIGEST_LEN];
 	int errcode;
 	char *error;
@@ -263,6 +269,17 @@ struct session {
 	struct feed *feed;
 	uint32_t feed_next;
 	bool routed;         /* receiver: its HELLO had a route: HELD for each block made durable */
+	/* seal.c: the origin of a relayed push signs each file's sha256t
+	 * (signer); its destination checks it (seal_check, against the
+	 * origin's pinned fingerprint) */
+	struct jb_signer *signer;
+	uint8_t transfer[16];
+	bool seal_check;
+	uint8_t origin_fp[32];
+	struct seal_wait *seals; /* destination: seals of entries not here yet */
+	size_t nseals, capseals;
+	uint64_t seal_cursor; /* relay forwarder: the feed's seals below it are sent */
+	int tamper_block;    /* test hook (a relay's forwarder): alter this block of file 0 and hash it as altered */
 
 	/* sender */
 	struct walker *walk;
@@ -557,10 +574,30 @@ void feed_held(struct feed *fd, uint32_t i, uint64_t b);
 void feed_result(struct feed *fd, uint32_t i, int status, const char *text);
 void feed_attach(struct feed *fd, int wake_fd);
 void feed_welcomed(struct feed *fd);
+/* A test's: the block of entry 0 the forwarder is to alter (once), or -1. */
+int feed_take_tamper(struct feed *fd);
 /* client.c: push a feed to the next hop, with the route past it */
 struct route;
 int client_push_feed(struct jb_client *cl, const struct jb_remote *dst, struct feed *fd, const struct route *rt,
 		     bool dest_dir, const struct jb_xfer_opts *o, struct jb_xfer_result *ret, struct jb_error *err);
+
+/* ---- seals (seal.c) ---- */
+/* Origin: a SEAL for entry i (its sha256t root, signed), queued on the
+ * control connection ahead of its FILE_END. */
+int seal_send(struct session *s, struct xfile *f, struct jb_error *err);
+/* Destination: a SEAL from the route: checked against the origin's pin,
+ * its entries matched to files (or kept until they come). */
+int seal_take(struct session *s, const struct jb_msg *m, struct jb_error *err);
+/* Destination: a new entry might have its seal waiting. */
+void seal_match(struct session *s, struct xfile *f);
+/* Committer: does the partial file's sha256t match the seal?  0, or
+ * -EKEYREJECTED (its record is dropped: it is not to be resumed). */
+int seal_verify(struct session *s, struct xfile *f, int d);
+void seal_free(struct session *s);
+/* Relay: a SEAL passed on as it came (feed_seal), and sent on by the
+ * forwarder (feed_put_seals) */
+void feed_seal(struct feed *fd, const struct jb_msg *m);
+void feed_put_seals(struct session *s, struct jb_buf *out);
 
 /* proto.c */
 void join_token(const uint8_t secret[32], const uint8_t session[16], uint16_t index, uint8_t out[32]);

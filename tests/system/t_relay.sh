@@ -190,4 +190,26 @@ for _ in $(seq 1 100); do [ "$(ls "$T/r1/staging" | wc -l)" = 0 ] && break; slee
 is "$(ls "$T/r1/staging" | wc -l)" 0 "older than max_partial_age, r1's expirer removes it"
 like "expiry: 1 stale staging directories of relayed transfers removed" "$(cat "$T/r1/log")" "and says so"
 
+# 9. A relay that alters a block and computes its XXH3 again (a test
+# build's hook) passes every check on the way; beta compares the file's
+# sha256t with the seal alpha signed, and refuses it.
+if hooks; then
+	site_new r3
+	printf '\n[relay]\nstaging = %s\n' "$T/r3/staging" >> "$T/r3/jumbo.conf"
+	trust r3 alpha 'relay = yes'; trust r3 beta
+	JUMBO_TEST_RELAY_TAMPER=2 site_start r3 || exit 1
+	trust alpha r3
+	kill "$(cat "$T/beta/pid")"; wait "$(cat "$T/beta/pid")" 2> /dev/null
+	trust beta r3 'write = .'
+	site_start beta || exit 1
+	out=$(A send --via r3 -q "$T/big.bin" beta:incoming/tampered.bin 2>&1); rc=$?
+	is "$rc" 1 "a file r3 altered on the way is refused"
+	like "tampered.bin: cannot commit: its bytes do not match the origin's seal: they were altered on the way \(through r3\)" \
+		"$out" "alpha hears why, and through whom"
+	ok "$(ls -a "$T/beta/root/incoming" | grep -c tampered | grep -qx 0; echo $?)" "nothing of it is left at beta, not even its partial file"
+	like "test hook: altering block 2" "$(cat "$T/r3/log")" "(r3 did alter block 2)"
+else
+	skip 4 "the relay's tampering hook is in test builds only (meson -Dtest_hooks=true)"
+fi
+
 done_testing
