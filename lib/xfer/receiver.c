@@ -186,6 +186,8 @@ static void finalize(struct session *s, struct xfile *f, const uint8_t sender_ro
 	if (s->seal_check && !f->skip_write && !f->sealed) {
 		/* relayed: the origin's seal first (it may still be on its way) */
 		f->want_seal = true;
+		f->want_since = jb_now();
+		s->nwant++;
 		memcpy(f->xroot, sender_root, JB_DIGEST_LEN);
 		return;
 	}
@@ -224,7 +226,31 @@ void receiver_sealed(struct session *s, struct xfile *f)
 {
 	if (f->want_seal && !f->done && !atomic_load(&f->closed)) {
 		f->want_seal = false;
+		s->nwant--;
 		finalize(s, f, f->xroot);
+	}
+}
+
+/* A file whose seal has not come SEAL_WAIT seconds after its last block
+ * fails: a relay that drops seals does not hold the session forever. */
+#define SEAL_WAIT 60
+static void seal_timeouts(struct session *s)
+{
+	double now = jb_now();
+	if (!s->nwant || now - s->seal_scan < 1)
+		return;
+	s->seal_scan = now;
+	for (uint32_t i = s->lo; i < s->nfiles && s->nwant; i++) {
+		struct xfile *f = live_file(s, i);
+		if (!f || !f->want_seal || now - f->want_since < SEAL_WAIT)
+			continue;
+		f->want_seal = false;
+		s->nwant--;
+		journal_drop(s->journal, f->jid);
+		f->jid = 0;
+		partial_drop(s, f);
+		finish(s, f, EKEYREJECTED, "%s: no seal from %s came for it within %d s of its last block (a relay "
+		       "must pass the origin's seals on)", f->path, s->origin, SEAL_WAIT);
 	}
 }
 
@@ -656,6 +682,7 @@ int receiver_run(struct session *s, struct jb_error *err)
 		busy = n > 0;
 		if (s->nclosing)
 			closing_scan(s);
+		seal_timeouts(s);
 		window_advance(s);
 		if ((r = ctl_send(s->ctl, err)) < 0)
 			goto fail;

@@ -569,6 +569,9 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 	if (!op->relay)
 		return jb_err(err, EACCES, "site %s does not relay for %s ([peer %s] has no relay = yes)", c->name, origin,
 			      origin);
+	if (strcmp(peer->name, origin) && !peer->relay)
+		return jb_err(err, EACCES, "site %s does not take relayed transfers from %s ([peer %s] has no relay = yes)",
+			      c->name, peer->name, peer->name);
 	if (!np || !np->address)
 		return jb_err(err, EACCES, "site %s cannot relay to %s: no [peer %s] with an address", c->name, next, next);
 	int r = session_take_fds(s, &s->nstreams, c->max_open_files, err);

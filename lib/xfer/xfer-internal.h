@@ -148,6 +148,7 @@ struct xfile {
 	bool sealed, want_seal;
 	uint8_t seal_root[JB_STRONG_LEN];
 	uint8_t xroot[JB_DIGEST_LEN]; /* the sender's XXH3 root, while want_seal */
+	double want_since;   /* when want_seal was set */
 	uint8_t root[JB_DIGEST_LEN];
 	int errcode;
 	char *error;
@@ -277,6 +278,8 @@ struct session {
 	bool seal_check;
 	uint8_t origin_fp[32];
 	struct seal_wait *seals; /* destination: seals of entries not here yet */
+	uint32_t nwant;      /* files waiting for their seal */
+	double seal_scan;    /* when they were last looked at */
 	size_t nseals, capseals;
 	uint64_t seal_cursor; /* relay forwarder: the feed's seals below it are sent */
 	int tamper_block;    /* test hook (a relay's forwarder): alter this block of file 0 and hash it as altered */

@@ -27,7 +27,7 @@ for r in r1 r2; do
 	trust $r beta
 done
 trust r1 alpha 'relay = yes'; trust r2 alpha 'relay = yes'
-trust r2 r1 ''                       # r1 hands r2 alpha's data: a peer, with no rights of its own
+trust r2 r1 'relay = yes'            # r1 hands r2 alpha's transfers: no rights of its own
 site_start r2 || exit 1
 trust r1 r2
 site_start r1 || exit 1
