@@ -245,9 +245,15 @@ void *receiver_stream_main(void *arg)
 				session_post(s, &e);
 			}
 		}
+		/* The descriptor is put back before the count goes down: when
+		 * the last block's thread closes it, no other thread still
+		 * holds it (and its lock, which the committer's open of the
+		 * partial file would meet). */
+		files_put(s, f);
 		if (atomic_fetch_sub(&f->remaining, 1) == 1) {
-			int pr = prepare(s, f, fd);
-			files_put(s, f);
+			int pr = (fd = files_get(s, f)) < 0 ? fd : prepare(s, f, fd);
+			if (fd >= 0)
+				files_put(s, f);
 			files_close(s, f); /* every block is in */
 			atomic_fetch_sub(&f->users, 1);
 			if (pr)
@@ -255,7 +261,6 @@ void *receiver_stream_main(void *arg)
 			else
 				session_post_file(s, EV_FILE_VERIFIED, h.file, 0, "%s", "");
 		} else {
-			files_put(s, f);
 			atomic_fetch_sub(&f->users, 1);
 		}
 	}

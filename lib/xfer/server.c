@@ -389,7 +389,9 @@ linked:
 	l->srv = srv;
 	l->expected = s->nstreams;
 	if (!s->sender) {
-		s->on_commit = srv->on_commit;
+		/* staging is not the data root: what a relay holds is no
+		 * dataset of its own (no catalog row, no landing rule) */
+		s->on_commit = s->feed ? NULL : srv->on_commit;
 		s->on_commit_ud = srv->on_commit_ud;
 		s->streams_ready = streams_ready;
 		s->streams_ready_ud = l;

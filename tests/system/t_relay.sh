@@ -15,11 +15,11 @@ B() { "$JUMBO" --config "$T/beta/jumbo.conf" "$@"; }
 digest() { "$JUMBO" sum "$1" | cut -d' ' -f1; }
 staged() { find "$T/$1/staging" -type f 2> /dev/null | wc -l; }
 
-site_new alpha; site_new r1; site_new r2; site_new beta
+site_new alpha; site_new r1; site_new r2; site_new r4; site_new beta
 BETA_PORT=$(free_port)
 sed -i "s/^listen = 127.0.0.1:0$/listen = 127.0.0.1:$BETA_PORT/" "$T/beta/jumbo.conf"
 # beta takes alpha's data under incoming/, and what the relays bring it
-trust beta alpha 'write = incoming'; trust beta r1 'write = .'; trust beta r2 'write = .'
+trust beta alpha 'write = incoming'; trust beta r1 'write = .'; trust beta r2 'write = .'; trust beta r4 'write = .'
 site_start beta || exit 1
 export JUMBO_API=127.0.0.1:$(jsonget "$T/beta/ready" api)
 for r in r1 r2; do
@@ -48,6 +48,8 @@ like "alpha: relaying alpha's push of incoming/one.bin to beta \(staging [0-9a-f
 like "relay: alpha's transfer through this site: $SIZE bytes forwarded in 1 attempt; staging freed" "$(cat "$T/r1/log")" \
 	"and that it forwarded every byte and freed its staging"
 is "$(staged r1)" 0 "nothing is left in r1's staging"
+is "$("$JUMBO" --config "$T/r1/jumbo.conf" datasets --api "127.0.0.1:$(jsonget "$T/r1/ready" api)" --json | tr -d ' \n')" "[]" \
+	"nor in r1's catalog: what a relay stages is no dataset of its own"
 m=$(curl -s "http://127.0.0.1:$(jsonget "$T/r1/ready" api)/metrics")
 like "jumbo_relay_transfers_total 1" "$m" "r1's /metrics counts the relayed transfer"
 like "jumbo_relay_bytes_forwarded_total $SIZE" "$m" "and the bytes it forwarded"
@@ -90,10 +92,20 @@ is "$seen:$rc" 1:0 "beta held blocks while alpha was still sending (hops run at 
 out=$(A send --via beta -q "$T/tree/a/f1" r1:incoming/x 2>&1)
 like "site beta is not a relay \(its jumbo.conf has no \[relay\] section\)" "$out" "a site without [relay] refuses to relay"
 site_new gamma; trust r1 gamma; trust beta gamma 'write = .'
+# r4 relays for alpha, but takes nothing r1 hands it
+printf '\n[relay]\nstaging = %s\n' "$T/r4/staging" >> "$T/r4/jumbo.conf"
+trust r4 alpha 'relay = yes'; trust r4 r1 ''; trust r4 beta
+site_start r4 || exit 1
+trust r1 r4; trust alpha r4
 kill "$(cat "$T/r1/pid")"; wait "$(cat "$T/r1/pid")" 2> /dev/null
 site_start r1 || exit 1
 set_address alpha r1
 trust gamma r1; trust gamma beta
+out=$(A send --via r1,r4 -q "$T/tree/a/f1" beta:incoming/x 2>&1); rc=$?
+like "site r4 does not take relayed transfers from r1 \(\[peer r1\] has no relay = yes\) \(relaying through r1\)" "$out" \
+	"a relay takes a transfer from another relay only with relay = yes for it"
+A send --via r4 -q "$T/tree/a/f1" beta:incoming/via-r4.txt
+ok $? "while alpha itself may send through r4"
 out=$("$JUMBO" --config "$T/gamma/jumbo.conf" send --via r1 -q "$T/tree/a/f1" beta:x 2>&1); rc=$?
 is "$rc" 1 "r1 refuses gamma, which it has no relay = yes for"
 like "site r1 does not relay for gamma \(\[peer gamma\] has no relay = yes\)" "$out" "saying so"
