@@ -387,7 +387,6 @@ static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *
 	if (fd) {
 		s.feed = fd;
 		s.tamper_block = feed_take_tamper(fd);
-		feed_attach(fd, s.evfd);
 	} else if (rt) {
 		/* the origin of a relayed push: it signs each file's sha256t */
 		if ((r = jb_signer_open(cl->c->identity, &s.signer, err)) < 0)
@@ -404,11 +403,10 @@ static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *
 	if (r < 0)
 		goto early;
 	struct openers *all;
-	if ((r = client_open(cl, dst, &s, o, &ctl, fp, &all, err)) < 0) {
-		if (fd)
-			feed_attach(fd, -1);
-		return r;
-	}
+	if ((r = client_open(cl, dst, &s, o, &ctl, fp, &all, err)) < 0)
+		return r; /* the session is freed: its event fd is closed */
+	if (fd)
+		feed_attach(fd, s.evfd); /* woken from here until it is detached, before the session goes */
 	s.ctl = &ctl;
 	jb_log(JB_LOG_DEBUG, "%s: control connection up after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) |

@@ -29,8 +29,10 @@ static void unstage(struct session *s, struct xfile *f)
 
 static void send_file_done(struct session *s, struct xfile *f)
 {
-	if (s->feed && f->ok && !f->relayed) {
-		f->held = true; /* staged: the next hop's answer is the origin's */
+	if (s->feed && !f->relayed) {
+		/* staged (or failed here): the next hop's answer is the
+		 * origin's, and the feed keeps the entry until it has it */
+		f->held = true;
 		return;
 	}
 	if (s->feed && f->relayed && f->ok && f->type == JB_ENTRY_FILE)

@@ -24,6 +24,10 @@
 
 #include "server-internal.h"
 
+/* Seals a relay holds at once for one transfer, at most (bytes; entries:
+ * WINDOW): the origin seals a file once, in a few KiB */
+#define SEALQ_MAX (64u << 20)
+
 struct fentry {
 	bool live;
 	uint32_t index;
@@ -70,6 +74,7 @@ struct feed {
 	pthread_t thread;
 	bool started;
 	struct feed *next_live;     /* srv->feeds */
+	bool registered;            /* in srv->feeds: its staging directory is its own */
 	char key[33];
 	uint64_t forwarded;         /* bytes the next hop took, all attempts */
 	/* the origin's seals, as they came, until their entries have their
@@ -79,7 +84,7 @@ struct feed {
 		uint8_t *body;       /* the frame's body less its type byte */
 		size_t len;
 	} *sq;
-	size_t sq_n, sq_cap;
+	size_t sq_n, sq_cap, sq_bytes;
 	uint64_t sq_head;           /* seals dropped from the front, all told */
 	int tamper_block;
 	int attempts;
@@ -153,6 +158,10 @@ void feed_planned(struct feed *fd, const struct xfile *f)
 				e->ready[b / 8] |= (uint8_t)(1u << (b % 8));
 				e->nready++;
 				memcpy(e->digests + b * JB_DIGEST_LEN, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
+				/* staged by an earlier attempt: counted, not reserved */
+				uint64_t len = JB_MIN(e->size - b * fd->bs, (uint64_t)fd->bs);
+				e->staged += len;
+				atomic_fetch_add(&fd->srv->relay_staged, len);
 			}
 	}
 	pthread_mutex_unlock(&fd->lock);
@@ -204,6 +213,15 @@ bool feed_reserve(struct session *s, uint32_t file, uint64_t block, uint64_t len
 }
 
 void feed_unreserve(struct feed *fd, uint64_t len) { atomic_fetch_sub(&fd->srv->relay_staged, len); }
+
+bool feed_gone(struct feed *fd, uint32_t i, uint64_t b)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, i);
+	bool gone = e && e->gone && b < e->nblocks && (e->gone[b / 8] & (1u << (b % 8)));
+	pthread_mutex_unlock(&fd->lock);
+	return gone;
+}
 
 bool feed_digest(struct feed *fd, uint32_t i, uint64_t b, uint8_t out[JB_DIGEST_LEN])
 {
@@ -388,9 +406,15 @@ void feed_seal(struct feed *fd, const struct jb_msg *m)
 		fd->sq_cap = nc;
 	}
 	size_t len = m->u.seal.signed_n + JB_WIRE_SIG_LEN;
+	if (fd->sq_n >= WINDOW || fd->sq_bytes + len > SEALQ_MAX) {
+		session_fatal(fd->up, E2BIG, "%s: more seals than entries in flight (%zu, %zu bytes) sent through %s",
+			      fd->origin, fd->sq_n, fd->sq_bytes, fd->srv->c->name);
+		goto out;
+	}
 	uint8_t *body = malloc(len);
 	if (!body)
 		goto out;
+	fd->sq_bytes += len;
 	memcpy(body, m->u.seal.signed_p, m->u.seal.signed_n);
 	memcpy(body + m->u.seal.signed_n, m->u.seal.sig, JB_WIRE_SIG_LEN);
 	fd->sq[fd->sq_n++] = (struct sealq){.idx = idx, .body = body, .len = len};
@@ -411,6 +435,7 @@ void feed_put_seals(struct session *s, struct jb_buf *out)
 		bool done = q->idx == UINT32_MAX ? fd->sq_head + drop < s->seal_cursor : !e || e->resulted;
 		if (!done)
 			break;
+		fd->sq_bytes -= q->len;
 		free(q->body);
 		drop++;
 	}
@@ -535,13 +560,13 @@ static void *forward_main(void *arg)
 
 /* The staging directory of a route: SHA-256 of who sends what where,
  * so that the origin's next attempt finds what this one staged. */
-static void staging_key(const struct jb_msg *hello, const char *path, char out[33])
+static void staging_key(const struct jb_msg *hello, const char *from, const char *path, char out[33])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	uint8_t d[32] = {0};
 	if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
-		const char *parts[3 + JB_WIRE_MAX_HOPS] = {"jumbo staging 1", hello->u.hello.origin, path};
-		int n = 3;
+		const char *parts[4 + JB_WIRE_MAX_HOPS] = {"jumbo staging 2", hello->u.hello.origin, from, path};
+		int n = 4;
 		for (unsigned i = 0; i < hello->u.hello.nhops; i++)
 			parts[n++] = hello->u.hello.hops[i];
 		for (int i = 0; i < n; i++)
@@ -581,7 +606,7 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 		return jb_err_prefix(err, "[relay] staging");
 	struct feed *fd = calloc(1, sizeof *fd);
 	char key[33];
-	staging_key(hello, path, key);
+	staging_key(hello, peer->name, path, key);
 	if (fd)
 		memcpy(fd->key, key, sizeof key);
 	if (!fd || !(fd->e = calloc(WINDOW, sizeof *fd->e)) || asprintf(&fd->dir, "%s/%s", c->relay_staging, key) < 0) {
@@ -620,6 +645,7 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 		}
 	fd->next_live = srv->feeds;
 	srv->feeds = fd;
+	fd->registered = true;
 	pthread_mutex_unlock(&srv->lock);
 	if ((r = dest_setup(s, AT_FDCWD, NULL, fd->dir, true, err)) < 0)
 		return jb_err_prefix(err, "[relay] staging");
@@ -661,7 +687,7 @@ void relay_finish(struct session *s, int r)
 		atomic_fetch_sub(&fd->srv->relay_active, 1);
 	}
 	bool clean = r == 0 && s->entries_ok == s->nfiles && all_resulted(fd);
-	int d = open(fd->srv->c->relay_staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int d = fd->registered ? open(fd->srv->c->relay_staging, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (d >= 0) {
 		if (clean)
 			jb_remove_tree(d, fd->key);

@@ -282,9 +282,17 @@ static bool produce(struct sendctx *c, struct item *it, uint8_t *buf)
 		off_t off = (off_t)(w.block * s->block_size);
 		if (s->feed && !w.send && feed_digest(s->feed, f->src, w.block, f->digests + w.block * JB_DIGEST_LEN)) {
 			/* the next hop has it: its digest, as verified here, is all
-			 * FILE_END needs (its staged copy may be gone already) */
+			 * FILE_END needs, and its staged copy may go */
+			feed_held(s->feed, f->src, w.block);
 			*it = (struct item){.w = w, .resend = resend, .f = f};
 			return true;
+		}
+		if (s->feed && w.send && feed_gone(s->feed, f->src, w.block)) {
+			/* the next hop said it held this block, and its staged
+			 * copy went: it is not here to send again */
+			atomic_fetch_sub(&f->users, 1);
+			fail_file(s, f, EIO, "block freed at the relay after the next hop held it, asked for again");
+			continue;
 		}
 		int fd = files_get(s, f);
 		if (fd < 0) {

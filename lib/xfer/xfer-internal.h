@@ -572,6 +572,8 @@ int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len);
 int feed_open(struct feed *fd, uint32_t i);
 /* The digest block b of entry i was verified with here, if it is staged. */
 bool feed_digest(struct feed *fd, uint32_t i, uint64_t b, uint8_t out[JB_DIGEST_LEN]);
+/* Was block b of entry i freed here (the next hop said it held it)? */
+bool feed_gone(struct feed *fd, uint32_t i, uint64_t b);
 /* The next hop holds block b of entry i durably: its staged copy goes. */
 void feed_held(struct feed *fd, uint32_t i, uint64_t b);
 void feed_result(struct feed *fd, uint32_t i, int status, const char *text);
