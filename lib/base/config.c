@@ -365,7 +365,7 @@ static int peer_via(struct parse *p, const char *v)
 static int relay_open(struct parse *p, const char *name)
 {
 	(void)name;
-	if (p->c->relay_staging)
+	if (p->relay)
 		return config_perr(p, EINVAL, "[relay] given twice");
 	p->relay = true;
 	return 0;

@@ -111,8 +111,6 @@ static void commit_group(struct committer *c, const uint32_t *idx, size_t n)
 		struct xfile *f = fs[i] = slot(s, idx[i]);
 		int d = hold_dir(s, &h, f->path);
 		st[i] = d < 0 ? d : f->prepared ? 0 : prepare(s, f, d);
-		if (st[i] == 0 && s->seal_check && f->sealed)
-			st[i] = seal_verify(s, f, d); /* a relay may have altered it */
 		if (st[i] == 0 && !f->synced)
 			unsynced = true;
 	}

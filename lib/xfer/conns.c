@@ -220,17 +220,6 @@ int jb_server_run(struct jb_server *srv)
 	return 0;
 }
 
-static void deadline(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
 /* Wait, holding srv->lock, until no connection thread is left or until. */
 static int wait_idle(struct jb_server *srv, const struct timespec *until)
 {
@@ -248,8 +237,8 @@ int jb_server_drain(struct jb_server *srv, int timeout_ms)
 		srv->lfd = -1;
 	}
 	struct timespec half, until;
-	deadline(&half, timeout_ms / 2);
-	deadline(&until, timeout_ms);
+	cond_deadline(&half, timeout_ms / 2);
+	cond_deadline(&until, timeout_ms);
 	struct event ev = {.kind = EV_FATAL, .code = ESHUTDOWN};
 	snprintf(ev.text, sizeof ev.text, "site %s is shutting down", srv->c->name);
 	pthread_mutex_lock(&srv->lock);

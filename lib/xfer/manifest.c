@@ -158,6 +158,16 @@ out:
 	return r < 0 ? r : 0;
 }
 
+int manifest_placed(const struct session *s, const char *path, char *out, size_t len)
+{
+	if (!s->rename_top)
+		return (size_t)snprintf(out, len, "%s", path) < len ? 0 : -ENAMETOOLONG;
+	size_t tl = strcspn(path, "/");
+	if (s->top && (strlen(s->top) != tl || strncmp(path, s->top, tl)))
+		return -ENOTDIR; /* (no entry yet: this one's is the first) */
+	return (size_t)snprintf(out, len, "%s%s", s->rename_top, path + tl) < len ? 0 : -ENAMETOOLONG;
+}
+
 static bool canonical(const char *p)
 {
 	char *c = NULL;
@@ -202,21 +212,14 @@ int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from,
 		}
 		strcpy(s->last_path, e->path); /* the decoder bounds it below JB_PATH_MAX */
 		if (s->rename_top) {
-			const char *sl = strchr(e->path, '/');
-			size_t tl = sl ? (size_t)(sl - e->path) : strlen(e->path);
-			if (!s->top)
-				s->top = strndup(e->path, tl);
-			if (!s->top) {
+			if (!s->top && !(s->top = strndup(e->path, strcspn(e->path, "/")))) {
 				r = -ENOMEM;
 				break;
 			}
-			if (strlen(s->top) != tl || strncmp(e->path, s->top, tl)) {
-				r = jb_err(err, ENOTDIR, "destination is not a directory and there are several sources");
-				break;
-			}
 			char np[JB_PATH_MAX];
-			if ((size_t)snprintf(np, sizeof np, "%s%s", s->rename_top, e->path + tl) >= sizeof np) {
-				r = jb_err(err, ENAMETOOLONG, "destination path too long");
+			if ((r = manifest_placed(s, e->path, np, sizeof np)) < 0) {
+				r = jb_err(err, -r, r == -ENOTDIR ? "destination is not a directory and there are several sources"
+								   : "destination path too long");
 				break;
 			}
 			strcpy(e->path, np);

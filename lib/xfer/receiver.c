@@ -13,13 +13,14 @@
 
 /* ---- the control loop's side ---- */
 
-/* A relay: the next hop has the file, verified; its staged copy goes. */
+/* A relay: the next hop has the file, verified; its staged copy (kept
+ * under its partial name, see finalize) and its journal record go. */
 static void unstage(struct session *s, struct xfile *f)
 {
-	char key[2 * JB_PATH_MAX + 2];
+	char key[2 * JB_PATH_MAX + 2], part[JB_NAME_MAX + 1];
 	int d = dir_open(s, f->path);
 	if (d >= 0) {
-		if (unlinkat(d, base_name(f->path), 0) < 0 && errno != ENOENT)
+		if (partial_name(f, part, sizeof part) && unlinkat(d, part, 0) < 0 && errno != ENOENT)
 			jb_log(JB_LOG_WARN, "staging: %s: %s", f->path, strerror(errno));
 		close(d);
 	}
@@ -170,6 +171,8 @@ static void refetch(struct session *s, struct xfile *f, const uint8_t sender_roo
 	pthread_mutex_lock(m);
 	memset(f->have, 0, f->nblocks / 8 + 1);
 	memset(f->digests, 0, f->nblocks * JB_DIGEST_LEN);
+	if (f->strong)
+		memset(f->strong, 0, f->nblocks * JB_STRONG_LEN);
 	atomic_store(&f->remaining, f->nblocks);
 	f->skip_write = false;
 	pthread_mutex_unlock(m);
@@ -214,6 +217,23 @@ static void finalize(struct session *s, struct xfile *f, const uint8_t sender_ro
 		return;
 	}
 	if (f->skip_write) {
+		finish(s, f, 0, NULL);
+		return;
+	}
+	if (s->seal_check && seal_verify(s, f) < 0) {
+		/* altered on the way: nothing of it is kept for a resume */
+		journal_drop(s->journal, f->jid);
+		f->jid = 0;
+		partial_drop(s, f);
+		finish(s, f, EKEYREJECTED, "%s: cannot commit: %s", f->path, session_write_error(EKEYREJECTED));
+		return;
+	}
+	if (s->feed) {
+		/* A relay does not commit: the staged file keeps its partial name
+		 * and its journal record, block by block, until the next hop has
+		 * it.  Killed before, it resumes by re-reading each block against
+		 * the record; a committed record has no blocks, and those freed
+		 * as the next hop took them would pass unseen. */
 		finish(s, f, 0, NULL);
 		return;
 	}
@@ -292,12 +312,16 @@ static int64_t plan_resume(struct session *s, struct xfile *f, int d)
 		return -EBUSY;
 	}
 	uint8_t *buf = fd >= 0 ? malloc(STREAM_CHUNK) : NULL;
+	struct jb_strong sh = {0};
 	for (uint64_t b = 0; b < f->nblocks; b++) {
 		if (!have_block(f, b))
 			continue;
 		uint64_t len = block_len(f, b, s->block_size);
 		uint8_t dg[JB_DIGEST_LEN];
-		bool good = buf && digest_file_block(fd, buf, (off_t)(b * s->block_size), len, dg) == 0 &&
+		/* (and, for the origin's seal, each block's SHA-256 in the same read) */
+		bool good = buf &&
+			    digest_file_block_strong(fd, buf, (off_t)(b * s->block_size), len, dg, &sh,
+						     s->seal_check ? f->strong + b * JB_STRONG_LEN : NULL) == 0 &&
 			    !memcmp(dg, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
 		if (!good) {
 			f->have[b / 8] &= (uint8_t)~(1u << (b % 8));
@@ -305,6 +329,7 @@ static int64_t plan_resume(struct session *s, struct xfile *f, int d)
 		}
 	}
 	free(buf);
+	jb_strong_free(&sh);
 	if (fd >= 0)
 		close(fd);
 	journal_tx(s->journal, true);
@@ -348,6 +373,12 @@ static int plan_file(struct session *s, struct xfile *f, struct jb_error *err)
 		return r;
 	}
 	struct stat st;
+	if (rec.committed && s->feed) {
+		/* staged by a build that committed at relays: its blocks are not
+		 * known one by one (see finalize), so it is received afresh */
+		journal_drop(s->journal, rec.id);
+		rec = (struct journal_rec){0};
+	}
 	if (rec.committed) {
 		/* Committed before: if the file is still as we left it, only the
 		 * digest comparison remains to be done. */

@@ -91,6 +91,10 @@ void *receiver_stream_main(void *arg)
 	struct stream *st = arg;
 	struct session *s = st->s;
 	uint8_t *buf = aligned_alloc(4096, STREAM_CHUNK);
+	/* a relayed push's destination hashes each block with SHA-256 too,
+	 * as it comes, for the origin's seal */
+	struct jb_strong sh = {0};
+	uint8_t sd[JB_STRONG_LEN];
 	if (!buf) {
 		session_fatal(s, ENOMEM, "out of memory");
 		return NULL;
@@ -167,6 +171,7 @@ void *receiver_stream_main(void *arg)
 		}
 		XXH3_state_t hs;
 		digest_start(&hs);
+		bool strong = s->seal_check && claimed && jb_strong_begin(&sh) == 0;
 		off_t off = (off_t)(h.block * s->block_size);
 		for (size_t done = 0; done < h.len;) {
 			size_t n = JB_MIN((size_t)STREAM_CHUNK, h.len - done);
@@ -183,6 +188,8 @@ void *receiver_stream_main(void *arg)
 				goto out;
 			}
 			digest_update(&hs, buf, n);
+			if (strong)
+				jb_strong_update(&sh, buf, n);
 			if (claimed && (r = write_piece(s, fd, h.file, buf, n, off + (off_t)done)) < 0) {
 				fail_file(s, f, r);
 				files_put(s, f);
@@ -193,6 +200,14 @@ void *receiver_stream_main(void *arg)
 		}
 		uint8_t d[JB_DIGEST_LEN];
 		digest_end(&hs, d);
+		if (strong)
+			jb_strong_end(&sh, sd);
+		if (s->seal_check && claimed && !strong) {
+			fail_file(s, f, -ENOMEM); /* no SHA-256 context: the seal could not be checked */
+			files_put(s, f);
+			atomic_fetch_sub(&f->users, 1);
+			claimed = false;
+		}
 		if (reserved && (!claimed || memcmp(d, h.digest, JB_DIGEST_LEN))) {
 			feed_unreserve(s->feed, reserved); /* not staged after all */
 			reserved = 0;
@@ -228,6 +243,8 @@ void *receiver_stream_main(void *arg)
 		}
 		pthread_mutex_lock(m);
 		memcpy(f->digests + h.block * JB_DIGEST_LEN, d, JB_DIGEST_LEN);
+		if (strong)
+			memcpy(f->strong + h.block * JB_STRONG_LEN, sd, JB_STRONG_LEN);
 		pthread_mutex_unlock(m);
 		atomic_fetch_add(&s->bytes_moved, h.len);
 		if (s->routed) {
@@ -265,6 +282,7 @@ void *receiver_stream_main(void *arg)
 		}
 	}
 out:
+	jb_strong_free(&sh);
 	free(buf);
 	return NULL;
 }

@@ -90,6 +90,14 @@ struct feed {
 	int attempts;
 };
 
+/* Block b of a feed entry: in a bitmap (ready, gone), its length. */
+static bool bit(const uint8_t *map, uint64_t b) { return map && (map[b / 8] & (1u << (b % 8))); }
+static void set_bit(uint8_t *map, uint64_t b) { map[b / 8] |= (uint8_t)(1u << (b % 8)); }
+static uint64_t fblock_len(const struct feed *fd, const struct fentry *e, uint64_t b)
+{
+	return JB_MIN(e->size - b * fd->bs, (uint64_t)fd->bs);
+}
+
 static struct fentry *fent(struct feed *fd, uint32_t i)
 {
 	if (i >= fd->n)
@@ -154,12 +162,12 @@ void feed_planned(struct feed *fd, const struct xfile *f)
 	struct fentry *e = fent(fd, f->index);
 	if (e && e->ready && f->blocks) {
 		for (uint64_t b = 0; b < e->nblocks; b++)
-			if (have_block(f, b) && !(e->ready[b / 8] & (1u << (b % 8)))) {
-				e->ready[b / 8] |= (uint8_t)(1u << (b % 8));
+			if (have_block(f, b) && !bit(e->ready, b)) {
+				set_bit(e->ready, b);
 				e->nready++;
 				memcpy(e->digests + b * JB_DIGEST_LEN, f->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
 				/* staged by an earlier attempt: counted, not reserved */
-				uint64_t len = JB_MIN(e->size - b * fd->bs, (uint64_t)fd->bs);
+				uint64_t len = fblock_len(fd, e, b);
 				e->staged += len;
 				atomic_fetch_add(&fd->srv->relay_staged, len);
 			}
@@ -173,9 +181,9 @@ void feed_block(struct feed *fd, uint32_t file, uint64_t block, const uint8_t di
 {
 	pthread_mutex_lock(&fd->lock);
 	struct fentry *e = fent(fd, file);
-	uint64_t len = e && block < e->nblocks ? JB_MIN(e->size - block * fd->bs, (uint64_t)fd->bs) : 0;
-	if (e && e->ready && block < e->nblocks && !(e->ready[block / 8] & (1u << (block % 8)))) {
-		e->ready[block / 8] |= (uint8_t)(1u << (block % 8));
+	uint64_t len = e && block < e->nblocks ? fblock_len(fd, e, block) : 0;
+	if (e && e->ready && block < e->nblocks && !bit(e->ready, block)) {
+		set_bit(e->ready, block);
 		e->nready++;
 		memcpy(e->digests + block * JB_DIGEST_LEN, digest, JB_DIGEST_LEN);
 		e->staged += len;
@@ -218,7 +226,7 @@ bool feed_gone(struct feed *fd, uint32_t i, uint64_t b)
 {
 	pthread_mutex_lock(&fd->lock);
 	struct fentry *e = fent(fd, i);
-	bool gone = e && e->gone && b < e->nblocks && (e->gone[b / 8] & (1u << (b % 8)));
+	bool gone = e && b < e->nblocks && bit(e->gone, b);
 	pthread_mutex_unlock(&fd->lock);
 	return gone;
 }
@@ -227,7 +235,7 @@ bool feed_digest(struct feed *fd, uint32_t i, uint64_t b, uint8_t out[JB_DIGEST_
 {
 	pthread_mutex_lock(&fd->lock);
 	struct fentry *e = fent(fd, i);
-	bool ok = e && e->ready && b < e->nblocks && (e->ready[b / 8] & (1u << (b % 8)));
+	bool ok = e && b < e->nblocks && bit(e->ready, b);
 	if (ok)
 		memcpy(out, e->digests + b * JB_DIGEST_LEN, JB_DIGEST_LEN);
 	pthread_mutex_unlock(&fd->lock);
@@ -242,11 +250,10 @@ void feed_held(struct feed *fd, uint32_t i, uint64_t b)
 {
 	pthread_mutex_lock(&fd->lock);
 	struct fentry *e = fent(fd, i);
-	bool drop = e && e->ready && b < e->nblocks && (e->ready[b / 8] & (1u << (b % 8))) &&
-		    !(e->gone[b / 8] & (1u << (b % 8)));
-	uint64_t len = drop ? JB_MIN(e->size - b * fd->bs, (uint64_t)fd->bs) : 0;
+	bool drop = e && b < e->nblocks && bit(e->ready, b) && !bit(e->gone, b);
+	uint64_t len = drop ? fblock_len(fd, e, b) : 0;
 	if (drop) {
-		e->gone[b / 8] |= (uint8_t)(1u << (b % 8));
+		set_bit(e->gone, b);
 		e->staged -= len;
 	}
 	pthread_mutex_unlock(&fd->lock);
@@ -318,7 +325,7 @@ int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len)
 		snprintf(buf, len, "%s", e && e->failtext ? e->failtext : "failed at the relay");
 		r = -(e ? e->failcode : EIO);
 	} else {
-		r = e->ready && b < e->nblocks && (e->ready[b / 8] & (1u << (b % 8))) ? 1 : 0;
+		r = b < e->nblocks && bit(e->ready, b);
 		if (!r) {
 			fd->want_file = i; /* feed_reserve lets it in first */
 			fd->want_block = b;
@@ -328,8 +335,8 @@ int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len)
 	return r;
 }
 
-/* The staged copy of feed entry i: its partial file while it is being
- * received, else the file it was committed as. */
+/* The staged copy of feed entry i: its partial file (a relay does not
+ * commit, receiver.c's finalize), else the file an older build committed. */
 static int staged_open(struct feed *fd, uint32_t i, int mode)
 {
 	char path[JB_PATH_MAX], part[JB_NAME_MAX + 1], full[JB_PATH_MAX * 2 + 8];

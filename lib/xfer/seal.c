@@ -4,18 +4,16 @@
  * manifest entry and its sha256t root (lib/xfer/strong.c), signed with the
  * origin's site key.  Relays pass SEALs on as they came.  The destination
  * checks the signature against the origin's pinned fingerprint and, before
- * a file gets its name, the sha256t of what it holds against the seal's: a
+ * a file goes to the committer, the sha256t of what it received (each
+ * block's SHA-256 taken as the block came) against the seal's: a
  * relay that altered a block and recomputed every XXH3 is caught there,
  * and nothing it altered is committed.
  *
  * This first form seals each file's root only (no block digests: a
  * mismatch fails the file rather than naming its blocks), one SEAL per
  * file. */
-#include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "xfer-internal.h"
 
@@ -49,21 +47,6 @@ int seal_send(struct session *s, struct xfile *f, struct jb_error *err)
 	}
 	jb_wire_sign_end(b, mark, sig);
 	return 0;
-}
-
-/* Where an entry the origin named path is placed here (the receiver's
- * rename of the first component, as manifest_take does it). */
-static bool placed(const struct session *s, const char *path, char *out, size_t len)
-{
-	if (!s->rename_top) {
-		snprintf(out, len, "%s", path);
-		return true;
-	}
-	const char *sl = strchr(path, '/');
-	size_t tl = sl ? (size_t)(sl - path) : strlen(path);
-	if (s->top && (strlen(s->top) != tl || strncmp(path, s->top, tl)))
-		return false;
-	return (size_t)snprintf(out, len, "%s%s", s->rename_top, path + tl) < len;
 }
 
 static struct xfile *find(struct session *s, uint32_t hint, const char *path)
@@ -105,7 +88,7 @@ int seal_take(struct session *s, const struct jb_msg *m, struct jb_error *err)
 				   se->block_size, s->block_size);
 			break;
 		}
-		if (!placed(s, se->e.path, p, JB_PATH_MAX))
+		if (manifest_placed(s, se->e.path, p, JB_PATH_MAX) < 0)
 			continue; /* not a path of this push */
 		struct xfile *f = find(s, se->file, p);
 		if (f) {
@@ -177,41 +160,10 @@ static void sealed(struct session *s, struct xfile *f, const uint8_t root[JB_STR
 	receiver_sealed(s, f);
 }
 
-int seal_verify(struct session *s, struct xfile *f, int d)
+int seal_verify(const struct session *s, const struct xfile *f)
 {
-	char part[JB_NAME_MAX + 1];
-	if (!partial_name(f, part, sizeof part))
-		return -ENAMETOOLONG;
-	int fd = openat(d, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	uint8_t *blocks = calloc(f->nblocks + 1, JB_STRONG_LEN), *buf = malloc(STREAM_CHUNK);
-	int r = blocks && buf ? 0 : -ENOMEM;
-	for (uint64_t b = 0; b < f->nblocks && r == 0; b++) {
-		struct jb_strong h = {0};
-		if ((r = jb_strong_begin(&h)) < 0)
-			break;
-		uint64_t len = block_len(f, b, s->block_size), done = 0;
-		while (done < len && r == 0) {
-			size_t n = (size_t)JB_MIN(len - done, (uint64_t)STREAM_CHUNK);
-			r = jb_pread_full(fd, buf, n, (off_t)(b * s->block_size + done));
-			if (r == 0)
-				jb_strong_update(&h, buf, n);
-			done += n;
-		}
-		jb_strong_end(&h, blocks + b * JB_STRONG_LEN);
-		jb_strong_free(&h);
-	}
 	uint8_t root[JB_STRONG_LEN];
-	if (r == 0 && (r = jb_strong_root(blocks, f->nblocks, f->size, s->block_size, root)) == 0 &&
-	    memcmp(root, f->seal_root, JB_STRONG_LEN)) {
-		r = -EKEYREJECTED;
-		/* altered on the way: nothing of it is kept for a resume */
-		journal_drop(s->journal, f->jid);
-		f->jid = 0;
-	}
-	free(blocks);
-	free(buf);
-	close(fd);
-	return r;
+	if (!f->sealed || !f->strong || jb_strong_root(f->strong, f->nblocks, f->size, s->block_size, root) < 0)
+		return -EKEYREJECTED;
+	return memcmp(root, f->seal_root, JB_STRONG_LEN) ? -EKEYREJECTED : 0;
 }

@@ -12,13 +12,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <openssl/evp.h>
-
 #include "xfer-internal.h"
 
-/* The next block to read: a block to send again first, then the plan in
- * manifest order.  The slot is marked in use (users) until the stream
- * thread is done with the block, so that it is not freed meanwhile. */
 static void fail_file(struct session *s, struct xfile *f, int code, const char *what);
 
 /* A relay forwards a block only once it is durable in staging: until then
@@ -33,6 +28,9 @@ static bool staged(struct session *s, struct xfile *f, uint64_t b)
 	return r != 0;
 }
 
+/* The next block to read: a block to send again first, then the plan in
+ * manifest order.  The slot is marked in use (users) until the stream
+ * thread is done with the block, so that it is not freed meanwhile. */
 static bool next_work(struct session *s, struct work *w, bool *resend, struct xfile **ret)
 {
 	pthread_mutex_lock(&s->qlock);
@@ -62,12 +60,7 @@ static bool next_work(struct session *s, struct work *w, bool *resend, struct xf
 			}
 			if (s->feed && !staged(s, f, s->plan_block)) {
 				struct timespec t;
-				clock_gettime(CLOCK_REALTIME, &t);
-				t.tv_nsec += 5000000;
-				if (t.tv_nsec >= 1000000000) {
-					t.tv_sec++;
-					t.tv_nsec -= 1000000000;
-				}
+				cond_deadline(&t, 5);
 				pthread_cond_timedwait(&s->qcond, &s->qlock, &t);
 				goto again;
 			}
@@ -259,6 +252,7 @@ struct sendctx {
 	bool zerocopy;
 	uint8_t *buf;        /* without a reader: the one buffer */
 	struct ahead *ah;
+	struct jb_strong sh; /* the origin of a relayed push: SHA-256 of each block */
 };
 
 static void release(struct session *s, struct item *it)
@@ -309,8 +303,7 @@ static bool produce(struct sendctx *c, struct item *it, uint8_t *buf)
 		bool tamper = w.send && s->feed && hook >= 0 && f->src == 0 && (uint64_t)hook == w.block &&
 			      __atomic_compare_exchange_n(&s->tamper_block, &hook, -1, false, __ATOMIC_SEQ_CST,
 							  __ATOMIC_SEQ_CST);
-		/* the origin of a relayed push hashes every block with SHA-256 too */
-		bool whole = (w.send && (st->ssl || corrupt || tamper || !c->zerocopy)) || s->signer;
+		bool whole = w.send && (st->ssl || corrupt || tamper || !c->zerocopy);
 		bool own = false;
 		if (whole && !buf) {
 			/* a stream that sends from the page cache has no buffers:
@@ -333,12 +326,16 @@ static bool produce(struct sendctx *c, struct item *it, uint8_t *buf)
 					       f->path);
 				}
 				digest_block(buf, len, d);
-				if (s->signer &&
-				    EVP_Digest(buf, len, f->strong + w.block * JB_STRONG_LEN, NULL, EVP_sha256(), NULL) != 1)
-					r = -EIO;
+				if (s->signer && (r = jb_strong_begin(&c->sh)) == 0) {
+					jb_strong_update(&c->sh, buf, len);
+					jb_strong_end(&c->sh, f->strong + w.block * JB_STRONG_LEN);
+				}
 			}
 		} else {
-			r = digest_file_block(fd, c->chunk, off, len, d);
+			/* the origin of a relayed push hashes every block with
+			 * SHA-256 too, in the same pass */
+			r = digest_file_block_strong(fd, c->chunk, off, len, d, &c->sh,
+						     s->signer ? f->strong + w.block * JB_STRONG_LEN : NULL);
 		}
 		files_put(s, f);
 		if (r < 0) {
@@ -528,6 +525,7 @@ void *sender_stream_main(void *arg)
 				break;
 		free(c.buf);
 		free(c.chunk);
+		jb_strong_free(&c.sh);
 		return NULL;
 	}
 	for (;;) {
@@ -578,5 +576,6 @@ void *sender_stream_main(void *arg)
 	pthread_cond_destroy(&a->cond);
 	free(a);
 	free(c.chunk);
+	jb_strong_free(&c.sh); /* the reader's, joined above */
 	return NULL;
 }

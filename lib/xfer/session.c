@@ -20,20 +20,43 @@ void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN])
 
 /* Hash len bytes of fd at off through chunk (STREAM_CHUNK bytes, which stay
  * in cache): 0, -ENODATA if the file is shorter, -errno. */
-int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN])
+int digest_file_block_strong(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN],
+			     struct jb_strong *sh, uint8_t strong[JB_STRONG_LEN])
 {
 	XXH3_state_t h;
 	digest_start(&h);
-	for (uint64_t done = 0; done < len;) {
+	int r = strong ? jb_strong_begin(sh) : 0;
+	for (uint64_t done = 0; r == 0 && done < len;) {
 		size_t n = (size_t)JB_MIN((uint64_t)STREAM_CHUNK, len - done);
-		int r = jb_pread_full(fd, chunk, n, off + (off_t)done);
-		if (r < 0)
-			return r;
+		if ((r = jb_pread_full(fd, chunk, n, off + (off_t)done)) < 0)
+			break;
 		digest_update(&h, chunk, n);
+		if (strong)
+			jb_strong_update(sh, chunk, n);
 		done += n;
 	}
+	if (r < 0)
+		return r;
 	digest_end(&h, out);
+	if (strong)
+		jb_strong_end(sh, strong);
 	return 0;
+}
+
+int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN])
+{
+	return digest_file_block_strong(fd, chunk, off, len, out, NULL, NULL);
+}
+
+void cond_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
 }
 
 int file_digests(const char *path, uint32_t bs, size_t dlen,
@@ -329,7 +352,7 @@ int file_blocks(struct session *s, struct xfile *f, struct jb_error *err)
 			free(hv);
 		return jb_err(err, ENOMEM, "out of memory for %llu blocks", (unsigned long long)nb);
 	}
-	if (s->signer && !(f->strong = calloc(nb + 1, JB_STRONG_LEN))) {
+	if ((s->signer || s->seal_check) && !(f->strong = calloc(nb + 1, JB_STRONG_LEN))) {
 		if (dg != f->d1)
 			free(dg);
 		if (hv != &f->have1)

@@ -411,8 +411,13 @@ void digest_block(const void *p, size_t n, uint8_t out[JB_DIGEST_LEN]);
 static inline void digest_start(XXH3_state_t *h) { XXH3_128bits_reset(h); }
 static inline void digest_update(XXH3_state_t *h, const void *p, size_t n) { XXH3_128bits_update(h, p, n); }
 void digest_end(XXH3_state_t *h, uint8_t out[JB_DIGEST_LEN]);
-/* The digest of a block read from a file, through a STREAM_CHUNK buffer. */
+/* The digest of a block read from a file, through a STREAM_CHUNK buffer;
+ * with strong, its SHA-256 too in the same pass (sh: a context to use). */
 int digest_file_block(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN]);
+int digest_file_block_strong(int fd, uint8_t *chunk, off_t off, uint64_t len, uint8_t out[JB_DIGEST_LEN],
+			     struct jb_strong *sh, uint8_t strong[JB_STRONG_LEN]);
+/* ms from now on CLOCK_REALTIME, for pthread_cond_timedwait. */
+void cond_deadline(struct timespec *ts, int ms);
 /* The digest (dlen bytes, by block) of every block of the regular file at
  * path: *ret (malloc'd, *ret_n of them) and its size; jb_file_digest's and
  * jb_file_strong's one loop. */
@@ -498,6 +503,10 @@ int manifest_sort(struct session *s, struct jb_error *err);
  * the window; check FILES_END against what was added. */
 int manifest_take(struct session *s, const struct jb_msg *m, uint32_t *ret_from, struct jb_error *err);
 int manifest_end(struct session *s, const struct jb_msg *m, struct jb_error *err);
+/* Where an entry the sender named path is placed here: as named, or with
+ * its first component (s->top, that of every entry) replaced by
+ * s->rename_top.  0; -ENOTDIR (another first component), -ENAMETOOLONG. */
+int manifest_placed(const struct session *s, const char *path, char *out, size_t len);
 /* destination resolution (receiver): under NULL for the user's own local
  * dest, else dest is below the data root at or below under, the directory
  * rootfd is (see walker_new) */
@@ -595,9 +604,10 @@ int seal_send(struct session *s, struct xfile *f, struct jb_error *err);
 int seal_take(struct session *s, const struct jb_msg *m, struct jb_error *err);
 /* Destination: a new entry might have its seal waiting. */
 void seal_match(struct session *s, struct xfile *f);
-/* Committer: does the partial file's sha256t match the seal?  0, or
- * -EKEYREJECTED (its record is dropped: it is not to be resumed). */
-int seal_verify(struct session *s, struct xfile *f, int d);
+/* Does the sha256t of what arrived (each block's SHA-256, taken as it
+ * came: recv_stream.c, or on a resume plan_resume) match the seal?  0, or
+ * -EKEYREJECTED. */
+int seal_verify(const struct session *s, const struct xfile *f);
 void seal_free(struct session *s);
 /* Relay: a SEAL passed on as it came (feed_seal), and sent on by the
  * forwarder (feed_put_seals) */

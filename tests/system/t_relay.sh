@@ -126,7 +126,11 @@ for _ in $(seq 1 200); do
 	[ "$(find "$T/r1/staging" -name '.big.bin.jumbo-part' -size +$((SIZE / 3 >> 20))M 2> /dev/null | wc -l)" = 1 ] && break
 	sleep 0.05
 done
+# beta stopped for a second first: r1 then holds blocks beta has not taken
+# (those beta has, r1 frees at once)
+kill -STOP "$(cat "$T/beta/pid")"; sleep 1
 kill -9 "$(cat "$T/r1/pid")"; wait "$(cat "$T/r1/pid")" 2> /dev/null
+kill -CONT "$(cat "$T/beta/pid")"
 wait $p; rc=$?
 is "$rc" 1 "alpha's send fails when r1 dies under it"
 site_start r1 || exit 1

@@ -165,6 +165,7 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\n[relay]\nquota = 1M\n", "bad.conf:5: [relay] quota is a size of 64M or more"},
 		{"[site]\nname = a\nidentity = /x\n[relay]\nquota = 1G\n", "bad.conf: [relay] needs staging = DIR"},
 		{"[site]\nname = a\nidentity = /x\n[relay]\nstaging = /s\n[relay]\n", "bad.conf:6: [relay] given twice"},
+		{"[site]\nname = a\nidentity = /x\n[relay]\n[relay]\nstaging = /s\n", "bad.conf:5: [relay] given twice"},
 		{"[site]\nname = a\nidentity = /x\n[relays]\n", "did you mean [relay]"},
 		{"[site x]\nname = a\n", "bad.conf:1: [site] takes no name"},
 		{"[site]\nname = a\nidentity = /x\n[peer b]\nvia = r\nfingerprint = SHA256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n",

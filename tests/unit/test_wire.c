@@ -27,6 +27,23 @@ static size_t seal_build(struct jb_buf *b, const uint8_t *cert, uint16_t certlen
 	return k;
 }
 
+
+/* A HELLO's frame up to and including the sender's name: its frame mark. */
+static size_t hello_head(struct jb_buf *b, uint16_t version, uint8_t op, uint8_t flags, uint16_t streams, uint64_t rate,
+			 const char *path, const char *name)
+{
+	size_t k = jb_frame_begin(b, JB_MSG_HELLO);
+	jb_buf_u32(b, JB_WIRE_MAGIC);
+	jb_buf_u16(b, version);
+	jb_buf_u8(b, op);
+	jb_buf_u8(b, flags);
+	jb_buf_u16(b, streams);
+	jb_buf_u32(b, 8u << 20);
+	jb_buf_u64(b, rate);
+	jb_buf_str(b, path);
+	jb_buf_str(b, name);
+	return k;
+}
 static void test_seal(void)
 {
 	struct jb_buf b = {.limit = 2u << 20};
@@ -185,16 +202,7 @@ int main(void)
 	struct jb_buf b = {.limit = 1u << 20};
 	static struct jb_msg m;
 
-	size_t k = jb_frame_begin(&b, JB_MSG_HELLO);
-	jb_buf_u32(&b, JB_WIRE_MAGIC);
-	jb_buf_u16(&b, 1);
-	jb_buf_u8(&b, JB_OP_PUSH);
-	jb_buf_u8(&b, JB_HELLO_ENCRYPT);
-	jb_buf_u16(&b, 8);
-	jb_buf_u32(&b, 8u << 20);
-	jb_buf_u64(&b, 10000000000ull);
-	jb_buf_str(&b, "run7/a.h5");
-	jb_buf_str(&b, "kisti");
+	size_t k = hello_head(&b, 1, JB_OP_PUSH, JB_HELLO_ENCRYPT, 8, 10000000000ull, "run7/a.h5", "kisti");
 	jb_frame_end(&b, k);
 	ok(decode_frame(&b, &m) == 0, "HELLO decodes");
 	ok(m.u.hello.op == JB_OP_PUSH && m.u.hello.streams == 8 && m.u.hello.rate_bps == 10000000000ull,
@@ -210,16 +218,7 @@ int main(void)
 	b.len = 0;
 
 	/* a routed PUSH: origin, flags, the hops still to go */
-	k = jb_frame_begin(&b, JB_MSG_HELLO);
-	jb_buf_u32(&b, JB_WIRE_MAGIC);
-	jb_buf_u16(&b, 2);
-	jb_buf_u8(&b, JB_OP_PUSH);
-	jb_buf_u8(&b, JB_HELLO_ROUTE);
-	jb_buf_u16(&b, 4);
-	jb_buf_u32(&b, 8u << 20);
-	jb_buf_u64(&b, 0);
-	jb_buf_str(&b, "in/x");
-	jb_buf_str(&b, "alpha");
+	k = hello_head(&b, 2, JB_OP_PUSH, JB_HELLO_ROUTE, 4, 0, "in/x", "alpha");
 	jb_buf_str(&b, "alpha");
 	jb_buf_u8(&b, JB_ROUTE_CUSTODY);
 	jb_buf_u8(&b, 2);
@@ -233,16 +232,7 @@ int main(void)
 	b.p[b.len - 15] = 5; /* five hops: more than a route may have */
 	ok(decode_frame(&b, &m) == -EBADMSG, "a route of more than JB_WIRE_MAX_HOPS hops refused");
 	b.len = 0;
-	k = jb_frame_begin(&b, JB_MSG_HELLO);
-	jb_buf_u32(&b, JB_WIRE_MAGIC);
-	jb_buf_u16(&b, 2);
-	jb_buf_u8(&b, JB_OP_PULL);
-	jb_buf_u8(&b, JB_HELLO_ROUTE);
-	jb_buf_u16(&b, 4);
-	jb_buf_u32(&b, 8u << 20);
-	jb_buf_u64(&b, 0);
-	jb_buf_str(&b, "in/x");
-	jb_buf_str(&b, "alpha");
+	k = hello_head(&b, 2, JB_OP_PULL, JB_HELLO_ROUTE, 4, 0, "in/x", "alpha");
 	jb_buf_str(&b, "alpha");
 	jb_buf_u8(&b, 0);
 	jb_buf_u8(&b, 0);
