@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN  ?= build-asan
 FUZZ  ?= build-fuzz
 
-.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-tree bench-bigfile bench-digest bench-expiry bench-wan bench-wan-verify bench-images bench-api bench-notebooks fuzz clean
+.PHONY: all deps build demo check check-fast bench-loopback bench-cpu bench-tree bench-bigfile bench-digest bench-expiry bench-wan bench-wan-verify bench-relay bench-images bench-api bench-notebooks fuzz clean
 
 all: build
 
@@ -40,6 +40,11 @@ bench-loopback: build
 # The WAN testbed and every tool on it (root; installs the peers from Debian)
 bench-wan: build
 	BUILD=$(abspath $(BUILD)) bash tests/bench/wan/run
+
+# Relays on the WAN testbed: a to b direct (150 ms), through a relay in c
+# (75 + 75 ms) and in two stages; loss 0, 1e-5, 1e-4; BBR and CUBIC (root)
+bench-relay: build
+	BUILD=$(abspath $(BUILD)) bash tests/bench/relay/run
 
 # Check the WAN emulator: RTT, window/RTT, loss, its own CPU
 bench-wan-verify: build

@@ -4,9 +4,9 @@
 # c-b 20 ms, a-b 40 ms), so the relayed path is no longer than the direct one.
 # The file arrives whole and alpha sends each byte once; then the link from
 # the relay to beta is cut for 30 s in the middle of a transfer: gamma keeps
-# taking alpha's blocks into staging, tries beta again until the link comes
-# back, and beta ends with the same bytes while alpha still sent each byte
-# once.  The loopback version, with refusals, restarts and quotas, is
+# taking alpha's blocks into staging, its session to beta waits the outage
+# out (or, if it gave up, gamma tries beta again), and beta ends with the
+# same bytes while alpha still sent each byte once.  The loopback version, with refusals, restarts and quotas, is
 # t_relay.sh.
 . "$(dirname "$0")/lib.sh"
 use_testbed jbr
@@ -62,10 +62,11 @@ rm -f "$T/beta/root/in/one.bin"
 
 # 2. The link from gamma to beta cut for 30 s half way.  Paced at 1 Gbit/s
 # (about 9 s for 1 GiB, 2 s under ASan) the cut comes while alpha is still
-# sending; alpha's link to gamma stays up all along.  gamma finds its next
-# hop silent, gives that session up and tries beta again (with backoff)
-# while alpha's blocks go on into staging; once the link is back a new
-# session moves what beta lacks.
+# sending; alpha's link to gamma stays up all along and alpha's blocks go
+# on into staging.  A 30 s outage is shorter than TCP_USER_TIMEOUT (60 s),
+# so gamma's connections to beta usually live through it and carry on at
+# their next retransmission (by then up to 28 s apart); the odd one that
+# times out first makes gamma try beta again.
 send --via gamma --rate 1G --json -q "$T/big.bin" beta:in/cut.bin > "$T/cut.json" 2> "$T/cut.err" & p=$!
 part=$T/beta/root/in/.cut.bin.jumbo-part
 kib() { du -k "$part" 2> /dev/null | cut -f1; }
