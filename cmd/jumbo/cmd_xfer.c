@@ -30,6 +30,10 @@ static const char xfer_help[] =
 	"                       data and pass it on while it arrives; see jumbo(1)),\n"
 	"                       instead of the destination peer's via in jumbo.conf\n"
 	"      --direct         send: straight to the destination, whatever its via\n"
+	"      --until WHEN     send through relays: return once the destination has\n"
+	"                       verified every file (delivered, the default) or once\n"
+	"                       the first relay holds it all and has signed for it\n"
+	"                       (custody): it delivers the rest without this end\n"
 	"      --detach         hand the transfer to this site's jumbod and return: it\n"
 	"                       runs there, retried while the peer is down, resumed\n"
 	"                       after restarts (jumbo transfers, wait, cancel); local\n"
@@ -52,7 +56,8 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		{"cc", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
 		{"detach", no_argument, NULL, 'D'}, {"api", required_argument, NULL, 'A'},
-		{"via", required_argument, NULL, 'V'}, {"direct", no_argument, NULL, 'N'}, {0},
+		{"via", required_argument, NULL, 'V'}, {"direct", no_argument, NULL, 'N'},
+		{"until", required_argument, NULL, 'U'}, {0},
 	};
 	jb_xfer_opts_init(&a->o);
 #ifdef JB_TEST_HOOKS /* meson -Dtest_hooks=true: the tests' (t_faults, t_durable, t_veth) */
@@ -103,6 +108,13 @@ static int parse_args(const char *verb, int argc, char **argv, struct xfer_args 
 		case 'D': a->detach = true; break;
 		case 'A': a->api = optarg; break;
 		case 'N': a->direct = true; break;
+		case 'U':
+			if (strcmp(optarg, "custody") && strcmp(optarg, "delivered")) {
+				cli_error("%s: --until wants delivered or custody, not '%s'", verb, optarg);
+				return -1;
+			}
+			a->o.until_custody = !strcmp(optarg, "custody");
+			break;
 		case 'V': {
 			if (strlen(optarg) >= sizeof a->via) {
 				cli_error("%s: --via names at most %d relays", verb, JB_MAX_HOPS);
@@ -187,6 +199,20 @@ static void report(const char *verb, const struct xfer_args *a, struct out *o, c
 				      (json_int_t)r->blocks_resent);
 		if (rate_total)
 			json_object_set_new(j, "rate_bps", json_integer((json_int_t)rate_total));
+		if (r->nreceipts) {
+			json_t *rs = json_array();
+			for (size_t i = 0; i < r->nreceipts && i < JB_XFER_MAX_RECEIPTS; i++) {
+				const struct jb_xfer_receipt *k = &r->receipts[i];
+				json_array_append_new(rs, json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:f}", "hop", k->hop,
+								    "holds", k->final ? "committed" : "staged", "verified",
+								    k->verified, "matches", k->matches, "files",
+								    (json_int_t)k->files, "bytes", (json_int_t)k->bytes,
+								    "time", k->time_ns / 1e9));
+			}
+			json_object_set_new(j, "receipts", rs);
+		}
+		if (r->custody[0])
+			json_object_set_new(j, "custody", json_string(r->custody));
 		if (rc)
 			json_object_set_new(j, "error", json_string(err->msg));
 		/* the entries went out as they finished; the rest of the object
@@ -204,7 +230,7 @@ static void report(const char *verb, const struct xfer_args *a, struct out *o, c
 		return;
 	char b[32];
 	jb_format_bytes(r->bytes_sent, b, sizeof b);
-	uint64_t nf = o->files;
+	uint64_t nf = r->custody[0] ? r->files : o->files; /* in custody: not verified at the end yet */
 	fprintf(stderr, "%s %llu file%s, %s in %.2f s: %.2f Gbit/s over %d stream%s (%s)", !strcmp(verb, "send") ? "sent" : "received",
 		(unsigned long long)nf, nf == 1 ? "" : "s", b, r->seconds, gbps, r->streams, r->streams == 1 ? "" : "s",
 		r->cc[0] ? r->cc : "tcp");
@@ -214,8 +240,17 @@ static void report(const char *verb, const struct xfer_args *a, struct out *o, c
 		fprintf(stderr, "; %s already there, verified", t);
 	}
 	fputc('\n', stderr);
-	if (nf == 1 && o->path)
+	if (nf == 1 && o->path && !r->custody[0])
 		fprintf(stderr, "verified %s  %s\n", o->digest, o->path);
+	for (size_t i = 0; i < r->nreceipts && i < JB_XFER_MAX_RECEIPTS; i++) {
+		const struct jb_xfer_receipt *k = &r->receipts[i];
+		fprintf(stderr, "receipt: %s %s %llu entr%s%s\n", k->hop, k->final ? "committed" : "holds",
+			(unsigned long long)k->files, k->files == 1 ? "y" : "ies",
+			!k->verified ? " (not signed by a key pinned here)"
+			: !k->matches ? " (not what was sent)" : ", signed");
+	}
+	if (r->custody[0])
+		fprintf(stderr, "in custody at %s, which delivers it\n", r->custody);
 }
 
 /* A local path made absolute (its parent resolved when it does not exist). */
@@ -346,6 +381,13 @@ static int run(struct cli *g, const char *verb, int argc, char **argv)
 		a.o.nvia = rm.peer->nvia;
 		for (int i = 0; i < rm.peer->nvia; i++)
 			a.o.via[i] = rm.peer->via[i];
+	}
+	if (a.o.until_custody && !a.o.nvia) {
+		cli_error("%s: --until custody is for sends through relays (--via, or [peer %s] via)", verb,
+			  rm.peer ? rm.peer->name : "PEER");
+		jb_remote_free(&rm);
+		jb_config_free(c);
+		return EXIT_USAGE;
 	}
 	if (a.o.nvia && (!send || a.detach)) {
 		cli_error("%s: relays (--via, or [peer %s] via) are for jumbo send without --detach in this version",

@@ -148,7 +148,7 @@ struct jb_msg {
 			int64_t time_ns;          /* when it held everything */
 			uint32_t files;
 			uint64_t bytes;
-			uint8_t content[JB_STRONG_LEN]; /* SHA-256 over the seals' signatures, in order */
+			uint8_t content[JB_STRONG_LEN]; /* SHA-256 over its entries (PROTOCOL.md, RECEIPT) */
 			uint8_t final;            /* 1: the destination, committed; 0: a relay, staged */
 			const uint8_t *cert;
 			uint16_t certlen;

@@ -50,7 +50,7 @@ struct jb_xfer_opts {
 	 * [peer] via): the destination must then be a peer */
 	const char *via[JB_MAX_HOPS];
 	int nvia;
-	bool until_custody;      /* done once the first relay holds it all (not yet built) */
+	bool until_custody;      /* done once the first relay holds it all and has signed for it */
 };
 JB_EXPORT void jb_xfer_opts_init(struct jb_xfer_opts *o);
 /* The size of a session's open-file cache for n streams. */
@@ -62,6 +62,18 @@ struct jb_xfer_failure {
 	char *path;
 	int code;
 	char *error;
+};
+
+/* A hop's signed custody receipt of a relayed push (docs/PROTOCOL.md,
+ * RECEIPT), as the origin took it. */
+#define JB_XFER_MAX_RECEIPTS 8
+struct jb_xfer_receipt {
+	char hop[JB_WIRE_MAX_NAME + 1];
+	bool final;              /* the destination's (committed); else a relay's (staged) */
+	bool verified;           /* signed by the key this site pins for hop */
+	bool matches;            /* it names what this site sent: the same entries, sizes and digests */
+	int64_t time_ns;         /* when the hop held everything */
+	uint64_t files, bytes;
 };
 
 struct jb_xfer_result {
@@ -78,6 +90,12 @@ struct jb_xfer_result {
 	uint64_t failed;         /* entries that failed */
 	struct jb_xfer_failure *failures; /* the first JB_XFER_MAX_FAILURES of them */
 	size_t nfailures;
+	/* a relayed push: the receipts that came back, in order */
+	struct jb_xfer_receipt receipts[JB_XFER_MAX_RECEIPTS];
+	size_t nreceipts;
+	/* until_custody: the relay that took custody ("" when the
+	 * destination's answers came first) */
+	char custody[JB_WIRE_MAX_NAME + 1];
 };
 JB_EXPORT void jb_xfer_result_free(struct jb_xfer_result *r);
 

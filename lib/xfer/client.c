@@ -384,6 +384,12 @@ static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *
 	snprintf(s.origin, sizeof s.origin, "%s", rt ? rt->origin : cl->c->name);
 	s.corrupt_block = o->corrupt_block;
 	s.window_set = o->tune.window != 0;
+	if ((fd || rt) && custody_start(&s) < 0) {
+		r = jb_oom(err);
+		goto early;
+	}
+	s.pins = cl->c;
+	s.until_custody = o->until_custody && rt && !fd;
 	if (fd) {
 		s.feed = fd;
 		s.tamper_block = feed_take_tamper(fd);

@@ -545,12 +545,23 @@ static int handle_msg(struct session *s, bool *bye, struct jb_error *err)
 	case JB_MSG_FILE_ABORT:
 		return on_file_abort(s, err);
 	case JB_MSG_SEAL:
+		if (!s->have_transfer) { /* the origin's id, which receipts name */
+			memcpy(s->transfer, m->u.seal.transfer, sizeof s->transfer);
+			s->have_transfer = true;
+		}
 		if (s->feed) {
 			feed_seal(s->feed, m); /* passed on, as it came */
 			return 0;
 		}
 		return seal_take(s, m, err);
 	case JB_MSG_BYE:
+		if (s->feed && s->custody_asked && s->receipt_sent && !all_done(s)) {
+			/* the origin took this site's receipt as custody and
+			 * left: the forwarder delivers the rest alone */
+			feed_custody(s->feed);
+			*bye = true;
+			return 0;
+		}
 		if (!all_done(s))
 			return jb_err(err, EBADMSG, "%s: sender ended with %u entries unfinished", s->ctl->peer,
 				      s->nfiles - (uint32_t)s->entries_done + (s->manifest_done ? 0 : 1));
@@ -644,6 +655,7 @@ static int handle_events(struct session *s, size_t *ret_n, struct jb_error *err)
 			}
 			break;
 		case EV_FILE_HASHED:
+		case EV_RECEIPT: /* taken from the feed below */
 			break;
 		}
 	}
@@ -717,6 +729,10 @@ int receiver_run(struct session *s, struct jb_error *err)
 			closing_scan(s);
 		seal_timeouts(s);
 		window_advance(s);
+		if ((r = custody_send_if_due(s, err)) < 0)
+			goto fail_tell;
+		if (s->feed)
+			feed_put_receipts(s, &s->ctl->out); /* the hops' after this one */
 		if ((r = ctl_send(s->ctl, err)) < 0)
 			goto fail;
 		session_tick(s, false);

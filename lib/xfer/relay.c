@@ -27,6 +27,9 @@
 /* Seals a relay holds at once for one transfer, at most (bytes; entries:
  * WINDOW): the origin seals a file once, in a few KiB */
 #define SEALQ_MAX (64u << 20)
+/* Receipts a relay passes back for one transfer, at most: one per hop after
+ * it (JB_WIRE_MAX_HOPS), in each of a few attempts */
+#define RQ_MAX 16
 
 struct fentry {
 	bool live;
@@ -88,6 +91,15 @@ struct feed {
 	uint64_t sq_head;           /* seals dropped from the front, all told */
 	int tamper_block;
 	int attempts;
+	/* receipts of the hops after this one (custody.c), as they came, for
+	 * the receiving session to pass back: at most RQ_MAX a transfer */
+	struct {
+		uint8_t *body;       /* the frame's body less its type byte */
+		size_t len;
+	} rq[RQ_MAX];
+	size_t rq_n, rq_out;        /* taken; passed back */
+	uint64_t nok;               /* entries the next hop verified */
+	bool custody;               /* the origin left with this site's receipt */
 };
 
 /* Block b of a feed entry: in a bitmap (ready, gone), its length. */
@@ -372,6 +384,8 @@ void feed_result(struct feed *fd, uint32_t i, int status, const char *text)
 	struct fentry *e = fent(fd, i);
 	if (e && !e->resulted) {
 		e->resulted = true;
+		if (!status)
+			fd->nok++;
 		if (!status) {
 			atomic_fetch_sub(&fd->srv->relay_staged, e->staged); /* its staged copy goes now */
 			e->staged = 0;
@@ -460,6 +474,52 @@ void feed_put_seals(struct session *s, struct jb_buf *out)
 		jb_frame_end(out, m);
 	}
 	pthread_mutex_unlock(&fd->lock);
+}
+
+void feed_receipt(struct feed *fd, const struct jb_msg *m)
+{
+	size_t len = m->u.receipt.signed_n + JB_WIRE_SIG_LEN;
+	uint8_t *body = malloc(len);
+	if (!body)
+		return;
+	memcpy(body, m->u.receipt.signed_p, m->u.receipt.signed_n);
+	memcpy(body + m->u.receipt.signed_n, m->u.receipt.sig, JB_WIRE_SIG_LEN);
+	pthread_mutex_lock(&fd->lock);
+	if (fd->rq_n < RQ_MAX) {
+		fd->rq[fd->rq_n].body = body;
+		fd->rq[fd->rq_n++].len = len;
+		body = NULL;
+	}
+	pthread_mutex_unlock(&fd->lock);
+	if (body) {
+		jb_log(JB_LOG_WARN, "relay: %s: more than %d receipts for one transfer; %s's is not passed back",
+		       fd->origin, RQ_MAX, m->u.receipt.hop);
+		free(body);
+		return;
+	}
+	struct event ev = {.kind = EV_RECEIPT};
+	session_post(fd->up, &ev);
+}
+
+void feed_put_receipts(struct session *s, struct jb_buf *out)
+{
+	struct feed *fd = s->feed;
+	pthread_mutex_lock(&fd->lock);
+	for (; fd->rq_out < fd->rq_n; fd->rq_out++) {
+		size_t m = jb_frame_begin(out, JB_MSG_RECEIPT);
+		jb_buf_put(out, fd->rq[fd->rq_out].body, fd->rq[fd->rq_out].len);
+		jb_frame_end(out, m);
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void feed_custody(struct feed *fd)
+{
+	pthread_mutex_lock(&fd->lock);
+	fd->custody = true;
+	pthread_mutex_unlock(&fd->lock);
+	jb_log(JB_LOG_INFO, "relay: %s left with this site's receipt: forwarding the rest to %s alone", fd->origin,
+	       fd->next.label);
 }
 
 /* The forwarding session is running (fd: its event fd) or over (-1). */
@@ -693,7 +753,8 @@ void relay_finish(struct session *s, int r)
 		pthread_join(fd->thread, NULL);
 		atomic_fetch_sub(&fd->srv->relay_active, 1);
 	}
-	bool clean = r == 0 && s->entries_ok == s->nfiles && all_resulted(fd);
+	/* (after custody the origin has gone: the next hop's answers count) */
+	bool clean = r == 0 && all_resulted(fd) && (s->entries_ok == s->nfiles || (fd->custody && fd->nok == fd->n));
 	int d = fd->registered ? open(fd->srv->c->relay_staging, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (d >= 0) {
 		if (clean)
@@ -719,6 +780,8 @@ void relay_finish(struct session *s, int r)
 	for (size_t i = 0; i < fd->sq_n; i++)
 		free(fd->sq[i].body);
 	free(fd->sq);
+	for (size_t i = 0; i < fd->rq_n; i++)
+		free(fd->rq[i].body);
 	free(fd->dir);
 	jb_remote_free(&fd->next);
 	pthread_mutex_destroy(&fd->lock);

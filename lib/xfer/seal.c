@@ -46,6 +46,7 @@ int seal_send(struct session *s, struct xfile *f, struct jb_error *err)
 		return p ? r : jb_oom(err);
 	}
 	jb_wire_sign_end(b, mark, sig);
+	s->sealed_any = true;
 	return 0;
 }
 

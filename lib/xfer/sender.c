@@ -197,6 +197,8 @@ static int handle_msg(struct session *s, struct jb_error *err)
 	}
 	case JB_MSG_FILE_DONE:
 		return file_done(s, err);
+	case JB_MSG_RECEIPT:
+		return custody_take(s, m, err);
 	case JB_MSG_HELD: {
 		/* the receiver holds these blocks durably (a routed push): a
 		 * relay's staged copies of them may go; the origin keeps its own */
@@ -247,6 +249,10 @@ int sender_offer(struct session *s, struct jb_error *err)
 	return manifest_pump(s, err);
 }
 
+/* How long a sender waits, once every file is verified, for the
+ * destination's receipt of a relayed push (seconds). */
+#define RECEIPT_WAIT 30
+
 static bool all_done(const struct session *s) { return s->manifest_done && s->entries_done == s->nfiles; }
 
 int sender_run(struct session *s, struct jb_error *err)
@@ -265,7 +271,7 @@ int sender_run(struct session *s, struct jb_error *err)
 		st->started = true;
 	}
 	bool busy = false;
-	while (!all_done(s)) {
+	while (!all_done(s) && !s->in_custody) {
 		/* A resuming receiver re-reads every block it has of each file
 		 * before it answers: minutes for a terabyte.  Wait as long as the
 		 * connection lives (TCP keepalive ends it within about a minute if
@@ -313,6 +319,29 @@ int sender_run(struct session *s, struct jb_error *err)
 		if ((r = ctl_send(s->ctl, err)) < 0)
 			goto fail;
 		session_tick(s, false);
+	}
+	/* A relayed push that went through whole: the destination's receipt
+	 * comes (through the relays) after the last FILE_DONE */
+	custody_fold(s);
+	double until = jb_now() + RECEIPT_WAIT;
+	while (s->cust && s->cust_done && !s->in_custody && !s->got_final && s->entries_ok == s->nfiles) {
+		if (jb_now() > until) {
+			jb_log(JB_LOG_WARN, "%s: every file verified, but no receipt from the destination came within %d s",
+			       s->ctl->peer, RECEIPT_WAIT);
+			break;
+		}
+		if ((r = session_wait(s, false, err)) < 0)
+			goto fail;
+		for (int k = 1; r == 1; k++) {
+			if ((r = handle_msg(s, err)) < 0)
+				goto fail_tell;
+			if (k == 256)
+				break;
+			if ((r = ctl_recv(s->ctl, 0, -1, err)) < 0)
+				goto fail;
+		}
+		if ((r = ctl_send(s->ctl, err)) < 0)
+			goto fail;
 	}
 	session_tick(s, true);
 	jb_log(JB_LOG_DEBUG, "%s: every FILE_DONE in, %.0f ms after the streams started", s->ctl->peer,

@@ -342,6 +342,13 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 	if (hello->u.hello.flags & JB_HELLO_ROUTE) {
 		const char *origin = hello->u.hello.origin;
 		s->routed = true;
+		/* each hop signs for what it holds (custody.c) */
+		if (custody_start(s) < 0)
+			return jb_oom(err);
+		if ((r = jb_signer_open(srv->c->identity, &s->hop_signer, err)) < 0)
+			return r;
+		snprintf(s->hop_name, sizeof s->hop_name, "%s", srv->c->name);
+		s->custody_asked = hello->u.hello.route_flags & JB_ROUTE_CUSTODY;
 		if (hello->u.hello.nhops) {
 			if ((r = relay_prepare(srv, s, peer, hello, path, err)) < 0)
 				return r;

@@ -270,6 +270,7 @@ void session_free(struct session *s)
 		munmap(s->files, files_len());
 	walker_free(s->walk);
 	seal_free(s);
+	custody_free(s);
 	free(s->resend);
 	free(s->ev);
 	free(s->closing);
@@ -371,6 +372,7 @@ int file_blocks(struct session *s, struct xfile *f, struct jb_error *err)
 uint32_t window_advance(struct session *s)
 {
 	uint32_t n = 0;
+	custody_fold(s); /* before their slots go */
 	if (s->sender)
 		pthread_mutex_lock(&s->qlock);
 	while (s->lo < s->nfiles) {
@@ -619,8 +621,11 @@ void session_result(struct session *s, struct jb_xfer_result *r)
 	r->seconds = jb_now() - s->t0;
 	r->streams = s->nstreams;
 	r->block_size = s->block_size;
-	/* entries never finished (the session broke) count as failed */
-	if (s->nfiles > s->entries_done)
+	if (s->cust && s->sender)
+		custody_result(s, r);
+	/* entries never finished (the session broke) count as failed; not
+	 * those a relay took custody of */
+	if (s->nfiles > s->entries_done && !r->custody[0])
 		r->failed += s->nfiles - s->entries_done;
 }
 

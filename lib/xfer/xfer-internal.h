@@ -169,6 +169,7 @@ enum ev_kind {
 	EV_FATAL,
 	EV_RELAYED,          /* relay receiver: the next hop's FILE_DONE (code, text) for a file */
 	EV_BLOCK_HELD,       /* routed receiver: a block is durable here (HELD to the sender) */
+	EV_RECEIPT,          /* relay receiver: receipts from beyond wait in the feed (feed_put_receipts) */
 };
 struct event {
 	enum ev_kind kind;
@@ -283,6 +284,25 @@ struct session {
 	size_t nseals, capseals;
 	uint64_t seal_cursor; /* relay forwarder: the feed's seals below it are sent */
 	int tamper_block;    /* test hook (a relay's forwarder): alter this block of file 0 and hash it as altered */
+	/* custody.c: receipts of a routed push.  Both ends fold each entry,
+	 * in manifest order, into cust once it is held (receiver) or hashed
+	 * (sender); a receiver that holds them all signs a RECEIPT */
+	struct evp_md_ctx_st *cust;
+	uint32_t cust_lo;    /* entries below it are folded */
+	uint64_t cust_bytes;
+	bool cust_broken;    /* an entry failed: no receipt is sent, none is awaited */
+	bool cust_done;      /* every entry folded: cust_content is set */
+	uint8_t cust_content[32];
+	bool have_transfer;  /* receiver: transfer is the origin's id, from its seals */
+	bool receipt_sent;
+	struct jb_signer *hop_signer; /* receiver: the site key its receipt is signed with */
+	char hop_name[JB_WIRE_MAX_NAME + 1];
+	const struct jb_config *pins; /* sender: whose [peer] fingerprints receipts are checked with */
+	bool until_custody, in_custody, got_final;
+	bool sealed_any;     /* origin: a SEAL has gone out (receipts then name its transfer id) */
+	bool custody_asked;  /* relay receiver: its HELLO's route has CUSTODY (the origin may leave at its receipt) */
+	struct jb_xfer_receipt rcpt[JB_XFER_MAX_RECEIPTS];
+	size_t nrcpt;
 
 	/* sender */
 	struct walker *walk;
@@ -613,6 +633,27 @@ void seal_free(struct session *s);
  * forwarder (feed_put_seals) */
 void feed_seal(struct feed *fd, const struct jb_msg *m);
 void feed_put_seals(struct session *s, struct jb_buf *out);
+
+/* ---- custody receipts (custody.c) ---- */
+/* A routed push's session, either end: folding starts (0, or -ENOMEM). */
+int custody_start(struct session *s);
+/* Fold the entries that are now held (receiver) or hashed (sender), in
+ * manifest order; window_advance calls it before it frees slots. */
+void custody_fold(struct session *s);
+/* Receiver: every entry held and the manifest over: its RECEIPT, once. */
+int custody_send_if_due(struct session *s, struct jb_error *err);
+/* Sender: a RECEIPT from the route, checked and kept (and, at a relay,
+ * passed on). */
+int custody_take(struct session *s, const struct jb_msg *m, struct jb_error *err);
+/* Sender: what the receipts say about what was sent, into the result. */
+void custody_result(struct session *s, struct jb_xfer_result *r);
+void custody_free(struct session *s);
+/* Relay: a receipt from beyond the next hop, passed back as it came */
+void feed_receipt(struct feed *fd, const struct jb_msg *m);
+void feed_put_receipts(struct session *s, struct jb_buf *out);
+/* Relay: the origin left once custody was given (a BYE with entries
+ * still on their way): the forwarder goes on alone. */
+void feed_custody(struct feed *fd);
 
 /* proto.c */
 void join_token(const uint8_t secret[32], const uint8_t session[16], uint16_t index, uint8_t out[32]);

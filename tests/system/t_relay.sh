@@ -43,6 +43,13 @@ out=$(A send --via r1 --json -q "$T/big.bin" beta:incoming/one.bin); rc=$?
 is "$rc" 0 "alpha sends $((SIZE >> 20)) MiB to beta through r1"
 is "$(digest "$T/beta/root/incoming/one.bin")" "$WANT" "beta holds the same bytes"
 is "$(echo "$out" | jsonget /dev/stdin bytes_sent)" "$SIZE" "alpha sent each byte once"
+# custody receipts: r1 signs for what it staged, beta for what it committed,
+# each with its site key, and each names what alpha sent
+rcpt() { echo "$out" | $PY -c 'import json,sys
+print(" ".join("%s:%s:%s:%s:%d" % (r["hop"], r["holds"], r["verified"], r["matches"], r["files"]) for r in json.load(sys.stdin).get("receipts", [])))'; }
+is "$(rcpt)" "r1:staged:True:True:1 beta:committed:True:True:1" "alpha has r1's and beta's signed receipts, both for what it sent"
+like "alpha: receipt signed for 1 entries, $SIZE bytes \(staged here\)" "$(cat "$T/r1/log")" "r1 logs the receipt it signed"
+like "r1: alpha: receipt signed for 1 entries, $SIZE bytes \(committed here\)" "$(cat "$T/beta/log")" "and so does beta"
 is "$(B datasets --json incoming/one.bin | jsonget /dev/stdin 0.origin)" alpha "beta's catalog names alpha as the origin, not r1"
 like "alpha: relaying alpha's push of incoming/one.bin to beta \(staging [0-9a-f]{32}\)" "$(cat "$T/r1/log")" "r1 says what it relays"
 like "relay: alpha's transfer through this site: $SIZE bytes forwarded in 1 attempt; staging freed" "$(cat "$T/r1/log")" \
@@ -56,11 +63,40 @@ like "jumbo_relay_bytes_forwarded_total $SIZE" "$m" "and the bytes it forwarded"
 like "jumbo_relay_staged_bytes 0" "$m" "with nothing staged any more"
 
 # 2. Through two relays: the route is r1, r2, beta.
-A send --via r1,r2 -q "$T/big.bin" beta:incoming/two.bin
+out=$(A send --via r1,r2 --json -q "$T/big.bin" beta:incoming/two.bin)
 ok $? "alpha sends it through r1 and r2"
+is "$(rcpt)" "r1:staged:True:True:1 r2:staged:True:True:1 beta:committed:True:True:1" \
+	"a receipt from each hop comes back to alpha, r2's and beta's passed on by the relays before"
 is "$(digest "$T/beta/root/incoming/two.bin")" "$WANT" "identical at beta"
 like "r1: relaying alpha's push of incoming/two.bin to beta" "$(cat "$T/r2/log")" "r2 relays alpha's push that r1 hands it"
 is "$(staged r1):$(staged r2)" 0:0 "both relays' staging is empty again"
+
+# 3. --until custody: alpha's send ends once r1 holds everything and has
+# signed for it, while beta (stopped half way) has not got it yet; r1
+# then delivers alone, and frees its staging once beta has it.
+freed=$(grep -c "staging freed" "$T/r1/log")
+A send --via r1 --until custody --rate 2G --json -q "$T/big.bin" beta:incoming/custody.bin > "$T/custody.json" & p=$!
+for _ in $(seq 1 200); do
+	[ -f "$T/beta/root/incoming/.custody.bin.jumbo-part" ] && break
+	sleep 0.05
+done
+kill -STOP "$(cat "$T/beta/pid")"
+wait $p; rc=$?
+is "$rc" 0 "alpha's send --until custody succeeds while beta is stopped"
+is "$(jsonget "$T/custody.json" custody)" r1 "in r1's custody"
+out=$(cat "$T/custody.json")
+is "$(rcpt)" "r1:staged:True:True:1" "on r1's signed receipt for what alpha sent"
+ok "$([ ! -e "$T/beta/root/incoming/custody.bin" ]; echo $?)" "beta does not have it yet"
+kill -CONT "$(cat "$T/beta/pid")"
+for _ in $(seq 1 600); do
+	[ "$(grep -c "staging freed" "$T/r1/log")" -gt "$freed" ] && break
+	sleep 0.1
+done
+is "$(digest "$T/beta/root/incoming/custody.bin")" "$WANT" "r1 delivered it to beta after alpha had gone"
+like "relay: alpha left with this site's receipt: forwarding the rest to beta alone" "$(cat "$T/r1/log")" "r1 says it went on alone"
+is "$(staged r1)" 0 "and freed its staging once beta had it all"
+out=$(A send --until custody -q "$T/tree/a/f1" beta:incoming/x 2>&1); rc=$?
+like "until custody is for sends through relays" "$out" "--until custody without a relay is a usage error"
 
 # A tree, and the peer's default route ([peer beta] via = r1).
 mkdir -p "$T/tree/a/b" "$T/tree/empty"
@@ -72,6 +108,9 @@ ok $? "a tree of 203 entries goes by beta's default route"
 diff -r "$T/tree" "$T/beta/root/incoming/trees/tree" > /dev/null
 ok $? "and arrives whole"
 like "relaying alpha's push of incoming/trees" "$(cat "$T/r1/log")" "through r1"
+out=$(A send -r --json -q "$T/tree/empty" beta:incoming/trees/ 2> "$T/empty.err")
+is "$(rcpt):$(cat "$T/empty.err")" "r1:staged:True:True:1 beta:committed:True:True:1:" \
+	"a directory alone (no seal, no transfer id) gets its receipts too, and no warning"
 A send --direct -q "$T/tree/a/f1" beta:incoming/direct.txt
 ok $? "--direct goes straight to beta"
 ok "$(grep -c 'incoming/direct.txt' "$T/r1/log" | grep -qx 0; echo $?)" "without r1"
