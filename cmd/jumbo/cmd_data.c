@@ -9,13 +9,14 @@
 #include "jumbo/api.h"
 
 /* Options shared by the commands that ask the API: --api, --json, --help
- * (and, for datasets, --sha256).  1 after --help, -1 on a bad option. */
-static bool want_sha256;
-int cli_api_opts(int argc, char **argv, const char *usage, const char **api, bool *json, bool sha_ok)
+ * (and, for datasets, --sha256; for provenance, --verify: extra names the
+ * one a command takes).  1 after --help, -1 on a bad option. */
+static bool want_sha256, want_verify;
+int cli_api_opts(int argc, char **argv, const char *usage, const char **api, bool *json, const char *extra)
 {
 	static const struct option opts[] = {
 		{"api", required_argument, NULL, 'A'}, {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
-		{"sha256", no_argument, NULL, 'S'},    {0},
+		{"sha256", no_argument, NULL, 'S'},    {"verify", no_argument, NULL, 'V'}, {0},
 	};
 	int o;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -23,11 +24,12 @@ int cli_api_opts(int argc, char **argv, const char *usage, const char **api, boo
 		case 'A': *api = optarg; break;
 		case 'j': *json = true; break;
 		case 'S':
-			if (!sha_ok) {
+		case 'V':
+			if (!extra || strcmp(extra, o == 'S' ? "sha256" : "verify")) {
 				fputs(usage, stderr);
 				return -1;
 			}
-			want_sha256 = true;
+			*(o == 'S' ? &want_sha256 : &want_verify) = true;
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default: fputs(usage, stderr); return -1;
@@ -85,7 +87,7 @@ int cmd_datasets(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = cli_api_opts(argc, argv, datasets_usage, &api, &json, true);
+	int r = cli_api_opts(argc, argv, datasets_usage, &api, &json, "sha256");
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind > 1) {
@@ -162,10 +164,14 @@ static void print_chain(json_t *node, int depth)
 }
 
 static const char provenance_usage[] =
-	"Usage: jumbo provenance [--json] [--api HOST:PORT] PATH\n\n"
+	"Usage: jumbo provenance [--verify] [--json] [--api HOST:PORT] PATH\n\n"
 	"Where the dataset at PATH comes from: the job that wrote it (image digest,\n"
 	"command, exit status), that job's inputs with their digests, and so on back\n"
-	"to the transfers that brought them.\n"
+	"to the transfers that brought them (and the relay that delivered them).\n"
+	"      --verify         a dataset that came through relays: read it again and\n"
+	"                       check it against its origin's seal (the signature with\n"
+	"                       the key pinned for the origin, the sha256t it signed);\n"
+	"                       exit status 1 when it does not hold\n"
 	"      --json           the whole chain as JSON (with each job's environment and limits)\n"
 	"      --api HOST:PORT  the daemon's API (default $JUMBO_API, then [site] api)\n"
 	"  -h, --help           this text\n";
@@ -174,7 +180,7 @@ int cmd_provenance(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = cli_api_opts(argc, argv, provenance_usage, &api, &json, false);
+	int r = cli_api_opts(argc, argv, provenance_usage, &api, &json, "verify");
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind != 1) {
@@ -183,7 +189,7 @@ int cmd_provenance(struct cli *g, int argc, char **argv)
 	}
 	char *e = escape(argv[optind]);
 	char path[JB_PATH_MAX * 3 + 64];
-	snprintf(path, sizeof path, "/api/v1/provenance?path=%s", e ? e : "");
+	snprintf(path, sizeof path, "/api/v1/provenance?path=%s%s", e ? e : "", want_verify ? "&verify=1" : "");
 	free(e);
 	json_t *ans = NULL;
 	if (get_json(g, api, "GET", path, &ans) < 0)
@@ -192,8 +198,24 @@ int cmd_provenance(struct cli *g, int argc, char **argv)
 		print_json(ans);
 	else
 		print_chain(ans, 0);
+	int rc = 0;
+	json_t *v = json_object_get(ans, "verify");
+	if (want_verify) {
+		rc = json_is_true(json_object_get(v, "ok")) ? 0 : 1;
+		if (!json && !rc)
+			printf("verified: sealed by %s (%s), delivered by %s; the file is what %s sent\n",
+			       json_string_value(json_object_get(v, "signer")),
+			       json_string_value(json_object_get(v, "sealed")),
+			       json_string_value(json_object_get(v, "via")) ? json_string_value(json_object_get(v, "via"))
+									     : "?",
+			       json_string_value(json_object_get(v, "signer")));
+		if (rc)
+			cli_error("provenance: %s: not verified: %s", argv[optind],
+				  json_string_value(json_object_get(v, "error")) ? json_string_value(json_object_get(v, "error"))
+										 : "no answer");
+	}
 	json_decref(ans);
-	return 0;
+	return rc;
 }
 
 static const char rerun_usage[] =
@@ -210,7 +232,7 @@ int cmd_rerun(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = cli_api_opts(argc, argv, rerun_usage, &api, &json, false);
+	int r = cli_api_opts(argc, argv, rerun_usage, &api, &json, NULL);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind != 1) {

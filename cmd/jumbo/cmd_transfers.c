@@ -50,7 +50,7 @@ int cmd_transfers(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = cli_api_opts(argc, argv, transfers_usage, &api, &json, false);
+	int r = cli_api_opts(argc, argv, transfers_usage, &api, &json, NULL);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (argc - optind > 1) {
@@ -99,7 +99,7 @@ int cmd_wait(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = cli_api_opts(argc, argv, wait_usage, &api, &json, false);
+	int r = cli_api_opts(argc, argv, wait_usage, &api, &json, NULL);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (optind >= argc) {
@@ -159,7 +159,7 @@ int cmd_cancel(struct cli *g, int argc, char **argv)
 {
 	const char *api = NULL;
 	bool json = false;
-	int r = cli_api_opts(argc, argv, cancel_usage, &api, &json, false);
+	int r = cli_api_opts(argc, argv, cancel_usage, &api, &json, NULL);
 	if (r)
 		return r > 0 ? 0 : EXIT_USAGE;
 	if (optind >= argc) {

@@ -38,7 +38,7 @@ int cli_api(struct cli *g, const char *api, struct jb_api_client **ret);
 int cli_follow(struct jb_api_client *c, const char *id, bool json, bool cancel_on_interrupt);
 /* cmd_data.c: --api, --json, --help (--sha256 when sha_ok); 1 after --help,
  * -1 on a bad option (the usage printed) */
-int cli_api_opts(int argc, char **argv, const char *usage, const char **api, bool *json, bool sha_ok);
+int cli_api_opts(int argc, char **argv, const char *usage, const char **api, bool *json, const char *extra);
 /* POST BASE/ID/ACTION for each of ids; "cancelling ID" or the error. */
 int cli_post_each(struct cli *g, const char *api, const char *verb, const char *base, const char *action, int n,
 		  char **ids);

@@ -60,6 +60,9 @@ struct jb_dataset_in {
 	const char *source_id;
 	int64_t mtime_ns;    /* of the file when it was recorded */
 	bool pending;        /* the file is about to get its name: settle it after */
+	const char *via;     /* relayed: the relay that delivered it (NULL: none) */
+	const uint8_t *seal; /* relayed: the origin's SEAL of it, as it came (NULL: none) */
+	size_t seal_len;
 };
 /* Record a dataset; the path's earlier rows stop being current. */
 JB_EXPORT int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct jb_error *err);
@@ -94,6 +97,9 @@ struct jb_dataset {
 	double arrived;    /* when it was recorded (Unix seconds) */
 	bool current;      /* the path's newest */
 	int64_t mtime_ns;
+	char *via;         /* relayed: the relay that delivered it, or NULL */
+	uint8_t *seal;     /* relayed: the origin's SEAL (a SEAL frame's body less its type byte), or NULL */
+	size_t seal_len;
 };
 struct jb_datasets {
 	struct jb_dataset *v;

@@ -166,6 +166,23 @@ JB_EXPORT int jb_strong_root(const uint8_t *blocks, uint64_t nblocks, uint64_t s
 /* A local file's, as "sha256t:HEX". */
 JB_EXPORT int jb_file_strong(const char *path, uint32_t block_size, char out[JB_STRONG_HEX], struct jb_error *err);
 
+/* A relayed dataset's seal, as the catalog keeps it (jb_commit_file's
+ * seal), checked now: the signature against fp (the origin's pinned
+ * fingerprint), and the sha256t of the file at path (read again) against the
+ * root it seals.  0 when both hold; -EKEYREJECTED (a signature or content
+ * that does not), -ESTALE (the file is no longer the size or time sealed),
+ * -EBADMSG (not a seal), or an I/O error; err says which.  out gets what
+ * could be read. */
+struct jb_seal_check {
+	bool signature_ok;       /* by the pinned key */
+	bool content_ok;         /* the file's sha256t is the sealed one */
+	char sealed[JB_STRONG_HEX];  /* the root the origin signed, "sha256t:HEX" */
+	char now[JB_STRONG_HEX];     /* the file's, "" when not computed */
+	char path[JB_PATH_MAX];  /* as the origin named it */
+};
+JB_EXPORT int jb_seal_check_file(const uint8_t *seal, size_t len, const uint8_t fp[32], const char *path,
+				 uint64_t size, int64_t mtime_ns, struct jb_seal_check *out, struct jb_error *err);
+
 /* Told of the files a session commits into the data root, in groups: each
  * file's path below the data root, size, mtime, whole-file digest
  * ("xxh3t:HEX"), and the site they came from and the session's id (hex).
@@ -180,6 +197,12 @@ struct jb_commit_file {
 	int64_t mtime_ns;
 	const char *digest;
 	int status;
+	/* relayed: the relay that delivered it, and the origin's SEAL of it
+	 * as it came (a SEAL frame's body less its type byte; NULL, 0 when
+	 * none was kept) */
+	const char *via;
+	const uint8_t *seal;
+	size_t seal_len;
 };
 typedef void (*jb_commit_fn)(void *ud, int phase, const struct jb_commit_file *files, size_t n, const char *origin,
 			     const char *session);
@@ -237,5 +260,6 @@ struct jb_server_stats {
 	 * bytes they hold in staging now, bytes forwarded to next hops, and
 	 * attempts at a next hop after the first (retries) */
 	uint64_t relay_active, relay_total, relay_staged, relay_forwarded, relay_retries;
+	uint64_t receipts_signed;  /* custody receipts this site signed, as a relay or a destination */
 };
 JB_EXPORT void jb_server_stats(const struct jb_server *s, struct jb_server_stats *ret);

@@ -541,6 +541,46 @@ static enum MHD_Result h_sha256(struct req *q)
 	return reply_json(q->conn, 200, json_pack("{s:o}", "datasets", a));
 }
 
+/* ?verify=1: a relayed dataset's file read again and checked against the
+ * origin's seal (its signature with the origin's pinned key, the sha256t it
+ * signed); one file's read, in this request's thread. */
+static json_t *verify_seal(struct req *q, const struct jb_provenance *p)
+{
+	const struct jb_dataset *d = &p->ds;
+	const struct jb_peer *origin = p->known && d->origin ? jb_config_peer(q->a->c, d->origin) : NULL;
+	struct jb_error err = {0};
+	struct jb_seal_check ck = {0};
+	char abs[2 * JB_PATH_MAX + 2];
+	int r;
+	if (!p->known)
+		r = jb_err(&err, ENOENT, "it is not in the catalog");
+	else if (!d->seal_len)
+		r = jb_err(&err, ENOENT, "it came without a seal (only what comes through relays is sealed)");
+	else if (!origin)
+		r = jb_err(&err, EACCES, "its origin %s is no [peer] here any more: no key to check its seal with",
+			   d->origin);
+	else {
+		snprintf(abs, sizeof abs, "%s/%s", q->a->c->root, d->path);
+		r = jb_seal_check_file(d->seal, d->seal_len, origin->fp, abs, d->size, d->mtime_ns, &ck, &err);
+	}
+	json_t *o = json_pack("{s:b, s:b, s:b}", "ok", r == 0, "signature", ck.signature_ok, "content", ck.content_ok);
+	if (!o)
+		return NULL;
+	if (p->known && d->origin)
+		json_object_set_new(o, "signer", json_string(d->origin));
+	if (d->via)
+		json_object_set_new(o, "via", json_string(d->via));
+	if (ck.sealed[0])
+		json_object_set_new(o, "sealed", json_string(ck.sealed));
+	if (ck.now[0])
+		json_object_set_new(o, "now", json_string(ck.now));
+	if (ck.path[0])
+		json_object_set_new(o, "sealed_path", json_string(ck.path));
+	if (r < 0)
+		json_object_set_new(o, "error", json_string(err.msg));
+	return o;
+}
+
 static enum MHD_Result h_provenance(struct req *q)
 {
 	_cleanup_free_ char *clean = NULL;
@@ -555,6 +595,9 @@ static enum MHD_Result h_provenance(struct req *q)
 	if (r < 0)
 		return failed(q->conn, r, &err);
 	json_t *o = api_provenance_json(&p, is_admin(q) ? NULL : q->who.name);
+	const char *v = query(q, "verify");
+	if (o && v && !strcmp(v, "1"))
+		json_object_set_new(o, "verify", verify_seal(q, &p));
 	jb_provenance_free(&p);
 	return reply_json(q->conn, 200, o);
 }

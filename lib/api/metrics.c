@@ -88,6 +88,8 @@ char *api_metrics(struct jb_server *srv, const struct api_guard *g, struct jb_tr
 	counter(f, "jumbo_relay_transfers_total", "Transfers relayed through this site.", st.relay_total);
 	counter(f, "jumbo_relay_bytes_forwarded_total", "Payload bytes relayed on to next hops.", st.relay_forwarded);
 	counter(f, "jumbo_relay_retries_total", "Attempts at a next hop after a relayed transfer's first.", st.relay_retries);
+	counter(f, "jumbo_receipts_signed_total", "Custody receipts this site signed (as a relay or a destination).",
+		st.receipts_signed);
 	closed(f, &st, g);
 	if (t)
 		transfers(f, t);

@@ -80,6 +80,9 @@ json_t *api_dataset_json(const struct jb_dataset *d)
 	if (d->sha256[0])
 		json_object_set_new(o, "sha256", json_string(d->sha256));
 	set_str(o, d->source == JB_SOURCE_JOB ? "job" : "transfer", d->source_id);
+	set_str(o, "via", d->via);
+	if (d->source == JB_SOURCE_TRANSFER)
+		json_object_set_new(o, "sealed", json_boolean(d->seal_len > 0));
 	return o;
 }
 

@@ -175,7 +175,7 @@ void jb_landing_commit(void *ud, int phase, const struct jb_commit_file *files, 
 			 * settled by jb_catalog_reconcile at the next start */
 			struct jb_dataset_in d = {.path = f->path, .size = f->size, .digest = f->digest, .origin = origin,
 						  .source = JB_SOURCE_TRANSFER, .source_id = session, .mtime_ns = f->mtime_ns,
-						  .pending = true};
+						  .pending = true, .via = f->via, .seal = f->seal, .seal_len = f->seal_len};
 			if (jb_catalog_add(l->cat, &d, &err) < 0)
 				jb_log(JB_LOG_ERROR, "%s landed, but the catalog did not take it: %s", f->path, err.msg);
 		} else if (jb_catalog_settle(l->cat, f->path, f->digest, f->status == 0, &err) < 0) {

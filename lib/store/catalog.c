@@ -18,7 +18,7 @@ enum { CS_UNCURRENT, CS_INSERT, CS_SETTLE_ON, CS_SETTLE_DEL, CS_N };
 static const char *const cat_sql[CS_N] = {
 	[CS_UNCURRENT] = "UPDATE dataset SET current=0 WHERE path=?1 AND current=1",
 	[CS_INSERT] = "INSERT INTO dataset(path, size, digest, sha256, origin, source, source_id, arrived, mtime_ns, "
-		      "current, pending) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+		      "current, pending, via, seal) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[CS_SETTLE_ON] = "UPDATE dataset SET current=1, pending=0 WHERE id=(SELECT max(id) FROM dataset WHERE path=?1 "
 			 "AND digest=?2 AND pending=1)",
 	[CS_SETTLE_DEL] = "DELETE FROM dataset WHERE path=?1 AND digest=?2 AND pending=1",
@@ -130,6 +130,11 @@ int jb_catalog_add(struct jb_catalog *c, const struct jb_dataset_in *d, struct j
 		sqlite3_bind_int64(b, 9, d->mtime_ns);
 		sqlite3_bind_int(b, 10, !d->pending);
 		sqlite3_bind_int(b, 11, d->pending);
+		bind_text(b, 12, d->via);
+		if (d->seal && d->seal_len)
+			sqlite3_bind_blob(b, 13, d->seal, (int)d->seal_len, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(b, 13);
 		if (sqlite3_step(b) != SQLITE_DONE)
 			rc = jb_store_err(err, c->db, sqlite3_extended_errcode(c->db), "catalog");
 	}
@@ -162,6 +167,8 @@ void jb_dataset_free(struct jb_dataset *d)
 	free(d->path);
 	free(d->origin);
 	free(d->source_id);
+	free(d->via);
+	free(d->seal);
 	memset(d, 0, sizeof *d);
 }
 
@@ -193,7 +200,7 @@ static void col_copy(sqlite3_stmt *st, int i, char *out, size_t n)
 	snprintf(out, n, "%s", sqlite3_column_type(st, i) == SQLITE_NULL ? "" : (const char *)sqlite3_column_text(st, i));
 }
 
-#define COLS "path, size, digest, sha256, origin, source, source_id, arrived, current, mtime_ns"
+#define COLS "path, size, digest, sha256, origin, source, source_id, arrived, current, mtime_ns, via, seal"
 
 static void drop_dataset(void *d) { jb_dataset_free(d); }
 
@@ -211,7 +218,14 @@ static int row(sqlite3_stmt *st, void *elem, void *ud)
 	d->path = col_dup(st, 0);
 	d->origin = col_dup(st, 4);
 	d->source_id = col_dup(st, 6);
-	if (!d->path || !d->origin || (!d->source_id && sqlite3_column_type(st, 6) != SQLITE_NULL)) {
+	d->via = col_dup(st, 10);
+	int sl = sqlite3_column_bytes(st, 11);
+	if (sl > 0 && (d->seal = malloc((size_t)sl))) {
+		memcpy(d->seal, sqlite3_column_blob(st, 11), (size_t)sl);
+		d->seal_len = (size_t)sl;
+	}
+	if (!d->path || !d->origin || (!d->source_id && sqlite3_column_type(st, 6) != SQLITE_NULL) ||
+	    (!d->via && sqlite3_column_type(st, 10) != SQLITE_NULL) || (sl > 0 && !d->seal)) {
 		jb_dataset_free(d);
 		return -ENOMEM;
 	}

@@ -51,12 +51,20 @@ static const char step2[] =
 	"ALTER TABLE job ADD COLUMN owner TEXT;"
 	"ALTER TABLE transfer ADD COLUMN owner TEXT;";
 
+/* Step 3: relayed datasets (issue 18) name the relay that delivered them
+ * and keep the origin's signed SEAL, which jumbo provenance --verify checks
+ * the file against. */
+static const char step3[] =
+	"ALTER TABLE dataset ADD COLUMN via TEXT;"
+	"ALTER TABLE dataset ADD COLUMN seal BLOB;";
+
 static const struct step {
 	const char *what;
 	const char *sql;
 } steps[] = {
 	{"the site's tables", step1},
 	{"token scopes, and the owners of jobs and transfers", step2},
+	{"the relay and the origin's seal of relayed datasets", step3},
 };
 #define NSTEPS ((int)JB_ARRAY_SIZE(steps))
 

@@ -163,7 +163,9 @@ static void commit_group(struct committer *c, const uint32_t *idx, size_t n)
 			rel[i] = strdup(key);
 			digest_format(fs[i]->root, dg[i]);
 			cf[k++] = (struct jb_commit_file){.path = rel[i] ? rel[i] : "", .size = fs[i]->size,
-							  .mtime_ns = fs[i]->mtime_ns, .digest = dg[i]};
+							  .mtime_ns = fs[i]->mtime_ns, .digest = dg[i],
+							  .via = s->seal_check ? s->ctl->peer : NULL,
+							  .seal = fs[i]->seal_body, .seal_len = fs[i]->seal_len};
 			told[i] = true;
 		}
 		if (k)

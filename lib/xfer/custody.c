@@ -113,6 +113,8 @@ int custody_send_if_due(struct session *s, struct jb_error *err)
 		return p ? r : jb_oom(err);
 	}
 	jb_wire_sign_end(b, mark, sig);
+	if (s->receipts_signed)
+		atomic_fetch_add(s->receipts_signed, 1);
 	jb_log(JB_LOG_INFO, "%s: %s: receipt signed for %u entries, %llu bytes (%s)", s->ctl->peer, s->origin,
 	       s->nfiles, (unsigned long long)s->cust_bytes, s->feed ? "staged here" : "committed here");
 	return 0;

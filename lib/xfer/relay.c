@@ -347,6 +347,20 @@ int feed_ready(struct feed *fd, uint32_t i, uint64_t b, char *buf, size_t len)
 	return r;
 }
 
+int64_t feed_first_ready(struct feed *fd, uint32_t i, uint64_t from, uint64_t to, const uint8_t *taken)
+{
+	pthread_mutex_lock(&fd->lock);
+	struct fentry *e = fent(fd, i);
+	int64_t r = -1;
+	for (uint64_t b = from; e && !e->failcode && b < to && b < e->nblocks; b++)
+		if (bit(e->ready, b) && !bit(taken, b)) {
+			r = (int64_t)b;
+			break;
+		}
+	pthread_mutex_unlock(&fd->lock);
+	return r;
+}
+
 /* The staged copy of feed entry i: its partial file (a relay does not
  * commit, receiver.c's finalize), else the file an older build committed. */
 static int staged_open(struct feed *fd, uint32_t i, int mode)

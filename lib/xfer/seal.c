@@ -13,6 +13,7 @@
  * mismatch fails the file rather than naming its blocks), one SEAL per
  * file. */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "xfer-internal.h"
@@ -22,7 +23,31 @@
 struct seal_wait {
 	char *path;          /* as placed here */
 	uint8_t root[JB_STRONG_LEN];
+	uint8_t *body;       /* the SEAL as it came, for the catalog (NULL: too large to keep) */
+	size_t len;
 };
+
+/* A seal kept with the file it seals, for its provenance (the catalog's
+ * dataset row, docs/PROTOCOL.md SEAL): the origin's are a few KiB; a
+ * larger one is checked and used but not kept. */
+#define SEAL_KEEP_MAX 8192
+
+static uint8_t *seal_copy(const struct jb_msg *m, size_t *len)
+{
+	*len = m->u.seal.signed_n + JB_WIRE_SIG_LEN;
+	if (*len > SEAL_KEEP_MAX) {
+		*len = 0;
+		return NULL;
+	}
+	uint8_t *b = malloc(*len);
+	if (!b) {
+		*len = 0;
+		return NULL;
+	}
+	memcpy(b, m->u.seal.signed_p, m->u.seal.signed_n);
+	memcpy(b + m->u.seal.signed_n, m->u.seal.sig, JB_WIRE_SIG_LEN);
+	return b;
+}
 
 int seal_send(struct session *s, struct xfile *f, struct jb_error *err)
 {
@@ -61,7 +86,8 @@ static struct xfile *find(struct session *s, uint32_t hint, const char *path)
 	return NULL;
 }
 
-static void sealed(struct session *s, struct xfile *f, const uint8_t root[JB_STRONG_LEN]);
+static void sealed(struct session *s, struct xfile *f, const uint8_t root[JB_STRONG_LEN], uint8_t *body,
+		   size_t len);
 
 int seal_take(struct session *s, const struct jb_msg *m, struct jb_error *err)
 {
@@ -93,8 +119,11 @@ int seal_take(struct session *s, const struct jb_msg *m, struct jb_error *err)
 			continue; /* not a path of this push */
 		struct xfile *f = find(s, se->file, p);
 		if (f) {
-			if (f->size == se->e.size && f->mtime_ns == se->e.mtime_ns)
-				sealed(s, f, se->root);
+			if (f->size == se->e.size && f->mtime_ns == se->e.mtime_ns && !f->sealed) {
+				size_t len;
+				uint8_t *body = seal_copy(m, &len);
+				sealed(s, f, se->root, body, len);
+			}
 			continue;
 		}
 		/* its entry is still on its way (a relay passes seals on as
@@ -119,6 +148,7 @@ int seal_take(struct session *s, const struct jb_msg *m, struct jb_error *err)
 			break;
 		}
 		memcpy(w->root, se->root, JB_STRONG_LEN);
+		w->body = seal_copy(m, &w->len);
 		s->nseals++;
 	}
 	free(se);
@@ -130,19 +160,20 @@ void seal_match(struct session *s, struct xfile *f)
 {
 	for (size_t i = 0; i < s->nseals; i++)
 		if (!strcmp(s->seals[i].path, f->path)) {
-			uint8_t root[JB_STRONG_LEN];
-			memcpy(root, s->seals[i].root, JB_STRONG_LEN);
-			free(s->seals[i].path);
+			struct seal_wait w = s->seals[i];
+			free(w.path);
 			s->seals[i] = s->seals[--s->nseals];
-			sealed(s, f, root);
+			sealed(s, f, w.root, w.body, w.len);
 			return;
 		}
 }
 
 void seal_free(struct session *s)
 {
-	for (size_t i = 0; i < s->nseals; i++)
+	for (size_t i = 0; i < s->nseals; i++) {
 		free(s->seals[i].path);
+		free(s->seals[i].body);
+	}
 	free(s->seals);
 	s->seals = NULL;
 	s->nseals = s->capseals = 0;
@@ -152,11 +183,17 @@ void seal_free(struct session *s)
 
 /* finalize() waits for this (receiver.c): the file goes on once sealed. */
 void receiver_sealed(struct session *s, struct xfile *f);
-static void sealed(struct session *s, struct xfile *f, const uint8_t root[JB_STRONG_LEN])
+static void sealed(struct session *s, struct xfile *f, const uint8_t root[JB_STRONG_LEN], uint8_t *body,
+		   size_t len)
 {
-	if (f->sealed)
+	if (f->sealed) {
+		free(body);
 		return;
+	}
 	memcpy(f->seal_root, root, JB_STRONG_LEN);
+	free(f->seal_body);
+	f->seal_body = body;
+	f->seal_len = len;
 	f->sealed = true;
 	receiver_sealed(s, f);
 }
@@ -167,4 +204,71 @@ int seal_verify(const struct session *s, const struct xfile *f)
 	if (!f->sealed || !f->strong || jb_strong_root(f->strong, f->nblocks, f->size, s->block_size, root) < 0)
 		return -EKEYREJECTED;
 	return memcmp(root, f->seal_root, JB_STRONG_LEN) ? -EKEYREJECTED : 0;
+}
+
+int jb_seal_check_file(const uint8_t *seal, size_t len, const uint8_t fp[32], const char *path, uint64_t size,
+		       int64_t mtime_ns, struct jb_seal_check *out, struct jb_error *err)
+{
+	*out = (struct jb_seal_check){0};
+	if (!seal || !len || len > SEAL_KEEP_MAX)
+		return jb_err(err, EBADMSG, "no seal kept for it");
+	uint8_t *frame = malloc(len + 1);
+	struct jb_msg *m = malloc(sizeof *m);
+	struct jb_seal_entry *se = malloc(sizeof *se);
+	int r = 0;
+	if (!frame || !m || !se) {
+		r = jb_oom(err);
+		goto out;
+	}
+	frame[0] = JB_MSG_SEAL;
+	memcpy(frame + 1, seal, len);
+	if (jb_wire_decode(frame, len + 1, m) < 0 || m->type != JB_MSG_SEAL) {
+		r = jb_err(err, EBADMSG, "the seal kept for it is not one");
+		goto out;
+	}
+	struct jb_error e = {0};
+	out->signature_ok = jb_sig_verify(m->u.seal.cert, m->u.seal.certlen, fp, DOMAIN, m->u.seal.signed_p,
+					  m->u.seal.signed_n, m->u.seal.sig, &e) == 0;
+	/* the file it seals: a regular file with its root, of this size */
+	struct jb_wire_iter it = {m->u.seal.entries, m->u.seal.len};
+	bool found = false;
+	for (uint32_t k = 0; k < m->u.seal.count && !found; k++)
+		if (jb_wire_seal_next(&it, se) == 0 && se->e.type == JB_ENTRY_FILE && se->has_root &&
+		    se->e.size == size)
+			found = true;
+	if (!found) {
+		r = jb_err(err, EKEYREJECTED, "its seal is for no file of %llu bytes", (unsigned long long)size);
+		goto out;
+	}
+	snprintf(out->path, sizeof out->path, "%s", se->e.path);
+	memcpy(out->sealed, "sha256t:", 8);
+	jb_hex(se->root, JB_STRONG_LEN, out->sealed + 8);
+	if (!out->signature_ok) {
+		r = jb_err(err, EKEYREJECTED, "its seal is not signed by the origin's pinned key: %s", e.msg);
+		goto out;
+	}
+	if (se->e.mtime_ns != mtime_ns) {
+		r = jb_err(err, ESTALE, "it is not the file the origin sealed (another modification time)");
+		goto out;
+	}
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		r = jb_err(err, errno, "%s", strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size != size || (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != mtime_ns) {
+		r = jb_err(err, ESTALE, "the file changed since it arrived (size or modification time)");
+		goto out;
+	}
+	if ((r = jb_file_strong(path, se->block_size, out->now, err)) < 0)
+		goto out;
+	out->content_ok = !strcmp(out->now, out->sealed);
+	if (!out->content_ok)
+		r = jb_err(err, EKEYREJECTED, "its bytes (%s) are not the ones the origin sealed (%s)", out->now,
+			   out->sealed);
+out:
+	free(frame);
+	free(m);
+	free(se);
+	return r;
 }

@@ -28,8 +28,13 @@ static bool staged(struct session *s, struct xfile *f, uint64_t b)
 	return r != 0;
 }
 
+/* How far past the block it waits for a relay's forwarder looks for blocks
+ * already staged: a block late on one incoming stream then holds back only
+ * itself, not every outgoing stream (blocks) */
+#define FORWARD_AHEAD 256
+
 /* The next block to read: a block to send again first, then the plan in
- * manifest order.  The slot is marked in use (users) until the stream
+ * manifest order (at a relay, staged blocks a little ahead of it too).  The slot is marked in use (users) until the stream
  * thread is done with the block, so that it is not freed meanwhile. */
 static bool next_work(struct session *s, struct work *w, bool *resend, struct xfile **ret)
 {
@@ -58,7 +63,22 @@ static bool next_work(struct session *s, struct work *w, bool *resend, struct xf
 				s->plan_block = 0;
 				continue;
 			}
+			if (f->taken && (f->taken[s->plan_block / 8] & (1u << (s->plan_block % 8)))) {
+				s->plan_block++; /* handed out ahead of its turn */
+				continue;
+			}
 			if (s->feed && !staged(s, f, s->plan_block)) {
+				int64_t b = atomic_load(&f->failed) ? -1
+					    : feed_first_ready(s->feed, f->src, s->plan_block + 1,
+							       s->plan_block + 1 + FORWARD_AHEAD, f->taken);
+				if (b >= 0 && (f->taken || (f->taken = calloc(f->nblocks / 8 + 1, 1)))) {
+					f->taken[b / 8] |= (uint8_t)(1u << (b % 8));
+					*w = (struct work){.file = s->plan_next, .block = (uint64_t)b,
+							   .send = have_block(f, (uint64_t)b)};
+					*resend = false;
+					*ret = f;
+					goto got;
+				}
 				struct timespec t;
 				cond_deadline(&t, 5);
 				pthread_cond_timedwait(&s->qcond, &s->qlock, &t);

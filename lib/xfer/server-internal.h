@@ -74,6 +74,7 @@ struct jb_server {
 	void *on_commit_ud;
 	struct jb_client *relay_cl;  /* a relay's: how it pushes on ([relay]) */
 	atomic_uint_fast64_t relay_active, relay_total, relay_staged, relay_forwarded, relay_retries;
+	atomic_uint_fast64_t receipts_signed;
 	struct feed *feeds;          /* under lock: the relayed transfers running (relay.c) */
 };
 

@@ -127,6 +127,7 @@ void jb_server_stats(const struct jb_server *s, struct jb_server_stats *r)
 	r->relay_staged = atomic_load(&s->relay_staged);
 	r->relay_forwarded = atomic_load(&s->relay_forwarded);
 	r->relay_retries = atomic_load(&s->relay_retries);
+	r->receipts_signed = atomic_load(&s->receipts_signed);
 	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
 	r->handshakes = (uint64_t)s->gate.n;
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
@@ -349,6 +350,7 @@ static int session_prepare(struct jb_server *srv, struct session *s, struct live
 			return r;
 		snprintf(s->hop_name, sizeof s->hop_name, "%s", srv->c->name);
 		s->custody_asked = hello->u.hello.route_flags & JB_ROUTE_CUSTODY;
+		s->receipts_signed = &srv->receipts_signed;
 		if (hello->u.hello.nhops) {
 			if ((r = relay_prepare(srv, s, peer, hello, path, err)) < 0)
 				return r;

@@ -251,6 +251,11 @@ static void slot_free(struct session *s, struct xfile *f)
 	free(f->error);
 	free(f->strong);
 	f->strong = NULL;
+	free(f->taken);
+	f->taken = NULL;
+	free(f->seal_body);
+	f->seal_body = NULL;
+	f->seal_len = 0;
 	s->blocks_live -= f->nblocks;
 	f->path = NULL;
 	f->digests = f->have = NULL;

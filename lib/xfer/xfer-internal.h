@@ -115,6 +115,7 @@ struct xfile {
 	bool blocks;         /* digests and have are set up */
 	uint8_t *digests;    /* nblocks x 16: d1 for one block */
 	uint8_t *have;       /* bitmap: &have1 for up to 8 blocks */
+	uint8_t *taken;      /* relay forwarder: blocks its plan handed out ahead of the next (NULL: none) */
 	uint8_t d1[JB_DIGEST_LEN];
 	uint8_t have1;
 	atomic_uint_fast64_t remaining; /* blocks not yet hashed (sender) / verified (receiver) */
@@ -147,6 +148,8 @@ struct xfile {
 	uint8_t *strong;
 	bool sealed, want_seal;
 	uint8_t seal_root[JB_STRONG_LEN];
+	uint8_t *seal_body;  /* its SEAL as it came (for the catalog), or NULL */
+	size_t seal_len;
 	uint8_t xroot[JB_DIGEST_LEN]; /* the sender's XXH3 root, while want_seal */
 	double want_since;   /* when want_seal was set */
 	uint8_t root[JB_DIGEST_LEN];
@@ -296,6 +299,7 @@ struct session {
 	bool have_transfer;  /* receiver: transfer is the origin's id, from its seals */
 	bool receipt_sent;
 	struct jb_signer *hop_signer; /* receiver: the site key its receipt is signed with */
+	atomic_uint_fast64_t *receipts_signed; /* receiver: the server's count of them */
 	char hop_name[JB_WIRE_MAX_NAME + 1];
 	const struct jb_config *pins; /* sender: whose [peer] fingerprints receipts are checked with */
 	bool until_custody, in_custody, got_final;
@@ -608,6 +612,9 @@ void feed_held(struct feed *fd, uint32_t i, uint64_t b);
 void feed_result(struct feed *fd, uint32_t i, int status, const char *text);
 void feed_attach(struct feed *fd, int wake_fd);
 void feed_welcomed(struct feed *fd);
+/* The first block in [from, to) of entry i that is staged and not marked in
+ * taken (which may be NULL), or -1. */
+int64_t feed_first_ready(struct feed *fd, uint32_t i, uint64_t from, uint64_t to, const uint8_t *taken);
 /* A test's: the block of entry 0 the forwarder is to alter (once), or -1. */
 int feed_take_tamper(struct feed *fd);
 /* client.c: push a feed to the next hop, with the route past it */

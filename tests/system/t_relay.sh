@@ -51,6 +51,12 @@ is "$(rcpt)" "r1:staged:True:True:1 beta:committed:True:True:1" "alpha has r1's 
 like "alpha: receipt signed for 1 entries, $SIZE bytes \(staged here\)" "$(cat "$T/r1/log")" "r1 logs the receipt it signed"
 like "r1: alpha: receipt signed for 1 entries, $SIZE bytes \(committed here\)" "$(cat "$T/beta/log")" "and so does beta"
 is "$(B datasets --json incoming/one.bin | jsonget /dev/stdin 0.origin)" alpha "beta's catalog names alpha as the origin, not r1"
+is "$(B datasets --json incoming/one.bin | jsonget /dev/stdin 0.via)" r1 "and r1 as the relay that delivered it"
+out=$(B provenance --verify incoming/one.bin); rc=$?
+is "$rc" 0 "jumbo provenance --verify at beta: the file holds against alpha's seal"
+like "verified: sealed by alpha \(sha256t:[0-9a-f]{64}\), delivered by r1" "$out" "saying who sealed it and who delivered it"
+is "$(B provenance --verify --json incoming/one.bin | jsonget /dev/stdin verify.sealed)" "$("$JUMBO" sum --strong "$T/big.bin" | cut -d' ' -f1)" \
+	"the root alpha signed is the source's sha256t"
 like "alpha: relaying alpha's push of incoming/one.bin to beta \(staging [0-9a-f]{32}\)" "$(cat "$T/r1/log")" "r1 says what it relays"
 like "relay: alpha's transfer through this site: $SIZE bytes forwarded in 1 attempt; staging freed" "$(cat "$T/r1/log")" \
 	"and that it forwarded every byte and freed its staging"
@@ -61,6 +67,7 @@ m=$(curl -s "http://127.0.0.1:$(jsonget "$T/r1/ready" api)/metrics")
 like "jumbo_relay_transfers_total 1" "$m" "r1's /metrics counts the relayed transfer"
 like "jumbo_relay_bytes_forwarded_total $SIZE" "$m" "and the bytes it forwarded"
 like "jumbo_relay_staged_bytes 0" "$m" "with nothing staged any more"
+like "jumbo_receipts_signed_total 1" "$m" "and the receipt it signed"
 
 # 2. Through two relays: the route is r1, r2, beta.
 out=$(A send --via r1,r2 --json -q "$T/big.bin" beta:incoming/two.bin)
@@ -70,6 +77,13 @@ is "$(rcpt)" "r1:staged:True:True:1 r2:staged:True:True:1 beta:committed:True:Tr
 is "$(digest "$T/beta/root/incoming/two.bin")" "$WANT" "identical at beta"
 like "r1: relaying alpha's push of incoming/two.bin to beta" "$(cat "$T/r2/log")" "r2 relays alpha's push that r1 hands it"
 is "$(staged r1):$(staged r2)" 0:0 "both relays' staging is empty again"
+# a byte of two.bin changed at beta after it arrived (size and time kept):
+# its seal no longer holds
+f=$T/beta/root/incoming/two.bin; t=$(stat -c %y "$f")
+printf 'X' | dd of="$f" bs=1 seek=12345 conv=notrunc status=none; touch -d "$t" "$f"
+out=$(B provenance --verify incoming/two.bin 2>&1); rc=$?
+is "$rc" 1 "--verify fails once the file was changed at beta"
+like "not verified: its bytes \(sha256t:[0-9a-f]+\) are not the ones the origin sealed" "$out" "and says why"
 
 # 3. --until custody: alpha's send ends once r1 holds everything and has
 # signed for it, while beta (stopped half way) has not got it yet; r1
@@ -114,6 +128,8 @@ is "$(rcpt):$(cat "$T/empty.err")" "r1:staged:True:True:1 beta:committed:True:Tr
 A send --direct -q "$T/tree/a/f1" beta:incoming/direct.txt
 ok $? "--direct goes straight to beta"
 ok "$(grep -c 'incoming/direct.txt' "$T/r1/log" | grep -qx 0; echo $?)" "without r1"
+out=$(B provenance --verify incoming/direct.txt 2>&1); rc=$?
+like "^1:.*not verified: it came without a seal" "$rc:$out" "--verify of a file that came directly: no seal to check (exit 1)"
 
 # 3. Cut-through: paced at 2 Gbit/s the file takes about 4 s; beta's copy
 # grows while alpha is still sending, not after r1 has it all.

@@ -35,7 +35,7 @@ export JUMBO_API=127.0.0.1:$(jsonget "$T/alpha/ready" api)
 A() { timeout 60 "$JUMBO" --config "$T/alpha/jumbo.conf" "$@"; }
 S() { sqlite3 "$T/alpha/state/site.db" "$1"; }
 
-is "$(S 'PRAGMA user_version')" 2 "the first start made STATE/site.db at the newest schema"
+is "$(S 'PRAGMA user_version')" 3 "the first start made STATE/site.db at the newest schema"
 is "$(ls "$T/alpha/state" | grep -E '[.]db([.]imported)?$' | tr '\n' ' ')" \
 	"catalog.db.imported jobs.db.imported journal.db site.db tokens.db.imported transfers.db.imported " \
 	"the old databases are kept beside, renamed; the journal stays"

@@ -62,7 +62,7 @@ static void upgrade(void)
 	ok(jb_store_open(dir, &db, &e) == 0, "a STATE of the earlier build opens (%s)", e.msg);
 	if (!db)
 		return;
-	is_int((int)one(db, "PRAGMA user_version"), 2, "its schema is the newest");
+	is_int((int)one(db, "PRAGMA user_version"), 3, "its schema is the newest");
 	is_int((int)one(db, "SELECT count(*) FROM token WHERE name='alice' AND scopes='read,admin'"), 1,
 	       "a token of the earlier build keeps what it could do (admin)");
 	is_int((int)one(db, "SELECT size FROM dataset WHERE id=7 AND path='a.txt' AND pending=0"), 3,
