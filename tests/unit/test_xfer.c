@@ -188,9 +188,87 @@ static void test_strong(void)
 	   "a directory: %s", err.msg);
 }
 
+/* A relayed dataset's seal as the catalog keeps it, checked again later
+ * (jb_seal_check_file, for jumbo provenance --verify). */
+static void test_seal_check(void)
+{
+	char dir[] = "/tmp/jbsealck.XXXXXX", id[128], path[128], cmd[160];
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	snprintf(id, sizeof id, "%s/id", dir);
+	snprintf(path, sizeof path, "%s/run7.bin", dir);
+	uint8_t fp[32], other[32], root[JB_STRONG_LEN];
+	struct jb_error err = {0};
+	struct jb_signer *sg = NULL;
+	ok(jb_identity_generate(id, "alpha", fp, &err) == 0 && jb_signer_open(id, &sg, &err) == 0, "an origin's key");
+	enum { BS = 65536, SIZE = 3 * BS + 17 };
+	uint8_t *data = malloc(SIZE);
+	for (size_t i = 0; data && i < SIZE; i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && data && write(fd, data, SIZE) == SIZE, "a file of 4 blocks");
+	close(fd);
+	/* its root, from the block digests as the origin takes them */
+	uint8_t blocks[4 * JB_STRONG_LEN];
+	struct jb_strong h = {0};
+	for (int b = 0; b < 4; b++) {
+		size_t n = b < 3 ? BS : 17;
+		ok(jb_strong_begin(&h) == 0, "block %d hashed", b);
+		jb_strong_update(&h, data + (size_t)b * BS, n);
+		jb_strong_end(&h, blocks + b * JB_STRONG_LEN);
+	}
+	jb_strong_free(&h);
+	ok(jb_strong_root(blocks, 4, SIZE, BS, root) == 0, "its sha256t");
+	struct stat st;
+	ok(stat(path, &st) == 0, "its time");
+	int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	struct jb_seal_entry se = {.file = 0, .block_size = BS, .first = 4, .has_root = true};
+	se.e = (struct jb_wire_entry){.type = JB_ENTRY_FILE, .size = SIZE, .mode = 0644, .mtime_ns = mt};
+	snprintf(se.e.path, sizeof se.e.path, "run7.bin");
+	memcpy(se.root, root, JB_STRONG_LEN);
+	struct jb_buf b = {.limit = 1u << 20};
+	size_t cl = 0;
+	const uint8_t *cert = sg ? jb_signer_cert(sg, &cl) : NULL;
+	uint8_t transfer[16] = {1, 2, 3}, sig[JB_WIRE_SIG_LEN] = {0};
+	size_t mark = jb_wire_seal_begin(&b, transfer, cert, (uint16_t)cl, 1), rn;
+	jb_wire_put_seal_entry(&b, &se);
+	const uint8_t *reg = jb_wire_signed_region(&b, mark, &rn);
+	ok(sg && reg && jb_sign(sg, "jumbo seal 1", reg, rn, sig, &err) == 0, "signed by the origin");
+	jb_wire_sign_end(&b, mark, sig);
+	const uint8_t *body = b.p + mark + 5; /* past the frame's length and type */
+	size_t len = b.len - mark - 5;
+	struct jb_seal_check ck;
+	char want[JB_STRONG_HEX] = "sha256t:";
+	jb_hex(root, JB_STRONG_LEN, want + 8);
+	is_int(jb_seal_check_file(body, len, fp, path, SIZE, mt, &ck, &err), 0, "the file holds against its seal");
+	ok(ck.signature_ok && ck.content_ok && !strcmp(ck.sealed, want) && !strcmp(ck.now, want) &&
+	   !strcmp(ck.path, "run7.bin"), "signature, content, the sealed root and the origin's name for it");
+	memset(other, 0x5a, sizeof other);
+	is_int(jb_seal_check_file(body, len, other, path, SIZE, mt, &ck, &err), -EKEYREJECTED,
+	       "another site's pin: %s", err.msg);
+	ok(!ck.signature_ok && strstr(err.msg, "not signed by the origin's pinned key"), "the signature is what fails");
+	is_int(jb_seal_check_file(body, len, fp, path, SIZE, mt + 1, &ck, &err), -ESTALE, "another time: %s", err.msg);
+	is_int(jb_seal_check_file(body, len - 1, fp, path, SIZE, mt, &ck, &err), -EBADMSG, "a cut seal: %s", err.msg);
+	is_int(jb_seal_check_file(body, len, fp, path, SIZE + 1, mt, &ck, &err), -EKEYREJECTED,
+	       "another size: %s", err.msg);
+	/* one byte changed in place, its time put back */
+	fd = open(path, O_WRONLY);
+	ok(fd >= 0 && pwrite(fd, "X", 1, BS + 5) == 1, "a byte of block 1 changed");
+	struct timespec ts[2] = {st.st_atim, st.st_mtim};
+	ok(fd >= 0 && futimens(fd, ts) == 0, "its time put back");
+	close(fd);
+	is_int(jb_seal_check_file(body, len, fp, path, SIZE, mt, &ck, &err), -EKEYREJECTED, "then: %s", err.msg);
+	ok(ck.signature_ok && !ck.content_ok && strcmp(ck.now, want), "the signature holds, the content does not");
+	jb_buf_free(&b);
+	jb_signer_free(sg);
+	free(data);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ok(system(cmd) == 0, "cleanup");
+}
+
 int main(void)
 {
 	test_strong();
+	test_seal_check();
 	test_names();
 	test_claims();
 	test_partial_files();
