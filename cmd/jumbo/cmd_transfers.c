@@ -37,11 +37,29 @@ static void line(json_t *t)
 	       (long long)json_integer_value(json_object_get(t, "attempts")), moved, rate, e ? e : "");
 }
 
+/* One transfer relayed through this site, its hop here. */
+static void relay_line(json_t *r)
+{
+	char staged[32], fwd[32], hop[140];
+	jb_format_bytes((uint64_t)json_integer_value(json_object_get(r, "staged_bytes")), staged, sizeof staged);
+	jb_format_bytes((uint64_t)json_integer_value(json_object_get(r, "forwarded_bytes")), fwd, sizeof fwd);
+	snprintf(hop, sizeof hop, "%s > %s", json_string_value(json_object_get(r, "from")),
+		 json_string_value(json_object_get(r, "next")));
+	printf("%-12.12s  %-21.21s  %-10s  %-24.24s  %5lld/%-5lld  %-11s  %-11s  %-7.2f %lld\n",
+	       json_string_value(json_object_get(r, "origin")), hop, json_string_value(json_object_get(r, "state")),
+	       json_string_value(json_object_get(r, "path")), (long long)json_integer_value(json_object_get(r, "delivered")),
+	       (long long)json_integer_value(json_object_get(r, "entries")), staged, fwd,
+	       json_number_value(json_object_get(r, "gbps")), (long long)json_integer_value(json_object_get(r, "attempts")));
+}
+
 static const char transfers_usage[] =
 	"Usage: jumbo transfers [--json] [--api HOST:PORT] [ID]\n\n"
 	"The transfers this site's jumbod runs (jumbo send --detach, jumbo get --detach),\n"
 	"newest first: state (queued, running, retrying, done, failed, cancelled),\n"
-	"attempts, bytes moved, rate, the last error.\n"
+	"attempts, bytes moved, rate, the last error.  Then, at a relay, the transfers\n"
+	"passing through it now, each one's hop here: origin, the hop before and the\n"
+	"next, state (receiving, forwarding, retrying, custody), entries the next hop\n"
+	"has verified, bytes staged here and passed on, rate, attempts.\n"
 	"      --json           the REST API's transfer objects\n"
 	"      --api HOST:PORT  the daemon's API (default $JUMBO_API, then [site] api)\n"
 	"  -h, --help           this text\n";
@@ -66,8 +84,14 @@ int cmd_transfers(struct cli *g, int argc, char **argv)
 	long st;
 	json_t *ans = NULL;
 	r = jb_api_call(c, "GET", path, NULL, &st, &ans, &err);
+	json_t *relays = NULL;
+	long rst = 0;
+	struct jb_error rerr = {0};
+	if (r == 0 && !json && optind >= argc)
+		jb_api_call(c, "GET", "/api/v1/relays", NULL, &rst, &relays, &rerr);
 	jb_api_client_close(c);
 	if (r < 0) {
+		json_decref(relays);
 		cli_error("transfers: %s", err.msg);
 		return 1;
 	}
@@ -81,7 +105,15 @@ int cmd_transfers(struct cli *g, int argc, char **argv)
 		json_t *t;
 		json_array_foreach (list, i, t)
 			line(t);
+		json_t *rl = json_object_get(relays, "relays");
+		if (json_array_size(rl)) {
+			printf("\nrelayed through this site now:\n%-12s  %-21s  %-10s  %-24s  %-11s  %-11s  %-11s  %-7s %s\n",
+			       "ORIGIN", "FROM > NEXT", "STATE", "PATH", "DELIVERED", "STAGED", "FORWARDED", "GBIT/S", "TRY");
+			json_array_foreach (rl, i, t)
+				relay_line(t);
+		}
 	}
+	json_decref(relays);
 	json_decref(list);
 	json_decref(ans);
 	return 0;

@@ -263,3 +263,19 @@ struct jb_server_stats {
 	uint64_t receipts_signed;  /* custody receipts this site signed, as a relay or a destination */
 };
 JB_EXPORT void jb_server_stats(const struct jb_server *s, struct jb_server_stats *ret);
+/* The transfers relayed through this site now, one hop of each: where it
+ * comes from and goes, what this site holds of it and has passed on. */
+struct jb_relay_info {
+	char origin[JB_WIRE_MAX_NAME + 1];
+	char from[JB_WIRE_MAX_NAME + 1];   /* the hop before (the origin, or a relay) */
+	char next[JB_WIRE_MAX_NAME + 1];   /* the next hop */
+	char path[JB_PATH_MAX];            /* where it goes at the destination */
+	char key[33];                      /* its staging directory */
+	const char *state;   /* receiving, forwarding, retrying, custody (the origin left; delivering alone) */
+	uint64_t entries, delivered;       /* entries so far; of them verified by the next hop */
+	uint64_t staged, forwarded;        /* bytes held in staging now; passed on, all attempts */
+	int attempts;
+	double seconds;                    /* since it began here */
+};
+/* A snapshot, malloc'd (free it); 0 or -ENOMEM. */
+JB_EXPORT int jb_server_relays(struct jb_server *s, struct jb_relay_info **ret, size_t *n);

@@ -602,6 +602,28 @@ static enum MHD_Result h_provenance(struct req *q)
 	return reply_json(q->conn, 200, o);
 }
 
+/* The transfers relayed through this site now: each one's hop here. */
+static enum MHD_Result h_relays(struct req *q)
+{
+	struct jb_relay_info *v;
+	size_t n;
+	if (!q->a->srv || jb_server_relays(q->a->srv, &v, &n) < 0)
+		return error_json(q->conn, 503, "the relayed transfers cannot be listed now");
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++) {
+		const struct jb_relay_info *r = &v[i];
+		json_array_append_new(
+			a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:f, s:f}", "origin", r->origin,
+				     "from", r->from, "next", r->next, "path", r->path, "staging", r->key, "state", r->state,
+				     "entries", (json_int_t)r->entries, "delivered", (json_int_t)r->delivered, "staged_bytes",
+				     (json_int_t)r->staged, "forwarded_bytes", (json_int_t)r->forwarded, "attempts",
+				     r->attempts, "seconds", r->seconds,
+				     "gbps", r->seconds > 0 ? r->forwarded * 8.0 / r->seconds / 1e9 : 0.0));
+	}
+	free(v);
+	return reply_json(q->conn, 200, json_pack("{s:o}", "relays", a ? a : json_array()));
+}
+
 static enum MHD_Result h_rules(struct req *q)
 {
 	return reply_json(q->conn, 200, json_pack("{s:o}", "rules", api_rules_json(q->a->c)));
@@ -642,6 +664,7 @@ static const struct route {
 	{"POST", "/api/v1/datasets/sha256", RUN | TRANSFER, NEED_NONE, h_sha256},
 	{"GET", "/api/v1/provenance", READ, NEED_NONE, h_provenance},
 	{"GET", "/api/v1/rules", READ, NEED_NONE, h_rules},
+	{"GET", "/api/v1/relays", READ, NEED_NONE, h_relays},
 	{"GET", "/metrics", PUBLIC, NEED_NONE, h_metrics},
 	{"GET", "/", PUBLIC, NEED_NONE, h_asset},
 	{"GET", "/ui", PUBLIC, NEED_NONE, h_asset},

@@ -412,7 +412,7 @@ static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *
 	if ((r = client_open(cl, dst, &s, o, &ctl, fp, &all, err)) < 0)
 		return r; /* the session is freed: its event fd is closed */
 	if (fd)
-		feed_attach(fd, s.evfd); /* woken from here until it is detached, before the session goes */
+		feed_attach(fd, s.evfd, &s.bytes_moved); /* woken from here until it is detached, before the session goes */
 	s.ctl = &ctl;
 	jb_log(JB_LOG_DEBUG, "%s: control connection up after %.0f ms", dst->label, (jb_now() - s.t0) * 1e3);
 	uint8_t flags = (o->encrypt ? JB_HELLO_ENCRYPT : 0) |
@@ -437,7 +437,7 @@ static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *
 		streams_finish(all, -1, NULL, NULL, NULL);
 		free(all);
 		if (fd)
-			feed_attach(fd, -1);
+			feed_attach(fd, -1, NULL);
 		return finish(&s, &ctl, r, dst, NULL, err);
 	}
 	if (fd)
@@ -452,11 +452,11 @@ static int push(struct jb_client *cl, const struct jb_remote *dst, char *const *
 	if (r == 0)
 		r = sender_run(&s, err);
 	if (fd)
-		feed_attach(fd, -1);
+		feed_attach(fd, -1, NULL);
 	return finish(&s, &ctl, r, dst, ret, err);
 early:
 	if (fd)
-		feed_attach(fd, -1);
+		feed_attach(fd, -1, NULL);
 	session_free(&s);
 	return r;
 }

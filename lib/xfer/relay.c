@@ -100,6 +100,9 @@ struct feed {
 	size_t rq_n, rq_out;        /* taken; passed back */
 	uint64_t nok;               /* entries the next hop verified */
 	bool custody;               /* the origin left with this site's receipt */
+	bool napping;               /* between attempts */
+	double t0;                  /* when it began here */
+	atomic_uint_fast64_t *fwd_bytes; /* the running forwarding session's bytes moved, or NULL */
 };
 
 /* Block b of a feed entry: in a bitmap (ready, gone), its length. */
@@ -537,11 +540,52 @@ void feed_custody(struct feed *fd)
 }
 
 /* The forwarding session is running (fd: its event fd) or over (-1). */
-void feed_attach(struct feed *fd, int wake_fd)
+void feed_attach(struct feed *fd, int wake_fd, atomic_uint_fast64_t *bytes)
 {
 	pthread_mutex_lock(&fd->lock);
 	fd->wake_fd = wake_fd;
+	fd->fwd_bytes = bytes;
 	pthread_mutex_unlock(&fd->lock);
+}
+
+int jb_server_relays(struct jb_server *srv, struct jb_relay_info **ret, size_t *ret_n)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	pthread_mutex_lock(&srv->lock);
+	size_t n = 0;
+	for (struct feed *o = srv->feeds; o; o = o->next_live)
+		n++;
+	struct jb_relay_info *v = n ? calloc(n, sizeof *v) : NULL;
+	if (n && !v) {
+		pthread_mutex_unlock(&srv->lock);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	double now = jb_now();
+	for (struct feed *o = srv->feeds; o; o = o->next_live, k++) {
+		struct jb_relay_info *r = &v[k];
+		pthread_mutex_lock(&o->lock);
+		snprintf(r->origin, sizeof r->origin, "%s", o->origin);
+		snprintf(r->from, sizeof r->from, "%s", o->up && o->up->ctl ? o->up->ctl->peer : "");
+		snprintf(r->next, sizeof r->next, "%s", o->next.label ? o->next.label : "");
+		snprintf(r->path, sizeof r->path, "%s", o->next.path ? o->next.path : "");
+		snprintf(r->key, sizeof r->key, "%s", o->key);
+		r->state = o->custody ? "custody" : o->napping ? "retrying" : !o->ended ? "receiving" : "forwarding";
+		r->entries = o->n;
+		r->delivered = o->nok;
+		for (uint32_t i = 0; i < WINDOW; i++)
+			if (o->e[i].live)
+				r->staged += o->e[i].staged;
+		r->forwarded = o->forwarded + (o->fwd_bytes ? atomic_load(o->fwd_bytes) : 0);
+		r->attempts = o->attempts;
+		r->seconds = now - o->t0;
+		pthread_mutex_unlock(&o->lock);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }
 
 /* The next hop answered our HELLO with a WELCOME. */
@@ -603,11 +647,16 @@ static void *forward_main(void *arg)
 		o.cancel = &fd->cancel;
 		struct jb_xfer_result res = {0};
 		struct jb_error err = {0};
-		if (fd->attempts++)
+		pthread_mutex_lock(&fd->lock);
+		bool again = fd->attempts++;
+		pthread_mutex_unlock(&fd->lock);
+		if (again)
 			atomic_fetch_add(&srv->relay_retries, 1);
 		int r = client_push_feed(srv->relay_cl, &fd->next, fd, &rt, fd->hello_flags & JB_HELLO_DEST_DIR, &o, &res,
 					 &err);
+		pthread_mutex_lock(&fd->lock);
 		fd->forwarded += res.bytes_sent;
+		pthread_mutex_unlock(&fd->lock);
 		atomic_fetch_add(&srv->relay_forwarded, res.bytes_sent);
 		jb_xfer_result_free(&res);
 		if (fd->cancel)
@@ -631,7 +680,13 @@ static void *forward_main(void *arg)
 		char shown[JB_WIRE_MAX_MSG];
 		jb_log(JB_LOG_WARN, "relay: %s, next hop %s: %s; trying again in %.0f s", fd->origin, fd->next.label,
 		       jb_log_escape(err.msg, shown, sizeof shown), backoff);
+		pthread_mutex_lock(&fd->lock);
+		fd->napping = true;
+		pthread_mutex_unlock(&fd->lock);
 		nap(fd, backoff);
+		pthread_mutex_lock(&fd->lock);
+		fd->napping = false;
+		pthread_mutex_unlock(&fd->lock);
 		if (fd->cancel)
 			break;
 		backoff = JB_MIN(backoff * 2, 30);
@@ -703,6 +758,7 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 	fd->bs = s->block_size;
 	fd->up = s;
 	fd->srv = srv;
+	fd->t0 = jb_now();
 	snprintf(fd->origin, sizeof fd->origin, "%s", origin);
 	fd->nhops = hello->u.hello.nhops - 1;
 	for (int i = 0; i < fd->nhops; i++)

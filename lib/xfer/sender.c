@@ -324,24 +324,32 @@ int sender_run(struct session *s, struct jb_error *err)
 	 * comes (through the relays) after the last FILE_DONE */
 	custody_fold(s);
 	double until = jb_now() + RECEIPT_WAIT;
-	while (s->cust && s->cust_done && !s->in_custody && !s->got_final && s->entries_ok == s->nfiles) {
+	bool lost = false; /* every file is verified: a connection lost now costs the receipt only */
+	while (s->cust && s->cust_done && !s->in_custody && !s->got_final && s->entries_ok == s->nfiles && !lost) {
 		if (jb_now() > until) {
 			jb_log(JB_LOG_WARN, "%s: every file verified, but no receipt from the destination came within %d s",
 			       s->ctl->peer, RECEIPT_WAIT);
 			break;
 		}
-		if ((r = session_wait(s, false, err)) < 0)
-			goto fail;
+		lost = (r = session_wait(s, false, err)) < 0;
 		for (int k = 1; r == 1; k++) {
 			if ((r = handle_msg(s, err)) < 0)
 				goto fail_tell;
 			if (k == 256)
 				break;
-			if ((r = ctl_recv(s->ctl, 0, -1, err)) < 0)
-				goto fail;
+			lost = (r = ctl_recv(s->ctl, 0, -1, err)) < 0;
 		}
-		if ((r = ctl_send(s->ctl, err)) < 0)
-			goto fail;
+		if (!lost)
+			lost = (r = ctl_send(s->ctl, err)) < 0;
+		if (lost)
+			jb_log(JB_LOG_WARN, "%s: every file verified, but the connection ended before the destination's "
+			       "receipt came: %s", s->ctl->peer, err ? err->msg : "");
+	}
+	if (lost) {
+		if (err)
+			*err = (struct jb_error){0};
+		r = 0;
+		goto done;
 	}
 	session_tick(s, true);
 	jb_log(JB_LOG_DEBUG, "%s: every FILE_DONE in, %.0f ms after the streams started", s->ctl->peer,
@@ -349,6 +357,7 @@ int sender_run(struct session *s, struct jb_error *err)
 	size_t m = jb_frame_begin(&s->ctl->out, JB_MSG_BYE);
 	jb_frame_end(&s->ctl->out, m);
 	r = ctl_flush(s->ctl, err);
+done:
 	pthread_mutex_lock(&s->qlock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->qcond);

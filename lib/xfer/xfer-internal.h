@@ -610,7 +610,7 @@ bool feed_gone(struct feed *fd, uint32_t i, uint64_t b);
 /* The next hop holds block b of entry i durably: its staged copy goes. */
 void feed_held(struct feed *fd, uint32_t i, uint64_t b);
 void feed_result(struct feed *fd, uint32_t i, int status, const char *text);
-void feed_attach(struct feed *fd, int wake_fd);
+void feed_attach(struct feed *fd, int wake_fd, atomic_uint_fast64_t *bytes);
 void feed_welcomed(struct feed *fd);
 /* The first block in [from, to) of entry i that is staged and not marked in
  * taken (which may be NULL), or -1. */

@@ -101,6 +101,10 @@ is "$(jsonget "$T/custody.json" custody)" r1 "in r1's custody"
 out=$(cat "$T/custody.json")
 is "$(rcpt)" "r1:staged:True:True:1" "on r1's signed receipt for what alpha sent"
 ok "$([ ! -e "$T/beta/root/incoming/custody.bin" ]; echo $?)" "beta does not have it yet"
+out=$("$JUMBO" --config "$T/r1/jumbo.conf" transfers --api "127.0.0.1:$(jsonget "$T/r1/ready" api)")
+like "relayed through this site now:" "$out" "jumbo transfers at r1 lists what passes through it"
+like "alpha +alpha > beta +custody +incoming/custody.bin +0/1 " "$out" \
+	"alpha's transfer: from alpha to beta, in r1's custody, nothing delivered yet"
 kill -CONT "$(cat "$T/beta/pid")"
 for _ in $(seq 1 600); do
 	[ "$(grep -c "staging freed" "$T/r1/log")" -gt "$freed" ] && break
