@@ -277,6 +277,15 @@ static int detach(struct cli *g, const char *verb, const struct xfer_args *a, in
 				a->o.recursive);
 	if (a->o.tune.rate_bps)
 		json_object_set_new(req, "rate", json_integer((json_int_t)(a->o.tune.rate_bps * (uint64_t)a->o.streams)));
+	if (send && a->o.nvia) {
+		/* the route as this command worked it out (--via, or the peer's) */
+		json_t *via = json_array();
+		for (int i = 0; i < a->o.nvia; i++)
+			json_array_append_new(via, json_string(a->o.via[i]));
+		json_object_set_new(req, "via", via);
+	} else if (send && a->direct) {
+		json_object_set_new(req, "direct", json_true());
+	}
 	if (send) {
 		json_t *srcs = json_array();
 		for (int i = optind; i < argc - 1; i++) {
@@ -389,9 +398,16 @@ static int run(struct cli *g, const char *verb, int argc, char **argv)
 		jb_config_free(c);
 		return EXIT_USAGE;
 	}
-	if (a.o.nvia && (!send || a.detach)) {
-		cli_error("%s: relays (--via, or [peer %s] via) are for jumbo send without --detach in this version",
-			  verb, rm.peer ? rm.peer->name : "PEER");
+	if (a.o.until_custody && a.detach) {
+		cli_error("%s: --until custody is for a send run here: with --detach this site's jumbod holds the "
+			  "transfer until the destination has it", verb);
+		jb_remote_free(&rm);
+		jb_config_free(c);
+		return EXIT_USAGE;
+	}
+	if (a.o.nvia && !send) {
+		cli_error("%s: relays (--via, or [peer %s] via) are for jumbo send in this version", verb,
+			  rm.peer ? rm.peer->name : "PEER");
 		jb_remote_free(&rm);
 		jb_config_free(c);
 		return EXIT_USAGE;

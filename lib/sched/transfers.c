@@ -209,6 +209,9 @@ static int run_one(struct jb_transfers *t, struct active *a, const char *op, jso
 	if ((x = json_object_get(req, "rate"))) /* for the whole transfer: spread over the streams */
 		o.tune.rate_bps = JB_MAX((uint64_t)json_integer_value(x) / (uint64_t)o.streams, 8000);
 	o.recursive = json_is_true(json_object_get(req, "recursive"));
+	json_t *via = json_object_get(req, "via");
+	for (size_t i = 0; i < json_array_size(via) && o.nvia < JB_MAX_HOPS; i++)
+		o.via[o.nvia++] = json_string_value(json_array_get(via, i)); /* req outlives the attempt */
 	o.progress = on_progress;
 	o.progress_ud = a;
 	o.cancel = &a->cancel;
@@ -218,6 +221,9 @@ static int run_one(struct jb_transfers *t, struct active *a, const char *op, jso
 		r = jb_err(err, EINVAL, "%s is not PEER:PATH", remote);
 	if (r < 0)
 		return r;
+	if (!strcmp(op, "send") && !via && !json_is_true(json_object_get(req, "direct")) && rm.peer)
+		for (int i = 0; i < rm.peer->nvia && o.nvia < JB_MAX_HOPS; i++)
+			o.via[o.nvia++] = rm.peer->via[i]; /* the destination's default route */
 	char jd[4200];
 	snprintf(jd, sizeof jd, "%s/fetch", t->state);
 	r = jb_client_new(t->c, &cl, err);
@@ -400,7 +406,8 @@ int jb_transfers_submit(struct jb_transfers *t, json_t *req, const char *owner, 
 	json_t *v;
 	json_object_foreach (req, key, v)
 		if (strcmp(key, "op") && strcmp(key, "sources") && strcmp(key, "source") && strcmp(key, "dest") &&
-		    strcmp(key, "streams") && strcmp(key, "rate") && strcmp(key, "recursive"))
+		    strcmp(key, "streams") && strcmp(key, "rate") && strcmp(key, "recursive") && strcmp(key, "via") &&
+		    strcmp(key, "direct"))
 			return jb_err(err, EINVAL, "unknown field \"%s\"", key);
 	const char *op = json_string_value(json_object_get(req, "op"));
 	if (!op || (strcmp(op, "send") && strcmp(op, "get")))
@@ -419,6 +426,27 @@ int jb_transfers_submit(struct jb_transfers *t, json_t *req, const char *owner, 
 		json_object_set(clean, "rate", x);
 	if (json_is_true(json_object_get(req, "recursive")))
 		json_object_set_new(clean, "recursive", json_true());
+	/* through relays (a send): each a peer of this site, up to JB_MAX_HOPS;
+	 * "direct" not through the destination's [peer] via */
+	if ((x = json_object_get(req, "via"))) {
+		size_t i;
+		json_t *h;
+		if (strcmp(op, "send") || !json_is_array(x) || !json_array_size(x) || json_array_size(x) > JB_MAX_HOPS ||
+		    json_object_get(req, "direct")) {
+			json_decref(clean);
+			return jb_err(err, EINVAL, "\"via\" is an array of 1 to %d relay peers, for a send without \"direct\"",
+				      JB_MAX_HOPS);
+		}
+		json_array_foreach (x, i, h)
+			if (!json_is_string(h) || !jb_config_peer(t->c, json_string_value(h))) {
+				json_decref(clean);
+				return jb_err(err, EINVAL, "\"via\": %s is not a [peer] of this site",
+					      json_is_string(h) ? json_string_value(h) : "(not a string)");
+			}
+		json_object_set(clean, "via", x);
+	} else if (json_is_true(json_object_get(req, "direct"))) {
+		json_object_set_new(clean, "direct", json_true());
+	}
 	const char *remote = json_string_value(json_object_get(req, !strcmp(op, "send") ? "dest" : "source"));
 	struct jb_remote rm;
 	int r = remote ? jb_remote_parse(t->c, remote, &rm, err) : jb_err(err, EINVAL, "\"%s\" is missing",

@@ -265,7 +265,27 @@ for _ in $(seq 1 100); do [ "$(ls "$T/r1/staging" | wc -l)" = 0 ] && break; slee
 is "$(ls "$T/r1/staging" | wc -l)" 0 "older than max_partial_age, r1's expirer removes it"
 like "expiry: 1 stale staging directories of relayed transfers removed" "$(cat "$T/r1/log")" "and says so"
 
-# 9. A relay that alters a block and computes its XXH3 again (a test
+# 9. jumbo send --detach through a relay: alpha's jumbod runs the transfer
+# (and seals it with alpha's key), retried and resumed like any of its own.
+set_address alpha r1
+site_start alpha || exit 1
+AAPI=127.0.0.1:$(jsonget "$T/alpha/ready" api)
+head -c 50000000 /dev/urandom > "$T/alpha/root/det.bin"
+id=$(A send --detach --api "$AAPI" --via r1 "$T/alpha/root/det.bin" beta:incoming/detached.bin); rc=$?
+is "$rc" 0 "jumbo send --detach --via r1 returns at once"
+timeout 120 "$JUMBO" --config "$T/alpha/jumbo.conf" wait --api "$AAPI" "$id" 2> "$T/wait.err"
+ok $? "alpha's jumbod delivers it through r1" || diag "$(cat "$T/wait.err")"
+is "$(digest "$T/beta/root/incoming/detached.bin")" "$(digest "$T/alpha/root/det.bin")" "identical at beta"
+like "alpha: relaying alpha's push of incoming/detached.bin to beta" "$(cat "$T/r1/log")" "through r1"
+is "$(B provenance --api "127.0.0.1:$(jsonget "$T/beta/ready" api)" --verify --json incoming/detached.bin |
+	jsonget /dev/stdin verify.ok)" true \
+	"and it holds against the seal alpha's jumbod made"
+out=$(A send --detach --api "$AAPI" --until custody "$T/alpha/root/det.bin" beta:incoming/x 2>&1)
+like "until custody is for a send run here" "$out" "--until custody with --detach is a usage error"
+out=$(A get --via r1 beta:incoming/detached.bin "$T/back.bin" 2>&1)
+like "relays .* are for jumbo send in this version" "$out" "jumbo get through relays is refused, saying so"
+
+# 10. A relay that alters a block and computes its XXH3 again (a test
 # build's hook) passes every check on the way; beta compares the file's
 # sha256t with the seal alpha signed, and refuses it.
 if hooks; then
