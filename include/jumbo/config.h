@@ -123,6 +123,7 @@ struct jb_config {
 	 * at most quota bytes at once (0: no bound but the disk's) */
 	char *relay_staging;
 	uint64_t relay_quota;
+	int64_t relay_give_up;  /* seconds a next hop may stay unreachable before a relayed transfer fails (1d) */
 	struct jb_peer *peers;
 	size_t npeers;
 	struct jb_registry_conf *registries;

@@ -35,7 +35,11 @@ enum {
 /* A route's hops after the receiver, the destination last: with
  * JB_MAX_HOPS relays, the first has at most this many still to go */
 #define JB_WIRE_MAX_HOPS 4
-enum { JB_ROUTE_CUSTODY = 1 << 0 }; /* the origin is done once the first relay holds it all */
+enum {
+	JB_ROUTE_CUSTODY = 1 << 0, /* the origin is done once the first relay holds it all */
+	JB_ROUTE_CC = 1 << 1,      /* a congestion control follows the hops: every hop's streams run it */
+};
+#define JB_WIRE_MAX_CC 15          /* bytes of a congestion control's name */
 enum jb_entry_type { JB_ENTRY_FILE = 1, JB_ENTRY_DIR = 2 };
 
 enum jb_msg_type {
@@ -82,6 +86,7 @@ struct jb_msg {
 			char origin[JB_WIRE_MAX_NAME + 1];
 			uint8_t nhops, route_flags;
 			char hops[JB_WIRE_MAX_HOPS][JB_WIRE_MAX_NAME + 1];
+			char route_cc[JB_WIRE_MAX_CC + 1]; /* JB_ROUTE_CC: [a-z0-9_], else "" */
 		} hello;
 		struct {
 			uint16_t version;

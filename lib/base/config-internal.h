@@ -23,6 +23,8 @@ struct parse {
 /* "FILE:LINE: " + the message, into p->err; returns -code */
 __attribute__((format(printf, 3, 4))) int config_perr(struct parse *p, int code, const char *fmt, ...);
 int config_set_str(char **dst, const char *v);
+/* A duration from 1s to 3650d ("7d", "12h", "30m", "90s", "90") in seconds. */
+int config_duration(struct parse *p, const char *key, const char *v, int64_t *out);
 bool config_valid_name(const char *s);
 /* "host:port" or "[v6]:port" rather than a bare host. */
 bool config_has_port(const char *s);

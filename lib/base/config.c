@@ -383,6 +383,11 @@ static int relay_quota(struct parse *p, const char *v)
 	return 0;
 }
 
+static int relay_give_up(struct parse *p, const char *v)
+{
+	return config_duration(p, "[relay] give_up", v, &p->c->relay_give_up);
+}
+
 /* [registry HOST] */
 static int registry_open(struct parse *p, const char *host)
 {
@@ -511,6 +516,7 @@ static const struct key peer_keys[] = {
 static const struct key relay_keys[] = {
 	FN("staging", relay_staging),
 	FN("quota", relay_quota),
+	FN("give_up", relay_give_up),
 	{0},
 };
 static const struct key registry_keys[] = {

@@ -17,6 +17,7 @@ void config_site_defaults(struct jb_config *c)
 	c->umask = 022;
 	c->max_partial_age = JB_DEFAULT_MAX_PARTIAL_AGE;
 	c->max_journal_age = JB_DEFAULT_MAX_JOURNAL_AGE;
+	c->relay_give_up = 86400;
 }
 
 static int site_name(struct parse *p, const char *v)
@@ -128,7 +129,7 @@ static int seconds(struct parse *p, const char *key, const char *v, double lo, d
 	return 0;
 }
 /* A duration: whole seconds, or with s, m, h or d (7d, 12h); 1 s to 3650 d. */
-static int duration(struct parse *p, const char *key, const char *v, int64_t *out)
+int config_duration(struct parse *p, const char *key, const char *v, int64_t *out)
 {
 	char *end;
 	long long n = strtoll(v, &end, 10);
@@ -142,11 +143,11 @@ static int duration(struct parse *p, const char *key, const char *v, int64_t *ou
 }
 static int site_max_partial_age(struct parse *p, const char *v)
 {
-	return duration(p, "max_partial_age", v, &p->c->max_partial_age);
+	return config_duration(p, "max_partial_age", v, &p->c->max_partial_age);
 }
 static int site_max_journal_age(struct parse *p, const char *v)
 {
-	return duration(p, "max_journal_age", v, &p->c->max_journal_age);
+	return config_duration(p, "max_journal_age", v, &p->c->max_journal_age);
 }
 static int site_handshake_timeout(struct parse *p, const char *v)
 {

@@ -252,6 +252,7 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 			return -EBADMSG;
 		m->u.hello.nhops = 0;
 		m->u.hello.origin[0] = 0;
+		m->u.hello.route_cc[0] = 0;
 		if (m->u.hello.flags & JB_HELLO_ROUTE) {
 			if (m->u.hello.op != JB_OP_PUSH)
 				return -EBADMSG;
@@ -259,11 +260,17 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 			m->u.hello.route_flags = g8(&r);
 			m->u.hello.nhops = g8(&r);
 			if (r.bad || !m->u.hello.origin[0] || m->u.hello.nhops > JB_WIRE_MAX_HOPS ||
-			    (m->u.hello.route_flags & ~JB_ROUTE_CUSTODY))
+			    (m->u.hello.route_flags & ~(JB_ROUTE_CUSTODY | JB_ROUTE_CC)))
 				return -EBADMSG;
 			for (unsigned i = 0; i < m->u.hello.nhops; i++) {
 				gstr(&r, m->u.hello.hops[i], JB_WIRE_MAX_NAME);
 				if (!m->u.hello.hops[i][0])
+					return -EBADMSG;
+			}
+			if (m->u.hello.route_flags & JB_ROUTE_CC) {
+				gstr(&r, m->u.hello.route_cc, JB_WIRE_MAX_CC);
+				const char *cc = m->u.hello.route_cc;
+				if (r.bad || !cc[0] || strspn(cc, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(cc))
 					return -EBADMSG;
 			}
 		}

@@ -487,6 +487,11 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 		rt.hops[rt.nhops++] = o->via[i];
 	}
 	rt.hops[rt.nhops++] = dst->peer->name;
+	const char *cc = o->tune.cc;
+	if (cc && *cc && strlen(cc) <= JB_WIRE_MAX_CC && strspn(cc, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(cc)) {
+		rt.flags |= JB_ROUTE_CC; /* every hop's streams run what this end's do */
+		rt.cc = cc;
+	}
 	struct jb_remote hop = {.address = first->address, .path = dst->path, .peer = first,
 				.label = (char *)o->via[0], .dir_hint = dst->dir_hint};
 	int r = push(cl, &hop, srcs, nsrc, NULL, &rt, false, o, ret, err);

@@ -42,6 +42,8 @@ void put_hello(struct jb_buf *b, uint8_t op, uint8_t flags, uint16_t streams, ui
 		jb_buf_u8(b, (uint8_t)rt->nhops);
 		for (int i = 0; i < rt->nhops; i++)
 			jb_buf_str(b, rt->hops[i]);
+		if (rt->flags & JB_ROUTE_CC)
+			jb_buf_str(b, rt->cc);
 	}
 	jb_frame_end(b, m);
 }

@@ -101,6 +101,7 @@ struct feed {
 	uint64_t nok;               /* entries the next hop verified */
 	bool custody;               /* the origin left with this site's receipt */
 	bool napping;               /* between attempts */
+	char cc[JB_WIRE_MAX_CC + 1];    /* the route's congestion control, "" for this site's default */
 	double t0;                  /* when it began here */
 	atomic_uint_fast64_t *fwd_bytes; /* the running forwarding session's bytes moved, or NULL */
 };
@@ -634,8 +635,9 @@ static void *forward_main(void *arg)
 {
 	struct feed *fd = arg;
 	struct jb_server *srv = fd->srv;
-	double backoff = 1;
-	struct route rt = {.origin = fd->origin, .nhops = fd->nhops};
+	double backoff = 1, down_since = 0; /* the first failed attempt since the last that moved anything */
+	uint64_t nok_before = 0;
+	struct route rt = {.origin = fd->origin, .nhops = fd->nhops, .flags = fd->cc[0] ? JB_ROUTE_CC : 0, .cc = fd->cc};
 	for (int i = 0; i < fd->nhops; i++)
 		rt.hops[i] = fd->hops[i];
 	for (;;) {
@@ -644,6 +646,7 @@ static void *forward_main(void *arg)
 		o.streams = fd->streams;
 		o.block_size = fd->bs;
 		o.encrypt = fd->hello_flags & JB_HELLO_ENCRYPT;
+		o.tune.cc = fd->cc[0] ? fd->cc : NULL; /* the origin's --cc, else this site's default */
 		o.cancel = &fd->cancel;
 		struct jb_xfer_result res = {0};
 		struct jb_error err = {0};
@@ -657,6 +660,9 @@ static void *forward_main(void *arg)
 		pthread_mutex_lock(&fd->lock);
 		fd->forwarded += res.bytes_sent;
 		pthread_mutex_unlock(&fd->lock);
+		if (!again && res.cc[0])
+			jb_log(JB_LOG_INFO, "relay: %s, next hop %s: data streams ran %s%s", fd->origin, fd->next.label, res.cc,
+			       fd->cc[0] ? " (the origin's choice)" : "");
 		atomic_fetch_add(&srv->relay_forwarded, res.bytes_sent);
 		jb_xfer_result_free(&res);
 		if (fd->cancel)
@@ -675,6 +681,22 @@ static void *forward_main(void *arg)
 		pthread_mutex_unlock(&fd->lock);
 		if (r < 0 && lasting(err.code)) {
 			session_fatal(fd->up, err.code, "%s (relaying through %s)", err.msg, srv->c->name);
+			break;
+		}
+		pthread_mutex_lock(&fd->lock);
+		bool moved = res.bytes_sent > 0 || fd->nok > nok_before;
+		nok_before = fd->nok;
+		pthread_mutex_unlock(&fd->lock);
+		double now = jb_now();
+		if (moved || !down_since)
+			down_since = now;
+		if (now - down_since >= (double)srv->c->relay_give_up) {
+			char shown[JB_WIRE_MAX_MSG];
+			jb_log(JB_LOG_WARN, "relay: %s, next hop %s: nothing moved for %.0f s ([relay] give_up): giving up; "
+			       "staging kept until it expires (%s)", fd->origin, fd->next.label, now - down_since,
+			       jb_log_escape(err.msg, shown, sizeof shown));
+			session_fatal(fd->up, ETIMEDOUT, "next hop %s: nothing moved for %.0f s (%s) (relaying through %s)",
+				      fd->next.label, now - down_since, err.msg, srv->c->name);
 			break;
 		}
 		char shown[JB_WIRE_MAX_MSG];
@@ -764,6 +786,7 @@ int relay_prepare(struct jb_server *srv, struct session *s, const struct jb_peer
 	for (int i = 0; i < fd->nhops; i++)
 		snprintf(fd->hops[i], sizeof fd->hops[i], "%s", hello->u.hello.hops[i + 1]);
 	fd->hello_flags = hello->u.hello.flags & (JB_HELLO_ENCRYPT | JB_HELLO_DEST_DIR);
+	snprintf(fd->cc, sizeof fd->cc, "%s", hello->u.hello.route_cc);
 	fd->streams = s->nstreams;
 	fd->next = (struct jb_remote){.address = strdup(np->address), .path = strdup(path), .peer = np,
 				      .label = strdup(np->name)};

@@ -672,6 +672,7 @@ struct route {
 	uint8_t flags;       /* JB_ROUTE_* */
 	int nhops;
 	const char *hops[JB_WIRE_MAX_HOPS];
+	const char *cc;      /* JB_ROUTE_CC: every hop's congestion control */
 };
 void put_hello(struct jb_buf *b, uint8_t op, uint8_t flags, uint16_t streams, uint32_t bs, uint64_t rate,
 	       const char *path, const char *name, const struct route *rt);

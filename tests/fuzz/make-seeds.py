@@ -13,6 +13,9 @@ seeds = {
     'hello': bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, 2, 1, 1, 4, 8 << 20, 0) + s('run7/a.h5') + s('kisti'),
     'hello_route': bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, 2, 1, 8, 4, 8 << 20, 0) + s('in/x') + s('alpha')
             + s('alpha') + bytes([1, 2]) + s('relay2') + s('beta'),
+    # custody and the route's congestion control (flags 1 | 2), after the hops
+    'hello_route_cc': bytes([1]) + struct.pack('>IHBBHIQ', 0x4a4d424f, 2, 1, 8, 4, 8 << 20, 0) + s('in/x') + s('alpha')
+            + s('alpha') + bytes([3, 1]) + s('beta') + s('cubic'),
     'welcome': bytes([2]) + struct.pack('>HBHI', 2, 0, 4, 8 << 20) + b'\x11' * 16 + b'\x22' * 32 + s('caltech'),
     'error': bytes([3]) + struct.pack('>H', 13) + s('unknown peer'),
     'files': bytes([4]) + struct.pack('>II', 0, 2) + entry(2, 'd', 0, 0o755, 1) + entry(1, 'd/x', 100, 0o644, 2),

@@ -69,6 +69,13 @@ like "jumbo_relay_bytes_forwarded_total $SIZE" "$m" "and the bytes it forwarded"
 like "jumbo_relay_staged_bytes 0" "$m" "with nothing staged any more"
 like "jumbo_receipts_signed_total 1" "$m" "and the receipt it signed"
 
+# the origin's --cc is every hop's
+echo cubic > "$T/cc.txt"
+A send --via r1 --cc cubic -q "$T/cc.txt" beta:incoming/cubic.txt
+ok $? "alpha sends through r1 with --cc cubic"
+like "relay: alpha, next hop beta: data streams ran cubic \(the origin's choice\)" "$(cat "$T/r1/log")" \
+	"r1 forwards with the congestion control alpha asked for (--cc cubic)"
+
 # 2. Through two relays: the route is r1, r2, beta.
 out=$(A send --via r1,r2 --json -q "$T/big.bin" beta:incoming/two.bin)
 ok $? "alpha sends it through r1 and r2"
@@ -222,6 +229,25 @@ like "relay: alpha, next hop beta: .*trying again in" "$(cat "$T/r1/log")" "r1 l
 like "forwarded in [2-9][0-9]* attempts; staging freed" "$(cat "$T/r1/log")" "and the attempts it took"
 like "jumbo_relay_retries_total [1-9]" "$(curl -s "http://127.0.0.1:$(jsonget "$T/r1/ready" api)/metrics")" \
 	"/metrics counts the retries"
+
+# A next hop down for longer than [relay] give_up (2 s at r2): r2 gives the
+# transfer up, and alpha's send fails saying why.
+kill "$(cat "$T/r2/pid")"; wait "$(cat "$T/r2/pid")" 2> /dev/null
+sed -i "s|^staging = $T/r2/staging$|&\ngive_up = 2s|" "$T/r2/jumbo.conf"
+site_start r2 || exit 1
+set_address alpha r2
+A send --via r2 --rate 1G -q "$T/big.bin" beta:incoming/giveup.bin 2> "$T/giveup.err" & p=$!
+for _ in $(seq 1 200); do
+	[ -f "$T/beta/root/incoming/.giveup.bin.jumbo-part" ] && break
+	sleep 0.05
+done
+kill -9 "$(cat "$T/beta/pid")"; wait "$(cat "$T/beta/pid")" 2> /dev/null
+wait $p; rc=$?
+is "$rc" 1 "alpha's send fails once beta has been unreachable from r2 for its give_up"
+like "next hop beta: nothing moved for [0-9]+ s .*\(relaying through r2\)" "$(cat "$T/giveup.err")" "saying so"
+like "relay: alpha, next hop beta: nothing moved for [0-9]+ s \(\[relay\] give_up\): giving up" "$(cat "$T/r2/log")" \
+	"r2 logs that it gave up"
+site_start beta || exit 1
 
 # 7. A quota smaller than the file: r1 holds at most 256 MiB at once.  It
 # stops reading alpha's blocks when staging is full (back-pressure) and

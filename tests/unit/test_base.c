@@ -163,6 +163,7 @@ static void test_config(void)
 		{"[site]\nname = a\nidentity = /x\n[rule a b]\n", "invalid rule name 'a b'"},
 		{"[site]\nname = a\nidentity = /x\n\n[relay]\nstaging = s\n", "bad.conf:6: [relay] staging must be an absolute path"},
 		{"[site]\nname = a\nidentity = /x\n[relay]\nquota = 1M\n", "bad.conf:5: [relay] quota is a size of 64M or more"},
+		{"[site]\nname = a\nidentity = /x\n[relay]\ngive_up = soon\n", "bad.conf:5: [relay] give_up wants a duration from 1s to 3650d"},
 		{"[site]\nname = a\nidentity = /x\n[relay]\nquota = 1G\n", "bad.conf: [relay] needs staging = DIR"},
 		{"[site]\nname = a\nidentity = /x\n[relay]\nstaging = /s\n[relay]\n", "bad.conf:6: [relay] given twice"},
 		{"[site]\nname = a\nidentity = /x\n[relay]\n[relay]\nstaging = /s\n", "bad.conf:5: [relay] given twice"},

@@ -239,6 +239,32 @@ int main(void)
 	jb_frame_end(&b, k);
 	ok(decode_frame(&b, &m) == -EBADMSG, "a route on a PULL refused");
 	b.len = 0;
+	/* the route's congestion control, after the hops */
+	static const struct {
+		const char *cc;
+		int want;
+	} ccs[] = {{"cubic", 0}, {"bbr", 0}, {"", -EBADMSG}, {"CUBIC", -EBADMSG}, {"a b", -EBADMSG},
+		   {"sixteen_bytes_xx", -EBADMSG}};
+	for (size_t i = 0; i < sizeof ccs / sizeof ccs[0]; i++) {
+		k = hello_head(&b, 2, JB_OP_PUSH, JB_HELLO_ROUTE, 4, 0, "in/x", "alpha");
+		jb_buf_str(&b, "alpha");
+		jb_buf_u8(&b, JB_ROUTE_CC);
+		jb_buf_u8(&b, 1);
+		jb_buf_str(&b, "beta");
+		jb_buf_str(&b, ccs[i].cc);
+		jb_frame_end(&b, k);
+		int r = decode_frame(&b, &m);
+		ok(r == ccs[i].want && (r < 0 || !strcmp(m.u.hello.route_cc, ccs[i].cc)), "route cc '%s': %s", ccs[i].cc,
+		   ccs[i].want ? "refused" : "taken");
+		b.len = 0;
+	}
+	k = hello_head(&b, 2, JB_OP_PUSH, JB_HELLO_ROUTE, 4, 0, "in/x", "alpha");
+	jb_buf_str(&b, "alpha");
+	jb_buf_u8(&b, 4); /* a flag no one has defined */
+	jb_buf_u8(&b, 0);
+	jb_frame_end(&b, k);
+	ok(decode_frame(&b, &m) == -EBADMSG, "an unknown route flag refused");
+	b.len = 0;
 
 	k = jb_frame_begin(&b, JB_MSG_HELLO);
 	jb_buf_u32(&b, 0xdeadbeef);
