@@ -265,9 +265,49 @@ static void test_seal_check(void)
 	ok(system(cmd) == 0, "cleanup");
 }
 
+/* A custody receipt's content (docs/PROTOCOL.md, RECEIPT): the entries in
+ * manifest order as they are held, against a value computed apart (Python's
+ * hashlib over the bytes the protocol gives). */
+static void test_custody(void)
+{
+	static const char want[] = "c79350d3eaa6f009b498f7cf01e540aaf027162894891413829072c943c3b25a";
+	static const uint8_t hello_root[JB_DIGEST_LEN] = {0x87, 0xa8, 0x9e, 0xdf, 0x65, 0xa2, 0x43, 0x85,
+							  0xe3, 0x64, 0x43, 0xdc, 0xd1, 0xad, 0x42, 0x7a};
+	for (int failing = 0; failing < 2; failing++) {
+		struct session s;
+		ok(session_init(&s, false) == 0 && custody_start(&s) == 0, "a receiving session and its fold");
+		struct xfile *d = slot(&s, 0), *f = slot(&s, 1);
+		*d = (struct xfile){.live = true, .index = 0, .type = JB_ENTRY_DIR, .fd = -1};
+		*f = (struct xfile){.live = true, .index = 1, .type = JB_ENTRY_FILE, .size = 6, .fd = -1};
+		memcpy(f->root, hello_root, JB_DIGEST_LEN); /* "hello\n": xxh3t:87a89edf... */
+		s.nfiles = 2;
+		custody_fold(&s);
+		is_int((int)s.cust_lo, 0, "nothing held yet: nothing folded");
+		d->done = d->ok = true;
+		custody_fold(&s);
+		is_int((int)s.cust_lo, 1, "the directory, done here, is folded");
+		f->held = true; /* a relay's: staged, its answer to come */
+		f->ok = !failing;
+		custody_fold(&s);
+		if (failing) {
+			ok(s.cust_broken && !s.cust_done, "a file that failed here: no receipt");
+		} else {
+			ok(s.cust_lo == 2 && !s.cust_done, "the file, staged, is folded; not done before FILES_END");
+			s.manifest_done = true;
+			custody_fold(&s);
+			char hex[65];
+			jb_hex(s.cust_content, 32, hex);
+			ok(s.cust_done && s.cust_bytes == 6, "every entry folded: done, 6 bytes");
+			is_str(hex, want, "the content is the reference value");
+		}
+		session_free(&s);
+	}
+}
+
 int main(void)
 {
 	test_strong();
+	test_custody();
 	test_seal_check();
 	test_names();
 	test_claims();
