@@ -40,6 +40,8 @@ enum {
 	JB_ROUTE_CC = 1 << 1,      /* a congestion control follows the hops: every hop's streams run it */
 };
 #define JB_WIRE_MAX_CC 15          /* bytes of a congestion control's name */
+/* A congestion control's name as a route carries it: 1 to 15 of a-z, 0-9, _. */
+JB_EXPORT bool jb_wire_cc_ok(const char *cc);
 enum jb_entry_type { JB_ENTRY_FILE = 1, JB_ENTRY_DIR = 2 };
 
 enum jb_msg_type {

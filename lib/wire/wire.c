@@ -270,7 +270,7 @@ int jb_wire_decode(const uint8_t *body, size_t len, struct jb_msg *m)
 			if (m->u.hello.route_flags & JB_ROUTE_CC) {
 				gstr(&r, m->u.hello.route_cc, JB_WIRE_MAX_CC);
 				const char *cc = m->u.hello.route_cc;
-				if (r.bad || !cc[0] || strspn(cc, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(cc))
+				if (r.bad || !jb_wire_cc_ok(cc))
 					return -EBADMSG;
 			}
 		}
@@ -470,4 +470,10 @@ int jb_wire_block_decode(const uint8_t in[JB_BLOCK_HDR_LEN], struct jb_block_hdr
 	if (ret->len == 0 || ret->len > JB_WIRE_MAX_BLOCK || ret->flags)
 		return -EBADMSG;
 	return 0;
+}
+
+bool jb_wire_cc_ok(const char *cc)
+{
+	size_t n = strlen(cc);
+	return n && n <= JB_WIRE_MAX_CC && strspn(cc, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }

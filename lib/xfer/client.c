@@ -488,7 +488,7 @@ int jb_client_push(struct jb_client *cl, const struct jb_remote *dst, char *cons
 	}
 	rt.hops[rt.nhops++] = dst->peer->name;
 	const char *cc = o->tune.cc;
-	if (cc && *cc && strlen(cc) <= JB_WIRE_MAX_CC && strspn(cc, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(cc)) {
+	if (cc && jb_wire_cc_ok(cc)) {
 		rt.flags |= JB_ROUTE_CC; /* every hop's streams run what this end's do */
 		rt.cc = cc;
 	}

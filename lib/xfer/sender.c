@@ -255,6 +255,25 @@ int sender_offer(struct session *s, struct jb_error *err)
 
 static bool all_done(const struct session *s) { return s->manifest_done && s->entries_done == s->nfiles; }
 
+/* What has arrived (r: session_wait's), taken in one turn, up to a bound so
+ * that events are not starved.  0; or negative, with *tell when the peer
+ * sent something wrong (it is to be told), else the connection failed. */
+static int take_msgs(struct session *s, int r, bool *tell, struct jb_error *err)
+{
+	*tell = false;
+	for (int k = 1; r == 1; k++) {
+		if ((r = handle_msg(s, err)) < 0) {
+			*tell = true;
+			return r;
+		}
+		if (k == 256)
+			break;
+		if ((r = ctl_recv(s->ctl, 0, -1, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 int sender_run(struct session *s, struct jb_error *err)
 {
 	int r;
@@ -281,13 +300,11 @@ int sender_run(struct session *s, struct jb_error *err)
 			goto fail;
 		/* what has arrived is taken in one turn (up to a bound, so that
 		 * events are not starved) */
-		for (int k = 1; r == 1; k++) {
-			if ((r = handle_msg(s, err)) < 0)
+		bool tell;
+		if ((r = take_msgs(s, r, &tell, err)) < 0) {
+			if (tell)
 				goto fail_tell;
-			if (k == 256)
-				break;
-			if ((r = ctl_recv(s->ctl, 0, -1, err)) < 0)
-				goto fail;
+			goto fail;
 		}
 		struct event *ev;
 		size_t n = session_take_events(s, &ev);
@@ -331,14 +348,10 @@ int sender_run(struct session *s, struct jb_error *err)
 			       s->ctl->peer, RECEIPT_WAIT);
 			break;
 		}
-		lost = (r = session_wait(s, false, err)) < 0;
-		for (int k = 1; r == 1; k++) {
-			if ((r = handle_msg(s, err)) < 0)
-				goto fail_tell;
-			if (k == 256)
-				break;
-			lost = (r = ctl_recv(s->ctl, 0, -1, err)) < 0;
-		}
+		bool tell = false;
+		lost = (r = session_wait(s, false, err)) < 0 || (r = take_msgs(s, r, &tell, err)) < 0;
+		if (tell)
+			goto fail_tell;
 		if (!lost)
 			lost = (r = ctl_send(s->ctl, err)) < 0;
 		if (lost)
